@@ -1,0 +1,83 @@
+/* host/backend.h — the op table the host code is written against.
+ *
+ * A backend is a table of memory functions and op function pointers (types from
+ * kernels/*.h). The model, the training step and encoding call ops only through
+ * it, so the host code never branches on the backend beyond choosing it:
+ *   backend_cpu()  — the plain-C reference (always present)
+ *   backend_cuda() — the CUDA kernels (NULL when built without CUDA or no GPU) */
+#ifndef DATH_BACKEND_H
+#define DATH_BACKEND_H
+
+#include <stddef.h>
+#include "../kernels/common.h"
+#include "../kernels/conv.h"
+#include "../kernels/linear.h"
+#include "../kernels/pool.h"
+#include "../kernels/attention.h"
+#include "../kernels/fusion.h"
+#include "../kernels/loss.h"
+#include "../kernels/rmsprop.h"
+#include "../kernels/transform.h"
+
+typedef struct dath_backend {
+    const char *name;            /* "cpu" or "cuda" */
+    char device[128];            /* human-readable device description */
+
+    /* context: creates the stream and BLAS handles (CUDA) and the scratch buffer.
+     * Returns 0, or -1 with a message in err. */
+    int (*ctx_init)(dath_ctx *ctx, size_t work_bytes, int precision, char *err, size_t err_len);
+    void (*ctx_free)(dath_ctx *ctx);
+
+    /* backend memory: alloc returns NULL on failure */
+    void *(*alloc)(size_t bytes);
+    void (*free)(void *p);
+    /* host memory the backend copies from fastest (pinned on CUDA; malloc on the CPU) */
+    void *(*host_alloc)(size_t bytes);
+    void (*host_free)(void *p);
+    void (*zero)(void *p, size_t bytes, dath_ctx *ctx);
+    void (*upload)(void *dst, const void *src, size_t bytes, dath_ctx *ctx);   /* host → backend */
+    void (*download)(void *dst, const void *src, size_t bytes, dath_ctx *ctx); /* backend → host, synchronous */
+    void (*copy)(void *dst, const void *src, size_t bytes, dath_ctx *ctx);     /* backend → backend */
+    void (*sync)(dath_ctx *ctx);
+    /* y[n] += x[n] (fan-in of gradients, all-reduce on one rank, ...) */
+    void (*axpy)(float *y, const float *x, float a, size_t n, dath_ctx *ctx);
+
+    conv2d_forward_fn *conv2d_forward;
+    conv2d_backward_fn *conv2d_backward;
+    linear_forward_fn *linear_forward;
+    linear_backward_fn *linear_backward;
+    maxpool_forward_fn *maxpool_forward;
+    maxpool_backward_fn *maxpool_backward;
+    avgpool_forward_fn *avgpool_forward;
+    avgpool_backward_fn *avgpool_backward;
+    pam_forward_fn *pam_forward;
+    pam_backward_fn *pam_backward;
+    cam_forward_fn *cam_forward;
+    cam_backward_fn *cam_backward;
+    dropout_forward_fn *dropout_forward;
+    dropout_backward_fn *dropout_backward;
+    fuse_forward_fn *fuse_forward;
+    fuse_backward_fn *fuse_backward;
+    tanh_forward_fn *tanh_forward;
+    tanh_backward_fn *tanh_backward;
+    j1_triplet_fn *j1_triplet;
+    j2_class_fn *j2_class;
+    j3_quant_fn *j3_quant;
+    rmsprop_step_fn *rmsprop_step;
+    transform_batch_fn *transform_batch;
+} dath_backend;
+
+const dath_backend *backend_cpu(void);
+
+/* The CUDA backend, or NULL when this binary has no CUDA or no GPU is visible.
+ * why (may be NULL) receives a one-line reason when NULL is returned. */
+const dath_backend *backend_cuda(char *why, size_t why_len);
+
+/* Chooses by name: "auto" (cuda when present, else cpu), "cpu", "cuda".
+ * Returns NULL with a message in err when the named backend is not available. */
+const dath_backend *backend_choose(const char *name, char *err, size_t err_len);
+
+/* Parses "fp32", "tf32", "bf16" into DATH_*; -1 when unknown. */
+int backend_precision_parse(const char *s);
+
+#endif

@@ -1,0 +1,30 @@
+/* host/comm.h — the communication a training step needs, over one or many ranks.
+ *
+ * The training step is written against this interface only: all-gather of the hash
+ * outputs and labels (so that triplets are mined over the global batch) and a sum
+ * all-reduce of the flat gradient buffer. comm_single() is the one-rank version;
+ * the NCCL version implements the same table. Buffers are backend memory.
+ * Every function returns 0, or -1 with a message in the comm's err. */
+#ifndef DATH_COMM_H
+#define DATH_COMM_H
+
+#include <stddef.h>
+#include "backend.h"
+
+typedef struct dath_comm dath_comm;
+struct dath_comm {
+    int rank, world;
+    char err[256];
+    /* recv [world*count] receives every rank's send [count], in rank order */
+    int (*all_gather)(dath_comm *c, float *recv, const float *send, size_t count, dath_ctx *ctx);
+    /* buf [count] becomes the sum over ranks, on every rank */
+    int (*all_reduce_sum)(dath_comm *c, float *buf, size_t count, dath_ctx *ctx);
+    void (*destroy)(dath_comm *c);
+    const dath_backend *be;
+    void *impl;
+};
+
+/* One rank: all_gather copies, all_reduce_sum does nothing. */
+dath_comm *comm_single(const dath_backend *be);
+
+#endif

@@ -1,0 +1,48 @@
+/* host/opts.h — one table per command drives the parser, --help and the logged
+ * configuration, so they cannot drift apart.
+ *
+ *   static opt_spec spec[] = {
+ *       {"bits", OPT_INT, &bits, "64", "hash code length K"},
+ *       {"model", OPT_STR, &model, NULL, "model file (required)", OPT_REQUIRED},
+ *       {0}
+ *   };
+ *   if (opts_parse("dath init", synopsis, spec, argc, argv, &pos, err, sizeof err)) ...
+ *
+ * Long options only: --name VALUE or --name=VALUE; OPT_FLAG takes no value.
+ * Defaults are parsed from the `def` string before argv is read. */
+#ifndef DATH_OPTS_H
+#define DATH_OPTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum { OPT_STR, OPT_INT, OPT_U64, OPT_FLOAT, OPT_FLAG } opt_type;
+enum { OPT_REQUIRED = 1 };
+
+typedef struct opt_spec {
+    const char *name;    /* without the leading "--" */
+    opt_type type;
+    void *ptr;           /* const char **, int *, uint64_t *, float *, int * (flag) */
+    const char *def;     /* default as text, NULL for none */
+    const char *help;
+    int flags;           /* OPT_REQUIRED */
+} opt_spec;
+
+/* Parses argv[1..argc-1] (argv[0] is the command name). Positional arguments are
+ * collected in order into positional[0..*npos-1] (at most max_pos; more is an error).
+ * --help prints the usage to stdout and returns 1.
+ * Returns 0 on success, 1 after --help, -1 with a message naming the bad option or
+ * value in err. */
+int opts_parse(const char *cmd, const char *synopsis, const opt_spec *spec, int argc,
+               char **argv, char **positional, int max_pos, int *npos, char *err,
+               size_t err_len);
+
+/* Prints "usage: <cmd> <synopsis>" and one line per option with its default. */
+void opts_usage(FILE *f, const char *cmd, const char *synopsis, const opt_spec *spec);
+
+/* Writes the options' current values as a JSON object (no newline) into buf.
+ * Returns the length written, or -1 when buf is too small. */
+int opts_to_json(const opt_spec *spec, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,52 @@
+/* kernels/attention.h — DANet's position (PAM) and channel (CAM) attention modules.
+ *
+ * x [B, C, N] is conv5's output with N = H*W positions (C = 256 in DATH).
+ *
+ * PAM (Cq = C/8 query/key channels; wq, wk [Cq, C], wv [C, C] are the 1×1 convs):
+ *   q = wq·x + bq [B,Cq,N]   k = wk·x + bk [B,Cq,N]   v = wv·x + bv [B,C,N]
+ *   e = qᵀk [B,N,N]          a = softmax over each row of e      [B,N,N]
+ *   o = v·aᵀ [B,C,N]         out = gamma[0]*o + x                [B,C,N]
+ *   Forward saves q, k, v, a, o for the backward.
+ *
+ * CAM:
+ *   e = x·xᵀ [B,C,C]         a = softmax(rowmax(e) - e) per row (= softmax(-e)), stably
+ *   o = a·x [B,C,N]          out = gamma[0]*o + x
+ *   Forward saves a, o.
+ *
+ * Backward: dx and every parameter gradient (dwq, dbq, dwk, dbk, dwv, dbv, dgamma)
+ * accumulate (+=). dx includes the residual path (dx += dout). dout is not modified.
+ * gamma and dgamma are 1-element backend buffers. */
+#ifndef DATH_ATTENTION_H
+#define DATH_ATTENTION_H
+
+#include "common.h"
+
+typedef void pam_forward_fn(float *out, float *q, float *k, float *v, float *a, float *o,
+                            const float *x, const float *wq, const float *bq,
+                            const float *wk, const float *bk, const float *wv,
+                            const float *bv, const float *gamma,
+                            int B, int C, int Cq, int N, dath_ctx *ctx);
+typedef void pam_backward_fn(float *dx, float *dwq, float *dbq, float *dwk, float *dbk,
+                             float *dwv, float *dbv, float *dgamma,
+                             const float *dout, const float *x, const float *q,
+                             const float *k, const float *v, const float *a, const float *o,
+                             const float *wq, const float *wk, const float *wv,
+                             const float *gamma, int B, int C, int Cq, int N, dath_ctx *ctx);
+typedef void cam_forward_fn(float *out, float *a, float *o, const float *x,
+                            const float *gamma, int B, int C, int N, dath_ctx *ctx);
+typedef void cam_backward_fn(float *dx, float *dgamma, const float *dout, const float *x,
+                             const float *a, const float *o, const float *gamma,
+                             int B, int C, int N, dath_ctx *ctx);
+
+pam_forward_fn pam_forward_cpu;
+pam_backward_fn pam_backward_cpu;
+cam_forward_fn cam_forward_cpu;
+cam_backward_fn cam_backward_cpu;
+#ifdef DATH_CUDA
+pam_forward_fn pam_forward_cuda;
+pam_backward_fn pam_backward_cuda;
+cam_forward_fn cam_forward_cuda;
+cam_backward_fn cam_backward_cuda;
+#endif
+
+#endif

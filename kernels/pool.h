@@ -1,0 +1,37 @@
+/* kernels/pool.h — 3×3 stride-2 max-pool and adaptive average pool.
+ *
+ * Planes: BC = B*C independent H×W planes, in [BC, H, W].
+ * maxpool: 3×3 window, stride 2, no padding, floor mode: Ho = (H-3)/2 + 1.
+ *   idx [BC, Ho, Wo] (int32) records the argmax's position y*W+x within its plane;
+ *   the first maximum in row-major window order wins (as PyTorch's CPU kernel).
+ * avgpool: adaptive to Ho×Wo with PyTorch's bin edges
+ *   start = floor(i*H/Ho), end = ceil((i+1)*H/Ho).
+ * Backward: din accumulates (+=). */
+#ifndef DATH_POOL_H
+#define DATH_POOL_H
+
+#include "common.h"
+
+static inline int maxpool_out(int H) { return H >= 3 ? (H - 3) / 2 + 1 : 0; }
+
+typedef void maxpool_forward_fn(float *out, int32_t *idx, const float *in,
+                                int BC, int H, int W, dath_ctx *ctx);
+typedef void maxpool_backward_fn(float *din, const float *dout, const int32_t *idx,
+                                 int BC, int H, int W, dath_ctx *ctx);
+typedef void avgpool_forward_fn(float *out, const float *in,
+                                int BC, int H, int W, int Ho, int Wo, dath_ctx *ctx);
+typedef void avgpool_backward_fn(float *din, const float *dout,
+                                 int BC, int H, int W, int Ho, int Wo, dath_ctx *ctx);
+
+maxpool_forward_fn maxpool_forward_cpu;
+maxpool_backward_fn maxpool_backward_cpu;
+avgpool_forward_fn avgpool_forward_cpu;
+avgpool_backward_fn avgpool_backward_cpu;
+#ifdef DATH_CUDA
+maxpool_forward_fn maxpool_forward_cuda;
+maxpool_backward_fn maxpool_backward_cuda;
+avgpool_forward_fn avgpool_forward_cuda;
+avgpool_backward_fn avgpool_backward_cuda;
+#endif
+
+#endif

@@ -1,0 +1,28 @@
+/* kernels/transform.h — the input transform: uint8 cached images → network input.
+ *
+ * in  [B, R, R, 3] uint8, HWC, the cached unit (R = transform_cache_side(S); 256 at S=224)
+ * crop [B, 3] int32: x offset, y offset, flip (0/1) of each sample's S×S window
+ * out [B, 3, S, S] float: ((pixel/255) − mean_c) / std_c, ImageNet mean/std,
+ *     out[b,c,y,x] = norm(in[b, cy + y, cx + (flip ? S−1−x : x), c]).
+ * Crop offsets come from transform_crop (random, training) or the centre crop
+ * (encoding): cx = cy = (R − S) / 2 (floor), flip 0. */
+#ifndef DATH_TRANSFORM_H
+#define DATH_TRANSFORM_H
+
+#include "common.h"
+
+static const float TRANSFORM_MEAN[3] = {0.485f, 0.456f, 0.406f};
+static const float TRANSFORM_STD[3] = {0.229f, 0.224f, 0.225f};
+
+/* The cached side for input size S: round(256·S/224); 256 at S = 224. */
+static inline int transform_cache_side(int S) { return (256 * S + 112) / 224; }
+
+typedef void transform_batch_fn(float *out, const uint8_t *in, const int32_t *crop,
+                                int B, int R, int S, dath_ctx *ctx);
+
+transform_batch_fn transform_batch_cpu;
+#ifdef DATH_CUDA
+transform_batch_fn transform_batch_cuda;
+#endif
+
+#endif
