@@ -39,7 +39,15 @@ typedef struct dath_backend {
     void (*download)(void *dst, const void *src, size_t bytes, dath_ctx *ctx); /* backend → host, synchronous */
     void (*copy)(void *dst, const void *src, size_t bytes, dath_ctx *ctx);     /* backend → backend */
     void (*sync)(dath_ctx *ctx);
-    /* y[n] += x[n] (fan-in of gradients, all-reduce on one rank, ...) */
+    /* CUDA graphs: everything launched on ctx between graph_begin and graph_end is
+     * captured into *graph; graph_launch replays it. NULL on the CPU backend, where
+     * callers simply run the same code eagerly. Return 0, or -1. */
+    int (*graph_begin)(dath_ctx *ctx);
+    int (*graph_end)(dath_ctx *ctx, void **graph);
+    int (*graph_launch)(dath_ctx *ctx, void *graph);
+    void (*graph_free)(void *graph);
+
+    /* y[n] += a * x[n] (fan-in of gradients, ...) */
     void (*axpy)(float *y, const float *x, float a, size_t n, dath_ctx *ctx);
 
     conv2d_forward_fn *conv2d_forward;

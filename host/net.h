@@ -1,0 +1,61 @@
+/* host/net.h — a model running on a backend: parameters, gradients and RMSProp state
+ * as flat backend buffers (layout of model.h), activations for up to Bmax images,
+ * forward and backward over the ops of host/backend.h.
+ *
+ * Ownership: net_create allocates everything on the backend; net_free releases it.
+ * The net keeps a pointer to the model (for its shapes) but not to its theta. */
+#ifndef DATH_NET_H
+#define DATH_NET_H
+
+#include <stdint.h>
+#include "backend.h"
+#include "model.h"
+
+typedef struct dath_net dath_net;
+
+/* How one pass runs. Dropout masks are keyed by (seed, step, sample0 + row). */
+typedef struct net_run {
+    int dropout;         /* 1: dropout 0.5 active (training); 0: off */
+    uint64_t seed;
+    uint32_t step;       /* global step index */
+    uint32_t sample0;    /* global index of row 0 of this batch (rank offset) */
+} net_run;
+
+/* need_grad = 0 builds an inference-only net (no gradients, no saved tensors beyond
+ * what the forward needs, no RMSProp state). Returns NULL with a message. */
+dath_net *net_create(const dath_backend *be, dath_ctx *ctx, const dath_model *m, int Bmax,
+                     int need_grad, char *err, size_t err_len);
+void net_free(dath_net *n);
+
+const dath_model *net_model(const dath_net *n);
+int net_bmax(const dath_net *n);
+
+/* Flat backend buffers, [n] floats each (grad and rms NULL without need_grad). */
+float *net_theta(dath_net *n);
+float *net_grad(dath_net *n);
+float *net_rms(dath_net *n);
+
+/* theta (and rms when the model has it, else zero) host → backend, and back. */
+void net_upload(dath_net *n, const dath_model *m);
+void net_download(dath_net *n, dath_model *m);
+
+/* Forward of B <= Bmax images x [B,3,S,S] (backend memory). */
+void net_forward(dath_net *n, const float *x, int B, const net_run *r);
+/* Outputs of the last forward: h [B,K] (tanh outputs), y [B,C] (logits). */
+const float *net_h(const dath_net *n);
+const float *net_y(const dath_net *n);
+/* Gradient inputs of the backward, [Bmax,K] and [Bmax,C]; zeroed by net_zero_grad. */
+float *net_dh(dath_net *n);
+float *net_dy(dath_net *n);
+/* Zeroes the parameter gradients, every activation gradient, dh and dy. */
+void net_zero_grad(dath_net *n);
+/* Backward of the last forward (same x, B, r), from dh and dy; accumulates into the
+ * parameter gradients. */
+void net_backward(dath_net *n, const float *x, int B, const net_run *r);
+
+/* Named intermediate of the last forward for dumps and checks ("h", "y", "f",
+ * "<prefix>.conv5", "<prefix>.fc7", ...): backend pointer and its size in floats,
+ * or NULL. */
+const float *net_tensor(const dath_net *n, const char *name, size_t *count);
+
+#endif

@@ -1,0 +1,68 @@
+/* kernels/cuda_common.cuh — what every CUDA op file shares: one error macro per
+ * library, launch checking, block sizes, the stream and handles from dath_ctx.
+ *
+ * Kernels below the CLI do not exit on a CUDA error they cannot recover from: the
+ * macros print file, line, the library's message and a hint, then abort() — a CUDA
+ * error inside a step leaves the context unusable, and the training loop's last
+ * checkpoint is already on disk (written atomically). With DEBUG=1 (DATH_DEBUG),
+ * every launch is followed by a device synchronise so the failing kernel is named. */
+#ifndef DATH_CUDA_COMMON_CUH
+#define DATH_CUDA_COMMON_CUH
+
+#include <cuda_runtime.h>
+#include <cublas_v2.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+extern "C" {
+#include "common.h"
+}
+
+#define CUDA_CHECK(call)                                                               \
+    do {                                                                               \
+        cudaError_t err_ = (call);                                                     \
+        if (err_ != cudaSuccess) {                                                     \
+            fprintf(stderr, "dath: CUDA error %s at %s:%d: %s (%s)\n",                 \
+                    cudaGetErrorName(err_), __FILE__, __LINE__,                        \
+                    cudaGetErrorString(err_), #call);                                  \
+            abort();                                                                   \
+        }                                                                              \
+    } while (0)
+
+#define CUBLAS_CHECK(call)                                                             \
+    do {                                                                               \
+        cublasStatus_t st_ = (call);                                                   \
+        if (st_ != CUBLAS_STATUS_SUCCESS) {                                            \
+            fprintf(stderr, "dath: cuBLAS error %d at %s:%d (%s); hint: a shape, "     \
+                    "a leading dimension or the workspace is wrong\n",                 \
+                    (int)st_, __FILE__, __LINE__, #call);                              \
+            abort();                                                                   \
+        }                                                                              \
+    } while (0)
+
+/* After every launch. */
+#ifdef DATH_DEBUG
+#define CUDA_LAUNCH_CHECK()                                                            \
+    do {                                                                               \
+        CUDA_CHECK(cudaGetLastError());                                                \
+        CUDA_CHECK(cudaDeviceSynchronize());                                           \
+    } while (0)
+#else
+#define CUDA_LAUNCH_CHECK() CUDA_CHECK(cudaGetLastError())
+#endif
+
+#define DATH_STREAM(ctx) ((cudaStream_t)(ctx)->stream)
+#define DATH_CUBLAS(ctx) ((cublasHandle_t)(ctx)->blas)
+
+/* Block sizes, named once. */
+enum { BLOCK_1D = 256, BLOCK_ROWS = 128, WARP = 32 };
+
+static inline unsigned int ceil_div(size_t a, size_t b) { return (unsigned int)((a + b - 1) / b); }
+
+/* Grid for n elements with a grid-stride loop, capped so huge n stays legal. */
+static inline unsigned int grid_1d(size_t n) {
+    size_t g = (n + BLOCK_1D - 1) / BLOCK_1D;
+    return (unsigned int)(g > 65535u * 8 ? 65535u * 8 : (g ? g : 1));
+}
+
+#endif
