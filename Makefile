@@ -9,7 +9,7 @@ CC      ?= cc
 PYTHON  ?= /usr/bin/python3
 BUILD   := build
 OPT     := $(if $(DEBUG),-O0 -g -DDATH_DEBUG=1,-O3 -march=x86-64-v2)
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter $(OPT) -fopenmp -MMD -MP
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers $(OPT) -fopenmp -MMD -MP
 LDLIBS  += -lopenblas -lm -lpthread -fopenmp
 
 # ---- what is there ------------------------------------------------------------

@@ -1,7 +1,7 @@
 /* host/backend.h — the op table the host code is written against.
  *
  * A backend is a table of memory functions and op function pointers (types from
- * kernels/*.h). The model, the training step and encoding call ops only through
+ * kernels/<family>.h). The model, the training step and encoding call ops only through
  * it, so the host code never branches on the backend beyond choosing it:
  *   backend_cpu()  — the plain-C reference (always present)
  *   backend_cuda() — the CUDA kernels (NULL when built without CUDA or no GPU) */

@@ -28,6 +28,7 @@ dath_net *net_create(const dath_backend *be, dath_ctx *ctx, const dath_model *m,
 void net_free(dath_net *n);
 
 const dath_model *net_model(const dath_net *n);
+dath_ctx *net_ctx(dath_net *n);        /* the context every op of this net runs on */
 int net_bmax(const dath_net *n);
 
 /* Flat backend buffers, [n] floats each (grad and rms NULL without need_grad). */

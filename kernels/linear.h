@@ -1,9 +1,9 @@
 /* kernels/linear.h — fully connected layer with optional ReLU (fc6, fc7, hash, cls).
  *
- * in [B, I]   w [O, I] (PyTorch layout)   b [O]   out [B, O]
+ * in [B, In]   w [Out, In] (PyTorch layout)   b [Out]   out [B, Out]
  * out = relu ? max(0, in·wᵀ + b) : in·wᵀ + b
  *
- * Backward: dout [B,O] is CLOBBERED when relu is set (it becomes the pre-ReLU
+ * Backward: dout [B,Out] is CLOBBERED when relu is set (it becomes the pre-ReLU
  * gradient). `out` is the forward output (ReLU mask). dw, db, din accumulate (+=);
  * din may be NULL. */
 #ifndef DATH_LINEAR_H
@@ -12,10 +12,10 @@
 #include "common.h"
 
 typedef void linear_forward_fn(float *out, const float *in, const float *w, const float *b,
-                               int B, int I, int O, int relu, dath_ctx *ctx);
+                               int B, int In, int Out, int relu, dath_ctx *ctx);
 typedef void linear_backward_fn(float *din, float *dw, float *db, float *dout,
                                 const float *in, const float *w, const float *out,
-                                int B, int I, int O, int relu, dath_ctx *ctx);
+                                int B, int In, int Out, int relu, dath_ctx *ctx);
 
 linear_forward_fn linear_forward_cpu;
 linear_backward_fn linear_backward_cpu;

@@ -1,0 +1,152 @@
+/* checks/test_files.c — safetensors round trip, model save/load bit-identity, the
+ * parameter layout's keys and shapes (DESIGN.md §1), and malformed files. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../host/model.h"
+#include "../host/safetensors.h"
+#include "check.h"
+
+static void test_roundtrip(const char *dir) {
+    char path[512], err[512];
+    snprintf(path, sizeof path, "%s/rt.safetensors", dir);
+    float a[6] = {1.5f, -2.25f, 3e-38f, 1e38f, 0.0f, -0.0f};
+    int64_t ia[2] = {-7, 1234567890123LL};
+    int64_t sa[2] = {2, 3}, si[1] = {2}, s0[1] = {0};
+    st_writer *w = st_writer_new();
+    st_writer_add(w, "a.weight", "F32", 2, sa, a, sizeof a);
+    st_writer_add(w, "count", "I64", 1, si, ia, sizeof ia);
+    st_writer_add(w, "empty", "F32", 1, s0, a, 0);
+    st_writer_meta(w, "note", "quote \" backslash \\ newline \n end");
+    CHECK_TRUE("safetensors write", st_writer_write(w, path, err, sizeof err) == 0);
+    st_writer_free(w);
+    st_file *f = st_read(path, err, sizeof err);
+    if (!CHECK_TRUE("safetensors read back", f != NULL)) { printf("  %s\n", err); return; }
+    const st_tensor *t = st_find(f, "a.weight");
+    CHECK_TRUE("tensor a.weight: shape and bytes",
+               t && t->ndim == 2 && t->shape[0] == 2 && t->shape[1] == 3 && !memcmp(t->data, a, sizeof a));
+    t = st_find(f, "count");
+    CHECK_TRUE("tensor count: I64 bytes", t && !strcmp(t->dtype, "I64") && !memcmp(t->data, ia, sizeof ia));
+    t = st_find(f, "empty");
+    CHECK_TRUE("empty tensor", t && t->nbytes == 0);
+    const char *note = st_meta(f, "note");
+    CHECK_TRUE("metadata escapes", note && !strcmp(note, "quote \" backslash \\ newline \n end"));
+    st_close(f);
+    /* header length is a multiple of 8 so tensors stay aligned */
+    FILE *fp = fopen(path, "rb");
+    unsigned char hl[8] = {0};
+    size_t got = fread(hl, 1, 8, fp);
+    fclose(fp);
+    CHECK_TRUE("header padded to 8 bytes", got == 8 && hl[0] % 8 == 0);
+    /* no temporary file is left behind */
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "ls %s | grep -q tmp", dir);
+    CHECK_TRUE("no temporary file left", system(cmd) != 0);
+
+    /* malformed files are errors naming the file */
+    snprintf(path, sizeof path, "%s/bad.safetensors", dir);
+    fp = fopen(path, "wb");
+    fwrite("\x10\0\0\0\0\0\0\0{\"x\":{\"dtype\":", 1, 21, fp);
+    fclose(fp);
+    f = st_read(path, err, sizeof err);
+    CHECK_TRUE("truncated header is an error naming the file", !f && strstr(err, "bad.safetensors"));
+    printf("  (%s)\n", err);
+    f = st_read("/nonexistent/x.safetensors", err, sizeof err);
+    CHECK_TRUE("missing file is an error", !f && strstr(err, "/nonexistent/x.safetensors"));
+}
+
+static void test_layout(void) {
+    char err[256];
+    dath_model *m = model_create(VARIANT_DATH, 64, 80, 224, err, sizeof err);
+    CHECK_TRUE("dath layout: pam.features.0.weight [64,3,11,11]",
+               model_find(m, "pam.features.0.weight") >= 0 && m->params[model_find(m, "pam.features.0.weight")].shape[3] == 11);
+    CHECK_TRUE("dath layout: pam.attn.query.weight [32,256,1,1]",
+               model_find(m, "pam.attn.query.weight") >= 0 && m->params[model_find(m, "pam.attn.query.weight")].shape[0] == 32);
+    CHECK_TRUE("dath layout: cam.attn.gamma, no cam.attn.query",
+               model_find(m, "cam.attn.gamma") >= 0 && model_find(m, "cam.attn.query.weight") < 0);
+    CHECK_TRUE("dath layout: cam.classifier.1.weight [4096,9216]",
+               m->params[model_find(m, "cam.classifier.1.weight")].shape[1] == 9216);
+    CHECK_TRUE("dath layout: hash.weight [64,4096], cls.bias [80]",
+               m->params[model_find(m, "hash.weight")].shape[0] == 64 && m->params[model_find(m, "cls.bias")].shape[0] == 80);
+    /* one stream: 2,469,696 conv + 37,752,832 fc6 + 16,781,312 fc7 = 57,003,840 */
+    size_t trunk = 57003840, pam = 32 * 256 * 2 + 64 + 256 * 256 + 256 + 1, heads = 64 * 4096 + 64 + 80 * 64 + 80;
+    CHECK_TRUE("dath parameter count", m->n == 2 * trunk + pam + 1 + heads);
+    model_free(m);
+    m = model_create(VARIANT_1, 16, 21, 224, err, sizeof err);
+    CHECK_TRUE("dath-1 layout: trunk.pam.key.bias, trunk.pam.gamma, trunk.cam.gamma",
+               model_find(m, "trunk.pam.key.bias") >= 0 && model_find(m, "trunk.pam.gamma") >= 0 && model_find(m, "trunk.cam.gamma") >= 0);
+    model_free(m);
+    m = model_create(VARIANT_N, 16, 21, 224, err, sizeof err);
+    CHECK_TRUE("dath-n layout: plain.*, no attention", model_find(m, "plain.features.10.bias") >= 0 && m->n == trunk + 16 * 4096 + 16 + 21 * 16 + 21);
+    model_free(m);
+    CHECK_TRUE("input 62 refused, 63 accepted",
+               !model_create(VARIANT_N, 16, 21, 62, err, sizeof err) && strstr(err, "63"));
+    m = model_create(VARIANT_N, 16, 21, 63, err, sizeof err);
+    CHECK_TRUE("input 63 accepted", m != NULL);
+    model_free(m);
+}
+
+static void test_model_files(const char *dir) {
+    char path[512], err[512];
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    for (int v = 0; v < 5; v++) {
+        dath_model *m = model_create((dath_variant)v, 16, 10, 96, err, sizeof err);
+        model_init_default(m, 42);
+        m->rms = malloc(m->n * sizeof(float));
+        for (size_t i = 0; i < m->n; i++) m->rms[i] = (float)i * 1e-9f;
+        const char *k[] = {"epoch"}, *val[] = {"3"};
+        CHECK_TRUE("model_save", model_save(m, path, 1, 1, k, val, err, sizeof err) == 0);
+        dath_model *r = model_load(path, err, sizeof err);
+        char name[128];
+        snprintf(name, sizeof name, "%s: save/load is bit-identical (theta, rmsprop, meta)", variant_name((dath_variant)v));
+        CHECK_TRUE(name, r && r->n == m->n && r->variant == m->variant && r->S == 96 &&
+                             !memcmp(r->theta, m->theta, m->n * 4) && r->rms && !memcmp(r->rms, m->rms, m->n * 4) &&
+                             model_meta(r, "epoch") && !strcmp(model_meta(r, "epoch"), "3"));
+        /* the same seed gives the same bits; another seed other bits */
+        dath_model *m2 = model_create((dath_variant)v, 16, 10, 96, err, sizeof err);
+        model_init_default(m2, 42);
+        int same = !memcmp(m2->theta, m->theta, m->n * 4);
+        model_init_default(m2, 43);
+        CHECK_TRUE("init is a function of the seed", same && memcmp(m2->theta, m->theta, m->n * 4));
+        model_free(m2);
+        model_free(r);
+        model_free(m);
+    }
+    /* default init: bounds 1/sqrt(fan_in), gamma 0 */
+    dath_model *m = model_create(VARIANT_DATH, 16, 10, 96, err, sizeof err);
+    model_init_default(m, 1);
+    int ok = 1;
+    for (int i = 0; i < m->nparams; i++) {
+        const model_param *p = &m->params[i];
+        double bound = p->fan_in ? 1.0 / sqrt((double)p->fan_in) : 0, mx = 0;
+        for (size_t j = 0; j < p->numel; j++) mx = fmax(mx, fabs(m->theta[p->offset + j]));
+        if (mx > bound * (1 + 1e-6) || (p->fan_in && p->numel > 100 && mx < 0.9 * bound)) { ok = 0; printf("  %s: max %g bound %g\n", p->name, mx, bound); }
+    }
+    CHECK_TRUE("Kaiming-uniform bounds and gamma = 0", ok);
+    model_free(m);
+    /* a file missing a tensor is refused, naming it */
+    st_writer *w = st_writer_new();
+    st_writer_meta(w, "variant", "dath-n");
+    st_writer_meta(w, "bits", "16");
+    st_writer_meta(w, "classes", "10");
+    st_writer_meta(w, "input_size", "96");
+    st_writer_write(w, path, err, sizeof err);
+    st_writer_free(w);
+    dath_model *r = model_load(path, err, sizeof err);
+    CHECK_TRUE("missing tensor names the key", !r && strstr(err, "plain.features.0.weight"));
+    printf("  (%s)\n", err);
+}
+
+int main(void) {
+    char dir[] = "/tmp/dath-test-files-XXXXXX";
+    if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
+    test_roundtrip(dir);
+    test_layout();
+    test_model_files(dir);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd)) {}
+    return check_finish();
+}

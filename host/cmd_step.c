@@ -1,0 +1,182 @@
+/* host/cmd_step.c — `dath step`: one forward and backward pass with every image of a
+ * list as one batch, and a dump of every tensor (the comparison point with PyTorch). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../kernels/rng.h"
+#include "../loader/image.h"
+#include "../loader/list.h"
+#include "backend.h"
+#include "cli.h"
+#include "comm.h"
+#include "model.h"
+#include "net.h"
+#include "opts.h"
+#include "safetensors.h"
+#include "step.h"
+
+/* Decodes every image of the list into the cached unit [n,R,R,3]. Returns the number
+ * of images that failed (each named on stderr). */
+static int step_load_images(const dath_list *l, int R, uint8_t *img) {
+    int bad = 0;
+    for (int i = 0; i < l->n; i++) {
+        char why[200];
+        if (image_load(l->paths[i], R, img + (size_t)i * R * R * 3, why, sizeof why)) {
+            fprintf(stderr, "dath step: %s:%d: %s: %s\n", l->file, l->lines[i], l->paths[i], why);
+            bad++;
+        }
+    }
+    return bad;
+}
+
+static void dump_add(st_writer *w, const char *name, const float *x, int ndim, const int64_t *shape) {
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= (size_t)shape[i];
+    st_writer_add(w, name, "F32", ndim, shape, x, n * sizeof(float));
+}
+
+int cmd_step(int argc, char **argv) {
+    const char *model_path = NULL, *list_path = NULL, *root = "", *dump = NULL, *device = "auto", *precision = "fp32";
+    int size = 0, no_augment = 0, no_dropout = 0, update = 0;
+    uint64_t seed = 0;
+    step_config cfg;
+    step_config_default(&cfg);
+    opt_spec spec[] = {
+        {"model", OPT_STR, &model_path, NULL, "model or checkpoint (.safetensors)", OPT_REQUIRED},
+        {"list", OPT_STR, &list_path, NULL, "image list: path and C labels a line", OPT_REQUIRED},
+        {"root", OPT_STR, &root, "", "directory the list's paths are relative to"},
+        {"input-size", OPT_INT, &size, "0", "input side S (0: the model's)"},
+        {"no-augment", OPT_FLAG, &no_augment, "0", "centre crop, no flip (else random crop and flip of epoch 0)"},
+        {"no-dropout", OPT_FLAG, &no_dropout, "0", "no dropout (else dropout of step 0)"},
+        {"update", OPT_FLAG, &update, "0", "also apply one RMSProp step and dump param.<key>"},
+        {"dump", OPT_STR, &dump, NULL, "write every tensor here (.safetensors)", OPT_REQUIRED},
+        {"lr", OPT_FLOAT, &cfg.lr, "1e-5", "RMSProp learning rate"},
+        {"wd", OPT_FLOAT, &cfg.wd, "1e-5", "weight decay"},
+        {"beta", OPT_FLOAT, &cfg.beta, "1", "weight of J2 (classification)"},
+        {"gamma", OPT_FLOAT, &cfg.gamma, "0.01", "weight of J3 (quantisation)"},
+        {"margin", OPT_FLOAT, &cfg.margin, "5", "triplet margin α of J1"},
+        {"seed", OPT_U64, &seed, "0", "seed of crops, flips and dropout"},
+        {"device", OPT_STR, &device, "auto", "auto, cpu or cuda"},
+        {"precision", OPT_STR, &precision, "fp32", "fp32, tf32 or bf16 (CUDA, sm_80+)"},
+        {0}};
+    char err[1024];
+    int rc = opts_parse("dath step", "--model M --list L --root DIR --dump D.safetensors [options]", spec, argc, argv, NULL, 0, NULL, err, sizeof err);
+    if (rc) { if (rc < 0) fprintf(stderr, "dath step: %s\n", err); return rc < 0 ? 2 : 0; }
+    int prec = backend_precision_parse(precision);
+    if (prec < 0) { fprintf(stderr, "dath step: --precision '%s': expected fp32, tf32 or bf16\n", precision); return 2; }
+    cfg.seed = seed;
+    cfg.dropout = !no_dropout;
+
+    dath_model *m = model_load(model_path, err, sizeof err);
+    if (!m) { fprintf(stderr, "dath step: %s\n", err); return 1; }
+    if (size) {
+        if (size < model_min_input()) { fprintf(stderr, "dath step: --input-size %d: at least %d\n", size, model_min_input()); model_free(m); return 2; }
+        m->S = size;
+    }
+    dath_list *l = list_read(list_path, root, err, sizeof err);
+    if (!l) { fprintf(stderr, "dath step: %s\n", err); model_free(m); return 1; }
+    if (l->C != m->C) {
+        fprintf(stderr, "dath step: %s has %d labels a line but %s has %d classes\n", list_path, l->C, model_path, m->C);
+        list_free(l); model_free(m);
+        return 1;
+    }
+    cfg.multi = l->multi;
+    int B = l->n, S = m->S, R = transform_cache_side(S), C = m->C, K = m->K;
+    uint8_t *img = malloc((size_t)B * R * R * 3);
+    if (step_load_images(l, R, img)) {
+        fprintf(stderr, "dath step: some images of %s could not be read; the batch must be whole\n", list_path);
+        free(img); list_free(l); model_free(m);
+        return 1;
+    }
+    int32_t *crop = malloc((size_t)B * 3 * sizeof(int32_t));
+    float *lab = malloc((size_t)B * C * sizeof(float));
+    for (int i = 0; i < B; i++) {
+        if (no_augment) {
+            crop[3 * i] = crop[3 * i + 1] = (R - S) / 2;
+            crop[3 * i + 2] = 0;
+        } else {
+            crop[3 * i] = (int32_t)(rng_u32(seed, RNG_CROP, 0, (uint32_t)i, 0) % (uint32_t)(R - S + 1));
+            crop[3 * i + 1] = (int32_t)(rng_u32(seed, RNG_CROP, 0, (uint32_t)i, 1) % (uint32_t)(R - S + 1));
+            crop[3 * i + 2] = (int32_t)(rng_u32(seed, RNG_CROP, 0, (uint32_t)i, 2) & 1);
+        }
+        for (int j = 0; j < C; j++) lab[(size_t)i * C + j] = l->labels[(size_t)i * C + j];
+    }
+
+    const dath_backend *be = backend_choose(device, err, sizeof err);
+    dath_ctx ctx;
+    dath_net *n = NULL;
+    dath_comm *comm = NULL;
+    dath_stepper *st = NULL;
+    rc = 1;
+    if (!be) { fprintf(stderr, "dath step: %s\n", err); goto out; }
+    if (be->ctx_init(&ctx, 0, prec, err, sizeof err)) { fprintf(stderr, "dath step: %s\n", err); be = NULL; goto out; }
+    fprintf(stderr, "dath step: %s on %s, batch %d, input %d\n", variant_name(m->variant), be->device, B, S);
+    n = net_create(be, &ctx, m, B, 1, err, sizeof err);
+    comm = comm_single(be);
+    st = n ? stepper_create(n, comm, err, sizeof err) : NULL;
+    if (!st) { fprintf(stderr, "dath step: %s\n", err); goto out; }
+    net_upload(n, m);
+    size_t xin = (size_t)B * 3 * S * S;
+    uint8_t *d_img = be->alloc((size_t)B * R * R * 3);
+    int32_t *d_crop = be->alloc((size_t)B * 3 * sizeof(int32_t));
+    float *d_x = be->alloc(xin * sizeof(float)), *d_lab = be->alloc((size_t)B * C * sizeof(float));
+    be->upload(d_img, img, (size_t)B * R * R * 3, &ctx);
+    be->upload(d_crop, crop, (size_t)B * 3 * sizeof(int32_t), &ctx);
+    be->upload(d_lab, lab, (size_t)B * C * sizeof(float), &ctx);
+    be->transform_batch(d_x, d_img, d_crop, B, R, S, &ctx);
+    step_losses L;
+    if (stepper_run(st, d_x, d_lab, B, 0, &cfg, update, &L, err, sizeof err)) {
+        fprintf(stderr, "dath step: %s\n", err);
+    } else {
+        printf("J %.9g  J1 %.9g  J2 %.9g  J3 %.9g  triplets %" PRId64 "\n", L.total, L.j1, L.j2, L.j3, L.ntriplets);
+        st_writer *w = st_writer_new();
+        float *x = malloc(xin * sizeof(float)), *h = malloc((size_t)B * K * sizeof(float)), *y = malloc((size_t)B * C * sizeof(float));
+        float *g = malloc(m->n * sizeof(float));
+        be->download(x, d_x, xin * sizeof(float), &ctx);
+        be->download(h, net_h(n), (size_t)B * K * sizeof(float), &ctx);
+        be->download(y, net_y(n), (size_t)B * C * sizeof(float), &ctx);
+        be->download(g, net_grad(n), m->n * sizeof(float), &ctx);
+        int64_t sx[4] = {B, 3, S, S}, sl[2] = {B, C}, sh[2] = {B, K}, one[1] = {1};
+        float lv[4] = {(float)L.j1, (float)L.j2, (float)L.j3, (float)L.total};
+        dump_add(w, "input", x, 4, sx);
+        dump_add(w, "labels", lab, 2, sl);
+        dump_add(w, "h", h, 2, sh);
+        dump_add(w, "y", y, 2, sl);
+        dump_add(w, "loss.j1", lv + 0, 1, one);
+        dump_add(w, "loss.j2", lv + 1, 1, one);
+        dump_add(w, "loss.j3", lv + 2, 1, one);
+        dump_add(w, "loss.total", lv + 3, 1, one);
+        st_writer_add(w, "triplets", "I64", 1, one, &L.ntriplets, sizeof L.ntriplets);
+        for (int i = 0; i < m->nparams; i++) {
+            char name[96];
+            snprintf(name, sizeof name, "grad.%s", m->params[i].name);
+            dump_add(w, name, g + m->params[i].offset, m->params[i].ndim, m->params[i].shape);
+        }
+        if (update) {
+            net_download(n, m);
+            for (int i = 0; i < m->nparams; i++) {
+                char name[96];
+                snprintf(name, sizeof name, "param.%s", m->params[i].name);
+                dump_add(w, name, m->theta + m->params[i].offset, m->params[i].ndim, m->params[i].shape);
+            }
+        }
+        st_writer_meta(w, "variant", variant_name(m->variant));
+        st_writer_meta(w, "device", be->name);
+        if (st_writer_write(w, dump, err, sizeof err)) fprintf(stderr, "dath step: %s\n", err);
+        else rc = 0;
+        st_writer_free(w);
+        free(x); free(h); free(y); free(g);
+    }
+    be->free(d_img); be->free(d_crop); be->free(d_x); be->free(d_lab);
+out:
+    stepper_free(st);
+    if (comm) comm->destroy(comm);
+    net_free(n);
+    if (be) be->ctx_free(&ctx);
+    free(img); free(crop); free(lab);
+    list_free(l);
+    model_free(m);
+    return rc;
+}

@@ -1,0 +1,326 @@
+/* host/net.c — DATH's forward and backward over the backend's ops (see net.h).
+ *
+ * Activations of one stream, for Bmax images (H1 = conv1 side, P1/P2/P5 pool sides,
+ * H3 = conv3..5 side, N = H3², G = 256·6·6 = 9216, D = 4096):
+ *   c1 [B,64,H1,H1] → p1 [B,64,P1,P1] → c2 [B,192,P1,P1] → p2 [B,192,P2,P2]
+ *   → c3 [B,384,N] → c4 [B,256,N] → c5 [B,256,N] → attention a5 [B,256,N]
+ *   → p5 [B,256,P5,P5] → g [B,G] → dropout gd → f6 [B,D] → dropout f6d → f7 [B,D]
+ * Heads: f [B,D] = relu(f7) (+ relu(f7') with two streams) → z [B,K] → h = tanh(z)
+ *   → y [B,C].
+ * Every activation has a gradient buffer of the same shape (prefix d), all in one
+ * arena so that net_zero_grad is one memset. */
+#include "net.h"
+
+#include "../kernels/rng.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct net_stream {
+    const stream_params *sp;
+    float *c1, *p1, *c2, *p2, *c3, *c4, *c5, *a5, *p5, *g, *gd, *f6, *f6d, *f7;
+    float *dc1, *dp1, *dc2, *dp2, *dc3, *dc4, *dc5, *da5, *dp5, *dg, *dgd, *df6, *df6d, *df7;
+    int32_t *i1, *i2, *i5;                      /* max-pool argmax */
+    float *q, *k, *v, *pa, *po, *pout;          /* PAM: q,k [B,32,N], v,po,pout [B,256,N], pa [B,N,N] */
+    float *ca, *co, *cout;                      /* CAM: ca [B,256,256], co, cout [B,256,N] */
+} net_stream;
+
+struct dath_net {
+    const dath_backend *be;
+    dath_ctx *ctx;
+    const dath_model *m;
+    int Bmax, need_grad;
+    int H1, P1, P2, H3, N, P5;
+    conv2d_shape conv[5];                       /* for Bmax; B patched per call */
+    float *theta, *grad, *rms;                  /* [n] */
+    void *act, *dact, *iact;                    /* arenas */
+    size_t act_bytes, dact_bytes;
+    net_stream st[MODEL_MAX_STREAMS];
+    float *f, *z, *h, *y, *df, *dz, *dh, *dy;
+};
+
+/* ---- arena carving: a first pass with base NULL only counts ---------------------- */
+
+typedef struct arena { char *base; size_t off; } arena;
+
+static void *take(arena *a, size_t bytes) {
+    void *p = a->base ? a->base + a->off : NULL;
+    a->off += (bytes + 255) & ~(size_t)255;     /* 256-byte aligned for vector loads */
+    return p;
+}
+#define TAKEF(a, n) ((float *)take((a), (size_t)(n) * sizeof(float)))
+#define TAKEI(a, n) ((int32_t *)take((a), (size_t)(n) * sizeof(int32_t)))
+
+static void net_layout(dath_net *n, arena *act, arena *dact, arena *iact) {
+    const dath_model *m = n->m;
+    size_t B = (size_t)n->Bmax, N = (size_t)n->N, D = MODEL_HIDDEN;
+    size_t G = (size_t)MODEL_C5 * MODEL_POOL * MODEL_POOL;
+    size_t sz[14] = {
+        B * 64 * n->H1 * n->H1, B * 64 * n->P1 * n->P1, B * 192 * n->P1 * n->P1,
+        B * 192 * n->P2 * n->P2, B * 384 * N, B * 256 * N, B * 256 * N, B * 256 * N,
+        B * 256 * n->P5 * n->P5, B * G, B * G, B * D, B * D, B * D};
+    for (int s = 0; s < m->nstreams; s++) {
+        net_stream *t = &n->st[s];
+        float **fw[14] = {&t->c1, &t->p1, &t->c2, &t->p2, &t->c3, &t->c4, &t->c5, &t->a5,
+                          &t->p5, &t->g, &t->gd, &t->f6, &t->f6d, &t->f7};
+        float **bw[14] = {&t->dc1, &t->dp1, &t->dc2, &t->dp2, &t->dc3, &t->dc4, &t->dc5, &t->da5,
+                          &t->dp5, &t->dg, &t->dgd, &t->df6, &t->df6d, &t->df7};
+        for (int i = 0; i < 14; i++) {
+            if (i == 7 && t->sp->attn == ATTN_NONE) {   /* no attention: a5 is c5 */
+                t->a5 = t->c5;
+                t->da5 = t->dc5;
+                continue;
+            }
+            *fw[i] = TAKEF(act, sz[i]);
+            *bw[i] = n->need_grad ? TAKEF(dact, sz[i]) : NULL;
+        }
+        t->i1 = TAKEI(iact, sz[1]);
+        t->i2 = TAKEI(iact, sz[3]);
+        t->i5 = TAKEI(iact, sz[8]);
+        attn_kind at = t->sp->attn;
+        if (at == ATTN_PAM || at == ATTN_BOTH) {
+            t->q = TAKEF(act, B * MODEL_CQ * N);
+            t->k = TAKEF(act, B * MODEL_CQ * N);
+            t->v = TAKEF(act, B * MODEL_C5 * N);
+            t->pa = TAKEF(act, B * N * N);
+            t->po = TAKEF(act, B * MODEL_C5 * N);
+            t->pout = at == ATTN_BOTH ? TAKEF(act, B * MODEL_C5 * N) : t->a5;
+        }
+        if (at == ATTN_CAM || at == ATTN_BOTH) {
+            t->ca = TAKEF(act, B * MODEL_C5 * MODEL_C5);
+            t->co = TAKEF(act, B * MODEL_C5 * N);
+            t->cout = at == ATTN_BOTH ? TAKEF(act, B * MODEL_C5 * N) : t->a5;
+        }
+    }
+    n->f = TAKEF(act, B * D);
+    n->z = TAKEF(act, B * m->K);
+    n->h = TAKEF(act, B * m->K);
+    n->y = TAKEF(act, B * m->C);
+    if (n->need_grad) {
+        n->df = TAKEF(dact, B * D);
+        n->dz = TAKEF(dact, B * m->K);
+        n->dh = TAKEF(dact, B * m->K);
+        n->dy = TAKEF(dact, B * m->C);
+    }
+}
+
+dath_net *net_create(const dath_backend *be, dath_ctx *ctx, const dath_model *m, int Bmax,
+                     int need_grad, char *err, size_t err_len) {
+    dath_net *n = calloc(1, sizeof *n);
+    n->be = be; n->ctx = ctx; n->m = m; n->Bmax = Bmax; n->need_grad = need_grad;
+    n->H1 = (m->S + 4 - 11) / 4 + 1;
+    n->P1 = maxpool_out(n->H1);
+    n->P2 = maxpool_out(n->P1);
+    n->H3 = n->P2;
+    n->N = n->H3 * n->H3;
+    n->P5 = maxpool_out(n->H3);
+    static const int geom[5][4] = {{64, 11, 4, 2}, {192, 5, 1, 2}, {384, 3, 1, 1}, {256, 3, 1, 1}, {256, 3, 1, 1}};
+    int ci = 3, side = m->S;
+    for (int i = 0; i < 5; i++) {
+        n->conv[i] = conv2d_make_shape(Bmax, ci, side, side, geom[i][0], geom[i][1], geom[i][2], geom[i][3]);
+        ci = geom[i][0];
+        side = n->conv[i].Ho;
+        if (i < 2) side = maxpool_out(side);
+    }
+    for (int s = 0; s < m->nstreams; s++) n->st[s].sp = &m->streams[s];
+    arena a = {0}, d = {0}, ia = {0};
+    net_layout(n, &a, &d, &ia);
+    n->act_bytes = a.off;
+    n->dact_bytes = d.off;
+    size_t pbytes = m->n * sizeof(float);
+    n->act = be->alloc(a.off);
+    n->iact = be->alloc(ia.off);
+    n->theta = be->alloc(pbytes);
+    if (need_grad) {
+        n->dact = be->alloc(d.off);
+        n->grad = be->alloc(pbytes);
+        n->rms = be->alloc(pbytes);
+    }
+    if (!n->act || !n->iact || !n->theta || (need_grad && (!n->dact || !n->grad || !n->rms))) {
+        snprintf(err, err_len, "out of %s memory for a batch of %d (%.1f GiB of activations, %.1f GiB of parameters)",
+                 be->name, Bmax, (a.off + d.off + ia.off) / 1073741824.0, pbytes * (need_grad ? 3 : 1) / 1073741824.0);
+        net_free(n);
+        return NULL;
+    }
+    a.base = n->act; a.off = 0;
+    d.base = n->dact; d.off = 0;
+    ia.base = n->iact; ia.off = 0;
+    net_layout(n, &a, &d, &ia);
+    if (need_grad) {
+        be->zero(n->rms, pbytes, ctx);
+        net_zero_grad(n);
+    }
+    return n;
+}
+
+void net_free(dath_net *n) {
+    if (!n) return;
+    const dath_backend *be = n->be;
+    be->free(n->act); be->free(n->dact); be->free(n->iact);
+    be->free(n->theta); be->free(n->grad); be->free(n->rms);
+    free(n);
+}
+
+const dath_model *net_model(const dath_net *n) { return n->m; }
+int net_bmax(const dath_net *n) { return n->Bmax; }
+dath_ctx *net_ctx(dath_net *n) { return n->ctx; }
+float *net_theta(dath_net *n) { return n->theta; }
+float *net_grad(dath_net *n) { return n->grad; }
+float *net_rms(dath_net *n) { return n->rms; }
+const float *net_h(const dath_net *n) { return n->h; }
+const float *net_y(const dath_net *n) { return n->y; }
+float *net_dh(dath_net *n) { return n->dh; }
+float *net_dy(dath_net *n) { return n->dy; }
+
+void net_upload(dath_net *n, const dath_model *m) {
+    size_t bytes = m->n * sizeof(float);
+    n->be->upload(n->theta, m->theta, bytes, n->ctx);
+    if (n->rms) {
+        if (m->rms) n->be->upload(n->rms, m->rms, bytes, n->ctx);
+        else n->be->zero(n->rms, bytes, n->ctx);
+    }
+}
+
+void net_download(dath_net *n, dath_model *m) {
+    size_t bytes = m->n * sizeof(float);
+    n->be->download(m->theta, n->theta, bytes, n->ctx);
+    if (n->rms) {
+        if (!m->rms) m->rms = malloc(bytes);
+        n->be->download(m->rms, n->rms, bytes, n->ctx);
+    }
+}
+
+void net_zero_grad(dath_net *n) {
+    n->be->zero(n->grad, n->m->n * sizeof(float), n->ctx);
+    n->be->zero(n->dact, n->dact_bytes, n->ctx);
+}
+
+#define P(i) (n->theta + n->m->params[(i)].offset)
+#define DP(i) (n->grad + n->m->params[(i)].offset)
+
+static conv2d_shape conv_b(const dath_net *n, int i, int B) {
+    conv2d_shape s = n->conv[i];
+    s.B = B;
+    return s;
+}
+
+static uint32_t dropout_tag(int s, int layer) { return RNG_DROPOUT + 2u * (uint32_t)s + (uint32_t)layer; }
+
+static void stream_forward(dath_net *n, net_stream *t, int s, const float *x, int B, const net_run *r) {
+    const dath_backend *be = n->be;
+    dath_ctx *ctx = n->ctx;
+    const stream_params *sp = t->sp;
+    conv2d_shape cs;
+    float *cin[5] = {NULL, t->p1, t->p2, t->c3, t->c4}, *cout[5] = {t->c1, t->c2, t->c3, t->c4, t->c5};
+    cin[0] = (float *)x;
+    for (int i = 0; i < 5; i++) {
+        cs = conv_b(n, i, B);
+        be->conv2d_forward(cout[i], cin[i], P(sp->conv_w[i]), P(sp->conv_b[i]), &cs, 1, ctx);
+        if (i == 0) be->maxpool_forward(t->p1, t->i1, t->c1, B * 64, n->H1, n->H1, ctx);
+        if (i == 1) be->maxpool_forward(t->p2, t->i2, t->c2, B * 192, n->P1, n->P1, ctx);
+    }
+    int C5 = MODEL_C5, N = n->N;
+    /* attention (none: a5 is c5 itself); dath-1 runs both modules on the same conv5
+     * output and sums their residual outputs */
+    if (sp->attn == ATTN_PAM || sp->attn == ATTN_BOTH)
+        be->pam_forward(t->pout, t->q, t->k, t->v, t->pa, t->po, t->c5, P(sp->wq), P(sp->bq), P(sp->wk),
+                        P(sp->bk), P(sp->wv), P(sp->bv), P(sp->pam_gamma), B, C5, MODEL_CQ, N, ctx);
+    if (sp->attn == ATTN_CAM || sp->attn == ATTN_BOTH)
+        be->cam_forward(t->cout, t->ca, t->co, t->c5, P(sp->cam_gamma), B, C5, N, ctx);
+    if (sp->attn == ATTN_BOTH) {
+        be->copy(t->a5, t->pout, (size_t)B * C5 * N * sizeof(float), ctx);
+        be->axpy(t->a5, t->cout, 1.0f, (size_t)B * C5 * N, ctx);
+    }
+    be->maxpool_forward(t->p5, t->i5, t->a5, B * C5, n->H3, n->H3, ctx);
+    be->avgpool_forward(t->g, t->p5, B * C5, n->P5, n->P5, MODEL_POOL, MODEL_POOL, ctx);
+    int G = C5 * MODEL_POOL * MODEL_POOL, D = MODEL_HIDDEN;
+    const float *gin = t->g, *f6in = t->f6;
+    if (r->dropout) {
+        be->dropout_forward(t->gd, t->g, B, G, 0.5f, r->seed, dropout_tag(s, 0), r->step, r->sample0, ctx);
+        gin = t->gd;
+    }
+    be->linear_forward(t->f6, gin, P(sp->fc6_w), P(sp->fc6_b), B, G, D, 1, ctx);
+    if (r->dropout) {
+        be->dropout_forward(t->f6d, t->f6, B, D, 0.5f, r->seed, dropout_tag(s, 1), r->step, r->sample0, ctx);
+        f6in = t->f6d;
+    }
+    be->linear_forward(t->f7, f6in, P(sp->fc7_w), P(sp->fc7_b), B, D, D, 0, ctx);
+}
+
+void net_forward(dath_net *n, const float *x, int B, const net_run *r) {
+    const dath_backend *be = n->be;
+    const dath_model *m = n->m;
+    for (int s = 0; s < m->nstreams; s++) stream_forward(n, &n->st[s], s, x, B, r);
+    size_t BD = (size_t)B * MODEL_HIDDEN;
+    be->fuse_forward(n->f, n->st[0].f7, m->nstreams > 1 ? n->st[1].f7 : NULL, BD, n->ctx);
+    be->linear_forward(n->z, n->f, P(m->hash_w), P(m->hash_b), B, MODEL_HIDDEN, m->K, 0, n->ctx);
+    be->tanh_forward(n->h, n->z, (size_t)B * m->K, n->ctx);
+    be->linear_forward(n->y, n->h, P(m->cls_w), P(m->cls_b), B, m->K, m->C, 0, n->ctx);
+}
+
+static void stream_backward(dath_net *n, net_stream *t, int s, const float *x, int B, const net_run *r) {
+    const dath_backend *be = n->be;
+    dath_ctx *ctx = n->ctx;
+    const stream_params *sp = t->sp;
+    int G = MODEL_C5 * MODEL_POOL * MODEL_POOL, D = MODEL_HIDDEN, C5 = MODEL_C5, N = n->N;
+    const float *f6in = r->dropout ? t->f6d : t->f6, *gin = r->dropout ? t->gd : t->g;
+    float *df6in = r->dropout ? t->df6d : t->df6, *dgin = r->dropout ? t->dgd : t->dg;
+    be->linear_backward(df6in, DP(sp->fc7_w), DP(sp->fc7_b), t->df7, f6in, P(sp->fc7_w), t->f7, B, D, D, 0, ctx);
+    if (r->dropout)
+        be->dropout_backward(t->df6, t->df6d, B, D, 0.5f, r->seed, dropout_tag(s, 1), r->step, r->sample0, ctx);
+    be->linear_backward(dgin, DP(sp->fc6_w), DP(sp->fc6_b), t->df6, gin, P(sp->fc6_w), t->f6, B, G, D, 1, ctx);
+    if (r->dropout)
+        be->dropout_backward(t->dg, t->dgd, B, G, 0.5f, r->seed, dropout_tag(s, 0), r->step, r->sample0, ctx);
+    be->avgpool_backward(t->dp5, t->dg, B * C5, n->P5, n->P5, MODEL_POOL, MODEL_POOL, ctx);
+    be->maxpool_backward(t->da5, t->dp5, t->i5, B * C5, n->H3, n->H3, ctx);
+    /* attention: dc5 receives the residual and the attention path (no attention: da5
+     * is dc5 itself); dath-1's sum of two residual branches sends da5 to both modules */
+    if (sp->attn == ATTN_PAM || sp->attn == ATTN_BOTH)
+        be->pam_backward(t->dc5, DP(sp->wq), DP(sp->bq), DP(sp->wk), DP(sp->bk), DP(sp->wv), DP(sp->bv),
+                         DP(sp->pam_gamma), t->da5, t->c5, t->q, t->k, t->v, t->pa, t->po, P(sp->wq),
+                         P(sp->wk), P(sp->wv), P(sp->pam_gamma), B, C5, MODEL_CQ, N, ctx);
+    if (sp->attn == ATTN_CAM || sp->attn == ATTN_BOTH)
+        be->cam_backward(t->dc5, DP(sp->cam_gamma), t->da5, t->c5, t->ca, t->co, P(sp->cam_gamma), B, C5, N, ctx);
+    float *cin[5] = {(float *)x, t->p1, t->p2, t->c3, t->c4}, *cout[5] = {t->c1, t->c2, t->c3, t->c4, t->c5};
+    float *dcin[5] = {NULL, t->dp1, t->dp2, t->dc3, t->dc4}, *dcout[5] = {t->dc1, t->dc2, t->dc3, t->dc4, t->dc5};
+    for (int i = 4; i >= 0; i--) {
+        conv2d_shape cs = conv_b(n, i, B);
+        be->conv2d_backward(dcin[i], DP(sp->conv_w[i]), DP(sp->conv_b[i]), dcout[i], cin[i], P(sp->conv_w[i]),
+                            cout[i], &cs, 1, ctx);
+        if (i == 2) be->maxpool_backward(t->dc2, t->dp2, t->i2, B * 192, n->P1, n->P1, ctx);
+        if (i == 1) be->maxpool_backward(t->dc1, t->dp1, t->i1, B * 64, n->H1, n->H1, ctx);
+    }
+}
+
+void net_backward(dath_net *n, const float *x, int B, const net_run *r) {
+    const dath_backend *be = n->be;
+    const dath_model *m = n->m;
+    dath_ctx *ctx = n->ctx;
+    be->linear_backward(n->dh, DP(m->cls_w), DP(m->cls_b), n->dy, n->h, P(m->cls_w), n->y, B, m->K, m->C, 0, ctx);
+    be->tanh_backward(n->dz, n->dh, n->h, (size_t)B * m->K, ctx);
+    be->linear_backward(n->df, DP(m->hash_w), DP(m->hash_b), n->dz, n->f, P(m->hash_w), n->z, B, MODEL_HIDDEN, m->K, 0, ctx);
+    size_t BD = (size_t)B * MODEL_HIDDEN;
+    int two = m->nstreams > 1;
+    be->fuse_backward(n->st[0].df7, two ? n->st[1].df7 : NULL, n->df, n->st[0].f7, two ? n->st[1].f7 : NULL, BD, ctx);
+    for (int s = 0; s < m->nstreams; s++) stream_backward(n, &n->st[s], s, x, B, r);
+}
+
+const float *net_tensor(const dath_net *n, const char *name, size_t *count) {
+    size_t B = (size_t)n->Bmax;
+    if (!strcmp(name, "h")) { *count = B * n->m->K; return n->h; }
+    if (!strcmp(name, "y")) { *count = B * n->m->C; return n->y; }
+    if (!strcmp(name, "f")) { *count = B * MODEL_HIDDEN; return n->f; }
+    for (int s = 0; s < n->m->nstreams; s++) {
+        const net_stream *t = &n->st[s];
+        size_t len = strlen(t->sp->prefix);
+        if (strncmp(name, t->sp->prefix, len) || name[len] != '.') continue;
+        const char *what = name + len + 1;
+        if (!strcmp(what, "conv5")) { *count = B * MODEL_C5 * n->N; return t->c5; }
+        if (!strcmp(what, "attn")) { *count = B * MODEL_C5 * n->N; return t->a5; }
+        if (!strcmp(what, "pool")) { *count = B * MODEL_C5 * MODEL_POOL * MODEL_POOL; return t->g; }
+        if (!strcmp(what, "fc6")) { *count = B * MODEL_HIDDEN; return t->f6; }
+        if (!strcmp(what, "fc7")) { *count = B * MODEL_HIDDEN; return t->f7; }
+    }
+    return NULL;
+}

@@ -1,0 +1,25 @@
+/* host/npy.h — 2-D uint8 .npy files: packed codes and 0/1 label rows (DESIGN.md §7).
+ *
+ * Written: format version 1.0, dtype '|u1', C order, shape (rows, cols); atomically
+ * (atomic_write of host/safetensors.h), so a crash never leaves a broken file.
+ * Read: versions 1.0, 2.0 and 3.0; dtype '|u1' (also '<u1', '>u1', and '|b1', whose
+ * bytes are 0/1), C order, exactly two dimensions. Anything else is an error that
+ * names the file and what is wrong.
+ *
+ * Functions return 0, or -1 with a message naming the file in err. *data is
+ * malloc'd and belongs to the caller (free). */
+#ifndef DATH_NPY_H
+#define DATH_NPY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* data [rows, cols] */
+int npy_read_u8(const char *path, uint8_t **data, int64_t *rows, int64_t *cols, char *err,
+                size_t err_len);
+
+/* data [rows, cols]; rows may be 0 */
+int npy_write_u8(const char *path, const uint8_t *data, int64_t rows, int64_t cols, char *err,
+                 size_t err_len);
+
+#endif
