@@ -7,8 +7,10 @@
  * Backward: dout [B,Co,Ho,Wo] is CLOBBERED (on return it holds the gradient before
  * the ReLU when relu is set). `out` is the forward output (its sign is the ReLU mask).
  * dw, db and din accumulate (+=); din may be NULL (the image needs no gradient).
- * Scratch: the CPU reference allocates its own im2col buffer; the CUDA version uses
- * ctx->work, which must hold conv2d_work_bytes(s) bytes. */
+ * Scratch: conv2d_work_bytes(s) is the batched im2col size, (Ci·k·k + Co)·B·Ho·Wo
+ * floats (columns and a channel-major staging buffer for the whole batch). The CUDA
+ * version needs ctx->work that large; the CPU reference uses ctx->work when it holds
+ * at least one image (chunking the batch to fit), else allocates its own chunk. */
 #ifndef DATH_CONV_H
 #define DATH_CONV_H
 

@@ -9,9 +9,9 @@
  * parallel, each writing only its own row of G and its own partial loss, summed
  * afterwards in anchor order: the result does not depend on the thread count.
  *
- * J1 allocates its scratch (O(B² + B·K)) on the heap; if that fails it writes NaN
- * to loss[0], −1 to ntrip[0], and leaves dh untouched, so the caller's
- * non-finite-loss check sees it. */
+ * J1 allocates its scratch (O(B² + B·K)) on the heap; if that fails, or K < 1, it
+ * writes NaN to loss[0], −1 to ntrip[0], and leaves dh untouched, so the caller's
+ * non-finite-loss check sees it. B = 0 is an empty batch: loss 0, no triplet. */
 #include "loss.h"
 
 #include <cblas.h>
@@ -42,6 +42,11 @@ static int loss_similar(const float *li, const float *lj, int C) {
 void j1_triplet_cpu(float *loss, int64_t *ntrip, float *dh, const float *h,
                     const float *lab, int B, int K, int C, float margin, float scale,
                     dath_ctx *ctx) {
+    if (B <= 0 || K <= 0) {   /* an empty batch has no triplet; K < 1 is invalid */
+        loss[0] = B <= 0 ? 0.0f : NAN;
+        if (ntrip) ntrip[0] = B <= 0 ? 0 : -1;
+        return;
+    }
     size_t BB = (size_t)B * B;
     int *pos = malloc(BB * sizeof *pos);    /* [B,B] row a: the positives of anchor a */
     int *neg = malloc(BB * sizeof *neg);    /* [B,B] row a: the negatives of anchor a */

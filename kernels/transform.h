@@ -4,7 +4,7 @@
  * crop [B, 3] int32: x offset, y offset, flip (0/1) of each sample's S×S window
  * out [B, 3, S, S] float: ((pixel/255) − mean_c) / std_c, ImageNet mean/std,
  *     out[b,c,y,x] = norm(in[b, cy + y, cx + (flip ? S−1−x : x), c]).
- * Crop offsets come from transform_crop (random, training) or the centre crop
+ * Crop offsets come from the caller: random (training; kernels/rng.h RNG_CROP) or the centre crop
  * (encoding): cx = cy = (R − S) / 2 (floor), flip 0. */
 #ifndef DATH_TRANSFORM_H
 #define DATH_TRANSFORM_H

@@ -1,0 +1,361 @@
+/* checks/test_conv.c — the convolution reference (kernels/conv.c) against
+ *   - a direct convolution in double (forward, and the backward's dw/db/din),
+ *   - central finite differences of L = Σ r ⊙ out (double) through the float forward,
+ *     on random subsets of in/w/b. With ReLU, r is 0 on every output whose
+ *     pre-activation lies within FD_KINK_MARGIN of 0, more than any probe's ±eps can
+ *     move it, so L has no kink within a probe's reach;
+ *   - the `+=` contract (two calls give twice the gradient), din = NULL, and dout's
+ *     documented clobbering (the pre-ReLU gradient);
+ *   - conv2d_make_shape / conv2d_work_bytes on AlexNet's shapes.
+ * Shapes are AlexNet-like at small sizes; a 224×224 batch runs in several im2col
+ * chunks: malloc'ed, in a ctx->work of three images, of the whole batch, and with a
+ * ctx->work too small for one image (the malloc fallback). */
+#include "check.h"
+#include "../kernels/conv.h"
+
+#include <string.h>
+
+/* forward, float vs the double direct convolution: GEMM rounding over R ≤ 363 terms */
+#define FWD_ATOL 2e-6
+#define FWD_RTOL 1e-6
+/* backward vs the direct double backward (sums over ≤ 2·16·16 = 512 products for dw) */
+#define BWD_DW_ATOL 2e-5
+#define BWD_DW_RTOL 1e-5
+#define BWD_DB_ATOL 1e-6
+#define BWD_DB_RTOL 2e-7
+#define BWD_DIN_ATOL 5e-7
+#define BWD_DIN_RTOL 5e-7
+/* finite differences through the float forward. The conv is linear in each probed
+ * element away from ReLU kinks, so the error is only the forward's rounding divided
+ * by 2·eps; eps is large, as FD_KINK_MARGIN leaves room for it. */
+#define FD_EPS_IN 1e-2
+#define FD_EPS_W 1e-2
+#define FD_EPS_B 1e-2
+#define FD_IN_ATOL 3e-5
+#define FD_IN_RTOL 1e-4
+#define FD_W_ATOL 5e-5
+#define FD_W_RTOL 2e-4
+#define FD_B_ATOL 3e-5
+#define FD_B_RTOL 1e-4
+#define FD_PROBES 24          /* probed elements per tensor */
+/* A probe moves a pre-activation by at most eps·max(|in|, |w|, 1) = eps (|in| ≤ 1,
+ * |w| ≤ 1/√(Ci·k·k)); twice that keeps every r ≠ 0 output on its side of the kink. */
+#define FD_KINK_MARGIN 2e-2
+/* the 224×224 batch: dw sums 8·55·55 products of the chunked GEMM, in float */
+#define BIG_DW_ATOL 8e-5
+#define BIG_DW_RTOL 1e-5
+/* the `+=` contract: a second GEMM accumulation onto a non-zero buffer rounds anew */
+#define ACC_ATOL 2e-6
+#define ACC_RTOL 1e-6
+
+typedef struct conv_case {
+    const char *name;
+    int B, Ci, H, W, Co, k, stride, pad;
+} conv_case;
+
+static double *to_double(const float *x, size_t n) {
+    double *d = malloc(n * sizeof *d);
+    for (size_t i = 0; i < n; i++) d[i] = x[i];
+    return d;
+}
+
+static int close_fd(const char *name, const float *got, const double *ref, size_t n,
+                    double atol, double rtol) {
+    double *g = to_double(got, n);
+    int ok = check_close_d(name, g, ref, n, atol, rtol);
+    free(g);
+    return ok;
+}
+
+/* out [B,Co,Ho,Wo] = the direct convolution in double, ReLU'd when relu. */
+static void naive_forward(double *out, const float *in, const float *w, const float *b,
+                          const conv2d_shape *s, int relu) {
+    for (int bi = 0; bi < s->B; bi++)
+        for (int co = 0; co < s->Co; co++)
+            for (int oy = 0; oy < s->Ho; oy++)
+                for (int ox = 0; ox < s->Wo; ox++) {
+                    double acc = b[co];
+                    for (int ci = 0; ci < s->Ci; ci++)
+                        for (int ky = 0; ky < s->k; ky++)
+                            for (int kx = 0; kx < s->k; kx++) {
+                                int iy = oy * s->stride - s->pad + ky;
+                                int ix = ox * s->stride - s->pad + kx;
+                                if (iy < 0 || iy >= s->H || ix < 0 || ix >= s->W) continue;
+                                acc += (double)in[((size_t)(bi * s->Ci + ci) * s->H + iy) * s->W + ix] *
+                                       w[((size_t)(co * s->Ci + ci) * s->k + ky) * s->k + kx];
+                            }
+                    if (relu && acc < 0) acc = 0;
+                    out[((size_t)(bi * s->Co + co) * s->Ho + oy) * s->Wo + ox] = acc;
+                }
+}
+
+/* The direct backward in double: g = dout ⊙ (out > 0 when relu);
+ * dw = Σ g·in, db = Σ g, din = Σ g·w (all assigned). */
+static void naive_backward(double *din, double *dw, double *db, const float *dout,
+                           const float *in, const float *w, const float *out,
+                           const conv2d_shape *s, int relu) {
+    memset(din, 0, (size_t)s->B * s->Ci * s->H * s->W * sizeof *din);
+    memset(dw, 0, (size_t)s->Co * s->Ci * s->k * s->k * sizeof *dw);
+    memset(db, 0, (size_t)s->Co * sizeof *db);
+    for (int bi = 0; bi < s->B; bi++)
+        for (int co = 0; co < s->Co; co++)
+            for (int oy = 0; oy < s->Ho; oy++)
+                for (int ox = 0; ox < s->Wo; ox++) {
+                    size_t o = ((size_t)(bi * s->Co + co) * s->Ho + oy) * s->Wo + ox;
+                    double g = (relu && !(out[o] > 0.0f)) ? 0.0 : dout[o];
+                    db[co] += g;
+                    for (int ci = 0; ci < s->Ci; ci++)
+                        for (int ky = 0; ky < s->k; ky++)
+                            for (int kx = 0; kx < s->k; kx++) {
+                                int iy = oy * s->stride - s->pad + ky;
+                                int ix = ox * s->stride - s->pad + kx;
+                                if (iy < 0 || iy >= s->H || ix < 0 || ix >= s->W) continue;
+                                size_t ii = ((size_t)(bi * s->Ci + ci) * s->H + iy) * s->W + ix;
+                                size_t wi = ((size_t)(co * s->Ci + ci) * s->k + ky) * s->k + kx;
+                                dw[wi] += g * in[ii];
+                                din[ii] += g * w[wi];
+                            }
+                }
+}
+
+/* L = Σ r ⊙ out through the float forward. */
+static double conv_loss(float *out, const float *in, const float *w, const float *b,
+                        const float *r, const conv2d_shape *s, int relu) {
+    conv2d_forward_cpu(out, in, w, b, s, relu, NULL);
+    size_t n = (size_t)s->B * s->Co * s->Ho * s->Wo;
+    double L = 0.0;
+    for (size_t i = 0; i < n; i++) L += (double)r[i] * out[i];
+    return L;
+}
+
+/* Central differences of L w.r.t. FD_PROBES random elements of x (one of in/w/b),
+ * compared with the analytic gradient g [n]. The step actually taken, xp − xm in
+ * float, is the denominator. */
+static void fd_tensor(const char *name, float *x, size_t n, const float *g, double eps,
+                      double atol, double rtol, float *in, float *w, float *b,
+                      const float *r, const conv2d_shape *s, int relu, uint64_t *seed) {
+    float *out = malloc((size_t)s->B * s->Co * s->Ho * s->Wo * sizeof *out);   /* [B,Co,Ho,Wo] */
+    double got[FD_PROBES], ref[FD_PROBES];
+    for (int t = 0; t < FD_PROBES; t++) {
+        size_t e = (size_t)(check_unif(seed) * n);
+        float x0 = x[e];
+        float xp = (float)(x0 + eps), xm = (float)(x0 - eps);
+        x[e] = xp;
+        double Lp = conv_loss(out, in, w, b, r, s, relu);
+        x[e] = xm;
+        double Lm = conv_loss(out, in, w, b, r, s, relu);
+        x[e] = x0;
+        got[t] = g[e];
+        ref[t] = (Lp - Lm) / ((double)xp - (double)xm);
+    }
+    check_close_d(name, got, ref, FD_PROBES, atol, rtol);
+    free(out);
+}
+
+typedef struct conv_data {
+    conv2d_shape s;
+    size_t n_in, n_w, n_out;
+    float *in, *w, *b, *r, *out;     /* [B,Ci,H,W] [Co,Ci,k,k] [Co] [B,Co,Ho,Wo] ×2 */
+    float *din, *dw, *db, *dout;     /* gradients of one backward call from zero */
+} conv_data;
+
+/* Random in/w/b/r; with relu, r = 0 wherever the pre-activation (in double) is within
+ * FD_KINK_MARGIN of 0. */
+static void data_init(conv_data *d, const conv_case *c, int relu, uint64_t *seed) {
+    d->s = conv2d_make_shape(c->B, c->Ci, c->H, c->W, c->Co, c->k, c->stride, c->pad);
+    const conv2d_shape *s = &d->s;
+    d->n_in = (size_t)s->B * s->Ci * s->H * s->W;
+    d->n_w = (size_t)s->Co * s->Ci * s->k * s->k;
+    d->n_out = (size_t)s->B * s->Co * s->Ho * s->Wo;
+    d->in = malloc(d->n_in * sizeof(float));
+    d->w = malloc(d->n_w * sizeof(float));
+    d->b = malloc(s->Co * sizeof(float));
+    d->r = malloc(d->n_out * sizeof(float));
+    d->out = malloc(d->n_out * sizeof(float));
+    d->din = calloc(d->n_in, sizeof(float));
+    d->dw = calloc(d->n_w, sizeof(float));
+    d->db = calloc(s->Co, sizeof(float));
+    d->dout = malloc(d->n_out * sizeof(float));
+    float a = 1.0f / sqrtf((float)(s->Ci * s->k * s->k));   /* keeps out ~ O(1) */
+    check_fill(d->in, d->n_in, -1.0f, 1.0f, seed);
+    check_fill(d->w, d->n_w, -a, a, seed);
+    check_fill(d->b, s->Co, -0.2f, 0.2f, seed);
+    check_fill(d->r, d->n_out, -1.0f, 1.0f, seed);
+    if (relu) {
+        double *z = malloc(d->n_out * sizeof *z);                 /* [B,Co,Ho,Wo] */
+        naive_forward(z, d->in, d->w, d->b, s, 0);
+        for (size_t i = 0; i < d->n_out; i++)
+            if (fabs(z[i]) < FD_KINK_MARGIN) d->r[i] = 0.0f;
+        free(z);
+    }
+}
+
+static void data_free(conv_data *d) {
+    free(d->in); free(d->w); free(d->b); free(d->r); free(d->out);
+    free(d->din); free(d->dw); free(d->db); free(d->dout);
+}
+
+/* The direct double implementation's out and gradients (dout = r). */
+typedef struct conv_ref {
+    double *out, *din, *dw, *db;     /* [B,Co,Ho,Wo] [B,Ci,H,W] [Co,Ci,k,k] [Co] */
+} conv_ref;
+
+static void ref_init(conv_ref *ref, const conv_data *d, int relu) {
+    ref->out = malloc(d->n_out * sizeof(double));
+    ref->din = malloc(d->n_in * sizeof(double));
+    ref->dw = malloc(d->n_w * sizeof(double));
+    ref->db = malloc(d->s.Co * sizeof(double));
+    float *mask = malloc(d->n_out * sizeof(float));   /* the double forward's out, for its sign */
+    naive_forward(ref->out, d->in, d->w, d->b, &d->s, relu);
+    for (size_t i = 0; i < d->n_out; i++) mask[i] = ref->out[i] > 0.0 ? 1.0f : 0.0f;
+    naive_backward(ref->din, ref->dw, ref->db, d->r, d->in, d->w, mask, &d->s, relu);
+    free(mask);
+}
+
+static void ref_free(conv_ref *ref) {
+    free(ref->out); free(ref->din); free(ref->dw); free(ref->db);
+}
+
+/* Forward, then one backward from zeroed gradients with dout = r, on ctx; compared with
+ * ref. Leaves d's out and gradients filled. */
+static void check_against_naive(conv_data *d, const conv_ref *ref, const char *name, int relu,
+                                dath_ctx *ctx, double dw_atol, double dw_rtol) {
+    const conv2d_shape *s = &d->s;
+    char label[200];
+    conv2d_forward_cpu(d->out, d->in, d->w, d->b, s, relu, ctx);
+    snprintf(label, sizeof label, "%s relu=%d out", name, relu);
+    close_fd(label, d->out, ref->out, d->n_out, FWD_ATOL, FWD_RTOL);
+
+    memset(d->din, 0, d->n_in * sizeof(float));
+    memset(d->dw, 0, d->n_w * sizeof(float));
+    memset(d->db, 0, s->Co * sizeof(float));
+    memcpy(d->dout, d->r, d->n_out * sizeof(float));
+    conv2d_backward_cpu(d->din, d->dw, d->db, d->dout, d->in, d->w, d->out, s, relu, ctx);
+    snprintf(label, sizeof label, "%s relu=%d dw", name, relu);
+    close_fd(label, d->dw, ref->dw, d->n_w, dw_atol, dw_rtol);
+    snprintf(label, sizeof label, "%s relu=%d db", name, relu);
+    close_fd(label, d->db, ref->db, s->Co, BWD_DB_ATOL, BWD_DB_RTOL);
+    snprintf(label, sizeof label, "%s relu=%d din", name, relu);
+    close_fd(label, d->din, ref->din, d->n_in, BWD_DIN_ATOL, BWD_DIN_RTOL);
+
+    /* the header's clobber: dout now holds r ⊙ (out > 0) when relu, r otherwise */
+    int same = 1;
+    for (size_t i = 0; i < d->n_out; i++) {
+        float want = (relu && !(d->out[i] > 0.0f)) ? 0.0f : d->r[i];
+        if (d->dout[i] != want) same = 0;
+    }
+    snprintf(label, sizeof label, "%s relu=%d dout holds the pre-ReLU gradient", name, relu);
+    CHECK_TRUE(label, same);
+}
+
+static void check_fd(conv_data *d, const char *name, int relu, uint64_t *seed) {
+    char label[160];
+    snprintf(label, sizeof label, "%s relu=%d fd din", name, relu);
+    fd_tensor(label, d->in, d->n_in, d->din, FD_EPS_IN, FD_IN_ATOL, FD_IN_RTOL,
+              d->in, d->w, d->b, d->r, &d->s, relu, seed);
+    snprintf(label, sizeof label, "%s relu=%d fd dw", name, relu);
+    fd_tensor(label, d->w, d->n_w, d->dw, FD_EPS_W, FD_W_ATOL, FD_W_RTOL,
+              d->in, d->w, d->b, d->r, &d->s, relu, seed);
+    snprintf(label, sizeof label, "%s relu=%d fd db", name, relu);
+    fd_tensor(label, d->b, d->s.Co, d->db, FD_EPS_B, FD_B_ATOL, FD_B_RTOL,
+              d->in, d->w, d->b, d->r, &d->s, relu, seed);
+}
+
+/* Two backward calls onto zeroed buffers give twice one call's gradient; a call with
+ * din = NULL gives the same dw/db. d holds one call's gradients already. */
+static void check_accumulate(conv_data *d, const char *name, int relu) {
+    const conv2d_shape *s = &d->s;
+    char label[160];
+    float *din2 = calloc(d->n_in, sizeof(float)), *dw2 = calloc(d->n_w, sizeof(float));
+    float *db2 = calloc(s->Co, sizeof(float)), *dout = malloc(d->n_out * sizeof(float));
+    for (int call = 0; call < 2; call++) {
+        memcpy(dout, d->r, d->n_out * sizeof(float));
+        conv2d_backward_cpu(din2, dw2, db2, dout, d->in, d->w, d->out, s, relu, NULL);
+    }
+    float *twice = malloc((d->n_in > d->n_w ? d->n_in : d->n_w) * sizeof(float));
+    for (size_t i = 0; i < d->n_in; i++) twice[i] = 2.0f * d->din[i];
+    snprintf(label, sizeof label, "%s relu=%d din after two calls", name, relu);
+    CHECK_CLOSE(label, din2, twice, d->n_in, ACC_ATOL, ACC_RTOL);
+    for (size_t i = 0; i < d->n_w; i++) twice[i] = 2.0f * d->dw[i];
+    snprintf(label, sizeof label, "%s relu=%d dw after two calls", name, relu);
+    CHECK_CLOSE(label, dw2, twice, d->n_w, ACC_ATOL, ACC_RTOL);
+    for (int i = 0; i < s->Co; i++) twice[i] = 2.0f * d->db[i];
+    snprintf(label, sizeof label, "%s relu=%d db after two calls", name, relu);
+    CHECK_CLOSE(label, db2, twice, s->Co, ACC_ATOL, ACC_RTOL);
+
+    memset(dw2, 0, d->n_w * sizeof(float));
+    memset(db2, 0, s->Co * sizeof(float));
+    memcpy(dout, d->r, d->n_out * sizeof(float));
+    conv2d_backward_cpu(NULL, dw2, db2, dout, d->in, d->w, d->out, s, relu, NULL);
+    snprintf(label, sizeof label, "%s relu=%d din=NULL: dw unchanged", name, relu);
+    CHECK_CLOSE(label, dw2, d->dw, d->n_w, 0.0, 0.0);
+    snprintf(label, sizeof label, "%s relu=%d din=NULL: db unchanged", name, relu);
+    CHECK_CLOSE(label, db2, d->db, s->Co, 0.0, 0.0);
+    free(din2); free(dw2); free(db2); free(dout); free(twice);
+}
+
+static void check_shapes(void) {
+    conv2d_shape s = conv2d_make_shape(128, 3, 224, 224, 64, 11, 4, 2);
+    CHECK_TRUE("shape conv1 at 224 is 55x55", s.Ho == 55 && s.Wo == 55);
+    CHECK_TRUE("work_bytes conv1 at 224, B=128",
+               conv2d_work_bytes(&s) == (size_t)(3 * 11 * 11 + 64) * 128 * 55 * 55 * 4);
+    s = conv2d_make_shape(2, 64, 27, 27, 192, 5, 1, 2);
+    CHECK_TRUE("shape conv2 at 27 is 27x27", s.Ho == 27 && s.Wo == 27);
+    s = conv2d_make_shape(2, 192, 13, 13, 384, 3, 1, 1);
+    CHECK_TRUE("shape conv3 at 13 is 13x13", s.Ho == 13 && s.Wo == 13);
+    s = conv2d_make_shape(1, 3, 67, 63, 8, 11, 4, 2);
+    CHECK_TRUE("shape 67x63 k11 s4 p2 is 16x15", s.Ho == 16 && s.Wo == 15);
+    s = conv2d_make_shape(1, 3, 7, 7, 8, 11, 4, 2);
+    CHECK_TRUE("shape 7x7 k11 p2 is 1x1 (exact fit)", s.Ho == 1 && s.Wo == 1);
+    s = conv2d_make_shape(1, 3, 6, 7, 8, 11, 4, 2);
+    CHECK_TRUE("shape 6x7 k11 p2 is too small (0x0)", s.Ho == 0 && s.Wo == 0);
+}
+
+int main(void) {
+    uint64_t seed = 0x5eed0c0ffee;
+    static const conv_case cases[] = {
+        { "conv1-like 3->8 k11 s4 p2 67x67", 2, 3, 67, 67, 8, 11, 4, 2 },
+        { "conv2-like 4->6 k5 s1 p2 15x15", 3, 4, 15, 15, 6, 5, 1, 2 },
+        { "conv3-like 5->4 k3 s1 p1 7x9", 2, 5, 7, 9, 4, 3, 1, 1 },
+        { "6->5 k3 s2 p0 10x8", 3, 6, 10, 8, 5, 3, 2, 0 },
+        { "pointwise 6->3 k1 5x5", 2, 6, 5, 5, 3, 1, 1, 0 },
+    };
+    check_shapes();
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (int relu = 0; relu <= 1; relu++) {
+            conv_data d;
+            conv_ref ref;
+            data_init(&d, &cases[c], relu, &seed);
+            ref_init(&ref, &d, relu);
+            check_against_naive(&d, &ref, cases[c].name, relu, NULL, BWD_DW_ATOL, BWD_DW_RTOL);
+            check_fd(&d, cases[c].name, relu, &seed);
+            check_accumulate(&d, cases[c].name, relu);
+            ref_free(&ref);
+            data_free(&d);
+        }
+
+    /* 8 images at 224 (col + stage: 4.5 MB an image), in chunks of: 7 + 1 (the 32 MiB
+     * malloc cap), 3 + 3 + 2 (ctx->work of three images), 8 (ctx->work of
+     * conv2d_work_bytes), and 7 + 1 again (ctx->work short of one image: malloc). */
+    static const conv_case big = { "224x224 B=8 3->8 k11 s4 p2", 8, 3, 224, 224, 8, 11, 4, 2 };
+    conv_data d;
+    conv_ref ref;
+    data_init(&d, &big, 1, &seed);
+    ref_init(&ref, &d, 1);
+    const size_t per_image = conv2d_work_bytes(&d.s) / (size_t)big.B;
+    const size_t works[] = { 0, 3 * per_image, conv2d_work_bytes(&d.s), per_image - sizeof(float) };
+    const char *how[] = { "malloc", "ctx->work 3 images", "ctx->work whole batch",
+                          "ctx->work too small" };
+    for (int v = 0; v < 4; v++) {
+        dath_ctx ctx = { 0 };
+        ctx.work_bytes = works[v];
+        ctx.work = works[v] ? malloc(works[v]) : NULL;
+        char name[160];
+        snprintf(name, sizeof name, "%s, %s", big.name, how[v]);
+        check_against_naive(&d, &ref, name, 1, &ctx, BIG_DW_ATOL, BIG_DW_RTOL);
+        free(ctx.work);
+    }
+    ref_free(&ref);
+    data_free(&d);
+    return check_finish();
+}

@@ -1,0 +1,212 @@
+/* kernels/attention.c — plain-C reference of DANet's PAM and CAM (contract in
+ * attention.h; DESIGN.md §1).
+ *
+ * Every GEMM goes through cblas_sgemm, one image at a time; OpenBLAS threads each GEMM,
+ * which is where nearly all the work is (the softmaxes are O(N²) per image against
+ * O(C·N²) for the GEMMs). Images are processed in order, so every sum over the batch
+ * (parameter gradients, dgamma) is deterministic.
+ *
+ * Scratch: the backwards allocate their own (PAM: N·N + C·N + 2·Cq·N floats, CAM:
+ * C·C floats). The op interface has no status, so an allocation failure prints a
+ * message and aborts. */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <math.h>
+
+#include "attention.h"
+
+static float *attn_scratch(size_t n, const char *who) {
+    float *p = malloc(n * sizeof *p);
+    if (!p) {
+        fprintf(stderr, "%s: out of memory for %zu floats of scratch\n", who, n);
+        abort();
+    }
+    return p;
+}
+
+/* Rows of a [R, L] become softmax(sign·row), computed stably: exp(sign·v − max(sign·v)).
+ * sign = +1 for PAM's softmax(e); −1 for CAM's softmax(−e) = softmax(rowmax(e) − e),
+ * whose shift is −rowmin(e). */
+static void attn_softmax_rows(float *a, int R, int L, float sign) {
+    for (int i = 0; i < R; i++) {
+        float *row = a + (size_t)i * L;              /* [L] */
+        float m = sign * row[0];
+        for (int j = 1; j < L; j++) m = fmaxf(m, sign * row[j]);
+        double s = 0;
+        for (int j = 0; j < L; j++) {
+            row[j] = expf(sign * row[j] - m);
+            s += row[j];
+        }
+        float inv = (float)(1.0 / s);
+        for (int j = 0; j < L; j++) row[j] *= inv;
+    }
+}
+
+/* Softmax backward in place, rows of [R, L]: g ← sign · a ⊙ (g − Σ_j a_j g_j), which
+ * turns the gradient w.r.t. a = softmax(sign·e) into the gradient w.r.t. e. */
+static void attn_softmax_rows_backward(float *g, const float *a, int R, int L, float sign) {
+    for (int i = 0; i < R; i++) {
+        float *gr = g + (size_t)i * L;               /* [L] */
+        const float *ar = a + (size_t)i * L;         /* [L] */
+        double dot = 0;
+        for (int j = 0; j < L; j++) dot += (double)ar[j] * gr[j];
+        float d = (float)dot;
+        for (int j = 0; j < L; j++) gr[j] = sign * ar[j] * (gr[j] - d);
+    }
+}
+
+/* y [Co,N] = w [Co,C] · x [C,N] + b [Co] (a 1×1 convolution of one image). */
+static void attn_conv1x1(float *y, const float *w, const float *b, const float *x,
+                         int Co, int C, int N) {
+    for (int o = 0; o < Co; o++)
+        for (int n = 0; n < N; n++) y[(size_t)o * N + n] = b[o];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Co, N, C,
+                1.0f, w, C, x, N, 1.0f, y, N);
+}
+
+/* Backward of attn_conv1x1 for one image: dw [Co,C] += dy·xᵀ, db [Co] += Σ_n dy,
+ * dx [C,N] += wᵀ·dy. */
+static void attn_conv1x1_backward(float *dx, float *dw, float *db, const float *dy,
+                                  const float *x, const float *w, int Co, int C, int N) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Co, C, N,
+                1.0f, dy, N, x, N, 1.0f, dw, C);
+    for (int o = 0; o < Co; o++) {
+        double s = 0;
+        for (int n = 0; n < N; n++) s += dy[(size_t)o * N + n];
+        db[o] += (float)s;
+    }
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, N, Co,
+                1.0f, w, C, dy, N, 1.0f, dx, N);
+}
+
+/* out = g·o + x over n elements. */
+static void attn_residual(float *out, const float *o, const float *x, float g, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = g * o[i] + x[i];
+}
+
+/* Σ dout·o over n elements (the image's share of dgamma); dx += dout (residual). */
+static double attn_residual_backward(float *dx, const float *dout, const float *o, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) {
+        s += (double)dout[i] * o[i];
+        dx[i] += dout[i];
+    }
+    return s;
+}
+
+void pam_forward_cpu(float *out, float *q, float *k, float *v, float *a, float *o,
+                     const float *x, const float *wq, const float *bq,
+                     const float *wk, const float *bk, const float *wv,
+                     const float *bv, const float *gamma,
+                     int B, int C, int Cq, int N, dath_ctx *ctx) {
+    const float g = gamma[0];
+    for (int b = 0; b < B; b++) {
+        const float *xb = x + (size_t)b * C * N;     /* [C,N] */
+        float *qb = q + (size_t)b * Cq * N;          /* [Cq,N] */
+        float *kb = k + (size_t)b * Cq * N;          /* [Cq,N] */
+        float *vb = v + (size_t)b * C * N;           /* [C,N] */
+        float *ab = a + (size_t)b * N * N;           /* [N,N] */
+        float *ob = o + (size_t)b * C * N;           /* [C,N] */
+        attn_conv1x1(qb, wq, bq, xb, Cq, C, N);
+        attn_conv1x1(kb, wk, bk, xb, Cq, C, N);
+        attn_conv1x1(vb, wv, bv, xb, C, C, N);
+        /* e = qᵀk, then a = softmax(e) row by row */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, N, Cq,
+                    1.0f, qb, N, kb, N, 0.0f, ab, N);
+        attn_softmax_rows(ab, N, N, 1.0f);
+        /* o = v·aᵀ */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, C, N, N,
+                    1.0f, vb, N, ab, N, 0.0f, ob, N);
+        attn_residual(out + (size_t)b * C * N, ob, xb, g, (size_t)C * N);
+    }
+}
+
+void pam_backward_cpu(float *dx, float *dwq, float *dbq, float *dwk, float *dbk,
+                      float *dwv, float *dbv, float *dgamma,
+                      const float *dout, const float *x, const float *q,
+                      const float *k, const float *v, const float *a, const float *o,
+                      const float *wq, const float *wk, const float *wv,
+                      const float *gamma, int B, int C, int Cq, int N, dath_ctx *ctx) {
+    const float g = gamma[0];
+    size_t nn = (size_t)N * N, cn = (size_t)C * N, qn = (size_t)Cq * N;
+    float *scratch = attn_scratch(nn + cn + 2 * qn, "pam_backward_cpu");
+    float *de = scratch;                             /* [N,N] da, then de in place */
+    float *dv = de + nn;                             /* [C,N] */
+    float *dq = dv + cn;                             /* [Cq,N] */
+    float *dk = dq + qn;                             /* [Cq,N] */
+    double dg = 0;
+    for (int b = 0; b < B; b++) {
+        const float *doutb = dout + (size_t)b * cn;  /* [C,N] */
+        const float *xb = x + (size_t)b * cn;        /* [C,N] */
+        const float *qb = q + (size_t)b * qn;        /* [Cq,N] */
+        const float *kb = k + (size_t)b * qn;        /* [Cq,N] */
+        const float *vb = v + (size_t)b * cn;        /* [C,N] */
+        const float *ab = a + (size_t)b * nn;        /* [N,N] */
+        float *dxb = dx + (size_t)b * cn;            /* [C,N] */
+        dg += attn_residual_backward(dxb, doutb, o + (size_t)b * cn, cn);
+        /* o = v·aᵀ with d(o) = g·dout: dv = g·dout·a, da = g·doutᵀ·v */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, C, N, N,
+                    g, doutb, N, ab, N, 0.0f, dv, N);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, N, C,
+                    g, doutb, N, vb, N, 0.0f, de, N);
+        attn_softmax_rows_backward(de, ab, N, N, 1.0f);
+        /* e = qᵀk: dq = k·deᵀ, dk = q·de */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cq, N, N,
+                    1.0f, kb, N, de, N, 0.0f, dq, N);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cq, N, N,
+                    1.0f, qb, N, de, N, 0.0f, dk, N);
+        attn_conv1x1_backward(dxb, dwq, dbq, dq, xb, wq, Cq, C, N);
+        attn_conv1x1_backward(dxb, dwk, dbk, dk, xb, wk, Cq, C, N);
+        attn_conv1x1_backward(dxb, dwv, dbv, dv, xb, wv, C, C, N);
+    }
+    dgamma[0] += (float)dg;
+    free(scratch);
+}
+
+void cam_forward_cpu(float *out, float *a, float *o, const float *x,
+                     const float *gamma, int B, int C, int N, dath_ctx *ctx) {
+    const float g = gamma[0];
+    for (int b = 0; b < B; b++) {
+        const float *xb = x + (size_t)b * C * N;     /* [C,N] */
+        float *ab = a + (size_t)b * C * C;           /* [C,C] */
+        float *ob = o + (size_t)b * C * N;           /* [C,N] */
+        /* e = x·xᵀ, then a = softmax(−e) row by row (shifted by −rowmin(e)) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, C, C, N,
+                    1.0f, xb, N, xb, N, 0.0f, ab, C);
+        attn_softmax_rows(ab, C, C, -1.0f);
+        /* o = a·x */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, C, N, C,
+                    1.0f, ab, C, xb, N, 0.0f, ob, N);
+        attn_residual(out + (size_t)b * C * N, ob, xb, g, (size_t)C * N);
+    }
+}
+
+void cam_backward_cpu(float *dx, float *dgamma, const float *dout, const float *x,
+                      const float *a, const float *o, const float *gamma,
+                      int B, int C, int N, dath_ctx *ctx) {
+    const float g = gamma[0];
+    size_t cc = (size_t)C * C, cn = (size_t)C * N;
+    float *de = attn_scratch(cc, "cam_backward_cpu"); /* [C,C] da, then de in place */
+    double dg = 0;
+    for (int b = 0; b < B; b++) {
+        const float *doutb = dout + (size_t)b * cn;  /* [C,N] */
+        const float *xb = x + (size_t)b * cn;        /* [C,N] */
+        const float *ab = a + (size_t)b * cc;        /* [C,C] */
+        float *dxb = dx + (size_t)b * cn;            /* [C,N] */
+        dg += attn_residual_backward(dxb, doutb, o + (size_t)b * cn, cn);
+        /* o = a·x with d(o) = g·dout: da = g·dout·xᵀ, dx += g·aᵀ·dout */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, C, C, N,
+                    g, doutb, N, xb, N, 0.0f, de, C);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, N, C,
+                    g, ab, C, doutb, N, 1.0f, dxb, N);
+        attn_softmax_rows_backward(de, ab, C, C, -1.0f);
+        /* e = x·xᵀ: dx += (de + deᵀ)·x */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, C, N, C,
+                    1.0f, de, C, xb, N, 1.0f, dxb, N);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, N, C,
+                    1.0f, de, C, xb, N, 1.0f, dxb, N);
+    }
+    dgamma[0] += (float)dg;
+    free(de);
+}

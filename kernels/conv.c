@@ -1,0 +1,256 @@
+/* kernels/conv.c — plain-C reference of the convolution (contract in conv.h):
+ * im2col + OpenBLAS SGEMM.
+ *
+ * Images are taken in chunks of nb. For one chunk (P = Ho*Wo, R = Ci*k*k):
+ *   col   [R, nb*P]    input patches of the chunk's images side by side:
+ *                      row (ci*k + ky)*k + kx, column i*P + oy*Wo + ox
+ *   stage [Co, nb*P]   the chunk's output (or output gradient), channel-major
+ * so that one GEMM covers the whole chunk:
+ *   forward   stage = w·col                     then out[b,co,:] = stage[co, i*P:] + b[co]
+ *   backward  stage = dout (ReLU-masked), transposed to channel-major
+ *             dw   += stage·colᵀ                inner dimension: all pixels of all images
+ *             col   = wᵀ·stage                  the column gradient, in col's memory
+ *             din  += col2im(col)
+ * Everything is in a fixed order and the chunk size depends only on the shape and the
+ * scratch given, so a call gives the same result every time.
+ *
+ * Threads: only the GEMMs are parallel (OpenBLAS's threads). The loops around them are
+ * serial on purpose: OpenBLAS's pthreads keep spinning for a while after each GEMM, and
+ * an OpenMP region between two GEMMs fights them for the cores — it made AlexNet's
+ * five convolutions about 2× slower on the shared 2-core build machine — while im2col
+ * and the transposes are a small part of the time.
+ *
+ * Scratch: col + stage. conv2d_work_bytes is their size for the whole batch (nb = B),
+ * (Ci*k*k + Co)*B*Ho*Wo floats: what the CUDA version needs to do the batch with one
+ * GEMM. This reference uses ctx->work (and clobbers it) when it holds at least one
+ * image's col + stage, taking as many images a chunk as fit; otherwise it mallocs a
+ * chunk of at most CONV_CHUNK_FLOATS (at least one image) per call. Handing it a
+ * ctx->work avoids the per-call allocation, whose fresh pages cost as much as a
+ * conv1 GEMM. If even a one-image chunk cannot be allocated, the outputs (out, or
+ * dw/db/din) are filled with NaN and a line is written to stderr, so the failure
+ * shows up as a NaN loss rather than a silently wrong step. */
+#include "conv.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Cap of a malloc'ed chunk's col + stage, in floats (32 MiB): enough columns (nb*P)
+ * for OpenBLAS to run at full speed, little enough to be harmless at batch 128. */
+#define CONV_CHUNK_FLOATS ((size_t)8 << 20)
+
+/* Invalid sizes (no channels, k or stride < 1, pad < 0) also give Ho = Wo = 0. */
+conv2d_shape conv2d_make_shape(int B, int Ci, int H, int W, int Co, int k, int stride, int pad) {
+    conv2d_shape s = { B, Ci, H, W, Co, k, stride, pad, 0, 0 };
+    if (Ci <= 0 || Co <= 0 || k <= 0 || stride <= 0 || pad < 0) return s;
+    if (H + 2 * pad < k || W + 2 * pad < k) return s;
+    s.Ho = (H + 2 * pad - k) / stride + 1;
+    s.Wo = (W + 2 * pad - k) / stride + 1;
+    return s;
+}
+
+size_t conv2d_work_bytes(const conv2d_shape *s) {
+    size_t R = (size_t)s->Ci * s->k * s->k;
+    size_t N = (size_t)s->B * s->Ho * s->Wo;
+    return (R + (size_t)s->Co) * N * sizeof(float);
+}
+
+/* One chunk's scratch: col [R, nb*P] then stage [Co, nb*P], contiguous. */
+typedef struct conv_scratch {
+    float *owned;   /* malloc'ed block to free, or NULL when col lives in ctx->work */
+    float *col;     /* [R, nb*P] */
+    float *stage;   /* [Co, nb*P] */
+    int nb;
+} conv_scratch;
+
+/* Takes ctx->work when one image fits in it, else mallocs the largest chunk under the
+ * cap, halving on failure down to one image. Returns 0, or -1 (with a line on stderr)
+ * when not even one image fits. */
+static int conv_scratch_get(conv_scratch *sc, const conv2d_shape *s, const dath_ctx *ctx,
+                            const char *who) {
+    const size_t R = (size_t)s->Ci * s->k * s->k, P = (size_t)s->Ho * s->Wo;
+    const size_t per_image = (R + (size_t)s->Co) * P;               /* floats */
+    size_t nb;
+    sc->owned = NULL;
+    if (ctx && ctx->work && ctx->work_bytes / sizeof(float) >= per_image) {
+        nb = ctx->work_bytes / sizeof(float) / per_image;
+        if (nb > (size_t)s->B) nb = (size_t)s->B;
+        sc->col = ctx->work;
+    } else {
+        nb = CONV_CHUNK_FLOATS / per_image;
+        if (nb < 1) nb = 1;
+        if (nb > (size_t)s->B) nb = (size_t)s->B;
+        for (;;) {
+            sc->owned = malloc(nb * per_image * sizeof(float));
+            if (sc->owned) break;
+            if (nb == 1) {
+                fprintf(stderr, "%s: out of memory for a %zu-byte im2col buffer; "
+                        "outputs set to NaN\n", who, per_image * sizeof(float));
+                return -1;
+            }
+            nb = (nb + 1) / 2;
+        }
+        sc->col = sc->owned;
+    }
+    sc->nb = (int)nb;
+    sc->stage = sc->col + nb * R * P;
+    return 0;
+}
+
+static void conv_fill_nan(float *x, size_t n) {
+    if (!x) return;
+    for (size_t i = 0; i < n; i++) x[i] = NAN;
+}
+
+/* The output columns ox whose tap kx lands inside the image: ix = ox*st - pad + kx
+ * in [0, W) exactly for ox in [*lo, *hi). */
+static void conv_valid_range(int *lo, int *hi, int kx, int W, int Wo, int st, int pad) {
+    int a = pad - kx;                                 /* ox*st >= a */
+    int l = a <= 0 ? 0 : (a + st - 1) / st;
+    int b = W - 1 + pad - kx;                         /* ox*st <= b */
+    int h = b < 0 ? 0 : b / st + 1;
+    if (h > Wo) h = Wo;
+    if (l > h) l = h;
+    *lo = l;
+    *hi = h;
+}
+
+/* col [R, ldc] (columns i*P.. of each row, for images i < nb) ← patches of
+ * in [nb, Ci, H, W]; zero where the window hangs over the padding. */
+static void conv_im2col(float *col, size_t ldc, const float *in, int nb, const conv2d_shape *s) {
+    const int Ci = s->Ci, H = s->H, W = s->W, k = s->k, st = s->stride, pad = s->pad;
+    const int Ho = s->Ho, Wo = s->Wo;
+    const size_t P = (size_t)Ho * Wo;
+    for (int ci = 0; ci < Ci; ci++)
+        for (int ky = 0; ky < k; ky++)
+            for (int kx = 0; kx < k; kx++) {
+                int lo, hi;
+                conv_valid_range(&lo, &hi, kx, W, Wo, st, pad);
+                float *row = col + ((size_t)(ci * k + ky) * k + kx) * ldc;   /* [nb*P] */
+                for (int i = 0; i < nb; i++) {
+                    const float *x = in + ((size_t)i * Ci + ci) * H * W;    /* [H, W] */
+                    for (int oy = 0; oy < Ho; oy++) {
+                        int iy = oy * st - pad + ky;
+                        float *dst = row + i * P + (size_t)oy * Wo;        /* [Wo] */
+                        if (iy < 0 || iy >= H) {
+                            for (int ox = 0; ox < Wo; ox++) dst[ox] = 0.0f;
+                            continue;
+                        }
+                        const float *src = x + (size_t)iy * W;             /* [W] */
+                        for (int ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
+                        for (int ox = lo; ox < hi; ox++) dst[ox] = src[ox * st + kx - pad];
+                        for (int ox = hi; ox < Wo; ox++) dst[ox] = 0.0f;
+                    }
+                }
+            }
+}
+
+/* din [nb, Ci, H, W] += the column gradient col [R, ldc] folded back onto the images
+ * (the adjoint of conv_im2col). */
+static void conv_col2im(float *din, const float *col, size_t ldc, int nb, const conv2d_shape *s) {
+    const int Ci = s->Ci, H = s->H, W = s->W, k = s->k, st = s->stride, pad = s->pad;
+    const int Ho = s->Ho, Wo = s->Wo;
+    const size_t P = (size_t)Ho * Wo;
+    for (int ci = 0; ci < Ci; ci++)
+        for (int ky = 0; ky < k; ky++)
+            for (int kx = 0; kx < k; kx++) {
+                int lo, hi;
+                conv_valid_range(&lo, &hi, kx, W, Wo, st, pad);
+                const float *row = col + ((size_t)(ci * k + ky) * k + kx) * ldc; /* [nb*P] */
+                for (int i = 0; i < nb; i++) {
+                    float *dx = din + ((size_t)i * Ci + ci) * H * W;         /* [H, W] */
+                    for (int oy = 0; oy < Ho; oy++) {
+                        int iy = oy * st - pad + ky;
+                        if (iy < 0 || iy >= H) continue;
+                        const float *src = row + i * P + (size_t)oy * Wo;    /* [Wo] */
+                        float *dst = dx + (size_t)iy * W;                    /* [W] */
+                        for (int ox = lo; ox < hi; ox++) dst[ox * st + kx - pad] += src[ox];
+                    }
+                }
+            }
+}
+
+void conv2d_forward_cpu(float *out, const float *in, const float *w, const float *b,
+                        const conv2d_shape *s, int relu, dath_ctx *ctx) {
+    const int B = s->B, Ci = s->Ci, Co = s->Co;
+    const size_t P = (size_t)s->Ho * s->Wo, R = (size_t)Ci * s->k * s->k;
+    const size_t in_image = (size_t)Ci * s->H * s->W;
+    if (B <= 0 || Co <= 0 || P == 0) return;
+    conv_scratch sc;
+    if (conv_scratch_get(&sc, s, ctx, "conv2d_forward_cpu") != 0) {
+        conv_fill_nan(out, (size_t)B * Co * P);
+        return;
+    }
+    for (int b0 = 0; b0 < B; b0 += sc.nb) {
+        const int nb = B - b0 < sc.nb ? B - b0 : sc.nb;
+        const size_t N = (size_t)nb * P;
+        conv_im2col(sc.col, N, in + (size_t)b0 * in_image, nb, s);
+        /* stage [Co, N] = w [Co, R] · col [R, N] */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Co, (int)N, (int)R,
+                    1.0f, w, (int)R, sc.col, (int)N, 0.0f, sc.stage, (int)N);
+        for (int i = 0; i < nb; i++)
+            for (int co = 0; co < Co; co++) {
+                const float *src = sc.stage + (size_t)co * N + (size_t)i * P;     /* [P] */
+                float *dst = out + ((size_t)(b0 + i) * Co + co) * P;             /* [P] */
+                const float bias = b[co];
+                for (size_t p = 0; p < P; p++) {
+                    float v = src[p] + bias;
+                    dst[p] = (relu && v < 0.0f) ? 0.0f : v;
+                }
+            }
+    }
+    free(sc.owned);
+}
+
+void conv2d_backward_cpu(float *din, float *dw, float *db, float *dout,
+                         const float *in, const float *w, const float *out,
+                         const conv2d_shape *s, int relu, dath_ctx *ctx) {
+    const int B = s->B, Ci = s->Ci, Co = s->Co;
+    const size_t P = (size_t)s->Ho * s->Wo, R = (size_t)Ci * s->k * s->k;
+    const size_t in_image = (size_t)Ci * s->H * s->W;
+    const size_t n_out = (size_t)B * Co * P;
+    if (B <= 0 || Co <= 0 || P == 0) return;
+
+    if (relu)     /* dout becomes the pre-ReLU gradient (out > 0 is the mask) */
+        for (size_t j = 0; j < n_out; j++)
+            if (!(out[j] > 0.0f)) dout[j] = 0.0f;
+
+    /* db[co] += Σ_b Σ_p dout[b,co,p], summed in image order in double */
+    for (int co = 0; co < Co; co++) {
+        double acc = 0.0;
+        for (int bi = 0; bi < B; bi++) {
+            const float *g = dout + ((size_t)bi * Co + co) * P;                  /* [P] */
+            for (size_t p = 0; p < P; p++) acc += g[p];
+        }
+        db[co] += (float)acc;
+    }
+
+    conv_scratch sc;
+    if (conv_scratch_get(&sc, s, ctx, "conv2d_backward_cpu") != 0) {
+        conv_fill_nan(dw, (size_t)Co * R);
+        conv_fill_nan(db, (size_t)Co);
+        conv_fill_nan(din, (size_t)B * in_image);
+        return;
+    }
+    for (int b0 = 0; b0 < B; b0 += sc.nb) {
+        const int nb = B - b0 < sc.nb ? B - b0 : sc.nb;
+        const size_t N = (size_t)nb * P;
+        /* stage [Co, N] ← dout [nb, Co, P] */
+        for (int i = 0; i < nb; i++)
+            for (int co = 0; co < Co; co++)
+                memcpy(sc.stage + (size_t)co * N + (size_t)i * P,
+                       dout + ((size_t)(b0 + i) * Co + co) * P, P * sizeof(float));
+        conv_im2col(sc.col, N, in + (size_t)b0 * in_image, nb, s);
+        /* dw [Co, R] += stage [Co, N] · col [R, N]ᵀ */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Co, (int)R, (int)N,
+                    1.0f, sc.stage, (int)N, sc.col, (int)N, 1.0f, dw, (int)R);
+        if (!din) continue;
+        /* col [R, N] = w [Co, R]ᵀ · stage [Co, N] */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)R, (int)N, Co,
+                    1.0f, w, (int)R, sc.stage, (int)N, 0.0f, sc.col, (int)N);
+        conv_col2im(din + (size_t)b0 * in_image, sc.col, N, nb, s);
+    }
+    free(sc.owned);
+}
