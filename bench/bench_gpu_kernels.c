@@ -1,0 +1,607 @@
+/* bench/bench_gpu_kernels.c — the time of each CUDA op at DATH's real shapes, called
+ * through the backend table (backend_cuda()), timed with CUDA events on the op
+ * context's stream: a few warm-up calls, then the median of --reps timed calls. For
+ * each op it prints the median in ms, the achieved TFLOP/s (GEMM-shaped ops, from the
+ * FLOP count of the op) or GB/s (element-wise ops, from the fewest bytes the op must
+ * move), and the fraction of the GPU's peak.
+ *
+ *   bench_gpu_kernels [--reps N] [--batch B] [--precision fp32|tf32|bf16]
+ *                     [--csv FILE] [--md FILE]
+ *   bench_gpu_kernels --step-flops VARIANT [--bits K] [--classes C] [--batch B]
+ *                     [--input-size S]      FLOPs of one training step (forward and
+ *                                           backward, GEMMs and attention products)
+ *   bench_gpu_kernels --peak fp32|tf32|bf16 the GPU's peak TFLOP/s and where it came from
+ *
+ * Peak: a table of datasheet dense rates by device name (H100/H200 SXM, H100 PCIe,
+ * A100, L40S, V100, GTX 1080 Ti); otherwise SMs × clock × FLOPs per clock per SM for
+ * the compute capability (an estimate, labelled as such). Exit 1 without a GPU. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../host/backend.h"
+#include "../host/model.h"
+#include "../kernels/rng.h"
+
+/* ---- FLOP counts (2 per multiply-add) ------------------------------------------------ */
+
+static double conv_flops(int B, int Ci, int H, int Co, int k, int stride, int pad) {
+    int Ho = (H + 2 * pad - k) / stride + 1;
+    return 2.0 * B * Co * Ho * Ho * (double)Ci * k * k;
+}
+static double linear_flops(int B, int I, int O) { return 2.0 * B * (double)I * O; }
+static double pam_flops(int B, int C, int Cq, int N) {
+    return 2.0 * B * N * (2.0 * Cq * C + (double)C * C)   /* q, k, v */
+         + 2.0 * B * (double)N * N * Cq                   /* e = qᵀk */
+         + 2.0 * B * (double)C * N * N;                   /* o = v·aᵀ */
+}
+static double cam_flops(int B, int C, int N) { return 2.0 * 2.0 * B * (double)C * C * N; }
+
+/* One training step: forward, and a backward of twice the forward for every layer
+ * whose input needs a gradient (conv1's image does not: its backward is dw only). */
+static double step_flops(dath_variant v, int K, int C, int B, int S) {
+    int h1 = (S + 4 - 11) / 4 + 1, h2 = maxpool_out(h1), h3 = maxpool_out(h2);
+    int N = h3 * h3;
+    double c1 = conv_flops(B, 3, S, 64, 11, 4, 2);
+    double trunk = conv_flops(B, 64, h2, 192, 5, 1, 2) + conv_flops(B, 192, h3, 384, 3, 1, 1) +
+                   conv_flops(B, 384, h3, 256, 3, 1, 1) + conv_flops(B, 256, h3, 256, 3, 1, 1);
+    double fc = linear_flops(B, MODEL_C5 * MODEL_POOL * MODEL_POOL, MODEL_HIDDEN) +
+                linear_flops(B, MODEL_HIDDEN, MODEL_HIDDEN);
+    double pam = pam_flops(B, MODEL_C5, MODEL_CQ, N), cam = cam_flops(B, MODEL_C5, N);
+    double attn = 0.0;
+    int streams = 1;
+    switch (v) {
+    case VARIANT_DATH: streams = 2; attn = pam + cam; break;   /* one PAM, one CAM stream */
+    case VARIANT_S: attn = pam; break;
+    case VARIANT_C: attn = cam; break;
+    case VARIANT_N: attn = 0.0; break;
+    case VARIANT_1: attn = pam + cam; break;                  /* both on one trunk */
+    }
+    double fwd = streams * (c1 + trunk + fc) + attn + linear_flops(B, MODEL_HIDDEN, K) +
+                 linear_flops(B, K, C);
+    double bwd = streams * (c1 + 2.0 * (trunk + fc)) + 2.0 * attn +
+                 2.0 * (linear_flops(B, MODEL_HIDDEN, K) + linear_flops(B, K, C));
+    return fwd + bwd;
+}
+
+static const char *arg_after(int argc, char **argv, const char *name, const char *def) {
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], name)) return argv[i + 1];
+    return def;
+}
+
+static int step_flops_main(int argc, char **argv, const char *vname) {
+    dath_variant v;
+    if (variant_parse(vname, &v)) {
+        fprintf(stderr, "bench_gpu_kernels: unknown variant '%s'\n", vname);
+        return 2;
+    }
+    int K = atoi(arg_after(argc, argv, "--bits", "64"));
+    int C = atoi(arg_after(argc, argv, "--classes", "80"));
+    int B = atoi(arg_after(argc, argv, "--batch", "128"));
+    int S = atoi(arg_after(argc, argv, "--input-size", "224"));
+    printf("%.6e\n", step_flops(v, K, C, B, S));
+    return 0;
+}
+
+#ifndef DATH_CUDA
+
+int main(int argc, char **argv) {
+    const char *v = arg_after(argc, argv, "--step-flops", NULL);
+    if (v) return step_flops_main(argc, argv, v);
+    fprintf(stderr, "bench_gpu_kernels: this build has no CUDA (nvcc not found, or CUDA=0)\n");
+    return 1;
+}
+
+#else
+
+#include <cuda_runtime.h>
+
+#define BCUDA(call)                                                                    \
+    do {                                                                               \
+        cudaError_t e_ = (call);                                                       \
+        if (e_ != cudaSuccess) {                                                       \
+            fprintf(stderr, "bench_gpu_kernels: CUDA error %s at %s:%d: %s (%s)\n",    \
+                    cudaGetErrorName(e_), __FILE__, __LINE__, cudaGetErrorString(e_),  \
+                    #call);                                                            \
+            exit(1);                                                                   \
+        }                                                                              \
+    } while (0)
+
+/* ---- the GPU's peak ------------------------------------------------------------------- */
+
+typedef struct peak_row {
+    const char *name;             /* substring of the device name */
+    double fp32, tf32, bf16;      /* dense TFLOP/s; 0 where there is no such unit */
+} peak_row;
+
+/* Datasheet dense rates (no sparsity), SXM parts at boost clock. */
+static const peak_row PEAKS[] = {
+    {"H200", 66.9, 494.7, 989.4},
+    {"H100 80GB HBM3", 66.9, 494.7, 989.4},
+    {"H100 SXM", 66.9, 494.7, 989.4},
+    {"H100 PCIe", 51.2, 378.0, 756.0},
+    {"A100", 19.5, 156.0, 312.0},
+    {"L40S", 91.6, 183.2, 362.1},
+    {"V100", 15.7, 0.0, 0.0},
+    {"1080 Ti", 11.3, 0.0, 0.0},
+};
+
+/* FP32 lanes per SM by compute capability (×2 FLOPs a clock), and dense tensor FLOPs
+ * per clock per SM for tf32 and bf16 (data-centre parts; GeForce parts may run bf16 at
+ * half this with fp32 accumulation). */
+static void per_sm(int major, int minor, double *fp32, double *tf32, double *bf16) {
+    int cc = major * 10 + minor;
+    *fp32 = (cc == 60 || cc == 70 || cc == 72 || cc == 75 || cc == 80) ? 128.0 : 256.0;
+    *tf32 = *bf16 = 0.0;
+    if (cc >= 90) { *tf32 = 2048.0; *bf16 = 4096.0; }
+    else if (cc >= 80) { *tf32 = 1024.0; *bf16 = 2048.0; }
+    if (cc == 86 || cc == 89) { *tf32 = 512.0; *bf16 = 1024.0; }
+}
+
+/* Peak TFLOP/s of device 0 for a precision; src receives where it came from. */
+static double gpu_peak(int precision, char *src, size_t src_len) {
+    struct cudaDeviceProp p;
+    BCUDA(cudaGetDeviceProperties(&p, 0));
+    for (size_t i = 0; i < sizeof PEAKS / sizeof PEAKS[0]; i++)
+        if (strstr(p.name, PEAKS[i].name)) {
+            double v = precision == DATH_TF32 ? PEAKS[i].tf32
+                     : precision == DATH_BF16 ? PEAKS[i].bf16 : PEAKS[i].fp32;
+            snprintf(src, src_len, "datasheet dense rate for '%s' (%.80s)", PEAKS[i].name, p.name);
+            return v;
+        }
+    int khz = 0;
+    BCUDA(cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, 0));
+    double fp32, tf32, bf16;
+    per_sm(p.major, p.minor, &fp32, &tf32, &bf16);
+    double per = precision == DATH_TF32 ? tf32 : precision == DATH_BF16 ? bf16 : fp32;
+    snprintf(src, src_len, "estimate: %d SMs x %.0f MHz x %.0f FLOP/clk/SM (sm_%d%d, %.80s)",
+             p.multiProcessorCount, khz / 1e3, per, p.major, p.minor, p.name);
+    return p.multiProcessorCount * (khz * 1e3) * per / 1e12;
+}
+
+/* ---- timing ----------------------------------------------------------------------------- */
+
+static int reps = 20;
+static const int WARMUP = 3;
+static const dath_backend *be;
+static dath_ctx ctx;
+static cudaEvent_t ev0, ev1;
+static double peak_gemm, peak_fp32;
+static double hbm_gbs;          /* theoretical memory bandwidth from the device */
+static FILE *csv, *md;
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+typedef void op_fn(void *arg);
+
+/* Times op(arg): WARMUP calls, then the median of reps, in ms. */
+static double time_op(op_fn *op, void *arg) {
+    cudaStream_t st = (cudaStream_t)ctx.stream;
+    for (int i = 0; i < WARMUP; i++) op(arg);
+    BCUDA(cudaStreamSynchronize(st));
+    double *t = malloc(reps * sizeof *t);
+    for (int i = 0; i < reps; i++) {
+        BCUDA(cudaEventRecord(ev0, st));
+        op(arg);
+        BCUDA(cudaEventRecord(ev1, st));
+        BCUDA(cudaEventSynchronize(ev1));
+        float ms = 0.0f;
+        BCUDA(cudaEventElapsedTime(&ms, ev0, ev1));
+        t[i] = ms;
+    }
+    BCUDA(cudaGetLastError());
+    qsort(t, reps, sizeof *t, cmp_double);
+    double med = reps % 2 ? t[reps / 2] : 0.5 * (t[reps / 2 - 1] + t[reps / 2]);
+    free(t);
+    return med;
+}
+
+/* One result line: flops > 0 gives TFLOP/s against the GEMM peak (or fp32 peak when
+ * gemm is 0), bytes > 0 gives GB/s against the memory bandwidth. */
+static void report(const char *op, const char *shape, double ms, double flops, double bytes,
+                   int gemm) {
+    double tf = flops > 0 ? flops / (ms * 1e-3) / 1e12 : 0.0;
+    double gbs = bytes > 0 ? bytes / (ms * 1e-3) / 1e9 : 0.0;
+    double pk = gemm ? peak_gemm : peak_fp32;
+    char rate[64] = "", frac[32] = "";
+    if (flops > 0) {
+        snprintf(rate, sizeof rate, "%.2f TFLOP/s", tf);
+        if (pk > 0) snprintf(frac, sizeof frac, "%.1f%%", 100.0 * tf / pk);
+    } else if (bytes > 0) {
+        snprintf(rate, sizeof rate, "%.0f GB/s", gbs);
+        if (hbm_gbs > 0) snprintf(frac, sizeof frac, "%.1f%%", 100.0 * gbs / hbm_gbs);
+    }
+    printf("%-22s %-30s %10.4f  %-16s %s\n", op, shape, ms, rate, frac);
+    if (csv) fprintf(csv, "%s,%s,%.5f,%.4f,%.2f,%s\n", op, shape, ms, tf, gbs, frac);
+    if (md) fprintf(md, "| %s | %s | %.4f | %s | %s |\n", op, shape, ms, rate, frac);
+}
+
+/* ---- the ops, each with its own argument block ---------------------------------------- */
+
+static void *dev(size_t bytes) {
+    void *p = be->alloc(bytes);
+    if (!p) { fprintf(stderr, "bench_gpu_kernels: out of device memory (%zu bytes)\n", bytes); exit(1); }
+    return p;
+}
+
+/* Device buffer of n floats, uniform in [lo, hi) (filled on the host once). */
+static float *dev_rand(size_t n, float lo, float hi) {
+    float *h = malloc(n * sizeof *h);
+    uint64_t s = 0x9e3779b97f4a7c15ull ^ n;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        h[i] = lo + (hi - lo) * (float)((s >> 40) * (1.0 / 16777216.0));
+    }
+    float *d = dev(n * sizeof *d);
+    be->upload(d, h, n * sizeof *d, &ctx);
+    be->sync(&ctx);
+    free(h);
+    return d;
+}
+
+typedef struct conv_arg { conv2d_shape s; float *in, *w, *b, *out, *din, *dw, *db, *dout; int bwd; } conv_arg;
+static void conv_op(void *p) {
+    conv_arg *a = p;
+    if (!a->bwd) be->conv2d_forward(a->out, a->in, a->w, a->b, &a->s, 1, &ctx);
+    else be->conv2d_backward(a->din, a->dw, a->db, a->dout, a->in, a->w, a->out, &a->s, 1, &ctx);
+}
+
+static void bench_conv(const char *name, int B, int Ci, int H, int Co, int k, int st, int pad,
+                       int din) {
+    conv_arg a;
+    memset(&a, 0, sizeof a);
+    a.s = conv2d_make_shape(B, Ci, H, H, Co, k, st, pad);
+    size_t nin = (size_t)B * Ci * H * H, nw = (size_t)Co * Ci * k * k;
+    size_t nout = (size_t)B * Co * a.s.Ho * a.s.Wo;
+    a.in = dev_rand(nin, -1, 1); a.w = dev_rand(nw, -0.05f, 0.05f); a.b = dev_rand(Co, -0.1f, 0.1f);
+    a.out = dev_rand(nout, -1, 1); a.dout = dev_rand(nout, -1, 1);
+    a.din = din ? dev_rand(nin, 0, 0) : NULL; a.dw = dev_rand(nw, 0, 0); a.db = dev_rand(Co, 0, 0);
+    char shape[64], op[40];
+    snprintf(shape, sizeof shape, "B%d %d->%d %dx%d k%d s%d", B, Ci, Co, H, H, k, st);
+    double f = conv_flops(B, Ci, H, Co, k, st, pad);
+    snprintf(op, sizeof op, "%s fwd", name);
+    report(op, shape, time_op(conv_op, &a), f, 0, 1);
+    a.bwd = 1;
+    snprintf(op, sizeof op, "%s bwd", name);
+    report(op, shape, time_op(conv_op, &a), f * (din ? 2 : 1), 0, 1);
+    be->free(a.in); be->free(a.w); be->free(a.b); be->free(a.out); be->free(a.dout);
+    be->free(a.din); be->free(a.dw); be->free(a.db);
+}
+
+typedef struct lin_arg { int B, I, O, relu, bwd; float *in, *w, *b, *out, *din, *dw, *db, *dout; } lin_arg;
+static void lin_op(void *p) {
+    lin_arg *a = p;
+    if (!a->bwd) be->linear_forward(a->out, a->in, a->w, a->b, a->B, a->I, a->O, a->relu, &ctx);
+    else be->linear_backward(a->din, a->dw, a->db, a->dout, a->in, a->w, a->out, a->B, a->I,
+                             a->O, a->relu, &ctx);
+}
+static void bench_linear(const char *name, int B, int I, int O, int relu) {
+    lin_arg a;
+    memset(&a, 0, sizeof a);
+    a.B = B; a.I = I; a.O = O; a.relu = relu;
+    a.in = dev_rand((size_t)B * I, -1, 1); a.w = dev_rand((size_t)O * I, -0.02f, 0.02f);
+    a.b = dev_rand(O, -0.1f, 0.1f); a.out = dev_rand((size_t)B * O, -1, 1);
+    a.dout = dev_rand((size_t)B * O, -1, 1); a.din = dev_rand((size_t)B * I, 0, 0);
+    a.dw = dev_rand((size_t)O * I, 0, 0); a.db = dev_rand(O, 0, 0);
+    char shape[64], op[40];
+    snprintf(shape, sizeof shape, "B%d %d->%d", B, I, O);
+    snprintf(op, sizeof op, "%s fwd", name);
+    report(op, shape, time_op(lin_op, &a), linear_flops(B, I, O), 0, 1);
+    a.bwd = 1;
+    snprintf(op, sizeof op, "%s bwd", name);
+    report(op, shape, time_op(lin_op, &a), 2 * linear_flops(B, I, O), 0, 1);
+    be->free(a.in); be->free(a.w); be->free(a.b); be->free(a.out); be->free(a.dout);
+    be->free(a.din); be->free(a.dw); be->free(a.db);
+}
+
+typedef struct pool_arg { int BC, H, bwd; float *in, *out, *din, *dout; int32_t *idx; } pool_arg;
+static void pool_op(void *p) {
+    pool_arg *a = p;
+    if (!a->bwd) be->maxpool_forward(a->out, a->idx, a->in, a->BC, a->H, a->H, &ctx);
+    else be->maxpool_backward(a->din, a->dout, a->idx, a->BC, a->H, a->H, &ctx);
+}
+static void bench_maxpool(const char *name, int BC, int H) {
+    int Ho = maxpool_out(H);
+    size_t nin = (size_t)BC * H * H, nout = (size_t)BC * Ho * Ho;
+    pool_arg a = {BC, H, 0, dev_rand(nin, -1, 1), dev_rand(nout, 0, 0), dev_rand(nin, 0, 0),
+                  dev_rand(nout, -1, 1), dev(nout * 4)};
+    char shape[64], op[40];
+    snprintf(shape, sizeof shape, "%d planes %dx%d", BC, H, H);
+    snprintf(op, sizeof op, "%s fwd", name);
+    report(op, shape, time_op(pool_op, &a), 0, 4.0 * (nin + 2 * nout), 0);
+    a.bwd = 1;
+    snprintf(op, sizeof op, "%s bwd", name);
+    report(op, shape, time_op(pool_op, &a), 0, 4.0 * (2 * nin + 2 * nout), 0);
+    be->free(a.in); be->free(a.out); be->free(a.din); be->free(a.dout); be->free(a.idx);
+}
+
+typedef struct attn_arg {
+    int B, C, Cq, N, bwd, cam;
+    float *x, *out, *q, *k, *v, *a, *o, *wq, *bq, *wk, *bk, *wv, *bv, *gamma;
+    float *dx, *dwq, *dbq, *dwk, *dbk, *dwv, *dbv, *dgamma, *dout;
+} attn_arg;
+static void attn_op(void *p) {
+    attn_arg *t = p;
+    if (t->cam) {
+        if (!t->bwd) be->cam_forward(t->out, t->a, t->o, t->x, t->gamma, t->B, t->C, t->N, &ctx);
+        else be->cam_backward(t->dx, t->dgamma, t->dout, t->x, t->a, t->o, t->gamma, t->B, t->C,
+                              t->N, &ctx);
+    } else if (!t->bwd) {
+        be->pam_forward(t->out, t->q, t->k, t->v, t->a, t->o, t->x, t->wq, t->bq, t->wk, t->bk,
+                        t->wv, t->bv, t->gamma, t->B, t->C, t->Cq, t->N, &ctx);
+    } else {
+        be->pam_backward(t->dx, t->dwq, t->dbq, t->dwk, t->dbk, t->dwv, t->dbv, t->dgamma,
+                         t->dout, t->x, t->q, t->k, t->v, t->a, t->o, t->wq, t->wk, t->wv,
+                         t->gamma, t->B, t->C, t->Cq, t->N, &ctx);
+    }
+}
+static void bench_attention(int B, int C, int Cq, int N) {
+    attn_arg t;
+    memset(&t, 0, sizeof t);
+    t.B = B; t.C = C; t.Cq = Cq; t.N = N;
+    size_t nx = (size_t)B * C * N, nq = (size_t)B * Cq * N;
+    size_t na = (size_t)B * (N > C ? N : C) * (N > C ? N : C);
+    t.x = dev_rand(nx, 0, 1); t.out = dev_rand(nx, 0, 0); t.q = dev_rand(nq, 0, 0);
+    t.k = dev_rand(nq, 0, 0); t.v = dev_rand(nx, 0, 0); t.a = dev_rand(na, 0, 0);
+    t.o = dev_rand(nx, 0, 0);
+    t.wq = dev_rand((size_t)Cq * C, -0.06f, 0.06f); t.bq = dev_rand(Cq, -0.06f, 0.06f);
+    t.wk = dev_rand((size_t)Cq * C, -0.06f, 0.06f); t.bk = dev_rand(Cq, -0.06f, 0.06f);
+    t.wv = dev_rand((size_t)C * C, -0.06f, 0.06f); t.bv = dev_rand(C, -0.06f, 0.06f);
+    t.gamma = dev_rand(1, 0.5f, 0.5f);
+    t.dx = dev_rand(nx, 0, 0); t.dwq = dev_rand((size_t)Cq * C, 0, 0); t.dbq = dev_rand(Cq, 0, 0);
+    t.dwk = dev_rand((size_t)Cq * C, 0, 0); t.dbk = dev_rand(Cq, 0, 0);
+    t.dwv = dev_rand((size_t)C * C, 0, 0); t.dbv = dev_rand(C, 0, 0); t.dgamma = dev_rand(1, 0, 0);
+    t.dout = dev_rand(nx, -1, 1);
+    char shape[64];
+    snprintf(shape, sizeof shape, "B%d C%d Cq%d N%d", B, C, Cq, N);
+    double fp = pam_flops(B, C, Cq, N), fc = cam_flops(B, C, N);
+    report("pam fwd", shape, time_op(attn_op, &t), fp, 0, 1);
+    t.bwd = 1;
+    report("pam bwd", shape, time_op(attn_op, &t), 2 * fp, 0, 1);
+    t.cam = 1; t.bwd = 0;
+    snprintf(shape, sizeof shape, "B%d C%d N%d", B, C, N);
+    report("cam fwd", shape, time_op(attn_op, &t), fc, 0, 1);
+    t.bwd = 1;
+    report("cam bwd", shape, time_op(attn_op, &t), 2 * fc, 0, 1);
+    float *bufs[] = {t.x, t.out, t.q, t.k, t.v, t.a, t.o, t.wq, t.bq, t.wk, t.bk, t.wv, t.bv,
+                     t.gamma, t.dx, t.dwq, t.dbq, t.dwk, t.dbk, t.dwv, t.dbv, t.dgamma, t.dout};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) be->free(bufs[i]);
+}
+
+typedef struct ew_arg {
+    int kind, B, D, K, C;
+    size_t n;
+    float *x, *y, *z, *w, *loss;
+    int64_t *ntrip;
+    uint8_t *img;
+    int32_t *crop;
+} ew_arg;
+enum { EW_DROP_F, EW_DROP_B, EW_FUSE_F, EW_FUSE_B, EW_TANH_F, EW_TANH_B, EW_J1, EW_J2S,
+       EW_J2M, EW_J3, EW_RMS, EW_TRANSFORM };
+static void ew_op(void *p) {
+    ew_arg *a = p;
+    switch (a->kind) {
+    case EW_DROP_F: be->dropout_forward(a->y, a->x, a->B, a->D, 0.5f, 1, RNG_DROPOUT, 1, 0, &ctx); break;
+    case EW_DROP_B: be->dropout_backward(a->y, a->x, a->B, a->D, 0.5f, 1, RNG_DROPOUT, 1, 0, &ctx); break;
+    case EW_FUSE_F: be->fuse_forward(a->z, a->x, a->y, a->n, &ctx); break;
+    case EW_FUSE_B: be->fuse_backward(a->z, a->w, a->x, a->x, a->y, a->n, &ctx); break;
+    case EW_TANH_F: be->tanh_forward(a->y, a->x, a->n, &ctx); break;
+    case EW_TANH_B: be->tanh_backward(a->z, a->x, a->y, a->n, &ctx); break;
+    case EW_J1: be->j1_triplet(a->loss, a->ntrip, a->y, a->x, a->z, a->B, a->K, a->C, 5.0f, 1.0f, &ctx); break;
+    case EW_J2S: be->j2_class(a->loss, a->y, a->x, a->z, a->B, a->C, 0, (float)a->B, 1.0f, &ctx); break;
+    case EW_J2M: be->j2_class(a->loss, a->y, a->x, a->z, a->B, a->C, 1, (float)a->B, 1.0f, &ctx); break;
+    case EW_J3: be->j3_quant(a->loss, a->y, a->x, a->B, a->K, (float)a->B, 0.01f, &ctx); break;
+    case EW_RMS: be->rmsprop_step(a->x, a->y, a->z, a->n, 1e-5f, 0.99f, 1e-8f, 1e-5f, &ctx); break;
+    case EW_TRANSFORM: be->transform_batch(a->x, a->img, a->crop, a->B, a->D, a->K, &ctx); break;
+    }
+}
+static void ew_free(ew_arg *a) {
+    be->free(a->x); be->free(a->y); be->free(a->z); be->free(a->w); be->free(a->loss);
+    be->free(a->ntrip); be->free(a->img); be->free(a->crop);
+}
+
+/* Labels [B,C] with 1–3 classes each (one in 20 rows empty); single: one-hot. */
+static float *dev_labels(int B, int C, int single) {
+    float *h = calloc((size_t)B * C, sizeof *h);
+    uint64_t s = 12345;
+    for (int b = 0; b < B; b++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        int k = single ? 1 : (int)((s >> 33) % 4);
+        for (int j = 0; j < k; j++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            h[(size_t)b * C + (s >> 33) % (uint64_t)C] = 1.0f;
+        }
+    }
+    float *d = dev((size_t)B * C * sizeof *d);
+    be->upload(d, h, (size_t)B * C * sizeof *d, &ctx);
+    be->sync(&ctx);
+    free(h);
+    return d;
+}
+
+static void bench_fused(int B) {
+    char shape[64];
+    const int D6 = MODEL_C5 * MODEL_POOL * MODEL_POOL, H = MODEL_HIDDEN;
+    ew_arg a;
+    /* transform */
+    {
+        int S = 224, R = transform_cache_side(S);
+        memset(&a, 0, sizeof a);
+        a.kind = EW_TRANSFORM; a.B = B; a.D = R; a.K = S;
+        a.img = dev((size_t)B * R * R * 3);
+        be->zero(a.img, (size_t)B * R * R * 3, &ctx);
+        int32_t *crop = malloc((size_t)B * 3 * sizeof *crop);
+        for (int b = 0; b < B; b++) { crop[3 * b] = b % 32; crop[3 * b + 1] = (b * 7) % 32; crop[3 * b + 2] = b & 1; }
+        a.crop = dev((size_t)B * 3 * 4);
+        be->upload(a.crop, crop, (size_t)B * 3 * 4, &ctx);
+        be->sync(&ctx);
+        free(crop);
+        a.x = dev((size_t)B * 3 * S * S * 4);
+        snprintf(shape, sizeof shape, "B%d %d->%d", B, R, S);
+        report("transform", shape, time_op(ew_op, &a), 0, (double)B * S * S * 3 * (1 + 4), 0);
+        ew_free(&a);
+    }
+    /* dropout before fc6 and before fc7 */
+    int dims[2] = {D6, H};
+    for (int i = 0; i < 2; i++) {
+        memset(&a, 0, sizeof a);
+        a.B = B; a.D = dims[i];
+        size_t n = (size_t)B * dims[i];
+        a.x = dev_rand(n, -1, 1); a.y = dev_rand(n, 0, 0);
+        snprintf(shape, sizeof shape, "B%d D%d", B, dims[i]);
+        a.kind = EW_DROP_F;
+        report(i ? "dropout fc7in fwd" : "dropout fc6in fwd", shape, time_op(ew_op, &a), 0, 8.0 * n, 0);
+        a.kind = EW_DROP_B;
+        report(i ? "dropout fc7in bwd" : "dropout fc6in bwd", shape, time_op(ew_op, &a), 0, 12.0 * n, 0);
+        ew_free(&a);
+    }
+    /* fusion */
+    memset(&a, 0, sizeof a);
+    a.n = (size_t)B * H;
+    a.x = dev_rand(a.n, -1, 1); a.y = dev_rand(a.n, -1, 1); a.z = dev_rand(a.n, 0, 0); a.w = dev_rand(a.n, 0, 0);
+    snprintf(shape, sizeof shape, "B%d D%d", B, H);
+    a.kind = EW_FUSE_F;
+    report("fuse fwd", shape, time_op(ew_op, &a), 0, 12.0 * a.n, 0);
+    a.kind = EW_FUSE_B;
+    report("fuse bwd", shape, time_op(ew_op, &a), 0, 28.0 * a.n, 0);
+    ew_free(&a);
+    /* tanh and the losses, K = 64, C = 80 (and the 2-GPU global batch for J1) */
+    const int K = 64, C = 80;
+    memset(&a, 0, sizeof a);
+    a.n = (size_t)B * K;
+    a.x = dev_rand(a.n, -1, 1); a.y = dev_rand(a.n, 0, 0); a.z = dev_rand(a.n, 0, 0);
+    snprintf(shape, sizeof shape, "n%zu", a.n);
+    a.kind = EW_TANH_F;
+    report("tanh fwd", shape, time_op(ew_op, &a), 0, 8.0 * a.n, 0);
+    a.kind = EW_TANH_B;
+    report("tanh bwd", shape, time_op(ew_op, &a), 0, 16.0 * a.n, 0);
+    ew_free(&a);
+    for (int g = 1; g <= 2; g++) {
+        memset(&a, 0, sizeof a);
+        a.kind = EW_J1; a.B = B * g; a.K = K; a.C = C;
+        a.x = dev_rand((size_t)a.B * K, -1, 1); a.y = dev_rand((size_t)a.B * K, 0, 0);
+        a.z = dev_labels(a.B, C, 0); a.loss = dev(4); a.ntrip = dev(8);
+        snprintf(shape, sizeof shape, "B%d K%d C%d", a.B, K, C);
+        report(g == 1 ? "j1 (mine+loss+grad)" : "j1 global batch", shape, time_op(ew_op, &a), 0, 0, 0);
+        ew_free(&a);
+    }
+    memset(&a, 0, sizeof a);
+    a.B = B; a.C = C;
+    a.x = dev_rand((size_t)B * C, -5, 5); a.y = dev_rand((size_t)B * C, 0, 0);
+    a.z = dev_labels(B, C, 0); a.loss = dev(4);
+    snprintf(shape, sizeof shape, "B%d C%d", B, C);
+    a.kind = EW_J2M;
+    report("j2 multi (eq. 7)", shape, time_op(ew_op, &a), 0, 12.0 * B * C, 0);
+    a.kind = EW_J2S;
+    report("j2 single (eq. 6)", shape, time_op(ew_op, &a), 0, 12.0 * B * C, 0);
+    ew_free(&a);
+    memset(&a, 0, sizeof a);
+    a.kind = EW_J3; a.B = B; a.K = K;
+    a.x = dev_rand((size_t)B * K, -1, 1); a.y = dev_rand((size_t)B * K, 0, 0); a.loss = dev(4);
+    snprintf(shape, sizeof shape, "B%d K%d", B, K);
+    report("j3", shape, time_op(ew_op, &a), 0, 12.0 * B * K, 0);
+    ew_free(&a);
+    /* RMSProp over the dath variant's whole parameter buffer */
+    char err[128];
+    dath_model *m = model_create(VARIANT_DATH, K, C, 224, err, sizeof err);
+    memset(&a, 0, sizeof a);
+    a.kind = EW_RMS;
+    a.n = m ? m->n : (size_t)1 << 27;
+    if (m) model_free(m);
+    a.x = dev_rand(a.n, -0.01f, 0.01f); a.y = dev_rand(a.n, 0, 1e-6f); a.z = dev_rand(a.n, -1e-3f, 1e-3f);
+    snprintf(shape, sizeof shape, "n%zu (dath K64)", a.n);
+    report("rmsprop", shape, time_op(ew_op, &a), 0, 20.0 * a.n, 0);
+    ew_free(&a);
+}
+
+int main(int argc, char **argv) {
+    const char *v = arg_after(argc, argv, "--step-flops", NULL);
+    if (v) return step_flops_main(argc, argv, v);
+    char why[256] = "";
+    be = backend_cuda(why, sizeof why);
+    if (!be) {
+        fprintf(stderr, "bench_gpu_kernels: no CUDA backend: %s\n", why);
+        return 1;
+    }
+    int precision = backend_precision_parse(arg_after(argc, argv, "--precision", "fp32"));
+    if (precision < 0) { fprintf(stderr, "bench_gpu_kernels: --precision: fp32, tf32 or bf16\n"); return 2; }
+    const char *pk = arg_after(argc, argv, "--peak", NULL);
+    if (pk) {
+        int p = backend_precision_parse(pk);
+        if (p < 0) { fprintf(stderr, "bench_gpu_kernels: --peak: fp32, tf32 or bf16\n"); return 2; }
+        char src[256];
+        double t = gpu_peak(p, src, sizeof src);
+        printf("%.1f %s\n", t, src);
+        return 0;
+    }
+    reps = atoi(arg_after(argc, argv, "--reps", "20"));
+    if (reps < 1) reps = 1;
+    int B = atoi(arg_after(argc, argv, "--batch", "128"));
+    const char *csv_path = arg_after(argc, argv, "--csv", NULL);
+    const char *md_path = arg_after(argc, argv, "--md", NULL);
+
+    /* scratch: what conv2 (the largest im2col) and attention ask for at this batch */
+    conv2d_shape s2 = conv2d_make_shape(B, 64, 27, 27, 192, 5, 1, 2);
+    conv2d_shape s1 = conv2d_make_shape(B, 3, 224, 224, 64, 11, 4, 2);
+    size_t work = conv2d_work_bytes(&s2);
+    if (conv2d_work_bytes(&s1) > work) work = conv2d_work_bytes(&s1);
+    char err[256];
+    if (be->ctx_init(&ctx, work, precision, err, sizeof err)) {
+        fprintf(stderr, "bench_gpu_kernels: %s\n", err);
+        return 1;
+    }
+    BCUDA(cudaEventCreate(&ev0));
+    BCUDA(cudaEventCreate(&ev1));
+    char src_g[256], src_f[256];
+    peak_gemm = gpu_peak(precision, src_g, sizeof src_g);
+    peak_fp32 = gpu_peak(DATH_FP32, src_f, sizeof src_f);
+    int mem_khz = 0, bus = 0;
+    if (cudaDeviceGetAttribute(&mem_khz, cudaDevAttrMemoryClockRate, 0) == cudaSuccess &&
+        cudaDeviceGetAttribute(&bus, cudaDevAttrGlobalMemoryBusWidth, 0) == cudaSuccess)
+        hbm_gbs = 2.0 * mem_khz * 1e3 * (bus / 8.0) / 1e9;   /* double data rate */
+    cudaGetLastError();
+    if (csv_path && !(csv = fopen(csv_path, "w"))) { perror(csv_path); return 1; }
+    if (md_path && !(md = fopen(md_path, "w"))) { perror(md_path); return 1; }
+
+    const char *pname = precision == DATH_TF32 ? "tf32" : precision == DATH_BF16 ? "bf16" : "fp32";
+    printf("device: %s; precision %s; median of %d after %d warm-up calls\n", be->device,
+           pname, reps, WARMUP);
+    printf("peak (GEMM ops, %s): %.1f TFLOP/s — %s\n", pname, peak_gemm, src_g);
+    printf("peak (fp32): %.1f TFLOP/s — %s\n", peak_fp32, src_f);
+    printf("memory bandwidth (from the memory clock and bus width): %.0f GB/s\n\n", hbm_gbs);
+    printf("%-22s %-30s %10s  %-16s %s\n", "op", "shape", "ms", "rate", "of peak");
+    if (csv) fprintf(csv, "op,shape,ms,tflops,gbs,of_peak\n");
+    if (md) {
+        fprintf(md, "Device: %s, precision %s, median of %d. Peak %.1f TFLOP/s (%s); "
+                    "memory %.0f GB/s.\n\n| op | shape | ms | rate | of peak |\n|---|---|---|---|---|\n",
+                be->device, pname, reps, peak_gemm, src_g, hbm_gbs);
+    }
+
+    bench_fused(B);
+    bench_conv("conv1", B, 3, 224, 64, 11, 4, 2, 0);
+    bench_conv("conv2", B, 64, 27, 192, 5, 1, 2, 1);
+    bench_conv("conv3", B, 192, 13, 384, 3, 1, 1, 1);
+    bench_conv("conv4", B, 384, 13, 256, 3, 1, 1, 1);
+    bench_conv("conv5", B, 256, 13, 256, 3, 1, 1, 1);
+    bench_maxpool("maxpool1", B * 64, 55);
+    bench_maxpool("maxpool2", B * 192, 27);
+    bench_maxpool("maxpool5", B * 256, 13);
+    bench_attention(B, MODEL_C5, MODEL_CQ, 13 * 13);
+    bench_linear("fc6", B, MODEL_C5 * MODEL_POOL * MODEL_POOL, MODEL_HIDDEN, 1);
+    bench_linear("fc7", B, MODEL_HIDDEN, MODEL_HIDDEN, 1);
+    bench_linear("hash", B, MODEL_HIDDEN, 64, 0);
+    bench_linear("cls", B, 64, 80, 0);
+
+    if (csv) fclose(csv);
+    if (md) fclose(md);
+    cudaEventDestroy(ev0);
+    cudaEventDestroy(ev1);
+    be->ctx_free(&ctx);
+    return 0;
+}
+
+#endif

@@ -1,0 +1,1012 @@
+/* checks/test_cuda_kernels.c — every CUDA op (`<op>_cuda`, kernels/<family>.cu) against
+ * its plain-C reference (`<op>_cpu`, kernels/<family>.c) on random inputs: forward outputs, every
+ * gradient, saved tensors, the loss scalars and triplet counts. Each CUDA op also runs
+ * twice on the same inputs and must give the same bits (determinism).
+ *
+ *   test_cuda_kernels           small shapes (seconds; what compute-sanitizer runs)
+ *   test_cuda_kernels --full    DATH's real shapes: batch 128, 224×224 convolutions,
+ *                               N = 13×13 attention with C = 256, Cq = 32, fc 9216 →
+ *                               4096 → 4096, K ∈ {16, 64}, C ∈ {21, 80}, J1 at B = 128
+ *                               (and the 2-GPU global batch 256)
+ *
+ * Device memory comes from cudaMalloc directly; the op context (stream, cuBLAS
+ * handles, scratch) from backend_cuda()->ctx_init, as dath itself makes it. Outputs
+ * that an op assigns are poisoned with NaN on the device first; outputs that
+ * accumulate (every gradient, see kernels/common.h) start from random values, so "+="
+ * is checked too. Backward ops get the reference forward's saved tensors as inputs on
+ * both sides, so a ReLU mask or an argmax is the same for both and each op is judged
+ * on its own.
+ *
+ * Exits 0 when all pass, 1 on any failure, 77 (skip) when built without CUDA or when
+ * no GPU is visible. Prints a table: op, tensor, worst error, tolerance, pass/fail. */
+#include "check.h"
+
+#ifndef DATH_CUDA
+
+int main(void) {
+    check_skip("this build has no CUDA (DATH_CUDA not defined): no CUDA kernels to compare");
+    return 77;
+}
+
+#else
+
+#include <cuda_runtime.h>
+#include <string.h>
+#include <time.h>
+
+#include "../host/backend.h"
+#include "../host/model.h"
+#include "../kernels/rng.h"
+
+/* ---- tolerances: |got − ref| ≤ atol_abs + atol_frac·max|ref| + rtol·|ref| --------- */
+
+typedef struct tol {
+    double atol_abs;    /* absolute floor */
+    double atol_frac;   /* times the largest |ref| of the tensor (cancellation in sums) */
+    double rtol;
+} tol;
+
+/* Element-wise ops written to round every operation as the reference does (dropout,
+ * fusion, tanh's backward, J3's gradient, RMSProp, the transform, the ReLU-masked
+ * dout a backward leaves behind, max-pool values and indices): the same bits. */
+static const tol TOL_EXACT = {0.0, 0.0, 0.0};
+/* tanhf: CUDA's is within 2 ulp, glibc's within 1 or 2: a few ulp (2⁻²³ ≈ 1.2e-7). */
+static const tol TOL_TANH = {1e-12, 0.0, 5e-7};
+/* Sums of a few terms in another order (max-pool's backward, where up to four windows
+ * overlap; the adaptive average pool's means): a few ulp of the largest term, which
+ * may cancel, so also 1e-6 of the tensor's largest value. */
+static const tol TOL_SUMFEW = {0.0, 1e-6, 1e-6};
+/* Values both sides compute in double and round to float once (J1, J2, J3 losses and
+ * J1/J2 gradients): an ulp of float, plus a little where a sum cancels. */
+static const tol TOL_DOUBLE = {0.0, 1e-6, 1e-6};
+/* A forward GEMM (reduction over Ci·k² ≤ 3456, or I ≤ 9216 for fc6) in fp32: cuBLAS
+ * and OpenBLAS sum in different orders; each side's error is ~√K·2⁻²⁴ of the terms'
+ * magnitudes (~1e-6), so 1e-4 relative, with 1e-5 of the tensor's largest value for
+ * outputs that cancel to near 0. */
+static const tol TOL_FWD = {0.0, 1e-5, 1e-4};
+/* Input gradients: reductions over Co·k² (≤ 6400) or O (≤ 4096), the same sizes. */
+static const tol TOL_DGRAD = {0.0, 2e-5, 1e-4};
+/* Softmax probabilities and the attention output (a softmax over N = 169 or C = 256
+ * of GEMM outputs, then a GEMM over it): forward GEMM error carried through exp. */
+static const tol TOL_ATTN = {0.0, 2e-5, 2e-4};
+/* Weight and bias gradients: reductions over every pixel of every image (B·Ho·Wo,
+ * 387,200 terms at conv1, 128 for the fc layers). The reference sums biases in double;
+ * a float GEMM's error over n terms grows like √n·2⁻²⁴ (4e-5 at conv1) of the
+ * magnitude: 1e-4 of the tensor's largest value plus 1e-3 relative still catches any
+ * wrong index or missing term (errors of order 1). */
+static const tol TOL_WGRAD = {0.0, 1e-4, 1e-3};
+/* A scalar float reduction (dγ: Σ dout·o over B·C·N = 5.5 M terms): its error is a
+ * multiple of 2⁻²⁴·Σ|terms|; 1e-4·Σ|terms| allows ~1700 ulps of accumulated rounding.
+ * (atol_abs is filled in per call from Σ|terms|.) */
+#define SCALAR_REDUCE_FRAC 1e-4
+#define SCALAR_REDUCE_RTOL 1e-4
+
+/* ---- the result table ------------------------------------------------------------- */
+
+#define MAX_ROWS 512
+typedef struct row {
+    char op[48], tensor[48];
+    size_t n;
+    double err, tol;
+    int ok;
+} row;
+static row rows[MAX_ROWS];
+static int nrows;
+
+static void table_add(const char *op, const char *tensor, size_t n, double err, double tl,
+                      int ok) {
+    if (nrows == MAX_ROWS) return;
+    row *r = &rows[nrows++];
+    snprintf(r->op, sizeof r->op, "%s", op);
+    snprintf(r->tensor, sizeof r->tensor, "%s", tensor);
+    r->n = n; r->err = err; r->tol = tl; r->ok = ok;
+}
+
+static void table_print(void) {
+    printf("\n%-28s %-14s %10s %12s %12s  %s\n", "op", "tensor", "n", "worst |err|",
+           "tolerance", "result");
+    for (int i = 0; i < nrows; i++)
+        printf("%-28s %-14s %10zu %12.3e %12.3e  %s\n", rows[i].op, rows[i].tensor, rows[i].n,
+               rows[i].err, rows[i].tol, rows[i].ok ? "pass" : "FAIL");
+}
+
+/* ---- host and device memory ------------------------------------------------------- */
+
+#define TCUDA(call)                                                                    \
+    do {                                                                               \
+        cudaError_t e_ = (call);                                                       \
+        if (e_ != cudaSuccess) {                                                       \
+            fprintf(stderr, "FAIL: CUDA error %s at %s:%d: %s (%s)\n",                 \
+                    cudaGetErrorName(e_), __FILE__, __LINE__, cudaGetErrorString(e_),  \
+                    #call);                                                            \
+            exit(1);                                                                   \
+        }                                                                              \
+    } while (0)
+
+static uint64_t seed_state = 0x5eed0fdad1ull;
+
+static void *xmalloc(size_t bytes) {
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) { fprintf(stderr, "FAIL: out of host memory (%zu bytes)\n", bytes); exit(1); }
+    return p;
+}
+static float *hrand(size_t n, float lo, float hi) {
+    float *p = xmalloc(n * sizeof *p);
+    check_fill(p, n, lo, hi, &seed_state);
+    return p;
+}
+static float *hcopy(const float *src, size_t n) {
+    float *p = xmalloc(n * sizeof *p);
+    memcpy(p, src, n * sizeof *p);
+    return p;
+}
+static void *dalloc(size_t bytes) {
+    void *p = NULL;
+    TCUDA(cudaMalloc(&p, bytes ? bytes : 1));
+    return p;
+}
+/* Device copies are synchronous and followed by a device-wide synchronise, so they
+ * are ordered with the ops' stream whatever its flags. */
+static void up(void *d, const void *h, size_t bytes) {
+    TCUDA(cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice));
+    TCUDA(cudaDeviceSynchronize());
+}
+static void down(void *h, const void *d, size_t bytes) {
+    TCUDA(cudaDeviceSynchronize());
+    TCUDA(cudaMemcpy(h, d, bytes, cudaMemcpyDeviceToHost));
+}
+static void *dup_dev(const void *h, size_t bytes) {
+    void *d = dalloc(bytes);
+    up(d, h, bytes);
+    return d;
+}
+static void poison(void *d, size_t bytes) {   /* 0xff bytes: NaN floats, −1 ints */
+    TCUDA(cudaMemset(d, 0xff, bytes));
+    TCUDA(cudaDeviceSynchronize());
+}
+static void gsync(void) {
+    TCUDA(cudaGetLastError());
+    TCUDA(cudaDeviceSynchronize());
+}
+
+/* ---- comparisons ------------------------------------------------------------------ */
+
+static int cmp(const char *op, const char *tensor, const float *got, const float *ref,
+               size_t n, tol t) {
+    double mx = 0.0;
+    for (size_t i = 0; i < n; i++) mx = fmax(mx, fabs((double)ref[i]));
+    double atol = t.atol_abs + t.atol_frac * mx;
+    /* the element furthest over (or least under) its tolerance; NaN is always over */
+    double worst_err = 0.0, worst_tol = atol, worst_excess = -INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        double err = fabs((double)got[i] - (double)ref[i]);
+        double tl = atol + t.rtol * fabs((double)ref[i]);
+        double ex = isnan(err) ? INFINITY : err - tl;
+        if (ex > worst_excess) { worst_excess = ex; worst_err = err; worst_tol = tl; }
+    }
+    char name[96];
+    snprintf(name, sizeof name, "%s.%s", op, tensor);
+    int ok = check_close(name, got, ref, n, atol, t.rtol);
+    table_add(op, tensor, n, worst_err, worst_tol, ok);
+    return ok;
+}
+
+static int cmp_i32(const char *op, const char *tensor, const int32_t *got,
+                   const int32_t *ref, size_t n) {
+    size_t bad = 0, first = 0;
+    double worst = 0.0;
+    for (size_t i = 0; i < n; i++)
+        if (got[i] != ref[i]) {
+            if (!bad) first = i;
+            bad++;
+            worst = fmax(worst, fabs((double)got[i] - (double)ref[i]));
+        }
+    char name[128];
+    snprintf(name, sizeof name, "%s.%s identical (%zu of %zu differ, first at [%zu])", op,
+             tensor, bad, n, first);
+    int ok = check_true(name, bad == 0);
+    table_add(op, tensor, n, worst, 0.0, ok);
+    return ok;
+}
+
+/* The two runs of a CUDA op gave the same bits. */
+static int same(const char *op, const char *tensor, const void *a, const void *b,
+                size_t bytes) {
+    int ok = memcmp(a, b, bytes) == 0;
+    char name[128], t[40];
+    snprintf(name, sizeof name, "%s.%s bit-identical over two runs", op, tensor);
+    snprintf(t, sizeof t, "%s(rerun)", tensor);
+    check_true(name, ok);
+    table_add(op, t, bytes / 4, ok ? 0.0 : NAN, 0.0, ok);
+    return ok;
+}
+
+/* ---- contexts --------------------------------------------------------------------- */
+
+static const dath_backend *gpu;
+static dath_ctx gctx, cctx;
+static int full;
+
+/* ---- convolution ------------------------------------------------------------------ */
+
+static void test_conv(const char *op, int B, int Ci, int H, int Co, int k, int stride,
+                      int pad, int with_din) {
+    conv2d_shape s = conv2d_make_shape(B, Ci, H, H, Co, k, stride, pad);
+    size_t nin = (size_t)B * Ci * H * H, nw = (size_t)Co * Ci * k * k;
+    size_t nout = (size_t)B * Co * s.Ho * s.Wo;
+    float bound = 1.0f / sqrtf((float)(Ci * k * k));
+    float *x = hrand(nin, -1.0f, 1.0f);               /* [B,Ci,H,H] */
+    float *w = hrand(nw, -bound, bound);              /* [Co,Ci,k,k] */
+    float *b = hrand(Co, -0.1f, 0.1f);                /* [Co] */
+    float *out_ref = xmalloc(nout * sizeof(float));   /* [B,Co,Ho,Wo] */
+    conv2d_forward_cpu(out_ref, x, w, b, &s, 1, &cctx);
+
+    float *d_x = dup_dev(x, nin * 4), *d_w = dup_dev(w, nw * 4), *d_b = dup_dev(b, Co * 4);
+    float *d_out = dalloc(nout * 4);
+    float *got[2] = {xmalloc(nout * 4), xmalloc(nout * 4)};
+    for (int r = 0; r < 2; r++) {
+        poison(d_out, nout * 4);
+        conv2d_forward_cuda(d_out, d_x, d_w, d_b, &s, 1, &gctx);
+        gsync();
+        down(got[r], d_out, nout * 4);
+    }
+    cmp(op, "out", got[0], out_ref, nout, TOL_FWD);
+    same(op, "out", got[0], got[1], nout * 4);
+
+    /* backward from the reference's out (its ReLU mask) */
+    float *g = hrand(nout, -0.5f, 1.0f);                         /* dout [B,Co,Ho,Wo] */
+    float *din0 = with_din ? hrand(nin, -0.1f, 0.1f) : NULL;     /* [B,Ci,H,H] */
+    float *dw0 = hrand(nw, -0.1f, 0.1f), *db0 = hrand(Co, -0.1f, 0.1f);
+    float *din_ref = with_din ? hcopy(din0, nin) : NULL, *dw_ref = hcopy(dw0, nw);
+    float *db_ref = hcopy(db0, Co), *g_ref = hcopy(g, nout);
+    conv2d_backward_cpu(din_ref, dw_ref, db_ref, g_ref, x, w, out_ref, &s, 1, &cctx);
+
+    up(d_out, out_ref, nout * 4);
+    float *d_g = dalloc(nout * 4), *d_dw = dalloc(nw * 4), *d_db = dalloc(Co * 4);
+    float *d_din = with_din ? dalloc(nin * 4) : NULL;
+    float *gd[2], *gw[2], *gb[2], *gg[2];
+    for (int r = 0; r < 2; r++) {
+        up(d_g, g, nout * 4); up(d_dw, dw0, nw * 4); up(d_db, db0, Co * 4);
+        if (with_din) up(d_din, din0, nin * 4);
+        conv2d_backward_cuda(d_din, d_dw, d_db, d_g, d_x, d_w, d_out, &s, 1, &gctx);
+        gsync();
+        gd[r] = with_din ? xmalloc(nin * 4) : NULL;
+        gw[r] = xmalloc(nw * 4); gb[r] = xmalloc(Co * 4); gg[r] = xmalloc(nout * 4);
+        if (with_din) down(gd[r], d_din, nin * 4);
+        down(gw[r], d_dw, nw * 4); down(gb[r], d_db, Co * 4); down(gg[r], d_g, nout * 4);
+    }
+    if (with_din) { cmp(op, "din", gd[0], din_ref, nin, TOL_DGRAD); same(op, "din", gd[0], gd[1], nin * 4); }
+    cmp(op, "dw", gw[0], dw_ref, nw, TOL_WGRAD); same(op, "dw", gw[0], gw[1], nw * 4);
+    cmp(op, "db", gb[0], db_ref, Co, TOL_WGRAD); same(op, "db", gb[0], gb[1], Co * 4);
+    cmp(op, "dout(masked)", gg[0], g_ref, nout, TOL_EXACT);
+
+    for (int r = 0; r < 2; r++) { free(got[r]); free(gd[r]); free(gw[r]); free(gb[r]); free(gg[r]); }
+    free(x); free(w); free(b); free(out_ref); free(g); free(din0); free(dw0); free(db0);
+    free(din_ref); free(dw_ref); free(db_ref); free(g_ref);
+    cudaFree(d_x); cudaFree(d_w); cudaFree(d_b); cudaFree(d_out); cudaFree(d_g);
+    cudaFree(d_dw); cudaFree(d_db); cudaFree(d_din);
+}
+
+/* ---- fully connected ---------------------------------------------------------------- */
+
+static void test_linear(const char *op, int B, int I, int O, int relu) {
+    size_t nin = (size_t)B * I, nw = (size_t)O * I, nout = (size_t)B * O;
+    float bound = 1.0f / sqrtf((float)I);
+    float *x = hrand(nin, -1.0f, 1.0f), *w = hrand(nw, -bound, bound);   /* [B,I], [O,I] */
+    float *b = hrand(O, -0.1f, 0.1f);                                    /* [O] */
+    float *out_ref = xmalloc(nout * 4);                                  /* [B,O] */
+    linear_forward_cpu(out_ref, x, w, b, B, I, O, relu, &cctx);
+
+    float *d_x = dup_dev(x, nin * 4), *d_w = dup_dev(w, nw * 4), *d_b = dup_dev(b, O * 4);
+    float *d_out = dalloc(nout * 4);
+    float *got[2] = {xmalloc(nout * 4), xmalloc(nout * 4)};
+    for (int r = 0; r < 2; r++) {
+        poison(d_out, nout * 4);
+        linear_forward_cuda(d_out, d_x, d_w, d_b, B, I, O, relu, &gctx);
+        gsync();
+        down(got[r], d_out, nout * 4);
+    }
+    cmp(op, "out", got[0], out_ref, nout, TOL_FWD);
+    same(op, "out", got[0], got[1], nout * 4);
+
+    float *g = hrand(nout, -0.5f, 1.0f);                                 /* dout [B,O] */
+    float *din0 = hrand(nin, -0.1f, 0.1f), *dw0 = hrand(nw, -0.1f, 0.1f);
+    float *db0 = hrand(O, -0.1f, 0.1f);
+    float *din_ref = hcopy(din0, nin), *dw_ref = hcopy(dw0, nw), *db_ref = hcopy(db0, O);
+    float *g_ref = hcopy(g, nout);
+    linear_backward_cpu(din_ref, dw_ref, db_ref, g_ref, x, w, out_ref, B, I, O, relu, &cctx);
+
+    up(d_out, out_ref, nout * 4);
+    float *d_g = dalloc(nout * 4), *d_din = dalloc(nin * 4), *d_dw = dalloc(nw * 4);
+    float *d_db = dalloc(O * 4);
+    float *gd[2], *gw[2], *gb[2], *gg[2];
+    for (int r = 0; r < 2; r++) {
+        up(d_g, g, nout * 4); up(d_din, din0, nin * 4); up(d_dw, dw0, nw * 4); up(d_db, db0, O * 4);
+        linear_backward_cuda(d_din, d_dw, d_db, d_g, d_x, d_w, d_out, B, I, O, relu, &gctx);
+        gsync();
+        gd[r] = xmalloc(nin * 4); gw[r] = xmalloc(nw * 4); gb[r] = xmalloc(O * 4);
+        gg[r] = xmalloc(nout * 4);
+        down(gd[r], d_din, nin * 4); down(gw[r], d_dw, nw * 4); down(gb[r], d_db, O * 4);
+        down(gg[r], d_g, nout * 4);
+    }
+    cmp(op, "din", gd[0], din_ref, nin, TOL_DGRAD); same(op, "din", gd[0], gd[1], nin * 4);
+    cmp(op, "dw", gw[0], dw_ref, nw, TOL_WGRAD); same(op, "dw", gw[0], gw[1], nw * 4);
+    cmp(op, "db", gb[0], db_ref, O, TOL_WGRAD); same(op, "db", gb[0], gb[1], O * 4);
+    if (relu) cmp(op, "dout(masked)", gg[0], g_ref, nout, TOL_EXACT);
+
+    for (int r = 0; r < 2; r++) { free(got[r]); free(gd[r]); free(gw[r]); free(gb[r]); free(gg[r]); }
+    free(x); free(w); free(b); free(out_ref); free(g); free(din0); free(dw0); free(db0);
+    free(din_ref); free(dw_ref); free(db_ref); free(g_ref);
+    cudaFree(d_x); cudaFree(d_w); cudaFree(d_b); cudaFree(d_out); cudaFree(d_g);
+    cudaFree(d_din); cudaFree(d_dw); cudaFree(d_db);
+}
+
+/* ---- pooling ------------------------------------------------------------------------ */
+
+static void test_maxpool(const char *op, int BC, int H) {
+    int Ho = maxpool_out(H);
+    size_t nin = (size_t)BC * H * H, nout = (size_t)BC * Ho * Ho;
+    float *x = hrand(nin, -1.0f, 1.0f);                  /* [BC,H,H] */
+    float *out_ref = xmalloc(nout * 4);                  /* [BC,Ho,Ho] */
+    int32_t *idx_ref = xmalloc(nout * 4);                /* [BC,Ho,Ho] */
+    maxpool_forward_cpu(out_ref, idx_ref, x, BC, H, H, &cctx);
+
+    float *d_x = dup_dev(x, nin * 4), *d_out = dalloc(nout * 4);
+    int32_t *d_idx = dalloc(nout * 4);
+    float *got[2] = {xmalloc(nout * 4), xmalloc(nout * 4)};
+    int32_t *gi[2] = {xmalloc(nout * 4), xmalloc(nout * 4)};
+    for (int r = 0; r < 2; r++) {
+        poison(d_out, nout * 4); poison(d_idx, nout * 4);
+        maxpool_forward_cuda(d_out, d_idx, d_x, BC, H, H, &gctx);
+        gsync();
+        down(got[r], d_out, nout * 4); down(gi[r], d_idx, nout * 4);
+    }
+    cmp(op, "out", got[0], out_ref, nout, TOL_EXACT);
+    cmp_i32(op, "idx", gi[0], idx_ref, nout);
+    same(op, "out", got[0], got[1], nout * 4);
+    same(op, "idx", gi[0], gi[1], nout * 4);
+
+    float *g = hrand(nout, -1.0f, 1.0f), *din0 = hrand(nin, -0.1f, 0.1f);
+    float *din_ref = hcopy(din0, nin);
+    maxpool_backward_cpu(din_ref, g, idx_ref, BC, H, H, &cctx);
+    up(d_idx, idx_ref, nout * 4);
+    float *d_g = dup_dev(g, nout * 4), *d_din = dalloc(nin * 4);
+    float *gd[2] = {xmalloc(nin * 4), xmalloc(nin * 4)};
+    for (int r = 0; r < 2; r++) {
+        up(d_din, din0, nin * 4);
+        maxpool_backward_cuda(d_din, d_g, d_idx, BC, H, H, &gctx);
+        gsync();
+        down(gd[r], d_din, nin * 4);
+    }
+    cmp(op, "din", gd[0], din_ref, nin, TOL_SUMFEW);
+    same(op, "din", gd[0], gd[1], nin * 4);
+
+    for (int r = 0; r < 2; r++) { free(got[r]); free(gi[r]); free(gd[r]); }
+    free(x); free(out_ref); free(idx_ref); free(g); free(din0); free(din_ref);
+    cudaFree(d_x); cudaFree(d_out); cudaFree(d_idx); cudaFree(d_g); cudaFree(d_din);
+}
+
+static void test_avgpool(const char *op, int BC, int H, int Ho) {
+    size_t nin = (size_t)BC * H * H, nout = (size_t)BC * Ho * Ho;
+    float *x = hrand(nin, -1.0f, 1.0f), *out_ref = xmalloc(nout * 4);
+    avgpool_forward_cpu(out_ref, x, BC, H, H, Ho, Ho, &cctx);
+    float *d_x = dup_dev(x, nin * 4), *d_out = dalloc(nout * 4);
+    float *got[2] = {xmalloc(nout * 4), xmalloc(nout * 4)};
+    for (int r = 0; r < 2; r++) {
+        poison(d_out, nout * 4);
+        avgpool_forward_cuda(d_out, d_x, BC, H, H, Ho, Ho, &gctx);
+        gsync();
+        down(got[r], d_out, nout * 4);
+    }
+    cmp(op, "out", got[0], out_ref, nout, TOL_SUMFEW);
+    same(op, "out", got[0], got[1], nout * 4);
+
+    float *g = hrand(nout, -1.0f, 1.0f), *din0 = hrand(nin, -0.1f, 0.1f);
+    float *din_ref = hcopy(din0, nin);
+    avgpool_backward_cpu(din_ref, g, BC, H, H, Ho, Ho, &cctx);
+    float *d_g = dup_dev(g, nout * 4), *d_din = dalloc(nin * 4);
+    float *gd[2] = {xmalloc(nin * 4), xmalloc(nin * 4)};
+    for (int r = 0; r < 2; r++) {
+        up(d_din, din0, nin * 4);
+        avgpool_backward_cuda(d_din, d_g, BC, H, H, Ho, Ho, &gctx);
+        gsync();
+        down(gd[r], d_din, nin * 4);
+    }
+    cmp(op, "din", gd[0], din_ref, nin, TOL_SUMFEW);
+    same(op, "din", gd[0], gd[1], nin * 4);
+    for (int r = 0; r < 2; r++) { free(got[r]); free(gd[r]); }
+    free(x); free(out_ref); free(g); free(din0); free(din_ref);
+    cudaFree(d_x); cudaFree(d_out); cudaFree(d_g); cudaFree(d_din);
+}
+
+/* ---- attention ---------------------------------------------------------------------- */
+
+/* Tolerance for dγ (a scalar sum of n products): from Σ|dout·o|. */
+static tol scalar_reduce_tol(const float *dout, const float *o, size_t n) {
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += fabs((double)dout[i] * o[i]);
+    tol t = {SCALAR_REDUCE_FRAC * s, 0.0, SCALAR_REDUCE_RTOL};
+    return t;
+}
+
+static void test_pam(const char *op, int B, int C, int Cq, int N) {
+    size_t nx = (size_t)B * C * N, nq = (size_t)B * Cq * N, na = (size_t)B * N * N;
+    size_t nwq = (size_t)Cq * C, nwv = (size_t)C * C;
+    float bd = 1.0f / sqrtf((float)C);
+    float *x = hrand(nx, 0.0f, 1.0f);                                   /* [B,C,N] */
+    float *wq = hrand(nwq, -bd, bd), *bq = hrand(Cq, -bd, bd);          /* [Cq,C], [Cq] */
+    float *wk = hrand(nwq, -bd, bd), *bk = hrand(Cq, -bd, bd);
+    float *wv = hrand(nwv, -bd, bd), *bv = hrand(C, -bd, bd);           /* [C,C], [C] */
+    float gamma[1] = {0.7f};
+    float *out_r = xmalloc(nx * 4), *q_r = xmalloc(nq * 4), *k_r = xmalloc(nq * 4);
+    float *v_r = xmalloc(nx * 4), *a_r = xmalloc(na * 4), *o_r = xmalloc(nx * 4);
+    pam_forward_cpu(out_r, q_r, k_r, v_r, a_r, o_r, x, wq, bq, wk, bk, wv, bv, gamma, B, C,
+                    Cq, N, &cctx);
+
+    float *d_x = dup_dev(x, nx * 4), *d_wq = dup_dev(wq, nwq * 4), *d_bq = dup_dev(bq, Cq * 4);
+    float *d_wk = dup_dev(wk, nwq * 4), *d_bk = dup_dev(bk, Cq * 4);
+    float *d_wv = dup_dev(wv, nwv * 4), *d_bv = dup_dev(bv, C * 4), *d_gamma = dup_dev(gamma, 4);
+    float *d_out = dalloc(nx * 4), *d_q = dalloc(nq * 4), *d_k = dalloc(nq * 4);
+    float *d_v = dalloc(nx * 4), *d_a = dalloc(na * 4), *d_o = dalloc(nx * 4);
+    float *go[2], *gq[2], *gk[2], *gv[2], *ga[2], *gO[2];
+    for (int r = 0; r < 2; r++) {
+        poison(d_out, nx * 4); poison(d_q, nq * 4); poison(d_k, nq * 4);
+        poison(d_v, nx * 4); poison(d_a, na * 4); poison(d_o, nx * 4);
+        pam_forward_cuda(d_out, d_q, d_k, d_v, d_a, d_o, d_x, d_wq, d_bq, d_wk, d_bk, d_wv,
+                         d_bv, d_gamma, B, C, Cq, N, &gctx);
+        gsync();
+        go[r] = xmalloc(nx * 4); gq[r] = xmalloc(nq * 4); gk[r] = xmalloc(nq * 4);
+        gv[r] = xmalloc(nx * 4); ga[r] = xmalloc(na * 4); gO[r] = xmalloc(nx * 4);
+        down(go[r], d_out, nx * 4); down(gq[r], d_q, nq * 4); down(gk[r], d_k, nq * 4);
+        down(gv[r], d_v, nx * 4); down(ga[r], d_a, na * 4); down(gO[r], d_o, nx * 4);
+    }
+    cmp(op, "out", go[0], out_r, nx, TOL_ATTN); same(op, "out", go[0], go[1], nx * 4);
+    cmp(op, "q", gq[0], q_r, nq, TOL_FWD); same(op, "q", gq[0], gq[1], nq * 4);
+    cmp(op, "k", gk[0], k_r, nq, TOL_FWD); same(op, "k", gk[0], gk[1], nq * 4);
+    cmp(op, "v", gv[0], v_r, nx, TOL_FWD); same(op, "v", gv[0], gv[1], nx * 4);
+    cmp(op, "a", ga[0], a_r, na, TOL_ATTN); same(op, "a", ga[0], ga[1], na * 4);
+    cmp(op, "o", gO[0], o_r, nx, TOL_ATTN); same(op, "o", gO[0], gO[1], nx * 4);
+
+    /* backward from the reference's saved tensors */
+    float *g = hrand(nx, -0.5f, 1.0f);                                  /* dout [B,C,N] */
+    float *dx0 = hrand(nx, -0.1f, 0.1f);
+    float *dwq0 = hrand(nwq, -0.1f, 0.1f), *dbq0 = hrand(Cq, -0.1f, 0.1f);
+    float *dwk0 = hrand(nwq, -0.1f, 0.1f), *dbk0 = hrand(Cq, -0.1f, 0.1f);
+    float *dwv0 = hrand(nwv, -0.1f, 0.1f), *dbv0 = hrand(C, -0.1f, 0.1f);
+    float dg0[1] = {0.25f};
+    float *dx_r = hcopy(dx0, nx), *dwq_r = hcopy(dwq0, nwq), *dbq_r = hcopy(dbq0, Cq);
+    float *dwk_r = hcopy(dwk0, nwq), *dbk_r = hcopy(dbk0, Cq), *dwv_r = hcopy(dwv0, nwv);
+    float *dbv_r = hcopy(dbv0, C), dg_r[1] = {dg0[0]};
+    pam_backward_cpu(dx_r, dwq_r, dbq_r, dwk_r, dbk_r, dwv_r, dbv_r, dg_r, g, x, q_r, k_r,
+                     v_r, a_r, o_r, wq, wk, wv, gamma, B, C, Cq, N, &cctx);
+
+    up(d_q, q_r, nq * 4); up(d_k, k_r, nq * 4); up(d_v, v_r, nx * 4);
+    up(d_a, a_r, na * 4); up(d_o, o_r, nx * 4);
+    float *d_g = dup_dev(g, nx * 4), *d_dx = dalloc(nx * 4), *d_dwq = dalloc(nwq * 4);
+    float *d_dbq = dalloc(Cq * 4), *d_dwk = dalloc(nwq * 4), *d_dbk = dalloc(Cq * 4);
+    float *d_dwv = dalloc(nwv * 4), *d_dbv = dalloc(C * 4), *d_dg = dalloc(4);
+    float *r_dx[2], *r_dwq[2], *r_dbq[2], *r_dwk[2], *r_dbk[2], *r_dwv[2], *r_dbv[2];
+    float r_dg[2];
+    for (int r = 0; r < 2; r++) {
+        up(d_dx, dx0, nx * 4); up(d_dwq, dwq0, nwq * 4); up(d_dbq, dbq0, Cq * 4);
+        up(d_dwk, dwk0, nwq * 4); up(d_dbk, dbk0, Cq * 4); up(d_dwv, dwv0, nwv * 4);
+        up(d_dbv, dbv0, C * 4); up(d_dg, dg0, 4);
+        pam_backward_cuda(d_dx, d_dwq, d_dbq, d_dwk, d_dbk, d_dwv, d_dbv, d_dg, d_g, d_x, d_q,
+                          d_k, d_v, d_a, d_o, d_wq, d_wk, d_wv, d_gamma, B, C, Cq, N, &gctx);
+        gsync();
+        r_dx[r] = xmalloc(nx * 4); r_dwq[r] = xmalloc(nwq * 4); r_dbq[r] = xmalloc(Cq * 4);
+        r_dwk[r] = xmalloc(nwq * 4); r_dbk[r] = xmalloc(Cq * 4); r_dwv[r] = xmalloc(nwv * 4);
+        r_dbv[r] = xmalloc(C * 4);
+        down(r_dx[r], d_dx, nx * 4); down(r_dwq[r], d_dwq, nwq * 4); down(r_dbq[r], d_dbq, Cq * 4);
+        down(r_dwk[r], d_dwk, nwq * 4); down(r_dbk[r], d_dbk, Cq * 4);
+        down(r_dwv[r], d_dwv, nwv * 4); down(r_dbv[r], d_dbv, C * 4); down(&r_dg[r], d_dg, 4);
+    }
+    cmp(op, "dx", r_dx[0], dx_r, nx, TOL_DGRAD); same(op, "dx", r_dx[0], r_dx[1], nx * 4);
+    cmp(op, "dwq", r_dwq[0], dwq_r, nwq, TOL_WGRAD); same(op, "dwq", r_dwq[0], r_dwq[1], nwq * 4);
+    cmp(op, "dbq", r_dbq[0], dbq_r, Cq, TOL_WGRAD); same(op, "dbq", r_dbq[0], r_dbq[1], Cq * 4);
+    cmp(op, "dwk", r_dwk[0], dwk_r, nwq, TOL_WGRAD); same(op, "dwk", r_dwk[0], r_dwk[1], nwq * 4);
+    cmp(op, "dbk", r_dbk[0], dbk_r, Cq, TOL_WGRAD); same(op, "dbk", r_dbk[0], r_dbk[1], Cq * 4);
+    cmp(op, "dwv", r_dwv[0], dwv_r, nwv, TOL_WGRAD); same(op, "dwv", r_dwv[0], r_dwv[1], nwv * 4);
+    cmp(op, "dbv", r_dbv[0], dbv_r, C, TOL_WGRAD); same(op, "dbv", r_dbv[0], r_dbv[1], C * 4);
+    cmp(op, "dgamma", &r_dg[0], dg_r, 1, scalar_reduce_tol(g, o_r, nx));
+    same(op, "dgamma", &r_dg[0], &r_dg[1], 4);
+
+    for (int r = 0; r < 2; r++) {
+        free(go[r]); free(gq[r]); free(gk[r]); free(gv[r]); free(ga[r]); free(gO[r]);
+        free(r_dx[r]); free(r_dwq[r]); free(r_dbq[r]); free(r_dwk[r]); free(r_dbk[r]);
+        free(r_dwv[r]); free(r_dbv[r]);
+    }
+    free(x); free(wq); free(bq); free(wk); free(bk); free(wv); free(bv);
+    free(out_r); free(q_r); free(k_r); free(v_r); free(a_r); free(o_r); free(g); free(dx0);
+    free(dwq0); free(dbq0); free(dwk0); free(dbk0); free(dwv0); free(dbv0);
+    free(dx_r); free(dwq_r); free(dbq_r); free(dwk_r); free(dbk_r); free(dwv_r); free(dbv_r);
+    cudaFree(d_x); cudaFree(d_wq); cudaFree(d_bq); cudaFree(d_wk); cudaFree(d_bk);
+    cudaFree(d_wv); cudaFree(d_bv); cudaFree(d_gamma); cudaFree(d_out); cudaFree(d_q);
+    cudaFree(d_k); cudaFree(d_v); cudaFree(d_a); cudaFree(d_o); cudaFree(d_g); cudaFree(d_dx);
+    cudaFree(d_dwq); cudaFree(d_dbq); cudaFree(d_dwk); cudaFree(d_dbk); cudaFree(d_dwv);
+    cudaFree(d_dbv); cudaFree(d_dg);
+}
+
+static void test_cam(const char *op, int B, int C, int N) {
+    size_t nx = (size_t)B * C * N, na = (size_t)B * C * C;
+    float *x = hrand(nx, 0.0f, 0.5f);                                   /* [B,C,N] */
+    float gamma[1] = {0.6f};
+    float *out_r = xmalloc(nx * 4), *a_r = xmalloc(na * 4), *o_r = xmalloc(nx * 4);
+    cam_forward_cpu(out_r, a_r, o_r, x, gamma, B, C, N, &cctx);
+
+    float *d_x = dup_dev(x, nx * 4), *d_gamma = dup_dev(gamma, 4);
+    float *d_out = dalloc(nx * 4), *d_a = dalloc(na * 4), *d_o = dalloc(nx * 4);
+    float *go[2], *ga[2], *gO[2];
+    for (int r = 0; r < 2; r++) {
+        poison(d_out, nx * 4); poison(d_a, na * 4); poison(d_o, nx * 4);
+        cam_forward_cuda(d_out, d_a, d_o, d_x, d_gamma, B, C, N, &gctx);
+        gsync();
+        go[r] = xmalloc(nx * 4); ga[r] = xmalloc(na * 4); gO[r] = xmalloc(nx * 4);
+        down(go[r], d_out, nx * 4); down(ga[r], d_a, na * 4); down(gO[r], d_o, nx * 4);
+    }
+    cmp(op, "out", go[0], out_r, nx, TOL_ATTN); same(op, "out", go[0], go[1], nx * 4);
+    cmp(op, "a", ga[0], a_r, na, TOL_ATTN); same(op, "a", ga[0], ga[1], na * 4);
+    cmp(op, "o", gO[0], o_r, nx, TOL_ATTN); same(op, "o", gO[0], gO[1], nx * 4);
+
+    float *g = hrand(nx, -0.5f, 1.0f), *dx0 = hrand(nx, -0.1f, 0.1f);
+    float dg0[1] = {-0.125f};
+    float *dx_r = hcopy(dx0, nx), dg_r[1] = {dg0[0]};
+    cam_backward_cpu(dx_r, dg_r, g, x, a_r, o_r, gamma, B, C, N, &cctx);
+    up(d_a, a_r, na * 4); up(d_o, o_r, nx * 4);
+    float *d_g = dup_dev(g, nx * 4), *d_dx = dalloc(nx * 4), *d_dg = dalloc(4);
+    float *r_dx[2], r_dg[2];
+    for (int r = 0; r < 2; r++) {
+        up(d_dx, dx0, nx * 4); up(d_dg, dg0, 4);
+        cam_backward_cuda(d_dx, d_dg, d_g, d_x, d_a, d_o, d_gamma, B, C, N, &gctx);
+        gsync();
+        r_dx[r] = xmalloc(nx * 4);
+        down(r_dx[r], d_dx, nx * 4); down(&r_dg[r], d_dg, 4);
+    }
+    cmp(op, "dx", r_dx[0], dx_r, nx, TOL_DGRAD); same(op, "dx", r_dx[0], r_dx[1], nx * 4);
+    cmp(op, "dgamma", &r_dg[0], dg_r, 1, scalar_reduce_tol(g, o_r, nx));
+    same(op, "dgamma", &r_dg[0], &r_dg[1], 4);
+
+    for (int r = 0; r < 2; r++) { free(go[r]); free(ga[r]); free(gO[r]); free(r_dx[r]); }
+    free(x); free(out_r); free(a_r); free(o_r); free(g); free(dx0); free(dx_r);
+    cudaFree(d_x); cudaFree(d_gamma); cudaFree(d_out); cudaFree(d_a); cudaFree(d_o);
+    cudaFree(d_g); cudaFree(d_dx); cudaFree(d_dg);
+}
+
+/* ---- dropout and fusion -------------------------------------------------------------- */
+
+#define DROP_SEED 0x0123456789abcdefull
+
+static void test_dropout(const char *op, int B, int D, float p, uint32_t tag,
+                         uint32_t step, uint32_t sample0) {
+    size_t n = (size_t)B * D;
+    float *x = hrand(n, -2.0f, 2.0f), *y_r = xmalloc(n * 4);               /* [B,D] */
+    dropout_forward_cpu(y_r, x, B, D, p, DROP_SEED, tag, step, sample0, &cctx);
+    float *d_x = dup_dev(x, n * 4), *d_y = dalloc(n * 4);
+    float *got[3] = {xmalloc(n * 4), xmalloc(n * 4), xmalloc(n * 4)};
+    for (int r = 0; r < 2; r++) {
+        poison(d_y, n * 4);
+        dropout_forward_cuda(d_y, d_x, B, D, p, DROP_SEED, tag, step, sample0, &gctx);
+        gsync();
+        down(got[r], d_y, n * 4);
+    }
+    /* in place: y and x the same buffer */
+    dropout_forward_cuda(d_x, d_x, B, D, p, DROP_SEED, tag, step, sample0, &gctx);
+    gsync();
+    down(got[2], d_x, n * 4);
+    cmp(op, "y", got[0], y_r, n, TOL_EXACT);
+    cmp(op, "y(in place)", got[2], y_r, n, TOL_EXACT);
+    same(op, "y", got[0], got[1], n * 4);
+
+    float *dy = hrand(n, -1.0f, 1.0f), *dx0 = hrand(n, -0.5f, 0.5f);
+    float *dx_r = hcopy(dx0, n);
+    dropout_backward_cpu(dx_r, dy, B, D, p, DROP_SEED, tag, step, sample0, &cctx);
+    float *d_dy = dup_dev(dy, n * 4);
+    for (int r = 0; r < 2; r++) {
+        up(d_x, dx0, n * 4);
+        dropout_backward_cuda(d_x, d_dy, B, D, p, DROP_SEED, tag, step, sample0, &gctx);
+        gsync();
+        down(got[r], d_x, n * 4);
+    }
+    cmp(op, "dx", got[0], dx_r, n, TOL_EXACT);
+    same(op, "dx", got[0], got[1], n * 4);
+    for (int r = 0; r < 3; r++) free(got[r]);
+    free(x); free(y_r); free(dy); free(dx0); free(dx_r);
+    cudaFree(d_x); cudaFree(d_y); cudaFree(d_dy);
+}
+
+static void test_fuse(const char *op, size_t n, int two) {
+    float *a = hrand(n, -1.0f, 1.0f), *b = two ? hrand(n, -1.0f, 1.0f) : NULL;   /* [n] */
+    float *f_r = xmalloc(n * 4);
+    fuse_forward_cpu(f_r, a, b, n, &cctx);
+    float *d_a = dup_dev(a, n * 4), *d_b = two ? dup_dev(b, n * 4) : NULL, *d_f = dalloc(n * 4);
+    float *got[2] = {xmalloc(n * 4), xmalloc(n * 4)}, *got_b[2] = {xmalloc(n * 4), xmalloc(n * 4)};
+    for (int r = 0; r < 2; r++) {
+        poison(d_f, n * 4);
+        fuse_forward_cuda(d_f, d_a, d_b, n, &gctx);
+        gsync();
+        down(got[r], d_f, n * 4);
+    }
+    cmp(op, "f", got[0], f_r, n, TOL_EXACT);
+    same(op, "f", got[0], got[1], n * 4);
+
+    float *df = hrand(n, -1.0f, 1.0f), *da0 = hrand(n, -0.5f, 0.5f), *db0 = hrand(n, -0.5f, 0.5f);
+    float *da_r = hcopy(da0, n), *db_r = hcopy(db0, n);
+    fuse_backward_cpu(da_r, two ? db_r : NULL, df, a, b, n, &cctx);
+    float *d_df = dup_dev(df, n * 4), *d_da = dalloc(n * 4), *d_db = dalloc(n * 4);
+    for (int r = 0; r < 2; r++) {
+        up(d_da, da0, n * 4); up(d_db, db0, n * 4);
+        fuse_backward_cuda(d_da, two ? d_db : NULL, d_df, d_a, d_b, n, &gctx);
+        gsync();
+        down(got[r], d_da, n * 4); down(got_b[r], d_db, n * 4);
+    }
+    cmp(op, "da", got[0], da_r, n, TOL_EXACT);
+    cmp(op, "db", got_b[0], db_r, n, TOL_EXACT);   /* untouched when one stream */
+    same(op, "da", got[0], got[1], n * 4);
+    same(op, "db", got_b[0], got_b[1], n * 4);
+    for (int r = 0; r < 2; r++) { free(got[r]); free(got_b[r]); }
+    free(a); free(b); free(f_r); free(df); free(da0); free(db0); free(da_r); free(db_r);
+    cudaFree(d_a); cudaFree(d_b); cudaFree(d_f); cudaFree(d_df); cudaFree(d_da); cudaFree(d_db);
+}
+
+/* ---- tanh and the losses -------------------------------------------------------------- */
+
+static void test_tanh(const char *op, size_t n) {
+    float *z = hrand(n, -4.0f, 4.0f), *h_r = xmalloc(n * 4);                   /* [n] */
+    tanh_forward_cpu(h_r, z, n, &cctx);
+    float *d_z = dup_dev(z, n * 4), *d_h = dalloc(n * 4);
+    float *got[2] = {xmalloc(n * 4), xmalloc(n * 4)};
+    for (int r = 0; r < 2; r++) {
+        poison(d_h, n * 4);
+        tanh_forward_cuda(d_h, d_z, n, &gctx);
+        gsync();
+        down(got[r], d_h, n * 4);
+    }
+    cmp(op, "h", got[0], h_r, n, TOL_TANH);
+    same(op, "h", got[0], got[1], n * 4);
+
+    float *dh = hrand(n, -1.0f, 1.0f), *dz0 = hrand(n, -0.5f, 0.5f), *dz_r = hcopy(dz0, n);
+    tanh_backward_cpu(dz_r, dh, h_r, n, &cctx);
+    float *d_dh = dup_dev(dh, n * 4);
+    up(d_h, h_r, n * 4);
+    for (int r = 0; r < 2; r++) {
+        up(d_z, dz0, n * 4);
+        tanh_backward_cuda(d_z, d_dh, d_h, n, &gctx);
+        gsync();
+        down(got[r], d_z, n * 4);
+    }
+    cmp(op, "dz", got[0], dz_r, n, TOL_EXACT);
+    same(op, "dz", got[0], got[1], n * 4);
+    for (int r = 0; r < 2; r++) free(got[r]);
+    free(z); free(h_r); free(dh); free(dz0); free(dz_r);
+    cudaFree(d_z); cudaFree(d_h); cudaFree(d_dh);
+}
+
+/* Labels [B,C]: multi-label (each class on with probability dens, about 1 row in 10
+ * with no label at all), or single-label (one-hot). mode 2: every row has class 0
+ * only (no negatives: no triplet). */
+static float *make_labels(int B, int C, int mode, double dens) {
+    float *lab = xmalloc((size_t)B * C * 4);
+    for (int b = 0; b < B; b++) {
+        float *l = lab + (size_t)b * C;
+        for (int c = 0; c < C; c++) l[c] = 0.0f;
+        if (mode == 2) { l[0] = 1.0f; continue; }
+        if (mode == 0) { l[check_next(&seed_state) % (uint64_t)C] = 1.0f; continue; }
+        if (check_unif(&seed_state) < 0.1) continue;     /* unlabeled row */
+        for (int c = 0; c < C; c++) l[c] = check_unif(&seed_state) < dens ? 1.0f : 0.0f;
+    }
+    return lab;
+}
+
+#define J1_MARGIN 5.0f
+#define LOSS_SCALE 0.75f
+
+static void test_j1(const char *op, int B, int K, int C, int mode) {
+    size_t nh = (size_t)B * K;
+    float *h = hrand(nh, -1.0f, 1.0f);                                      /* [B,K] */
+    float *lab = make_labels(B, C, mode, 3.0 / C);                          /* [B,C] */
+    float *dh0 = hrand(nh, -0.01f, 0.01f), *dh_r = hcopy(dh0, nh);
+    float loss_r = 0.0f;
+    int64_t nt_r = 0;
+    j1_triplet_cpu(&loss_r, &nt_r, dh_r, h, lab, B, K, C, J1_MARGIN, LOSS_SCALE, &cctx);
+
+    float *d_h = dup_dev(h, nh * 4), *d_lab = dup_dev(lab, (size_t)B * C * 4);
+    float *d_dh = dalloc(nh * 4), *d_loss = dalloc(4);
+    int64_t *d_nt = dalloc(8);
+    float *got[2] = {xmalloc(nh * 4), xmalloc(nh * 4)}, loss[3];
+    int64_t nt[3];
+    for (int r = 0; r < 2; r++) {
+        up(d_dh, dh0, nh * 4); poison(d_loss, 4); poison(d_nt, 8);
+        j1_triplet_cuda(d_loss, d_nt, d_dh, d_h, d_lab, B, K, C, J1_MARGIN, LOSS_SCALE, &gctx);
+        gsync();
+        down(got[r], d_dh, nh * 4); down(&loss[r], d_loss, 4); down(&nt[r], d_nt, 8);
+    }
+    /* loss only (dh NULL, ntrip NULL) */
+    poison(d_loss, 4);
+    j1_triplet_cuda(d_loss, NULL, NULL, d_h, d_lab, B, K, C, J1_MARGIN, LOSS_SCALE, &gctx);
+    gsync();
+    down(&loss[2], d_loss, 4);
+
+    char name[160];
+    snprintf(name, sizeof name, "%s.ntrip identical (got %lld, ref %lld)", op,
+             (long long)nt[0], (long long)nt_r);
+    table_add(op, "ntrip", 1, fabs((double)nt[0] - (double)nt_r), 0.0,
+              check_true(name, nt[0] == nt_r && nt[1] == nt_r));
+    cmp(op, "loss", &loss[0], &loss_r, 1, TOL_DOUBLE);
+    cmp(op, "loss(no grad)", &loss[2], &loss_r, 1, TOL_DOUBLE);
+    cmp(op, "dh", got[0], dh_r, nh, TOL_DOUBLE);
+    same(op, "dh", got[0], got[1], nh * 4);
+    same(op, "loss", &loss[0], &loss[1], 4);
+    for (int r = 0; r < 2; r++) free(got[r]);
+    free(h); free(lab); free(dh0); free(dh_r);
+    cudaFree(d_h); cudaFree(d_lab); cudaFree(d_dh); cudaFree(d_loss); cudaFree(d_nt);
+}
+
+static void test_j2(const char *op, int B, int C, int multi) {
+    size_t ny = (size_t)B * C;
+    float *y = hrand(ny, -10.0f, 10.0f);       /* [B,C]: wide enough for eq. 7's clamp */
+    float *lab = make_labels(B, C, multi ? 1 : 0, 2.0 / C);                 /* [B,C] */
+    float norm = (float)(2 * B);               /* as if a second rank held B more rows */
+    float *dy0 = hrand(ny, -0.01f, 0.01f), *dy_r = hcopy(dy0, ny), loss_r = 0.0f;
+    j2_class_cpu(&loss_r, dy_r, y, lab, B, C, multi, norm, LOSS_SCALE, &cctx);
+
+    float *d_y = dup_dev(y, ny * 4), *d_lab = dup_dev(lab, ny * 4), *d_dy = dalloc(ny * 4);
+    float *d_loss = dalloc(4), *got[2] = {xmalloc(ny * 4), xmalloc(ny * 4)}, loss[3];
+    for (int r = 0; r < 2; r++) {
+        up(d_dy, dy0, ny * 4); poison(d_loss, 4);
+        j2_class_cuda(d_loss, d_dy, d_y, d_lab, B, C, multi, norm, LOSS_SCALE, &gctx);
+        gsync();
+        down(got[r], d_dy, ny * 4); down(&loss[r], d_loss, 4);
+    }
+    poison(d_loss, 4);
+    j2_class_cuda(d_loss, NULL, d_y, d_lab, B, C, multi, norm, LOSS_SCALE, &gctx);
+    gsync();
+    down(&loss[2], d_loss, 4);
+    cmp(op, "loss", &loss[0], &loss_r, 1, TOL_DOUBLE);
+    cmp(op, "loss(no grad)", &loss[2], &loss_r, 1, TOL_DOUBLE);
+    cmp(op, "dy", got[0], dy_r, ny, TOL_DOUBLE);
+    same(op, "dy", got[0], got[1], ny * 4);
+    same(op, "loss", &loss[0], &loss[1], 4);
+    for (int r = 0; r < 2; r++) free(got[r]);
+    free(y); free(lab); free(dy0); free(dy_r);
+    cudaFree(d_y); cudaFree(d_lab); cudaFree(d_dy); cudaFree(d_loss);
+}
+
+static void test_j3(const char *op, int B, int K) {
+    size_t nh = (size_t)B * K;
+    float *h = hrand(nh, -1.0f, 1.0f);                                      /* [B,K] */
+    h[0] = 0.0f;                                  /* sign(0) = 0 */
+    if (nh > 1) h[1] = 1.0f;                      /* | |h| − 1 | = 0: sign 0 */
+    float norm = (float)(2 * B);
+    float *dh0 = hrand(nh, -0.01f, 0.01f), *dh_r = hcopy(dh0, nh), loss_r = 0.0f;
+    j3_quant_cpu(&loss_r, dh_r, h, B, K, norm, LOSS_SCALE, &cctx);
+    float *d_h = dup_dev(h, nh * 4), *d_dh = dalloc(nh * 4), *d_loss = dalloc(4);
+    float *got[2] = {xmalloc(nh * 4), xmalloc(nh * 4)}, loss[2];
+    for (int r = 0; r < 2; r++) {
+        up(d_dh, dh0, nh * 4); poison(d_loss, 4);
+        j3_quant_cuda(d_loss, d_dh, d_h, B, K, norm, LOSS_SCALE, &gctx);
+        gsync();
+        down(got[r], d_dh, nh * 4); down(&loss[r], d_loss, 4);
+    }
+    cmp(op, "loss", &loss[0], &loss_r, 1, TOL_DOUBLE);
+    cmp(op, "dh", got[0], dh_r, nh, TOL_EXACT);
+    same(op, "dh", got[0], got[1], nh * 4);
+    same(op, "loss", &loss[0], &loss[1], 4);
+    for (int r = 0; r < 2; r++) free(got[r]);
+    free(h); free(dh0); free(dh_r);
+    cudaFree(d_h); cudaFree(d_dh); cudaFree(d_loss);
+}
+
+/* ---- RMSProp and the transform ------------------------------------------------------- */
+
+/* offset 1 (floats) makes the buffers 4 bytes off 16-byte alignment: the scalar path. */
+static void test_rmsprop(const char *op, size_t n, int offset) {
+    const float lr = 1e-3f, alpha = 0.99f, eps = 1e-8f, wd = 1e-2f;
+    float *th = hrand(n, -1.0f, 1.0f), *v = hrand(n, 0.0f, 1e-3f), *g = hrand(n, -1.0f, 1.0f);
+    v[0] = 0.0f; g[0] = 0.0f; th[0] = 0.0f;              /* √0 + eps: eps alone */
+    float *th_r = hcopy(th, n), *v_r = hcopy(v, n);
+    rmsprop_step_cpu(th_r, v_r, g, n, lr, alpha, eps, wd, &cctx);
+    size_t bytes = (n + offset) * 4;
+    float *d_th = dalloc(bytes), *d_v = dalloc(bytes), *d_g = dalloc(bytes);
+    float *gt[2] = {xmalloc(n * 4), xmalloc(n * 4)}, *gv[2] = {xmalloc(n * 4), xmalloc(n * 4)};
+    for (int r = 0; r < 2; r++) {
+        up(d_th + offset, th, n * 4); up(d_v + offset, v, n * 4); up(d_g + offset, g, n * 4);
+        rmsprop_step_cuda(d_th + offset, d_v + offset, d_g + offset, n, lr, alpha, eps, wd, &gctx);
+        gsync();
+        down(gt[r], d_th + offset, n * 4); down(gv[r], d_v + offset, n * 4);
+    }
+    cmp(op, "theta", gt[0], th_r, n, TOL_EXACT);
+    cmp(op, "v", gv[0], v_r, n, TOL_EXACT);
+    same(op, "theta", gt[0], gt[1], n * 4);
+    same(op, "v", gv[0], gv[1], n * 4);
+    for (int r = 0; r < 2; r++) { free(gt[r]); free(gv[r]); }
+    free(th); free(v); free(g); free(th_r); free(v_r);
+    cudaFree(d_th); cudaFree(d_v); cudaFree(d_g);
+}
+
+static void test_transform(const char *op, int B, int S) {
+    int R = transform_cache_side(S);
+    size_t nin = (size_t)B * R * R * 3, nout = (size_t)B * 3 * S * S;
+    uint8_t *in = xmalloc(nin);                                     /* [B,R,R,3] */
+    for (size_t i = 0; i < nin; i++) in[i] = (uint8_t)(check_next(&seed_state) >> 56);
+    int32_t *crop = xmalloc((size_t)B * 3 * 4);                      /* [B,3] */
+    for (int b = 0; b < B; b++) {
+        crop[3 * b + 0] = (int32_t)(check_next(&seed_state) % (uint64_t)(R - S + 1));
+        crop[3 * b + 1] = (int32_t)(check_next(&seed_state) % (uint64_t)(R - S + 1));
+        crop[3 * b + 2] = (int32_t)(check_next(&seed_state) & 1);
+    }
+    crop[0] = crop[1] = 0; crop[2] = 1;                              /* corners */
+    if (B > 1) { crop[3] = crop[4] = R - S; crop[5] = 0; }
+    float *out_r = xmalloc(nout * 4);                                /* [B,3,S,S] */
+    transform_batch_cpu(out_r, in, crop, B, R, S, &cctx);
+    uint8_t *d_in = dup_dev(in, nin);
+    int32_t *d_crop = dup_dev(crop, (size_t)B * 3 * 4);
+    float *d_out = dalloc(nout * 4), *got[2] = {xmalloc(nout * 4), xmalloc(nout * 4)};
+    for (int r = 0; r < 2; r++) {
+        poison(d_out, nout * 4);
+        transform_batch_cuda(d_out, d_in, d_crop, B, R, S, &gctx);
+        gsync();
+        down(got[r], d_out, nout * 4);
+    }
+    cmp(op, "out", got[0], out_r, nout, TOL_EXACT);
+    same(op, "out", got[0], got[1], nout * 4);
+    for (int r = 0; r < 2; r++) free(got[r]);
+    free(in); free(crop); free(out_r);
+    cudaFree(d_in); cudaFree(d_crop); cudaFree(d_out);
+}
+
+/* ---- main ------------------------------------------------------------------------------ */
+
+typedef struct conv_case { const char *name; int Ci, H, Co, k, stride, pad, din; } conv_case;
+
+/* AlexNet's five convolutions at input side S (conv1's input) */
+static void conv_cases(conv_case *cc, int S) {
+    int h1 = (S + 4 - 11) / 4 + 1, h2 = maxpool_out(h1), h3 = maxpool_out(h2);
+    conv_case c[5] = {
+        {"conv1", 3, S, 64, 11, 4, 2, 0},     /* the image needs no gradient */
+        {"conv2", 64, h2, 192, 5, 1, 2, 1},
+        {"conv3", 192, h3, 384, 3, 1, 1, 1},
+        {"conv4", 384, h3, 256, 3, 1, 1, 1},
+        {"conv5", 256, h3, 256, 3, 1, 1, 1},
+    };
+    memcpy(cc, c, sizeof c);
+}
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--full")) full = 1;
+        else { fprintf(stderr, "usage: %s [--full]\n", argv[0]); return 2; }
+    }
+    int ndev = 0;
+    cudaError_t e = cudaGetDeviceCount(&ndev);
+    if (e != cudaSuccess || ndev == 0) {
+        char why[256];
+        snprintf(why, sizeof why, "no GPU visible (cudaGetDeviceCount: %s, %d devices)",
+                 e == cudaSuccess ? "ok" : cudaGetErrorString(e), ndev);
+        check_skip(why);
+    }
+    char why[256] = "";
+    gpu = backend_cuda(why, sizeof why);
+    if (!gpu) check_skip(why);
+
+    /* sizes */
+    const int B = full ? 128 : 2;           /* images */
+    const int S = full ? 224 : 63;          /* input side (63: the smallest AlexNet takes) */
+    const int HID = full ? 4096 : 96;       /* fc6/fc7 width */
+    const int C5 = full ? 256 : 32, CQ = full ? 32 : 4;
+    conv_case cc[5];
+    conv_cases(cc, S);
+    if (!full)   /* small channels too: the sanitizer runs this size */
+        for (int i = 0; i < 5; i++) {
+            static const int ci[5] = {3, 8, 12, 16, 12}, co[5] = {8, 12, 16, 12, 12};
+            cc[i].Ci = ci[i]; cc[i].Co = co[i];
+        }
+    const int h5 = cc[4].H;                 /* conv5's side: 13 at 224, 3 at 63 */
+    const int N = full ? h5 * h5 : 5 * 5;   /* attention positions */
+    const int P6 = MODEL_POOL;
+    const int FLAT = C5 * P6 * P6;        /* fc6's input */
+
+    size_t work = 0;
+    for (int i = 0; i < 5; i++) {
+        conv2d_shape s = conv2d_make_shape(B, cc[i].Ci, cc[i].H, cc[i].H, cc[i].Co, cc[i].k,
+                                           cc[i].stride, cc[i].pad);
+        size_t w = conv2d_work_bytes(&s);
+        if (w > work) work = w;
+    }
+    size_t attn = ((size_t)3 * C5 * N + 2 * (size_t)CQ * N + (size_t)N * N) * B * 4 + (1 << 20);
+    if (attn > work) work = attn;
+    size_t j1 = 8 * ((size_t)256 * 256 + 512);
+    if (j1 > work) work = j1;
+
+    char err[256];
+    if (gpu->ctx_init(&gctx, work, DATH_FP32, err, sizeof err)) {
+        fprintf(stderr, "FAIL: CUDA ctx_init: %s\n", err);
+        return 1;
+    }
+    if (backend_cpu()->ctx_init(&cctx, work, DATH_FP32, err, sizeof err)) {
+        fprintf(stderr, "FAIL: CPU ctx_init: %s\n", err);
+        return 1;
+    }
+    printf("device: %s\nshapes: %s (B = %d, S = %d, hidden %d, C5 = %d, Cq = %d, N = %d); "
+           "scratch %.1f MB\n", gpu->device, full ? "full" : "small", B, S, HID, C5, CQ, N,
+           work / 1e6);
+
+    double t0 = now_s();
+    char name[64];
+    for (int i = 0; i < 5; i++) {
+        snprintf(name, sizeof name, "conv.%s", cc[i].name);
+        test_conv(name, B, cc[i].Ci, cc[i].H, cc[i].Co, cc[i].k, cc[i].stride, cc[i].pad,
+                  cc[i].din);
+    }
+    printf("-- conv: %.1f s\n", now_s() - t0); t0 = now_s();
+
+    test_linear("linear.fc6", B, FLAT, HID, 1);
+    test_linear("linear.fc7", B, HID, HID, 1);
+    test_linear("linear.hash16", B, HID, 16, 0);
+    test_linear("linear.hash64", B, HID, 64, 0);
+    test_linear("linear.cls80", B, 64, 80, 0);
+    test_linear("linear.cls21", B, 16, 21, 0);
+    printf("-- linear: %.1f s\n", now_s() - t0); t0 = now_s();
+
+    {
+        int h1 = (S + 4 - 11) / 4 + 1, h2 = maxpool_out(h1), h3 = maxpool_out(h2);
+        test_maxpool("maxpool.pool1", B * cc[0].Co, h1);
+        test_maxpool("maxpool.pool2", B * cc[1].Co, h2);
+        test_maxpool("maxpool.pool5", B * C5, full ? h3 : 13);
+        test_avgpool("avgpool.identity", B * C5, P6, P6);
+        test_avgpool("avgpool.13to6", B * (full ? C5 : 4), 13, P6);
+        test_avgpool("avgpool.1to6", B * (full ? C5 : 4), 1, P6);
+        test_avgpool("avgpool.7to6", B * (full ? C5 : 4), 7, P6);
+    }
+    printf("-- pool: %.1f s\n", now_s() - t0); t0 = now_s();
+
+    test_pam("attention.pam", B, C5, CQ, N);
+    test_cam("attention.cam", B, C5, N);
+    printf("-- attention: %.1f s\n", now_s() - t0); t0 = now_s();
+
+    test_dropout("dropout.fc6in", B, FLAT, 0.5f, RNG_DROPOUT + 0, 7, full ? 128 : 3);
+    test_dropout("dropout.fc7in", B, HID, 0.5f, RNG_DROPOUT + 3, 123456, 0);
+    test_dropout("dropout.p0", B, 100, 0.0f, RNG_DROPOUT + 1, 1, 0);
+    test_dropout("dropout.p1", B, 100, 1.0f, RNG_DROPOUT + 1, 1, 0);
+    test_fuse("fuse.two", (size_t)B * HID, 1);
+    test_fuse("fuse.one", (size_t)B * HID + 3, 0);
+    printf("-- fusion: %.1f s\n", now_s() - t0); t0 = now_s();
+
+    const int JB = full ? 128 : 12;
+    test_tanh("tanh", (size_t)JB * 64 + 5);
+    test_j1("j1.K16C21", JB, 16, 21, 1);
+    test_j1("j1.K64C80", JB, 64, 80, 1);
+    test_j1("j1.single.K64C21", JB, 64, 21, 0);
+    test_j1("j1.no-triplet", JB, 16, 5, 2);
+    test_j1("j1.B1", 1, 16, 5, 1);
+    if (full) test_j1("j1.B256.K64C80", 256, 64, 80, 1);
+    test_j2("j2.single.C21", JB, 21, 0);
+    test_j2("j2.single.C80", JB, 80, 0);
+    test_j2("j2.multi.C21", JB, 21, 1);
+    test_j2("j2.multi.C80", JB, 80, 1);
+    test_j3("j3.K16", JB, 16);
+    test_j3("j3.K64", JB, 64);
+    printf("-- tanh, losses: %.1f s\n", now_s() - t0); t0 = now_s();
+
+    size_t nparams = 100003;
+    if (full) {
+        dath_model *m = model_create(VARIANT_DATH, 64, 80, 224, err, sizeof err);
+        if (m) { nparams = m->n; model_free(m); } else nparams = (size_t)1 << 27;
+    }
+    test_rmsprop("rmsprop.aligned", nparams, 0);
+    test_rmsprop("rmsprop.unaligned", full ? ((size_t)1 << 20) + 3 : 1003, 1);
+    test_transform("transform", full ? B : 3, S == 63 ? 35 : S);
+    printf("-- rmsprop (n = %zu), transform: %.1f s\n", nparams, now_s() - t0);
+
+    gpu->ctx_free(&gctx);
+    backend_cpu()->ctx_free(&cctx);
+    table_print();
+    return check_finish();
+}
+
+#endif

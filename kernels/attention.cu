@@ -1,0 +1,357 @@
+/* kernels/attention.cu — CUDA PAM and CAM (contract in attention.h; the same
+ * algebra as attention.c), all images at once with strided-batched cuBLAS GEMMs
+ * plus hand-written kernels for what lies between them:
+ *   - row softmax, one warp per row (PAM: softmax(e), rows of N; CAM: softmax(−e)
+ *     shifted by the row minimum, rows of C), and its backward
+ *     de = sign · a ⊙ (da − Σ_j a_j da_j);
+ *   - out = γ·o + x, with γ read on the device (a step can be captured in a graph);
+ *   - the residual backward dx += dout fused with dγ's partial sums Σ dout ⊙ o:
+ *     a fixed number of blocks each write a partial, then one block adds the partials
+ *     in order — no float atomics, so dγ is the same on every run.
+ *
+ * γ lives on the device, so it cannot be a cuBLAS alpha: the backwards first form
+ * gd = γ·dout (the gradient reaching o) and run the GEMMs on it.
+ *
+ * PAM's 1×1-convolution gradients sum over images. dq, dk, dv are written straight
+ * into a channel-major layout [Co, nb·N] (the batched GEMM's output leading dimension
+ * is nb·N, image stride N) and x is transposed to xT [C, nb·N], so dw += dyT·xTᵀ is
+ * one GEMM over all pixels of all images and db is a plain row sum.
+ *
+ * Scratch (backwards only) comes from ctx->work: ATTN_PARTIALS doubles for dγ, then
+ * per image (floats) PAM 3·C·N + 2·Cq·N + N², CAM C·N + C². Images go in chunks of as
+ * many as fit (at 224 input the whole batch fits in what conv2d_work_bytes asks for);
+ * a work buffer too small for one image aborts with a message. */
+#include "cuda_common.cuh"
+#include "gemm.cuh"
+
+extern "C" {
+#include "attention.h"
+}
+
+/* Blocks of the dγ partial reduction (at most; fewer when there is less work). */
+enum { ATTN_PARTIALS = 1024 };
+/* Scratch buffers start on 64-float (256-byte) boundaries. */
+enum { ATTN_ALIGN = 64 };
+
+static size_t attn_align(size_t n) { return (n + ATTN_ALIGN - 1) / ATTN_ALIGN * ATTN_ALIGN; }
+
+__device__ __forceinline__ float attn_warp_sum(float v) {
+    for (int o = WARP / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float attn_warp_max(float v) {
+    for (int o = WARP / 2; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* ---- kernels ------------------------------------------------------------------ */
+
+/* y [B, Co, N] += b [Co] (the 1×1 convolutions' bias, after their GEMM). */
+__global__ void attn_bias_kernel(float *y, const float *b, int B, int Co, int N) {
+    const size_t total = (size_t)B * Co * N;
+    for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total;
+         e += (size_t)gridDim.x * blockDim.x)
+        y[e] += b[(e / N) % Co];
+}
+
+/* Rows of a [R, L] become softmax(sign · row), stably: exp(sign·v − max(sign·v)) / Σ.
+ * One warp per row, BLOCK_ROWS / WARP rows a block; each lane strides the row. */
+__global__ void attn_softmax_kernel(float *a, int R, int L, float sign) {
+    const int row = blockIdx.x * (BLOCK_ROWS / WARP) + threadIdx.x / WARP;
+    const int lane = threadIdx.x % WARP;
+    if (row >= R) return;                        /* the whole warp leaves together */
+    float *r = a + (size_t)row * L;              /* [L] */
+    float m = -INFINITY;
+    for (int j = lane; j < L; j += WARP) m = fmaxf(m, sign * r[j]);
+    m = attn_warp_max(m);
+    float s = 0.0f;
+    for (int j = lane; j < L; j += WARP) {
+        const float ev = expf(sign * r[j] - m);
+        r[j] = ev;
+        s += ev;
+    }
+    const float inv = 1.0f / attn_warp_sum(s);
+    for (int j = lane; j < L; j += WARP) r[j] *= inv;
+}
+
+/* Softmax backward in place, rows of g [R, L] with a [R, L]:
+ * g ← sign · a ⊙ (g − Σ_j a_j g_j). One warp per row. */
+__global__ void attn_softmax_backward_kernel(float *g, const float *a, int R, int L,
+                                             float sign) {
+    const int row = blockIdx.x * (BLOCK_ROWS / WARP) + threadIdx.x / WARP;
+    const int lane = threadIdx.x % WARP;
+    if (row >= R) return;
+    float *gr = g + (size_t)row * L;             /* [L] */
+    const float *ar = a + (size_t)row * L;       /* [L] */
+    float dot = 0.0f;
+    for (int j = lane; j < L; j += WARP) dot += ar[j] * gr[j];
+    dot = attn_warp_sum(dot);
+    for (int j = lane; j < L; j += WARP) gr[j] = sign * ar[j] * (gr[j] - dot);
+}
+
+/* out [n] = gamma[0] · o + x. */
+__global__ void attn_residual_kernel(float *out, const float *o, const float *x,
+                                     const float *gamma, size_t n) {
+    const float g = gamma[0];
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        out[i] = g * o[i] + x[i];
+}
+
+/* dx [n] += dout; partial[blockIdx.x] = this block's share of Σ dout ⊙ o (double;
+ * fixed grid-stride subsets and a fixed tree, so the partials depend only on n). */
+__global__ void attn_residual_backward_kernel(float *dx, double *partial, const float *dout,
+                                              const float *o, size_t n) {
+    __shared__ double part[BLOCK_1D];
+    double acc = 0.0;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        const float d = dout[i];
+        acc += (double)d * o[i];
+        dx[i] += d;
+    }
+    part[threadIdx.x] = acc;
+    __syncthreads();
+    for (int s = BLOCK_1D / 2; s > 0; s >>= 1) {
+        if ((int)threadIdx.x < s) part[threadIdx.x] += part[threadIdx.x + s];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) partial[blockIdx.x] = part[0];
+}
+
+/* dgamma[0] += Σ partial[0..G), one block of BLOCK_1D threads, fixed order. */
+__global__ void attn_sum_partials_kernel(float *dgamma, const double *partial, int G) {
+    __shared__ double part[BLOCK_1D];
+    double acc = 0.0;
+    for (int i = threadIdx.x; i < G; i += BLOCK_1D) acc += partial[i];
+    part[threadIdx.x] = acc;
+    __syncthreads();
+    for (int s = BLOCK_1D / 2; s > 0; s >>= 1) {
+        if ((int)threadIdx.x < s) part[threadIdx.x] += part[threadIdx.x + s];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) dgamma[0] += (float)part[0];
+}
+
+/* gd [n] = gamma[0] · dout: the gradient reaching o. */
+__global__ void attn_scale_kernel(float *gd, const float *dout, const float *gamma, size_t n) {
+    const float g = gamma[0];
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        gd[i] = g * dout[i];
+}
+
+/* xT [C, nb·N] ← x [nb, C, N]: column b·N + n of row c is x[b, c, n]. */
+__global__ void attn_transpose_kernel(float *xT, const float *x, int nb, int C, int N) {
+    const size_t total = (size_t)nb * C * N, ld = (size_t)nb * N;
+    for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total;
+         e += (size_t)gridDim.x * blockDim.x) {
+        const size_t n = e % N, t = e / N;
+        const size_t c = t % C, b = t / C;
+        xT[c * ld + b * N + n] = x[e];
+    }
+}
+
+/* db[r] += Σ_j y[r, j] for y [R, L]: one block per row, double, fixed tree. */
+__global__ void attn_row_sum_kernel(float *db, const float *y, size_t L) {
+    __shared__ double part[BLOCK_1D];
+    const float *row = y + (size_t)blockIdx.x * L;   /* [L] */
+    double acc = 0.0;
+    for (size_t j = threadIdx.x; j < L; j += BLOCK_1D) acc += row[j];
+    part[threadIdx.x] = acc;
+    __syncthreads();
+    for (int s = BLOCK_1D / 2; s > 0; s >>= 1) {
+        if ((int)threadIdx.x < s) part[threadIdx.x] += part[threadIdx.x + s];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) db[blockIdx.x] += (float)part[0];
+}
+
+/* ---- launchers ---------------------------------------------------------------- */
+
+static void attn_softmax(float *a, int R, int L, float sign, cudaStream_t st) {
+    const int rows_per_block = BLOCK_ROWS / WARP;
+    attn_softmax_kernel<<<ceil_div((size_t)R, rows_per_block), BLOCK_ROWS, 0, st>>>(a, R, L, sign);
+    CUDA_LAUNCH_CHECK();
+}
+
+static void attn_softmax_backward(float *g, const float *a, int R, int L, float sign,
+                                  cudaStream_t st) {
+    const int rows_per_block = BLOCK_ROWS / WARP;
+    attn_softmax_backward_kernel<<<ceil_div((size_t)R, rows_per_block), BLOCK_ROWS, 0, st>>>(
+        g, a, R, L, sign);
+    CUDA_LAUNCH_CHECK();
+}
+
+static void attn_residual(float *out, const float *o, const float *x, const float *gamma,
+                          size_t n, cudaStream_t st) {
+    attn_residual_kernel<<<grid_1d(n), BLOCK_1D, 0, st>>>(out, o, x, gamma, n);
+    CUDA_LAUNCH_CHECK();
+}
+
+/* dx += dout and dgamma[0] += Σ dout ⊙ o over n elements; uses the head of ctx->work. */
+static void attn_residual_backward(float *dx, float *dgamma, const float *dout, const float *o,
+                                   size_t n, dath_ctx *ctx) {
+    if (n == 0) return;
+    cudaStream_t st = DATH_STREAM(ctx);
+    double *partial = (double *)ctx->work;       /* [ATTN_PARTIALS] */
+    unsigned int G = grid_1d(n);
+    if (G > ATTN_PARTIALS) G = ATTN_PARTIALS;
+    attn_residual_backward_kernel<<<G, BLOCK_1D, 0, st>>>(dx, partial, dout, o, n);
+    CUDA_LAUNCH_CHECK();
+    attn_sum_partials_kernel<<<1, BLOCK_1D, 0, st>>>(dgamma, partial, (int)G);
+    CUDA_LAUNCH_CHECK();
+}
+
+/* Images per backward chunk: per_image floats each, nbuf buffers (each rounded up
+ * to ATTN_ALIGN), after the dγ partials. Aborts when not even one image fits. */
+static int attn_chunk_images(size_t per_image, int nbuf, int B, const dath_ctx *ctx,
+                             const char *who) {
+    const size_t reserve = attn_align(ATTN_PARTIALS * 2) + (size_t)nbuf * ATTN_ALIGN;
+    const size_t have = ctx->work ? ctx->work_bytes / sizeof(float) : 0;
+    const size_t nb = have > reserve ? (have - reserve) / per_image : 0;
+    if (nb < 1) {
+        fprintf(stderr, "dath: %s: ctx->work holds %zu bytes, one image needs %zu\n", who,
+                ctx->work ? ctx->work_bytes : 0, (reserve + per_image) * sizeof(float));
+        abort();
+    }
+    return nb > (size_t)B ? B : (int)nb;
+}
+
+extern "C" void pam_forward_cuda(float *out, float *q, float *k, float *v, float *a, float *o,
+                                 const float *x, const float *wq, const float *bq,
+                                 const float *wk, const float *bk, const float *wv,
+                                 const float *bv, const float *gamma,
+                                 int B, int C, int Cq, int N, dath_ctx *ctx) {
+    if (B <= 0 || C <= 0 || N <= 0) return;
+    cudaStream_t st = DATH_STREAM(ctx);
+    const long long cn = (long long)C * N, qn = (long long)Cq * N, nn = (long long)N * N;
+    /* q [B,Cq,N] = wq·x + bq, k likewise, v [B,C,N] = wv·x + bv */
+    gemm_rm_batched(ctx, false, false, Cq, N, C, 1.0f, wq, C, 0, x, N, cn, 0.0f, q, N, qn, B);
+    gemm_rm_batched(ctx, false, false, Cq, N, C, 1.0f, wk, C, 0, x, N, cn, 0.0f, k, N, qn, B);
+    gemm_rm_batched(ctx, false, false, C, N, C, 1.0f, wv, C, 0, x, N, cn, 0.0f, v, N, cn, B);
+    if (Cq > 0) {
+        attn_bias_kernel<<<grid_1d((size_t)B * qn), BLOCK_1D, 0, st>>>(q, bq, B, Cq, N);
+        CUDA_LAUNCH_CHECK();
+        attn_bias_kernel<<<grid_1d((size_t)B * qn), BLOCK_1D, 0, st>>>(k, bk, B, Cq, N);
+        CUDA_LAUNCH_CHECK();
+    }
+    attn_bias_kernel<<<grid_1d((size_t)B * cn), BLOCK_1D, 0, st>>>(v, bv, B, C, N);
+    CUDA_LAUNCH_CHECK();
+    /* e [B,N,N] = qᵀ·k, then a = softmax(e) row by row */
+    gemm_rm_batched(ctx, true, false, N, N, Cq, 1.0f, q, N, qn, k, N, qn, 0.0f, a, N, nn, B);
+    attn_softmax(a, B * N, N, 1.0f, st);
+    /* o [B,C,N] = v·aᵀ */
+    gemm_rm_batched(ctx, false, true, C, N, N, 1.0f, v, N, cn, a, N, nn, 0.0f, o, N, cn, B);
+    attn_residual(out, o, x, gamma, (size_t)B * cn, st);
+}
+
+extern "C" void pam_backward_cuda(float *dx, float *dwq, float *dbq, float *dwk, float *dbk,
+                                  float *dwv, float *dbv, float *dgamma,
+                                  const float *dout, const float *x, const float *q,
+                                  const float *k, const float *v, const float *a, const float *o,
+                                  const float *wq, const float *wk, const float *wv,
+                                  const float *gamma, int B, int C, int Cq, int N, dath_ctx *ctx) {
+    if (B <= 0 || C <= 0 || N <= 0) return;
+    cudaStream_t st = DATH_STREAM(ctx);
+    const size_t cn = (size_t)C * N, qn = (size_t)Cq * N, nn = (size_t)N * N;
+    const int chunk = attn_chunk_images(3 * cn + 2 * qn + nn, 6, B, ctx, "pam_backward_cuda");
+
+    attn_residual_backward(dx, dgamma, dout, o, (size_t)B * cn, ctx);
+
+    for (int b0 = 0; b0 < B; b0 += chunk) {
+        const int nb = B - b0 < chunk ? B - b0 : chunk;
+        const int ld = nb * N;                                  /* channel-major row length */
+        const float *doutc = dout + (size_t)b0 * cn;            /* [nb,C,N] */
+        const float *xc = x + (size_t)b0 * cn;                  /* [nb,C,N] */
+        const float *qc = q + (size_t)b0 * qn;                  /* [nb,Cq,N] */
+        const float *kc = k + (size_t)b0 * qn;                  /* [nb,Cq,N] */
+        const float *vc = v + (size_t)b0 * cn;                  /* [nb,C,N] */
+        const float *ac = a + (size_t)b0 * nn;                  /* [nb,N,N] */
+        float *dxc = dx + (size_t)b0 * cn;                      /* [nb,C,N] */
+        float *gd = ctx->work + attn_align(ATTN_PARTIALS * 2);  /* [nb,C,N] γ·dout */
+        float *xT = gd + attn_align(nb * cn);                   /* [C, nb·N] */
+        float *dvT = xT + attn_align(nb * cn);                  /* [C, nb·N] */
+        float *dqT = dvT + attn_align(nb * cn);                 /* [Cq, nb·N] */
+        float *dkT = dqT + attn_align(nb * qn);                 /* [Cq, nb·N] */
+        float *de = dkT + attn_align(nb * qn);                  /* [nb,N,N] da, then de */
+
+        attn_scale_kernel<<<grid_1d(nb * cn), BLOCK_1D, 0, st>>>(gd, doutc, gamma, nb * cn);
+        CUDA_LAUNCH_CHECK();
+        attn_transpose_kernel<<<grid_1d(nb * cn), BLOCK_1D, 0, st>>>(xT, xc, nb, C, N);
+        CUDA_LAUNCH_CHECK();
+        /* o = v·aᵀ: dv_b = gd_b·a_b (into dvT), da_b = gd_bᵀ·v_b */
+        gemm_rm_batched(ctx, false, false, C, N, N, 1.0f, gd, N, (long long)cn, ac, N,
+                        (long long)nn, 0.0f, dvT, ld, N, nb);
+        gemm_rm_batched(ctx, true, false, N, N, C, 1.0f, gd, N, (long long)cn, vc, N,
+                        (long long)cn, 0.0f, de, N, (long long)nn, nb);
+        attn_softmax_backward(de, ac, nb * N, N, 1.0f, st);
+        /* e = qᵀk: dq_b = k_b·de_bᵀ, dk_b = q_b·de_b (into dqT, dkT) */
+        gemm_rm_batched(ctx, false, true, Cq, N, N, 1.0f, kc, N, (long long)qn, de, N,
+                        (long long)nn, 0.0f, dqT, ld, N, nb);
+        gemm_rm_batched(ctx, false, false, Cq, N, N, 1.0f, qc, N, (long long)qn, de, N,
+                        (long long)nn, 0.0f, dkT, ld, N, nb);
+        /* the three 1×1 convolutions: dw += dyT·xTᵀ, db += row sums, dx_b += wᵀ·dy_b */
+        const struct { const float *dyT, *w; float *dw, *db; int Co; } conv[3] = {
+            { dqT, wq, dwq, dbq, Cq }, { dkT, wk, dwk, dbk, Cq }, { dvT, wv, dwv, dbv, C } };
+        for (int c = 0; c < 3; c++) {
+            if (conv[c].Co <= 0) continue;
+            gemm_rm(ctx, false, true, conv[c].Co, C, ld, 1.0f, conv[c].dyT, ld, xT, ld,
+                    1.0f, conv[c].dw, C);
+            attn_row_sum_kernel<<<conv[c].Co, BLOCK_1D, 0, st>>>(conv[c].db, conv[c].dyT,
+                                                                 (size_t)ld);
+            CUDA_LAUNCH_CHECK();
+            gemm_rm_batched(ctx, true, false, C, N, conv[c].Co, 1.0f, conv[c].w, C, 0,
+                            conv[c].dyT, ld, N, 1.0f, dxc, N, (long long)cn, nb);
+        }
+    }
+}
+
+extern "C" void cam_forward_cuda(float *out, float *a, float *o, const float *x,
+                                 const float *gamma, int B, int C, int N, dath_ctx *ctx) {
+    if (B <= 0 || C <= 0) return;
+    cudaStream_t st = DATH_STREAM(ctx);
+    const long long cn = (long long)C * N, cc = (long long)C * C;
+    /* e [B,C,C] = x·xᵀ, then a = softmax(−e) row by row (shifted by −rowmin(e)) */
+    gemm_rm_batched(ctx, false, true, C, C, N, 1.0f, x, N, cn, x, N, cn, 0.0f, a, C, cc, B);
+    attn_softmax(a, B * C, C, -1.0f, st);
+    /* o [B,C,N] = a·x */
+    gemm_rm_batched(ctx, false, false, C, N, C, 1.0f, a, C, cc, x, N, cn, 0.0f, o, N, cn, B);
+    attn_residual(out, o, x, gamma, (size_t)B * cn, st);
+}
+
+extern "C" void cam_backward_cuda(float *dx, float *dgamma, const float *dout, const float *x,
+                                  const float *a, const float *o, const float *gamma,
+                                  int B, int C, int N, dath_ctx *ctx) {
+    if (B <= 0 || C <= 0) return;
+    cudaStream_t st = DATH_STREAM(ctx);
+    const size_t cn = (size_t)C * N, cc = (size_t)C * C;
+    const int chunk = attn_chunk_images(cn + cc, 2, B, ctx, "cam_backward_cuda");
+
+    attn_residual_backward(dx, dgamma, dout, o, (size_t)B * cn, ctx);
+
+    for (int b0 = 0; b0 < B; b0 += chunk) {
+        const int nb = B - b0 < chunk ? B - b0 : chunk;
+        const float *doutc = dout + (size_t)b0 * cn;            /* [nb,C,N] */
+        const float *xc = x + (size_t)b0 * cn;                  /* [nb,C,N] */
+        const float *ac = a + (size_t)b0 * cc;                  /* [nb,C,C] */
+        float *dxc = dx + (size_t)b0 * cn;                      /* [nb,C,N] */
+        float *gd = ctx->work + attn_align(ATTN_PARTIALS * 2);  /* [nb,C,N] γ·dout */
+        float *de = gd + attn_align(nb * cn);                   /* [nb,C,C] da, then de */
+
+        attn_scale_kernel<<<grid_1d(nb * cn), BLOCK_1D, 0, st>>>(gd, doutc, gamma, nb * cn);
+        CUDA_LAUNCH_CHECK();
+        /* o = a·x: da_b = gd_b·x_bᵀ, dx_b += a_bᵀ·gd_b */
+        gemm_rm_batched(ctx, false, true, C, C, N, 1.0f, gd, N, (long long)cn, xc, N,
+                        (long long)cn, 0.0f, de, C, (long long)cc, nb);
+        gemm_rm_batched(ctx, true, false, C, N, C, 1.0f, ac, C, (long long)cc, gd, N,
+                        (long long)cn, 1.0f, dxc, N, (long long)cn, nb);
+        attn_softmax_backward(de, ac, nb * C, C, -1.0f, st);
+        /* e = x·xᵀ: dx_b += de_b·x_b + de_bᵀ·x_b */
+        gemm_rm_batched(ctx, false, false, C, N, C, 1.0f, de, C, (long long)cc, xc, N,
+                        (long long)cn, 1.0f, dxc, N, (long long)cn, nb);
+        gemm_rm_batched(ctx, true, false, C, N, C, 1.0f, de, C, (long long)cc, xc, N,
+                        (long long)cn, 1.0f, dxc, N, (long long)cn, nb);
+    }
+}

@@ -1,0 +1,149 @@
+/* kernels/pool.cu — CUDA max-pool (3×3, stride 2) and adaptive average pool
+ * (contract in pool.h; the same arithmetic as pool.c).
+ *
+ * Forwards: one thread per output cell. Backwards are atomic-free: one thread per
+ * input element gathers, in increasing (oy, ox), the contributions of every window
+ * that covers it, starting from din's current value, which is the order in which the
+ * reference's plane loop adds them — so the sums round the same way. */
+#include "cuda_common.cuh"
+
+extern "C" {
+#include "pool.h"
+}
+
+/* PyTorch's adaptive-pool bin [start, end) of output cell i when n cells cover `in`. */
+__device__ __forceinline__ int pool_bin_start(int i, int in, int n) {
+    return (int)(((long long)i * in) / n);
+}
+__device__ __forceinline__ int pool_bin_end(int i, int in, int n) {
+    return (int)(((long long)(i + 1) * in + n - 1) / n);
+}
+
+/* ---- kernels ------------------------------------------------------------------ */
+
+/* out, idx [BC, Ho, Wo] ← max over the 3×3 window at (2oy, 2ox) of in [BC, H, W];
+ * the first maximum in row-major window order wins, a NaN beats every number. */
+__global__ void maxpool_forward_kernel(float *out, int32_t *idx, const float *in,
+                                       int BC, int H, int W, int Ho, int Wo) {
+    const size_t total = (size_t)BC * Ho * Wo;
+    for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total;
+         e += (size_t)gridDim.x * blockDim.x) {
+        const int ox = (int)(e % Wo), oy = (int)((e / Wo) % Ho);
+        const size_t pl = e / ((size_t)Ho * Wo);
+        const float *x = in + pl * H * W;                                  /* [H, W] */
+        int best = (2 * oy) * W + 2 * ox;
+        float bv = x[best];
+        for (int dy = 0; dy < 3; dy++)
+            for (int dx = 0; dx < 3; dx++) {
+                const int at = (2 * oy + dy) * W + 2 * ox + dx;
+                const float v = x[at];
+                if (v > bv || (isnan(v) && !isnan(bv))) { bv = v; best = at; }
+            }
+        out[e] = bv;
+        idx[e] = best;
+    }
+}
+
+/* din [BC, H, W] += dout at every window whose argmax is this element. The windows
+ * covering row y are oy ∈ [⌈(y−2)/2⌉, ⌊y/2⌋] ∩ [0, Ho); likewise columns. */
+__global__ void maxpool_backward_kernel(float *din, const float *dout, const int32_t *idx,
+                                        int BC, int H, int W, int Ho, int Wo) {
+    const size_t total = (size_t)BC * H * W;
+    for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total;
+         e += (size_t)gridDim.x * blockDim.x) {
+        const int x = (int)(e % W), y = (int)((e / W) % H);
+        const size_t pl = e / ((size_t)H * W);
+        const float *dy = dout + pl * Ho * Wo;                             /* [Ho, Wo] */
+        const int32_t *ix = idx + pl * Ho * Wo;                            /* [Ho, Wo] */
+        const int at = y * W + x;
+        const int oy0 = y >= 2 ? (y - 1) / 2 : 0, oy1 = min(Ho - 1, y / 2);
+        const int ox0 = x >= 2 ? (x - 1) / 2 : 0, ox1 = min(Wo - 1, x / 2);
+        float acc = din[e];
+        for (int oy = oy0; oy <= oy1; oy++)
+            for (int ox = ox0; ox <= ox1; ox++)
+                if (ix[oy * Wo + ox] == at) acc += dy[oy * Wo + ox];
+        din[e] = acc;
+    }
+}
+
+/* out [BC, Ho, Wo] = mean of in [BC, H, W] over each adaptive bin (sum in double). */
+__global__ void avgpool_forward_kernel(float *out, const float *in,
+                                       int BC, int H, int W, int Ho, int Wo) {
+    const size_t total = (size_t)BC * Ho * Wo;
+    for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total;
+         e += (size_t)gridDim.x * blockDim.x) {
+        const int ox = (int)(e % Wo), oy = (int)((e / Wo) % Ho);
+        const size_t pl = e / ((size_t)Ho * Wo);
+        const float *x = in + pl * H * W;                                  /* [H, W] */
+        const int y0 = pool_bin_start(oy, H, Ho), y1 = pool_bin_end(oy, H, Ho);
+        const int x0 = pool_bin_start(ox, W, Wo), x1 = pool_bin_end(ox, W, Wo);
+        double acc = 0.0;
+        for (int yy = y0; yy < y1; yy++)
+            for (int xx = x0; xx < x1; xx++) acc += x[(size_t)yy * W + xx];
+        out[e] = (float)(acc / ((double)(y1 - y0) * (x1 - x0)));
+    }
+}
+
+/* din [BC, H, W] += dout / |bin| over every bin containing the element (bins may
+ * overlap). Rows whose bin misses y are skipped before the columns are looked at. */
+__global__ void avgpool_backward_kernel(float *din, const float *dout,
+                                        int BC, int H, int W, int Ho, int Wo) {
+    const size_t total = (size_t)BC * H * W;
+    for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total;
+         e += (size_t)gridDim.x * blockDim.x) {
+        const int x = (int)(e % W), y = (int)((e / W) % H);
+        const size_t pl = e / ((size_t)H * W);
+        const float *dy = dout + pl * Ho * Wo;                             /* [Ho, Wo] */
+        float acc = din[e];
+        for (int oy = 0; oy < Ho; oy++) {
+            const int y0 = pool_bin_start(oy, H, Ho), y1 = pool_bin_end(oy, H, Ho);
+            if (y < y0 || y >= y1) continue;
+            for (int ox = 0; ox < Wo; ox++) {
+                const int x0 = pool_bin_start(ox, W, Wo), x1 = pool_bin_end(ox, W, Wo);
+                if (x < x0 || x >= x1) continue;
+                acc += (float)(dy[oy * Wo + ox] / ((double)(y1 - y0) * (x1 - x0)));
+            }
+        }
+        din[e] = acc;
+    }
+}
+
+/* ---- launchers ---------------------------------------------------------------- */
+
+extern "C" void maxpool_forward_cuda(float *out, int32_t *idx, const float *in,
+                                     int BC, int H, int W, dath_ctx *ctx) {
+    const int Ho = maxpool_out(H), Wo = maxpool_out(W);
+    const size_t n = (size_t)BC * Ho * Wo;
+    if (n == 0) return;
+    maxpool_forward_kernel<<<grid_1d(n), BLOCK_1D, 0, DATH_STREAM(ctx)>>>(
+        out, idx, in, BC, H, W, Ho, Wo);
+    CUDA_LAUNCH_CHECK();
+}
+
+extern "C" void maxpool_backward_cuda(float *din, const float *dout, const int32_t *idx,
+                                      int BC, int H, int W, dath_ctx *ctx) {
+    const int Ho = maxpool_out(H), Wo = maxpool_out(W);
+    const size_t n = (size_t)BC * H * W;
+    if (n == 0 || Ho == 0 || Wo == 0) return;
+    maxpool_backward_kernel<<<grid_1d(n), BLOCK_1D, 0, DATH_STREAM(ctx)>>>(
+        din, dout, idx, BC, H, W, Ho, Wo);
+    CUDA_LAUNCH_CHECK();
+}
+
+extern "C" void avgpool_forward_cuda(float *out, const float *in,
+                                     int BC, int H, int W, int Ho, int Wo, dath_ctx *ctx) {
+    if (Ho <= 0 || Wo <= 0 || BC <= 0) return;
+    const size_t n = (size_t)BC * Ho * Wo;
+    avgpool_forward_kernel<<<grid_1d(n), BLOCK_1D, 0, DATH_STREAM(ctx)>>>(
+        out, in, BC, H, W, Ho, Wo);
+    CUDA_LAUNCH_CHECK();
+}
+
+extern "C" void avgpool_backward_cuda(float *din, const float *dout,
+                                      int BC, int H, int W, int Ho, int Wo, dath_ctx *ctx) {
+    if (Ho <= 0 || Wo <= 0 || BC <= 0 || H <= 0 || W <= 0) return;
+    const size_t n = (size_t)BC * H * W;
+    avgpool_backward_kernel<<<grid_1d(n), BLOCK_1D, 0, DATH_STREAM(ctx)>>>(
+        din, dout, BC, H, W, Ho, Wo);
+    CUDA_LAUNCH_CHECK();
+}

@@ -1,0 +1,69 @@
+/* kernels/rmsprop.cu — CUDA twin of kernels/rmsprop.c: one RMSProp step with weight
+ * decay over the whole flat parameter buffer, in ONE launch (contract in rmsprop.h).
+ *
+ * A grid-stride loop; when theta, v and grad are all 16-byte aligned each thread moves
+ * float4s (one 16-byte load of each input and one 16-byte store of each output per
+ * four elements), and the n % 4 tail is done by the first threads of the same launch.
+ * The arithmetic is the reference's (PyTorch's operation order), rounded one
+ * operation at a time (__fmul_rn/__fadd_rn/__fdiv_rn/__fsqrt_rn, no FMA contraction):
+ *   g = grad + wd·θ;  v = v·alpha + ((1 − alpha)·g)·g;
+ *   θ = θ + ((−lr)·g) / (√v + eps),
+ * so the device's parameters are the reference's bits. */
+#include "cuda_common.cuh"
+
+extern "C" {
+#include "rmsprop.h"
+}
+
+/* One element; returns the new theta and writes the new v. */
+static __device__ __forceinline__ float rmsprop_one(float th, float *v, float gr, float neg_lr,
+                                                    float alpha, float oma, float eps, float wd) {
+    float g = __fadd_rn(gr, __fmul_rn(wd, th));
+    float vi = __fadd_rn(__fmul_rn(*v, alpha), __fmul_rn(__fmul_rn(oma, g), g));
+    *v = vi;
+    return __fadd_rn(th, __fdiv_rn(__fmul_rn(neg_lr, g), __fadd_rn(__fsqrt_rn(vi), eps)));
+}
+
+/* vec: the buffers are 16-byte aligned; the first n/4·4 elements go as float4 and the
+ * rest one by one. Otherwise every element one by one. */
+static __global__ void rmsprop_step_kernel(float *__restrict__ theta, float *__restrict__ v,
+                                           const float *__restrict__ grad, size_t n, float neg_lr,
+                                           float alpha, float oma, float eps, float wd, int vec) {
+    const size_t tid = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    const size_t stride = (size_t)gridDim.x * blockDim.x;
+    size_t done = 0;
+    if (vec) {
+        const size_t n4 = n / 4;
+        float4 *t4 = reinterpret_cast<float4 *>(theta);
+        float4 *v4 = reinterpret_cast<float4 *>(v);
+        const float4 *g4 = reinterpret_cast<const float4 *>(grad);
+        for (size_t i = tid; i < n4; i += stride) {
+            float4 t = t4[i], s = v4[i], g = g4[i];
+            t.x = rmsprop_one(t.x, &s.x, g.x, neg_lr, alpha, oma, eps, wd);
+            t.y = rmsprop_one(t.y, &s.y, g.y, neg_lr, alpha, oma, eps, wd);
+            t.z = rmsprop_one(t.z, &s.z, g.z, neg_lr, alpha, oma, eps, wd);
+            t.w = rmsprop_one(t.w, &s.w, g.w, neg_lr, alpha, oma, eps, wd);
+            t4[i] = t;
+            v4[i] = s;
+        }
+        done = n4 * 4;
+    }
+    for (size_t i = done + tid; i < n; i += stride) {
+        float s = v[i];
+        theta[i] = rmsprop_one(theta[i], &s, grad[i], neg_lr, alpha, oma, eps, wd);
+        v[i] = s;
+    }
+}
+
+extern "C" void rmsprop_step_cuda(float *theta, float *v, const float *grad, size_t n,
+                                  float lr, float alpha, float eps, float wd,
+                                  dath_ctx *ctx) {
+    if (n == 0) return;
+    int vec = ((uintptr_t)theta % 16 == 0) && ((uintptr_t)v % 16 == 0) &&
+              ((uintptr_t)grad % 16 == 0);
+    size_t work = vec ? (n + 3) / 4 : n;    /* items of the main loop */
+    const float oma = 1.0f - alpha, neg_lr = -lr;   /* as the reference */
+    rmsprop_step_kernel<<<grid_1d(work), BLOCK_1D, 0, DATH_STREAM(ctx)>>>(
+        theta, v, grad, n, neg_lr, alpha, oma, eps, wd, vec);
+    CUDA_LAUNCH_CHECK();
+}
