@@ -12,6 +12,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Names the transform image_load applies (decoder, filter, size and crop rules). The
+ * decoded-image cache file's key includes it: change it whenever image.c changes what
+ * pixels come out, so that no stale cache file is ever read. */
+#define IMAGE_TRANSFORM_ID "stb_image 2.27 rgb; stbir 0.97 triangle linear clamp; short side R, floor long; centre crop round-half-even; v1"
+
 /* out [R, R, 3] */
 int image_load(const char *path, int R, uint8_t *out, char *why, size_t why_len);
 

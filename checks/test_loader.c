@@ -1,0 +1,650 @@
+/* checks/test_loader.c — decoding, the decoded cache and the prefetcher (loader/).
+ *
+ * Fixtures are made here, in a temporary directory: JPEGs and PNGs written with
+ * stb_image_write, and the bad set (a missing file, a zero-byte file, a JPEG cut in
+ * half, a JPEG without its last 2 bytes (EOI), random bytes, a JPEG header followed
+ * by garbage, a PNG cut in half). Checked:
+ *   - image_load classifies each bad file with its own reason and decodes the good
+ *     ones, a PNG with alpha and a grey PNG included;
+ *   - the resize + centre crop matches an independent double-precision reference of
+ *     the triangle filter and torchvision's size and crop rules, within 1 grey level
+ *     (stb resamples in float and rounds once);
+ *   - the cache marks exactly the bad images and its pixels equal a fresh decode;
+ *   - the prefetcher, with 1 and with 4 workers, gives identical batches (samples,
+ *     images, labels, crops) for the same seed and epoch; each epoch holds every good
+ *     image once in the permutation's order, never a bad one; the bad ones are named
+ *     once each; crops follow the counter-based formula; epochs differ;
+ *   - --strict stops at the first bad image of the epoch's order;
+ *   - encode mode keeps the list order and centre crops;
+ *   - the cache file is written, read back (no decoding, same batches), and a changed
+ *     list or a touched image makes it stale;
+ *   - holding every ring buffer is an error, not a hang; destroy mid-epoch returns. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "../kernels/rng.h"
+#include "../loader/cache.h"
+#include "../loader/image.h"
+#include "../loader/list.h"
+#include "../loader/prefetch.h"
+
+#define STB_IMAGE_WRITE_STATIC
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#include <stb/stb_image_write.h>
+#pragma GCC diagnostic pop
+
+/* Tolerance of the resize against the double-precision reference, in grey levels. */
+static const double RESIZE_ATOL = 1.0, RESIZE_RTOL = 0.0;
+
+enum { C = 5, NGOOD = 18, NBAD = 7 };
+
+static char dir[64];
+static char list_path[256];
+static uint64_t rs = 12345;
+
+/* ---- fixtures ----------------------------------------------------------------------- */
+
+/* A smooth colour pattern with edges: [h, w, c]. */
+static unsigned char *pattern(int w, int h, int c, int variant) {
+    unsigned char *p = malloc((size_t)w * h * c);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            for (int ch = 0; ch < c; ch++) {
+                double v = 128 + 90 * sin(0.21 * x * (ch + 1) + 0.13 * y + variant) +
+                           ((x / 7 + y / 5 + variant) % 3 == 0 ? 30 : -20) + (check_unif(&rs) - 0.5) * 20;
+                p[((size_t)y * w + x) * c + ch] = (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
+            }
+    return p;
+}
+
+static void path_of(char *out, size_t len, const char *name) { snprintf(out, len, "%s/%.150s", dir, name); }
+
+static void write_jpg(const char *name, int w, int h, int variant) {
+    char path[256];
+    path_of(path, sizeof path, name);
+    unsigned char *p = pattern(w, h, 3, variant);
+    if (!stbi_write_jpg(path, w, h, 3, p, 90)) check_skip("cannot write a fixture JPEG");
+    free(p);
+}
+
+static void write_png(const char *name, int w, int h, int c, int variant) {
+    char path[256];
+    path_of(path, sizeof path, name);
+    unsigned char *p = pattern(w, h, c, variant);
+    if (!stbi_write_png(path, w, h, c, p, w * c)) check_skip("cannot write a fixture PNG");
+    free(p);
+}
+
+static unsigned char *read_all(const char *name, size_t *len) {
+    char path[256];
+    path_of(path, sizeof path, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) check_skip("cannot read a fixture");
+    fseek(f, 0, SEEK_END);
+    *len = (size_t)ftell(f);
+    rewind(f);
+    unsigned char *b = malloc(*len + 1);
+    if (fread(b, 1, *len, f) != *len) check_skip("short read of a fixture");
+    fclose(f);
+    return b;
+}
+
+static void write_bytes(const char *name, const void *data, size_t len) {
+    char path[256];
+    path_of(path, sizeof path, name);
+    FILE *f = fopen(path, "wb");
+    if (!f) check_skip("cannot write a fixture");
+    if (len) fwrite(data, 1, len, f);
+    fclose(f);
+}
+
+/* The list: good and bad images interleaved. names[i], bad[i] (expected reason or NULL). */
+static const char *names[NGOOD + NBAD];
+static const char *bad_reason[NGOOD + NBAD];
+
+static void make_fixtures(void) {
+    static char good_names[NGOOD][32];
+    int sizes[NGOOD][2] = {{90, 60}, {48, 72}, {40, 40}, {64, 64}, {100, 37}, {33, 50},
+                           {70, 70}, {32, 32}, {120, 90}, {45, 45}, {60, 80}, {37, 36},
+                           {80, 40}, {50, 50}, {44, 66}, {99, 98}, {36, 90}, {72, 48}};
+    for (int g = 0; g < NGOOD; g++) {
+        if (g == 2) { snprintf(good_names[g], 32, "rgba.png"); write_png(good_names[g], 70, 50, 4, g); }
+        else if (g == 5) { snprintf(good_names[g], 32, "grey.png"); write_png(good_names[g], 40, 40, 1, g); }
+        else if (g == 7) { snprintf(good_names[g], 32, "trailing.jpg"); }
+        else { snprintf(good_names[g], 32, "g%02d.jpg", g); write_jpg(good_names[g], sizes[g][0], sizes[g][1], g); }
+    }
+    /* a JPEG followed by junk after its EOI: still good */
+    write_jpg("base.jpg", 64, 48, 99);
+    size_t len;
+    unsigned char *jpg = read_all("base.jpg", &len);
+    unsigned char *junk = malloc(len + 100);
+    memcpy(junk, jpg, len);
+    for (int k = 0; k < 100; k++) junk[len + (size_t)k] = (unsigned char)check_next(&rs);
+    write_bytes("trailing.jpg", junk, len + 100);
+    free(junk);
+    /* the bad set */
+    write_bytes("empty.jpg", "", 0);
+    write_bytes("trunc.jpg", jpg, len / 2);
+    write_bytes("noeoi.jpg", jpg, len - 2);
+    unsigned char rnd[3000];
+    for (size_t k = 0; k < sizeof rnd; k++) rnd[k] = (unsigned char)check_next(&rs);
+    write_bytes("corrupt.jpg", rnd, sizeof rnd);
+    rnd[0] = 0xFF; rnd[1] = 0xD8; rnd[2] = 0xFF; rnd[3] = 0xDB; rnd[4] = 0x00; rnd[5] = 0x03;
+    write_bytes("badheader.jpg", rnd, sizeof rnd);
+    free(jpg);
+    write_png("cut_src.png", 60, 60, 3, 7);
+    unsigned char *png = read_all("cut_src.png", &len);
+    write_bytes("trunc.png", png, len / 2);
+    free(png);
+
+    static const char *bad_names[NBAD] = {"missing.jpg", "empty.jpg", "trunc.jpg", "noeoi.jpg",
+                                          "corrupt.jpg", "badheader.jpg", "trunc.png"};
+    static const char *bad_why[NBAD] = {"missing file", "empty file", "truncated JPEG",
+                                        "truncated JPEG", "unknown format", "cannot decode",
+                                        "truncated PNG"};
+    int g = 0, b = 0;
+    for (int i = 0; i < NGOOD + NBAD; i++) {
+        int take_bad = (i % 3 == 1) && b < NBAD;   /* rows 1, 4, 7, …, 19: bad */
+        if (take_bad) { names[i] = bad_names[b]; bad_reason[i] = bad_why[b]; b++; }
+        else { names[i] = good_names[g++]; bad_reason[i] = NULL; }
+    }
+    snprintf(list_path, sizeof list_path, "%s/list.txt", dir);
+    FILE *f = fopen(list_path, "w");
+    for (int i = 0; i < NGOOD + NBAD; i++) {
+        fprintf(f, "%s", names[i]);
+        for (int j = 0; j < C; j++) fprintf(f, " %d", (int)((check_next(&rs) >> 20) & 1));
+        fprintf(f, "\n");
+    }
+    fclose(f);
+}
+
+/* ---- the resize reference ------------------------------------------------------------ */
+
+/* Python's round(d / 2) (halves to even). */
+static int ref_offset(int d) {
+    double h = d / 2.0, fl = floor(h);
+    if (h - fl != 0.5) return (int)floor(h + 0.5);
+    return ((long)fl % 2 == 0) ? (int)fl : (int)fl + 1;
+}
+
+/* One axis of the triangle filter: out[o] for o in [0, R), source size n, scale s, shift off. */
+static void ref_weights(double *wt, int *lo, int *hi, int o, int n, double s, double off) {
+    double c = (o + 0.5 + off) / s;                 /* centre in source coordinates */
+    double r = s < 1 ? 1 / s : 1;                   /* support radius in source pixels */
+    *lo = (int)floor(c - r) - 1;
+    *hi = (int)ceil(c + r) + 1;
+    double sum = 0;
+    for (int k = *lo; k <= *hi; k++) {
+        double t = fabs(k + 0.5 - c) / r;
+        wt[k - *lo] = t < 1 ? 1 - t : 0;
+        sum += wt[k - *lo];
+    }
+    for (int k = *lo; k <= *hi; k++) wt[k - *lo] /= sum;
+    (void)n;
+}
+
+/* Reference of image_load's transform on decoded pixels src [h, w, 3] → out [R, R, 3]. */
+static void ref_transform(double *out, const unsigned char *src, int w, int h, int R) {
+    int rw, rh;
+    if (w <= h) { rw = R; rh = (int)((double)R * h / w); }
+    else { rh = R; rw = (int)((double)R * w / h); }
+    double sx = (double)rw / w, sy = (double)rh / h;
+    int ox = ref_offset(rw - R), oy = ref_offset(rh - R);
+    double *tmp = calloc((size_t)h * R * 3, sizeof *tmp);   /* [h, R, 3] horizontal pass */
+    double wt[4096];
+    for (int x = 0; x < R; x++) {
+        int lo, hi;
+        ref_weights(wt, &lo, &hi, x, w, sx, ox);
+        for (int y = 0; y < h; y++)
+            for (int ch = 0; ch < 3; ch++) {
+                double v = 0;
+                for (int k = lo; k <= hi; k++) {
+                    int kk = k < 0 ? 0 : k >= w ? w - 1 : k;
+                    v += wt[k - lo] * src[((size_t)y * w + kk) * 3 + ch];
+                }
+                tmp[((size_t)y * R + x) * 3 + ch] = v;
+            }
+    }
+    for (int y = 0; y < R; y++) {
+        int lo, hi;
+        ref_weights(wt, &lo, &hi, y, h, sy, oy);
+        for (int x = 0; x < R; x++)
+            for (int ch = 0; ch < 3; ch++) {
+                double v = 0;
+                for (int k = lo; k <= hi; k++) {
+                    int kk = k < 0 ? 0 : k >= h ? h - 1 : k;
+                    v += wt[k - lo] * tmp[((size_t)kk * R + x) * 3 + ch];
+                }
+                out[((size_t)y * R + x) * 3 + ch] = v;
+            }
+    }
+    free(tmp);
+}
+
+/* Writes a lossless PNG with c channels, loads it through image_load at side R and
+ * compares with the reference on its RGB (grey expanded, alpha dropped). */
+static void check_resize(const char *name, int w, int h, int c, int R) {
+    unsigned char *p = pattern(w, h, c, w + h);
+    char path[256];
+    path_of(path, sizeof path, name);
+    stbi_write_png(path, w, h, c, p, w * c);
+    unsigned char *rgb = malloc((size_t)w * h * 3);   /* [h, w, 3] */
+    for (size_t k = 0; k < (size_t)w * h; k++)
+        for (int ch = 0; ch < 3; ch++) rgb[k * 3 + ch] = p[k * c + (c >= 3 ? ch : 0)];
+    uint8_t *got = malloc((size_t)R * R * 3);
+    double *ref = malloc((size_t)R * R * 3 * sizeof *ref), *g = malloc((size_t)R * R * 3 * sizeof *g);
+    char why[128];
+    int rc = image_load(path, R, got, why, sizeof why);
+    char label[128];
+    snprintf(label, sizeof label, "%s %dx%dx%d loads at R=%d", name, w, h, c, R);
+    CHECK_TRUE(label, rc == 0);
+    ref_transform(ref, rgb, w, h, R);
+    for (size_t k = 0; k < (size_t)R * R * 3; k++) g[k] = got[k];
+    snprintf(label, sizeof label, "resize+crop %s vs reference", name);
+    check_close_d(label, g, ref, (size_t)R * R * 3, RESIZE_ATOL, RESIZE_RTOL);
+    free(p); free(rgb); free(got); free(ref); free(g);
+}
+
+/* ---- prefetcher runs ---------------------------------------------------------------- */
+
+typedef struct run {
+    int nb;                   /* batches */
+    int n[64], index[64];
+    int32_t samples[64][32], crops[64][32 * 3];
+    float labels[64][32 * C];
+    uint8_t *images[64];      /* [n, R, R, 3] copies */
+    prefetch_stats st;
+    int rc_end;
+    char err[512];
+    int nwarn;
+    char warn[32][512];
+} run;
+
+static void collect_warn(void *user, const char *msg) {
+    run *r = user;
+    if (r->nwarn < 32) snprintf(r->warn[r->nwarn], sizeof r->warn[0], "%s", msg);
+    r->nwarn++;
+}
+
+static void run_free(run *r) {
+    for (int k = 0; k < r->nb; k++) free(r->images[k]);
+    memset(r, 0, sizeof *r);
+}
+
+/* Runs one epoch of an already-created prefetcher into r. */
+static void run_epoch(dath_prefetch *p, run *r, int epoch, int R) {
+    char err[512];
+    if (prefetch_begin_epoch(p, epoch, err, sizeof err)) {
+        snprintf(r->err, sizeof r->err, "%s", err);
+        r->rc_end = -1;
+        return;
+    }
+    prefetch_batch b;
+    int rc;
+    size_t unit = (size_t)R * R * 3;
+    while ((rc = prefetch_next(p, &b, err, sizeof err)) == 0 && r->nb < 64) {
+        int k = r->nb++;
+        r->n[k] = b.n;
+        r->index[k] = b.index;
+        memcpy(r->samples[k], b.samples, (size_t)b.n * sizeof *b.samples);
+        memcpy(r->crops[k], b.crops, (size_t)b.n * 3 * sizeof *b.crops);
+        memcpy(r->labels[k], b.labels, (size_t)b.n * C * sizeof *b.labels);
+        r->images[k] = malloc((size_t)b.n * unit);
+        memcpy(r->images[k], b.images, (size_t)b.n * unit);
+        prefetch_release(p, &b);
+    }
+    r->rc_end = rc;
+    if (rc < 0) snprintf(r->err, sizeof r->err, "%s", err);
+    prefetch_stats_get(p, &r->st);
+}
+
+static int runs_equal(const run *a, const run *b, int R) {
+    if (a->nb != b->nb || a->rc_end != b->rc_end) return 0;
+    for (int k = 0; k < a->nb; k++) {
+        if (a->n[k] != b->n[k]) return 0;
+        if (memcmp(a->samples[k], b->samples[k], (size_t)a->n[k] * sizeof(int32_t))) return 0;
+        if (memcmp(a->crops[k], b->crops[k], (size_t)a->n[k] * 3 * sizeof(int32_t))) return 0;
+        if (memcmp(a->labels[k], b->labels[k], (size_t)a->n[k] * C * sizeof(float))) return 0;
+        if (memcmp(a->images[k], b->images[k], (size_t)a->n[k] * R * R * 3)) return 0;
+    }
+    return 1;
+}
+
+static dath_prefetch *make(const dath_list *l, int mode, int R, int S, int B, int workers, int strict,
+                           const char *cache_dir, run *warn_to, int ring) {
+    prefetch_config cfg = {.list = l, .mode = mode, .R = R, .S = S, .B = B, .seed = 7,
+                           .workers = workers, .strict = strict, .cache_dir = cache_dir,
+                           .warn = collect_warn, .warn_user = warn_to, .ring = ring};
+    char err[512];
+    dath_prefetch *p = prefetch_create(&cfg, err, sizeof err);
+    if (!p) printf("     prefetch_create: %s\n", err);
+    return p;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The epoch's order, computed here from rng_u32 directly. */
+static void expected_order(int *perm, int n, int epoch) {
+    uint64_t *key = malloc((size_t)n * sizeof *key);
+    for (int i = 0; i < n; i++)
+        key[i] = (uint64_t)rng_u32(7, RNG_SHUFFLE, (uint32_t)epoch, (uint32_t)i, 0) << 32 | (uint32_t)i;
+    qsort(key, (size_t)n, sizeof *key, cmp_u64);
+    for (int i = 0; i < n; i++) perm[i] = (int)(key[i] & 0xffffffffu);
+    free(key);
+}
+
+int main(void) {
+    snprintf(dir, sizeof dir, "/tmp/dath_test_loader_XXXXXX");
+    if (!mkdtemp(dir)) check_skip("cannot make a temporary directory");
+    make_fixtures();
+    const int N = NGOOD + NBAD;
+    char err[512];
+    dath_list *l = list_read(list_path, dir, err, sizeof err);
+    if (!l) { printf("list: %s\n", err); return 1; }
+
+    /* 1. image_load: reasons */
+    {
+        int R = 32;
+        uint8_t *out = malloc((size_t)R * R * 3);
+        int all_ok = 1;
+        for (int i = 0; i < N; i++) {
+            char why[128] = "";
+            int rc = image_load(l->paths[i], R, out, why, sizeof why);
+            int ok = bad_reason[i] ? rc == -1 && strstr(why, bad_reason[i]) != NULL : rc == 0;
+            if (!ok) {
+                printf("     %s: rc %d, why '%s', expected %s\n", names[i], rc, why,
+                       bad_reason[i] ? bad_reason[i] : "success");
+                all_ok = 0;
+            }
+        }
+        CHECK_TRUE("image_load: each bad file refused with its reason, every good one decoded", all_ok);
+        char why[128] = "";
+        CHECK_TRUE("image_load: a directory is refused",
+                   image_load(dir, R, out, why, sizeof why) == -1 && strstr(why, "directory"));
+        free(out);
+    }
+
+    /* 2. the transform against the reference */
+    check_resize("down_rgb.png", 97, 61, 3, 40);    /* shrink, odd centre offset (round half even) */
+    check_resize("down_tall.png", 50, 131, 3, 32);  /* shrink, portrait */
+    check_resize("up_rgb.png", 23, 31, 3, 40);      /* enlarge */
+    check_resize("grey.png", 45, 60, 1, 24);        /* grey → RGB */
+    check_resize("rgba.png", 66, 44, 4, 30);        /* alpha dropped */
+    check_resize("same.png", 36, 36, 3, 36);        /* identity size */
+
+    /* 3. the cache */
+    const int R = 32, S = 28;
+    size_t unit = (size_t)R * R * 3;
+    dath_cache *cache = cache_create(l, R, NULL, err, sizeof err);
+    CHECK_TRUE("cache_create", cache != NULL);
+    if (!cache) return check_finish();
+    int nbad = cache_fill(cache, l, 2, err, sizeof err);
+    int marks_ok = nbad == NBAD, pixels_ok = 1;
+    uint8_t *fresh = malloc(unit);
+    for (int i = 0; i < N; i++) {
+        int st = cache_status(cache, i);
+        if ((st == CACHE_BAD) != (bad_reason[i] != NULL)) marks_ok = 0;
+        if (st == CACHE_BAD && !(cache->why[i] && strstr(cache->why[i], bad_reason[i]))) marks_ok = 0;
+        char why[128];
+        if (st == CACHE_OK &&
+            (image_load(l->paths[i], R, fresh, why, sizeof why) || memcmp(fresh, cache->pixels + i * unit, unit)))
+            pixels_ok = 0;
+    }
+    CHECK_TRUE("cache: exactly the bad images are marked bad, with their reasons", marks_ok);
+    CHECK_TRUE("cache: pixels equal a fresh decode", pixels_ok);
+
+    /* 4. the prefetcher: 1 vs 4 workers, epochs 0 and 1 */
+    int B = 4;
+    run r1[2], r4[2];
+    memset(r1, 0, sizeof r1);
+    memset(r4, 0, sizeof r4);
+    dath_prefetch *p1 = make(l, PREFETCH_TRAIN, R, S, B, 1, 0, NULL, &r1[0], 0);
+    dath_prefetch *p4 = make(l, PREFETCH_TRAIN, R, S, B, 4, 0, NULL, &r4[0], 0);
+    CHECK_TRUE("prefetch_create (1 and 4 workers)", p1 && p4);
+    if (!p1 || !p4) return check_finish();
+    run_epoch(p1, &r1[0], 0, R);
+    run_epoch(p4, &r4[0], 0, R);
+    /* epoch 1: warnings of the second epoch go to r?[1] (none expected) */
+    prefetch_destroy(p1);
+    prefetch_destroy(p4);
+    p1 = make(l, PREFETCH_TRAIN, R, S, B, 1, 0, NULL, &r1[1], 0);
+    p4 = make(l, PREFETCH_TRAIN, R, S, B, 4, 0, NULL, &r4[1], 0);
+    run scratch;
+    memset(&scratch, 0, sizeof scratch);
+    run_epoch(p1, &scratch, 0, R);   /* epoch 0 first, as a training run would */
+    run_free(&scratch);
+    int warn_epoch0 = r1[1].nwarn;
+    run_epoch(p1, &r1[1], 1, R);
+    memset(&scratch, 0, sizeof scratch);
+    run_epoch(p4, &scratch, 0, R);
+    run_free(&scratch);
+    run_epoch(p4, &r4[1], 1, R);
+    CHECK_TRUE("1 vs 4 workers: identical batches in epoch 0", runs_equal(&r1[0], &r4[0], R));
+    CHECK_TRUE("1 vs 4 workers: identical batches in epoch 1", runs_equal(&r1[1], &r4[1], R));
+    CHECK_TRUE("second epoch: no new warnings (each bad image named once)", r1[1].nwarn == warn_epoch0);
+    for (int e = 0; e < 2; e++) {
+        run *r = &r1[e];
+        int perm[NGOOD + NBAD], order[NGOOD + NBAD], m = 0;
+        expected_order(perm, N, e);
+        for (int k = 0; k < N; k++)
+            if (!bad_reason[perm[k]]) order[m++] = perm[k];
+        /* 18 good, B = 4: 4 full batches and a partial one of 2 */
+        int pos = 0, seq_ok = r->rc_end == 1 && r->nb == 5, crops_ok = 1, labels_ok = 1, pix_ok = 1;
+        for (int k = 0; k < r->nb && seq_ok; k++) {
+            if (r->n[k] != (k < 4 ? 4 : 2) || r->index[k] != k) seq_ok = 0;
+            for (int j = 0; j < r->n[k] && seq_ok; j++) {
+                int s = r->samples[k][j];
+                if (pos >= m || s != order[pos++]) { seq_ok = 0; break; }
+                int32_t want[3] = {(int32_t)(rng_u32(7, RNG_CROP, (uint32_t)e, (uint32_t)s, 0) % (R - S + 1)),
+                                   (int32_t)(rng_u32(7, RNG_CROP, (uint32_t)e, (uint32_t)s, 1) % (R - S + 1)),
+                                   (int32_t)(rng_u32(7, RNG_CROP, (uint32_t)e, (uint32_t)s, 2) & 1)};
+                if (memcmp(want, &r->crops[k][3 * j], sizeof want)) crops_ok = 0;
+                for (int c = 0; c < C; c++)
+                    if (r->labels[k][j * C + c] != (float)l->labels[s * C + c]) labels_ok = 0;
+                if (memcmp(r->images[k] + (size_t)j * unit, cache->pixels + (size_t)s * unit, unit)) pix_ok = 0;
+            }
+        }
+        char label[128];
+        snprintf(label, sizeof label, "epoch %d: every good image once, in the permutation's order, 5 batches", e);
+        CHECK_TRUE(label, seq_ok && pos == m);
+        snprintf(label, sizeof label, "epoch %d: crops = rng_u32(seed, RNG_CROP, epoch, sample, c)", e);
+        CHECK_TRUE(label, crops_ok);
+        snprintf(label, sizeof label, "epoch %d: labels and pixels of each sample", e);
+        CHECK_TRUE(label, labels_ok && pix_ok);
+        snprintf(label, sizeof label, "epoch %d: stats: %d skipped, %d bad, %d images, 5 batches", e, NBAD, NBAD, NGOOD);
+        CHECK_TRUE(label, r->st.skipped == NBAD && r->st.bad == NBAD && r->st.images == NGOOD &&
+                              r->st.batches == 5 && r->st.batches_total == 5);
+    }
+    {
+        int named = r1[0].nwarn == NBAD;
+        for (int i = 0; i < N && named; i++) {
+            if (!bad_reason[i]) continue;
+            int hits = 0;
+            char want[300];
+            snprintf(want, sizeof want, "%s:%d: %s: ", list_path, l->lines[i], l->paths[i]);
+            for (int k = 0; k < r1[0].nwarn && k < 32; k++)
+                if (strncmp(r1[0].warn[k], want, strlen(want)) == 0 && strstr(r1[0].warn[k], bad_reason[i])) hits++;
+            if (hits != 1) named = 0;
+        }
+        if (!named)
+            for (int k = 0; k < r1[0].nwarn && k < 32; k++) printf("     warning: %s\n", r1[0].warn[k]);
+        CHECK_TRUE("warnings name each bad image once: LIST:LINE: PATH: reason", named);
+    }
+    {
+        int differ = 0;
+        for (int k = 0; k < r1[0].nb; k++)
+            if (memcmp(r1[0].samples[k], r1[1].samples[k], sizeof r1[0].samples[k])) differ = 1;
+        CHECK_TRUE("epochs 0 and 1 give different orders", differ);
+    }
+    prefetch_destroy(p1);
+    prefetch_destroy(p4);
+    for (int e = 0; e < 2; e++) { run_free(&r1[e]); run_free(&r4[e]); }
+
+    /* a lone last image is left out: 18 good, B = 17 → one batch of 17 */
+    {
+        run r;
+        memset(&r, 0, sizeof r);
+        dath_prefetch *p = make(l, PREFETCH_TRAIN, R, S, 17, 3, 0, NULL, &r, 0);
+        run_epoch(p, &r, 0, R);
+        CHECK_TRUE("B = 17: one batch of 17, the lone 18th image left out", r.rc_end == 1 && r.nb == 1 && r.n[0] == 17);
+        prefetch_destroy(p);
+        run_free(&r);
+    }
+
+    /* the permutation on a large list (ties between rng words happen): same as qsort */
+    {
+        int big = 200000;
+        int *pa = malloc((size_t)big * sizeof *pa), *pb = malloc((size_t)big * sizeof *pb);
+        int ok = prefetch_permutation(pa, big, 7, 3) == 0;
+        expected_order(pb, big, 3);
+        CHECK_TRUE("prefetch_permutation (n = 200000) = sort by (rng word, index)",
+                   ok && memcmp(pa, pb, (size_t)big * sizeof *pa) == 0);
+        free(pa);
+        free(pb);
+    }
+
+    /* 5. strict: stops at the first bad image in the epoch's order */
+    {
+        run r;
+        memset(&r, 0, sizeof r);
+        dath_prefetch *p = make(l, PREFETCH_TRAIN, R, S, B, 3, 1, NULL, &r, 0);
+        run_epoch(p, &r, 0, R);
+        int perm[NGOOD + NBAD], first = -1, before = 0;
+        expected_order(perm, N, 0);
+        for (int k = 0; k < N && first < 0; k++) {
+            if (bad_reason[perm[k]]) first = perm[k];
+            else before++;
+        }
+        char want[300];
+        snprintf(want, sizeof want, "%s:%d: %s: ", list_path, l->lines[first], l->paths[first]);
+        int delivered = 0;
+        for (int k = 0; k < r.nb; k++) delivered += r.n[k];
+        CHECK_TRUE("strict: prefetch_next fails naming the first bad image of the order",
+                   r.rc_end == -1 && strncmp(r.err, want, strlen(want)) == 0 && strstr(r.err, bad_reason[first]));
+        CHECK_TRUE("strict: only the full batches before it were delivered", delivered == before / B * B);
+        prefetch_batch b;
+        CHECK_TRUE("strict: the error stays", prefetch_next(p, &b, err, sizeof err) == -1);
+        if (r.rc_end != -1) printf("     rc %d, err %s\n", r.rc_end, r.err);
+        prefetch_destroy(p);
+        run_free(&r);
+    }
+
+    /* 6. encode: list order, centre crops, bad rows dropped */
+    {
+        run r;
+        memset(&r, 0, sizeof r);
+        int BE = 5;
+        dath_prefetch *p = make(l, PREFETCH_ENCODE, R, S, BE, 3, 0, NULL, &r, 0);
+        run_epoch(p, &r, 0, R);
+        int pos = 0, ok = r.rc_end == 1, crops = 1, pix = 1;
+        for (int k = 0; k < r.nb; k++)
+            for (int j = 0; j < r.n[k]; j++) {
+                while (pos < N && bad_reason[pos]) pos++;
+                int s = r.samples[k][j];
+                if (s != pos || s / BE != r.index[k]) ok = 0;
+                pos++;
+                if (r.crops[k][3 * j] != (R - S) / 2 || r.crops[k][3 * j + 1] != (R - S) / 2 || r.crops[k][3 * j + 2]) crops = 0;
+                if (memcmp(r.images[k] + (size_t)j * unit, cache->pixels + (size_t)s * unit, unit)) pix = 0;
+            }
+        while (pos < N && bad_reason[pos]) pos++;
+        CHECK_TRUE("encode: good rows in list order, batch k within rows [kB, (k+1)B)", ok && pos == N);
+        CHECK_TRUE("encode: centre crops, pixels equal the decode", crops && pix);
+        CHECK_TRUE("encode: bad rows counted and named", r.st.skipped == NBAD && r.nwarn == NBAD);
+        prefetch_destroy(p);
+        run_free(&r);
+    }
+
+    /* 7. the cache file */
+    {
+        char cdir[128];
+        snprintf(cdir, sizeof cdir, "%s/cache", dir);
+        run a, b, c;
+        memset(&a, 0, sizeof a);
+        memset(&b, 0, sizeof b);
+        memset(&c, 0, sizeof c);
+        dath_prefetch *p = make(l, PREFETCH_TRAIN, R, S, B, 2, 0, cdir, &a, 0);
+        run_epoch(p, &a, 0, R);
+        prefetch_destroy(p);   /* waits for the cache file being written */
+        p = make(l, PREFETCH_TRAIN, R, S, B, 2, 0, cdir, &b, 0);
+        run_epoch(p, &b, 0, R);
+        CHECK_TRUE("cache file: a second run reads it (no decoding)", b.st.cache_loaded == 1 && b.st.decoded == 0);
+        CHECK_TRUE("cache file: same batches as decoding", runs_equal(&a, &b, R));
+        CHECK_TRUE("cache file: bad images named again with their reasons",
+                   b.nwarn == NBAD && a.nwarn == NBAD && memcmp(a.warn, b.warn, sizeof a.warn) == 0);
+        prefetch_destroy(p);
+
+        /* a changed list: one label flipped */
+        FILE *f = fopen(list_path, "r+");
+        char line[256];
+        if (!f || !fgets(line, sizeof line, f)) check_skip("cannot reopen the list");
+        long at = (long)strlen(line) - 2;   /* the last label of line 1 */
+        fseek(f, at, SEEK_SET);
+        fputc(line[at] == '0' ? '1' : '0', f);
+        fclose(f);
+        dath_list *l2 = list_read(list_path, dir, err, sizeof err);
+        dath_cache *stale = cache_create(l2, R, cdir, err, sizeof err);
+        CHECK_TRUE("cache file: a changed list makes it stale", stale && !stale->loaded && strstr(stale->note, "stale"));
+        if (stale) printf("     note: %s\n", stale->note);
+        cache_free(stale);
+        p = make(l2, PREFETCH_TRAIN, R, S, B, 2, 0, cdir, &c, 0);
+        run_epoch(p, &c, 0, R);
+        CHECK_TRUE("cache file: the changed list decodes again", c.st.cache_loaded == 0 && c.st.decoded == N);
+        prefetch_destroy(p);   /* rewrites the cache for the new list */
+        dath_cache *fresh_c = cache_create(l2, R, cdir, err, sizeof err);
+        CHECK_TRUE("cache file: rewritten for the new list", fresh_c && fresh_c->loaded);
+        cache_free(fresh_c);
+        /* a touched image (new modification time) */
+        char img[256];
+        path_of(img, sizeof img, names[0]);
+        struct timespec ts[2] = {{0, UTIME_OMIT}, {1000000000, 0}};
+        utimensat(AT_FDCWD, img, ts, 0);
+        stale = cache_create(l2, R, cdir, err, sizeof err);
+        CHECK_TRUE("cache file: a touched image makes it stale", stale && !stale->loaded);
+        cache_free(stale);
+        list_free(l2);
+        run_free(&a);
+        run_free(&b);
+        run_free(&c);
+    }
+
+    /* 8. holding every buffer is an error; destroy mid-epoch returns */
+    {
+        run r;
+        memset(&r, 0, sizeof r);
+        dath_prefetch *p = make(l, PREFETCH_TRAIN, R, S, 2, 4, 0, NULL, &r, 2);
+        prefetch_begin_epoch(p, 0, err, sizeof err);
+        prefetch_batch b0, b1, b2;
+        int rc0 = prefetch_next(p, &b0, err, sizeof err);
+        int rc1 = prefetch_next(p, &b1, err, sizeof err);
+        int rc2 = prefetch_next(p, &b2, err, sizeof err);
+        CHECK_TRUE("ring of 2: a third held batch is refused with a message", rc0 == 0 && rc1 == 0 && rc2 == -1 &&
+                                                                                  strstr(err, "release batch 0"));
+        prefetch_release(p, &b0);
+        CHECK_TRUE("after a release the next batch comes", prefetch_next(p, &b2, err, sizeof err) == 0 && b2.index == 2);
+        CHECK_TRUE("begin_epoch refuses while batches are held", prefetch_begin_epoch(p, 1, err, sizeof err) == -1);
+        prefetch_destroy(p);   /* mid-epoch, with batches held */
+        CHECK_TRUE("destroy mid-epoch returns", 1);
+        run_free(&r);
+    }
+
+    cache_free(cache);
+    list_free(l);
+    free(fresh);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) printf("note: could not remove %s\n", dir);
+    return check_finish();
+}
