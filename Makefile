@@ -37,7 +37,7 @@ ifneq ($(HAVE_CUDA),)
   NVFLAGS  += -std=c++17 $(if $(DEBUG),-O0 -g -lineinfo -DDATH_DEBUG=1,-O3 -lineinfo) \
               -DDATH_CUDA $(GENCODE) -Xcompiler -fopenmp,-Wall -MMD -MP
   CFLAGS   += -DDATH_CUDA -I$(CUDA_HOME)/include
-  LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart
+  LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
   ifneq ($(HAVE_NCCL),)
     CFLAGS  += -DDATH_NCCL
     NVFLAGS += -DDATH_NCCL

@@ -68,6 +68,8 @@ int cmd_step(int argc, char **argv) {
     if (prec < 0) { fprintf(stderr, "dath step: --precision '%s': expected fp32, tf32 or bf16\n", precision); return 2; }
     cfg.seed = seed;
     cfg.dropout = !no_dropout;
+    const dath_backend *be = backend_choose(device, err, sizeof err);
+    if (!be) { fprintf(stderr, "dath step: %s\n", err); return 2; }
 
     dath_model *m = model_load(model_path, err, sizeof err);
     if (!m) { fprintf(stderr, "dath step: %s\n", err); return 1; }
@@ -104,14 +106,12 @@ int cmd_step(int argc, char **argv) {
         for (int j = 0; j < C; j++) lab[(size_t)i * C + j] = l->labels[(size_t)i * C + j];
     }
 
-    const dath_backend *be = backend_choose(device, err, sizeof err);
     dath_ctx ctx;
     dath_net *n = NULL;
     dath_comm *comm = NULL;
     dath_stepper *st = NULL;
     rc = 1;
-    if (!be) { fprintf(stderr, "dath step: %s\n", err); goto out; }
-    if (be->ctx_init(&ctx, 0, prec, err, sizeof err)) { fprintf(stderr, "dath step: %s\n", err); be = NULL; goto out; }
+    if (be->ctx_init(&ctx, net_work_bytes(m, B, B), prec, err, sizeof err)) { fprintf(stderr, "dath step: %s\n", err); be = NULL; goto out; }
     fprintf(stderr, "dath step: %s on %s, batch %d, input %d\n", variant_name(m->variant), be->device, B, S);
     n = net_create(be, &ctx, m, B, 1, err, sizeof err);
     comm = comm_single(be);

@@ -63,7 +63,7 @@ static int add_fmt(dath_model *m, int ndim, const int64_t *shape, int fan_in, co
 static void add_layer(dath_model *m, const char *prefix, const char *key, int out, int in, int k,
                       int *w, int *b) {
     int64_t ws[4] = {out, in, k, k}, bs[1] = {out};
-    int fan_in = in * k * k;
+    int fan_in = k ? in * k * k : in;
     *w = add_fmt(m, k ? 4 : 2, ws, fan_in, "%s.%s.weight", prefix, key);
     *b = add_fmt(m, 1, bs, fan_in, "%s.%s.bias", prefix, key);
 }

@@ -105,6 +105,28 @@ static void net_layout(dath_net *n, arena *act, arena *dact, arena *iact) {
     }
 }
 
+size_t net_work_bytes(const dath_model *m, int Bmax, int Bglobal) {
+    static const int geom[5][4] = {{64, 11, 4, 2}, {192, 5, 1, 2}, {384, 3, 1, 1}, {256, 3, 1, 1}, {256, 3, 1, 1}};
+    size_t need = 0;
+    int ci = 3, side = m->S;
+    for (int i = 0; i < 5; i++) {
+        conv2d_shape cs = conv2d_make_shape(Bmax, ci, side, side, geom[i][0], geom[i][1], geom[i][2], geom[i][3]);
+        size_t w = conv2d_work_bytes(&cs);
+        if (w > need) need = w;
+        ci = geom[i][0];
+        side = cs.Ho;
+        if (i < 2) side = maxpool_out(side);
+    }
+    size_t C = MODEL_C5, N = (size_t)side * side, Cq = MODEL_CQ, B = (size_t)Bmax, Bg = (size_t)Bglobal;
+    size_t pam = 8192 + B * (3 * C * N + 2 * Cq * N + N * N) * sizeof(float);
+    size_t cam = 8192 + B * (C * N + C * C) * sizeof(float);
+    size_t j1 = 8 * (Bg * Bg + 2 * Bg) + 4096;
+    if (pam > need) need = pam;
+    if (cam > need) need = cam;
+    if (j1 > need) need = j1;
+    return need;
+}
+
 dath_net *net_create(const dath_backend *be, dath_ctx *ctx, const dath_model *m, int Bmax,
                      int need_grad, char *err, size_t err_len) {
     dath_net *n = calloc(1, sizeof *n);

@@ -21,6 +21,11 @@ typedef struct net_run {
     uint32_t sample0;    /* global index of row 0 of this batch (rank offset) */
 } net_run;
 
+/* Bytes of ctx->work the ops of a net of Bmax images need (the largest batched
+ * im2col, the attention backwards' scratch, J1's over Bglobal rows). Pass it to the
+ * backend's ctx_init. */
+size_t net_work_bytes(const dath_model *m, int Bmax, int Bglobal);
+
 /* need_grad = 0 builds an inference-only net (no gradients, no saved tensors beyond
  * what the forward needs, no RMSProp state). Returns NULL with a message. */
 dath_net *net_create(const dath_backend *be, dath_ctx *ctx, const dath_model *m, int Bmax,

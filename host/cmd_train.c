@@ -1,0 +1,350 @@
+/* host/cmd_train.c — `dath train`: the training loop.
+ *
+ * Epoch e's batches come from the prefetcher (loader/prefetch.h): a permutation keyed
+ * by (seed, e), random crops and flips keyed by (seed, e, sample), every image decoded
+ * once (first epoch) and cached. Each batch: upload, fused crop/flip/normalise on the
+ * backend, one step (host/step.h), a line in DIR/log.jsonl.
+ *
+ * Checkpoints: DIR/last.safetensors after every epoch, on SIGINT/SIGTERM (after the
+ * current step) and at --max-steps: parameters, RMSProp state and, in the metadata,
+ * the position (epoch, batch within it, global step), the seed and the run's options
+ * as a command line. --resume DIR re-reads those options (the command line may
+ * override some, e.g. --epochs) and continues from the position: the batches of a
+ * partly done epoch are regenerated and skipped, so a resumed run computes exactly
+ * the steps an uninterrupted one would (bit-identical on the CPU backend).
+ * Writes are atomic; a step with a non-finite loss stops the run and leaves the last
+ * checkpoint as it was. */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../loader/list.h"
+#include "../loader/prefetch.h"
+#include "backend.h"
+#include "cli.h"
+#include "comm.h"
+#include "evaluate.h"
+#include "model.h"
+#include "net.h"
+#include "opts.h"
+#include "step.h"
+
+static volatile sig_atomic_t train_stop;
+static void train_on_signal(int sig) { train_stop = sig; }
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+typedef struct train_opts {
+    const char *train, *root, *variant, *init, *out, *resume, *query, *database, *device, *precision, *cache;
+    int bits, epochs, batch, size, eval_every, topk, workers, strict, max_steps, log_every;
+    float lr, wd, beta, gamma, margin;
+    uint64_t seed;
+} train_opts;
+
+#define TRAIN_SPEC(o)                                                                                      \
+    {                                                                                                      \
+        {"train", OPT_STR, &(o).train, NULL, "training list (path and C 0/1 labels a line)"},              \
+        {"root", OPT_STR, &(o).root, "", "directory the lists' paths are relative to"},                  \
+        {"variant", OPT_STR, &(o).variant, "dath", "dath, dath-s, dath-c, dath-n or dath-1"},             \
+        {"bits", OPT_INT, &(o).bits, "64", "hash code length K"},                                         \
+        {"epochs", OPT_INT, &(o).epochs, "200", "epochs to train (in all, counting resumed ones)"},       \
+        {"batch", OPT_INT, &(o).batch, "128", "batch size (the global batch)"},                          \
+        {"lr", OPT_FLOAT, &(o).lr, "1e-5", "RMSProp learning rate"},                                     \
+        {"wd", OPT_FLOAT, &(o).wd, "1e-5", "weight decay"},                                               \
+        {"beta", OPT_FLOAT, &(o).beta, "1", "weight β of J2 (classification)"},                           \
+        {"gamma", OPT_FLOAT, &(o).gamma, "0.01", "weight γ of J3 (quantisation)"},                        \
+        {"margin", OPT_FLOAT, &(o).margin, "5", "triplet margin α of J1"},                                \
+        {"init", OPT_STR, &(o).init, NULL, "torchvision AlexNet safetensors for the trunks"},             \
+        {"input-size", OPT_INT, &(o).size, "224", "input side S (at least 63)"},                          \
+        {"seed", OPT_U64, &(o).seed, "0", "seed of initialisation, order, crops, flips, dropout"},        \
+        {"out", OPT_STR, &(o).out, "out", "directory for last.safetensors, model.safetensors, log.jsonl"}, \
+        {"resume", OPT_STR, &(o).resume, NULL, "continue the run whose checkpoint is DIR/last.safetensors"}, \
+        {"eval-every", OPT_INT, &(o).eval_every, "0", "MAP every E epochs (needs --query and --database)"}, \
+        {"query", OPT_STR, &(o).query, NULL, "query list for MAP"},                                       \
+        {"database", OPT_STR, &(o).database, NULL, "database list for MAP"},                              \
+        {"topk", OPT_INT, &(o).topk, "5000", "MAP@K (0: all)"},                                           \
+        {"device", OPT_STR, &(o).device, "auto", "auto, cpu or cuda"},                                    \
+        {"precision", OPT_STR, &(o).precision, "fp32", "fp32, tf32 or bf16 (CUDA, sm_80+)"},              \
+        {"workers", OPT_INT, &(o).workers, "0", "decoding threads (0: one per core)"},                    \
+        {"strict", OPT_FLAG, &(o).strict, "0", "stop at the first unreadable image instead of skipping it"}, \
+        {"cache", OPT_STR, &(o).cache, NULL, "directory for the decoded-image cache file"},               \
+        {"max-steps", OPT_INT, &(o).max_steps, "0", "stop (with a checkpoint) after this global step"},   \
+        {"log-every", OPT_INT, &(o).log_every, "0", "plain progress line every N steps (0: each epoch)"},  \
+        {0}                                                                                                \
+    }
+
+static const char *TRAIN_SYNOPSIS = "--train L --root DIR [--variant V --bits K --epochs E ...] --out DIR | --resume DIR";
+
+/* The options that define the run, as a command line stored in the checkpoint. */
+static void train_args_string(const train_opts *o, char *buf, size_t len) {
+    snprintf(buf, len,
+             "--train\t%s\t--root\t%s\t--variant\t%s\t--bits\t%d\t--epochs\t%d\t--batch\t%d\t--lr\t%.9g\t--wd\t%.9g\t"
+             "--beta\t%.9g\t--gamma\t%.9g\t--margin\t%.9g\t--input-size\t%d\t--seed\t%" PRIu64 "\t--topk\t%d\t"
+             "--eval-every\t%d%s%s%s%s",
+             o->train, o->root, o->variant, o->bits, o->epochs, o->batch, o->lr, o->wd, o->beta, o->gamma,
+             o->margin, o->size, o->seed, o->topk, o->eval_every, o->query ? "\t--query\t" : "",
+             o->query ? o->query : "", o->database ? "\t--database\t" : "", o->database ? o->database : "");
+}
+
+/* Writes DIR/last.safetensors (atomic). */
+static int train_checkpoint(dath_net *n, dath_model *m, const train_opts *o, const char *args, int epoch,
+                            int batch_in_epoch, uint64_t step, const char *path, char *err, size_t err_len) {
+    net_download(n, m);
+    char e[32], b[32], s[32], seed[32];
+    snprintf(e, sizeof e, "%d", epoch);
+    snprintf(b, sizeof b, "%d", batch_in_epoch);
+    snprintf(s, sizeof s, "%" PRIu64, step);
+    snprintf(seed, sizeof seed, "%" PRIu64, o->seed);
+    const char *keys[] = {"epoch", "batch_in_epoch", "step", "seed", "rng", "args"};
+    const char *vals[] = {e, b, s, seed, "philox4x32-10 keyed by (seed, epoch|step, sample): no state beyond these", args};
+    return model_save(m, path, 1, 6, keys, vals, err, err_len);
+}
+
+static void progress(int tty, int epoch, int epochs, int bi, int nb, double ips, double loss, double eta) {
+    if (!tty) return;
+    int w = 30, f = nb > 0 ? (int)((double)w * bi / nb) : 0;
+    char bar[64];
+    for (int i = 0; i < w; i++) bar[i] = i < f ? '#' : '.';
+    bar[w] = 0;
+    fprintf(stderr, "\repoch %d/%d [%s] %d/%d  %.1f img/s  J %.4f  ETA %02d:%02d:%02d ", epoch + 1, epochs, bar, bi, nb,
+            ips, loss, (int)(eta / 3600), (int)fmod(eta / 60, 60), (int)fmod(eta, 60));
+    fflush(stderr);
+}
+
+int cmd_train(int argc, char **argv) {
+    train_opts o;
+    memset(&o, 0, sizeof o);
+    opt_spec spec[] = TRAIN_SPEC(o);
+    char err[2048];
+    dath_model *ck = NULL;
+    char **av = argv;
+    int ac = argc;
+    /* --resume: the checkpoint's options first, then this command line's */
+    for (int i = 1; i < argc; i++) {
+        const char *dir = NULL;
+        if (!strcmp(argv[i], "--resume") && i + 1 < argc) dir = argv[i + 1];
+        else if (!strncmp(argv[i], "--resume=", 9)) dir = argv[i] + 9;
+        if (!dir) continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/last.safetensors", dir);
+        ck = model_load(path, err, sizeof err);
+        if (!ck) { fprintf(stderr, "dath train: --resume: %s\n", err); return 1; }
+        const char *args = model_meta(ck, "args");
+        if (!args || !ck->rms) { fprintf(stderr, "dath train: --resume: %s is not a training checkpoint\n", path); model_free(ck); return 1; }
+        char *copy = strdup(args);
+        av = calloc((size_t)argc + 64, sizeof(char *));
+        ac = 0;
+        av[ac++] = argv[0];
+        for (char *t = strtok(copy, "\t"); t && ac < 60; t = strtok(NULL, "\t")) av[ac++] = t;
+        av[ac++] = "--out";
+        av[ac++] = (char *)dir;
+        for (int j = 1; j < argc; j++) av[ac++] = argv[j];
+        break;
+    }
+    int rc = opts_parse("dath train", TRAIN_SYNOPSIS, spec, ac, av, NULL, 0, NULL, err, sizeof err);
+    if (rc) { if (rc < 0) fprintf(stderr, "dath train: %s\n", err); model_free(ck); return rc < 0 ? 2 : 0; }
+    if (!o.train) { fprintf(stderr, "dath train: --train is required (see dath train --help)\n"); model_free(ck); return 2; }
+    dath_variant v;
+    if (variant_parse(o.variant, &v)) { fprintf(stderr, "dath train: --variant '%s': expected dath, dath-s, dath-c, dath-n or dath-1\n", o.variant); return 2; }
+    if (o.batch < 2) { fprintf(stderr, "dath train: --batch %d: at least 2 (triplets need pairs)\n", o.batch); return 2; }
+    if (o.epochs < 1) { fprintf(stderr, "dath train: --epochs %d: at least 1\n", o.epochs); return 2; }
+    if (o.eval_every && (!o.query || !o.database)) { fprintf(stderr, "dath train: --eval-every needs --query and --database\n"); return 2; }
+    int prec = backend_precision_parse(o.precision);
+    if (prec < 0) { fprintf(stderr, "dath train: --precision '%s': expected fp32, tf32 or bf16\n", o.precision); return 2; }
+    const dath_backend *be = backend_choose(o.device, err, sizeof err);
+    if (!be) { fprintf(stderr, "dath train: %s\n", err); return 2; }
+
+    /* the list is validated whole before anything else */
+    dath_list *l = list_read(o.train, o.root, err, sizeof err);
+    if (!l) { fprintf(stderr, "dath train: %s\n", err); model_free(ck); return 1; }
+    dath_model *m = ck;
+    int start_epoch = 0, skip_batches = 0;
+    uint64_t step = 0;
+    if (ck) {
+        start_epoch = atoi(model_meta(ck, "epoch"));
+        skip_batches = atoi(model_meta(ck, "batch_in_epoch"));
+        step = strtoull(model_meta(ck, "step"), NULL, 10);
+        if (ck->variant != v || ck->K != o.bits || ck->S != o.size) {
+            fprintf(stderr, "dath train: --resume: the checkpoint is %s, %d bits, input %d; the options say %s, %d, %d\n",
+                    variant_name(ck->variant), ck->K, ck->S, o.variant, o.bits, o.size);
+            list_free(l); model_free(ck);
+            return 2;
+        }
+    } else {
+        m = model_create(v, o.bits, l->C, o.size, err, sizeof err);
+        if (!m) { fprintf(stderr, "dath train: %s\n", err); list_free(l); return 2; }
+        model_init_default(m, o.seed);
+        if (o.init && model_init_alexnet(m, o.init, err, sizeof err)) {
+            fprintf(stderr, "dath train: --init %s\n", err);
+            list_free(l); model_free(m);
+            return 1;
+        }
+    }
+    if (l->C != m->C) {
+        fprintf(stderr, "dath train: %s has %d labels a line; the checkpoint has %d classes\n", o.train, l->C, m->C);
+        list_free(l); model_free(m);
+        return 2;
+    }
+    if (mkdir(o.out, 0755) && errno != EEXIST) {
+        fprintf(stderr, "dath train: --out %s: %s\n", o.out, strerror(errno));
+        list_free(l); model_free(m);
+        return 1;
+    }
+    char args[8192], ckpath[4096], logpath[4096], final[4096];
+    train_args_string(&o, args, sizeof args);
+    snprintf(ckpath, sizeof ckpath, "%s/last.safetensors", o.out);
+    snprintf(logpath, sizeof logpath, "%s/log.jsonl", o.out);
+    snprintf(final, sizeof final, "%s/model.safetensors", o.out);
+
+    int B = o.batch, S = o.size, R = transform_cache_side(S), C = m->C;
+    dath_ctx ctx;
+    size_t work = net_work_bytes(m, B, B), work_eval = net_work_bytes(m, 256, 256);
+    if (o.query && work_eval > work) work = work_eval;
+    if (be->ctx_init(&ctx, work, prec, err, sizeof err)) { fprintf(stderr, "dath train: %s\n", err); list_free(l); model_free(m); return 1; }
+    dath_comm *comm = comm_single(be);
+    dath_net *n = net_create(be, &ctx, m, B, 1, err, sizeof err);
+    dath_stepper *st = n ? stepper_create(n, comm, err, sizeof err) : NULL;
+    prefetch_config pc = {.list = l, .mode = PREFETCH_TRAIN, .R = R, .S = S, .B = B, .seed = o.seed,
+                          .workers = o.workers, .strict = o.strict, .cache_dir = o.cache,
+                          .host_alloc = be->host_alloc, .host_free = be->host_free};
+    dath_prefetch *pf = st ? prefetch_create(&pc, err, sizeof err) : NULL;
+    uint8_t *d_img = be->alloc((size_t)B * R * R * 3);
+    int32_t *d_crop = be->alloc((size_t)B * 3 * sizeof(int32_t));
+    float *d_x = be->alloc((size_t)B * 3 * S * S * sizeof(float)), *d_lab = be->alloc((size_t)B * C * sizeof(float));
+    FILE *log = pf ? fopen(logpath, ck ? "a" : "w") : NULL;
+    rc = 1;
+    if (!pf || !log || !d_img || !d_crop || !d_x || !d_lab) {
+        fprintf(stderr, "dath train: %s\n", !pf ? err : !log ? "cannot open the log" : "out of backend memory");
+        goto out;
+    }
+    net_upload(n, m);
+    step_config cfg;
+    step_config_default(&cfg);
+    cfg.lr = o.lr; cfg.wd = o.wd; cfg.beta = o.beta; cfg.gamma = o.gamma; cfg.margin = o.margin;
+    cfg.multi = l->multi; cfg.seed = o.seed; cfg.dropout = 1;
+    fprintf(stderr, "dath train: %s, %d bits, %d classes (%s-label), input %d, batch %d, %d images, on %s%s\n",
+            variant_name(v), m->K, C, l->multi ? "multi" : "single", S, B, l->n, be->device,
+            ck ? " (resumed)" : "");
+    if (ck) fprintf(stderr, "dath train: resuming at epoch %d, batch %d, step %" PRIu64 "\n", start_epoch + 1, skip_batches, step);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = train_on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    int tty = isatty(2);
+    double t_run = now_s();
+    long imgs_run = 0;
+    int stopped = 0, failed = 0;
+    for (int epoch = start_epoch; epoch < o.epochs && !stopped && !failed; epoch++) {
+        if (prefetch_begin_epoch(pf, epoch, err, sizeof err)) { fprintf(stderr, "dath train: %s\n", err); failed = 1; break; }
+        double t_epoch = now_s(), sum_j = 0, sum_j1 = 0, sum_j2 = 0, sum_j3 = 0;
+        int bi = 0, nimg = 0;
+        prefetch_batch b;
+        int r;
+        while ((r = prefetch_next(pf, &b, err, sizeof err)) == 0) {
+            if (bi < skip_batches) { prefetch_release(pf, &b); bi++; continue; }   /* resumed mid-epoch */
+            double t0 = now_s();
+            be->upload(d_img, b.images, (size_t)b.n * R * R * 3, &ctx);
+            be->upload(d_crop, b.crops, (size_t)b.n * 3 * sizeof(int32_t), &ctx);
+            be->upload(d_lab, b.labels, (size_t)b.n * C * sizeof(float), &ctx);
+            prefetch_release(pf, &b);
+            be->transform_batch(d_x, d_img, d_crop, b.n, R, S, &ctx);
+            step_losses L;
+            if (stepper_run(st, d_x, d_lab, b.n, (uint32_t)step, &cfg, 1, &L, err, sizeof err)) {
+                fprintf(stderr, "%sdath train: %s\ndath train: stopped; %s is the last good checkpoint\n", tty ? "\n" : "", err, ckpath);
+                failed = 1;
+                break;
+            }
+            double dt = now_s() - t0;
+            step++;
+            bi++;
+            nimg += b.n;
+            imgs_run += b.n;
+            sum_j += L.total * b.n; sum_j1 += L.j1 * b.n; sum_j2 += L.j2 * b.n; sum_j3 += L.j3 * b.n;
+            fprintf(log, "{\"epoch\":%d,\"batch\":%d,\"step\":%" PRIu64 ",\"n\":%d,\"j\":%.9g,\"j1\":%.9g,\"j2\":%.9g,"
+                         "\"j3\":%.9g,\"triplets\":%" PRId64 ",\"ms\":%.3f,\"img_per_s\":%.2f}\n",
+                    epoch + 1, bi, step, b.n, L.total, L.j1, L.j2, L.j3, L.ntriplets, dt * 1e3, b.n / dt);
+            prefetch_stats ps;
+            prefetch_stats_get(pf, &ps);
+            double el = now_s() - t_run, ips = imgs_run / el;
+            double left = (double)(ps.batches_estimate - bi) * B + (double)(o.epochs - epoch - 1) * l->n;
+            progress(tty, epoch, o.epochs, bi, ps.batches_estimate, ips, L.total, left / (ips > 0 ? ips : 1));
+            if (!tty && o.log_every > 0 && step % (uint64_t)o.log_every == 0)
+                fprintf(stderr, "epoch %d step %" PRIu64 ": J %.5f (J1 %.5f J2 %.5f J3 %.5f) %.1f img/s\n", epoch + 1,
+                        step, L.total, L.j1, L.j2, L.j3, b.n / dt);
+            if (train_stop || (o.max_steps > 0 && step >= (uint64_t)o.max_steps)) {
+                stopped = 1;
+                if (train_checkpoint(n, m, &o, args, epoch, bi, step, ckpath, err, sizeof err)) {
+                    fprintf(stderr, "dath train: %s\n", err);
+                    failed = 1;
+                } else {
+                    fprintf(stderr, "%sdath train: %s at step %" PRIu64 " (epoch %d, batch %d); checkpoint %s; continue with --resume %s\n",
+                            tty ? "\n" : "", train_stop ? "interrupted" : "--max-steps reached", step, epoch + 1, bi, ckpath, o.out);
+                }
+                break;
+            }
+        }
+        if (r < 0 && !failed) { fprintf(stderr, "%sdath train: %s\n", tty ? "\n" : "", err); failed = 1; }
+        if (failed || stopped) break;
+        skip_batches = 0;
+        double et = now_s() - t_epoch;
+        prefetch_stats ps;
+        prefetch_stats_get(pf, &ps);
+        if (tty) fputc('\n', stderr);
+        double map = NAN;
+        if (o.eval_every > 0 && ((epoch + 1) % o.eval_every == 0 || epoch + 1 == o.epochs)) {
+            net_download(n, m);
+            if (evaluate_model_map(be, &ctx, m, o.query, o.database, o.root, o.topk, &map, err, sizeof err)) {
+                fprintf(stderr, "dath train: evaluation: %s\n", err);
+                failed = 1;
+            }
+        }
+        char mapbuf[64] = "";
+        if (!isnan(map)) snprintf(mapbuf, sizeof mapbuf, "  MAP@%d %.4f", o.topk, map);
+        fprintf(stderr, "epoch %d/%d: J %.5f (J1 %.5f J2 %.5f J3 %.5f)  %d images in %.1f s (%.1f img/s)  skipped %d%s%s\n",
+                epoch + 1, o.epochs, sum_j / nimg, sum_j1 / nimg, sum_j2 / nimg, sum_j3 / nimg, nimg, et, nimg / et,
+                ps.skipped, mapbuf, ps.cache_loaded ? "  (images from the cache file)" : "");
+        fprintf(log, "{\"epoch_end\":%d,\"j\":%.9g,\"j1\":%.9g,\"j2\":%.9g,\"j3\":%.9g,\"images\":%d,\"seconds\":%.3f,"
+                     "\"img_per_s\":%.2f,\"skipped\":%d%s%.6f}\n",
+                epoch + 1, sum_j / nimg, sum_j1 / nimg, sum_j2 / nimg, sum_j3 / nimg, nimg, et, nimg / et, ps.skipped,
+                isnan(map) ? ",\"seconds_eval\":" : ",\"map\":", isnan(map) ? 0.0 : map);
+        fflush(log);
+        if (failed) break;
+        if (train_checkpoint(n, m, &o, args, epoch + 1, 0, step, ckpath, err, sizeof err)) {
+            fprintf(stderr, "dath train: %s\n", err);
+            failed = 1;
+        }
+        if (train_stop) {
+            stopped = 1;
+            fprintf(stderr, "dath train: interrupted after epoch %d; checkpoint %s; continue with --resume %s\n", epoch + 1, ckpath, o.out);
+        }
+    }
+    if (!failed && !stopped) {
+        if (model_save(m, final, 0, 0, NULL, NULL, err, sizeof err)) { fprintf(stderr, "dath train: %s\n", err); failed = 1; }
+        else fprintf(stderr, "dath train: done: %s (%" PRIu64 " steps in %.1f s)\n", final, step, now_s() - t_run);
+    }
+    rc = failed ? 1 : 0;
+out:
+    if (log) fclose(log);
+    prefetch_destroy(pf);
+    be->free(d_img); be->free(d_crop); be->free(d_x); be->free(d_lab);
+    stepper_free(st);
+    net_free(n);
+    comm->destroy(comm);
+    be->ctx_free(&ctx);
+    list_free(l);
+    model_free(m);
+    if (av != argv) free(av);
+    return rc;
+}
