@@ -8,7 +8,7 @@
  * one row at a time (rows are independent there), which keeps the loss, and so its
  * ulp, small. */
 #include "check.h"
-#include "loss.h"
+#include "../kernels/loss.h"
 
 #include <omp.h>
 #include <string.h>

@@ -18,7 +18,7 @@
  *      contracted to FMA, and it rounds the Python double 1 − alpha to float where we
  *      get float alpha (float(1 − 0.99) vs 1 − 0.99f, ~1e-6 relative in v). */
 #include "check.h"
-#include "rmsprop.h"
+#include "../kernels/rmsprop.h"
 
 #include <string.h>
 

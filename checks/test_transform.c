@@ -3,7 +3,7 @@
  * centre-crop offset, and the values of known pixels (0 → (0 − mean)/std,
  * 255 → (1 − mean)/std). */
 #include "check.h"
-#include "transform.h"
+#include "../kernels/transform.h"
 
 #include <string.h>
 
