@@ -10,6 +10,7 @@
  *   tie bounds of MAP@<K>: worst v, best v     (--tie-bounds)
  * Sizes, timings and notes go to stderr. */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include <time.h>
 
 #include "../kernels/hamming.h"
+#include "../kernels/rng.h"
 #include "../loader/list.h"
 #include "backend.h"
 #include "cli.h"
@@ -324,11 +326,45 @@ static int eval_report(const eval_data *e, int topk, int skip_empty, int tie_bou
     return rc;
 }
 
+/* MAP@topk of random codes of the same shape (uniform bits from the counter-based
+ * generator, keyed by seed): the chance level the learned codes are judged against. */
+static double eval_random_map(const eval_data *e, int topk, int skip_empty, uint64_t seed) {
+    const int Q = e->Q, D = e->D, R = 8 * e->B;
+    const int T = topk <= 0 || topk > D ? D : topk;
+    uint8_t *qc = malloc((size_t)Q * e->B), *dc = malloc((size_t)D * e->B);
+    int32_t *at;
+    int n_at = eval_positions(&at, D, T, 0);
+    double *ap = malloc((size_t)Q * sizeof *ap);
+    int32_t *hits_k = malloc((size_t)Q * sizeof *hits_k), *rel_all = malloc((size_t)Q * sizeof *rel_all);
+    int32_t *hits_at = malloc((size_t)Q * n_at * sizeof *hits_at);
+    int32_t *ret_r = malloc((size_t)Q * (R + 1) * sizeof *ret_r), *rel_r = malloc((size_t)Q * (R + 1) * sizeof *rel_r);
+    double map = NAN;
+    if (qc && dc && ap && hits_k && rel_all && hits_at && ret_r && rel_r) {
+        /* bits past the code length stay 0, as in real codes */
+        for (int side = 0; side < 2; side++) {
+            uint8_t *c = side ? dc : qc;
+            int rows = side ? D : Q;
+            for (int i = 0; i < rows; i++)
+                for (int j = 0; j < R; j++) {
+                    uint8_t *byte = &c[(size_t)i * e->B + j / 8];
+                    if (j % 8 == 0) *byte = 0;
+                    if (j < e->bits && (rng_u32(seed, RNG_INIT, 1000u + (uint32_t)side, (uint32_t)i, (uint32_t)j) & 1))
+                        *byte |= (uint8_t)(0x80u >> (j % 8));
+                }
+        }
+        hamming_eval_cpu(ap, hits_k, rel_all, NULL, NULL, hits_at, ret_r, rel_r, qc, dc, e->ql, e->dl, at, n_at, Q,
+                         D, e->B, e->C, T, NULL);
+        map = hamming_mean_ap(ap, hits_k, Q, skip_empty, NULL);
+    }
+    free(qc); free(dc); free(at); free(ap); free(hits_k); free(rel_all); free(hits_at); free(ret_r); free(rel_r);
+    return map;
+}
+
 int cmd_eval(int argc, char **argv) {
     const char *query = NULL, *query_labels = NULL, *db = NULL, *db_labels = NULL;
     const char *model = NULL, *query_list = NULL, *db_list = NULL, *root = "", *device = "auto";
     const char *curves = NULL;
-    int topk = 5000, skip_empty = 0, tie_bounds = 0, json = 0, batch = 256;
+    int topk = 5000, skip_empty = 0, tie_bounds = 0, json = 0, batch = 256, random_baseline = 0;
     opt_spec spec[] = {
         {"query", OPT_STR, &query, NULL, "query codes (.npy, uint8 packed bits)", 0},
         {"query-labels", OPT_STR, &query_labels, NULL, "query labels (.npy, uint8 0/1 rows)", 0},
@@ -346,6 +382,7 @@ int cmd_eval(int argc, char **argv) {
         {"tie-bounds", OPT_FLAG, &tie_bounds, "0", "also the best and worst MAP over orders of equal-distance items", 0},
         {"curves", OPT_STR, &curves, NULL, "write P@N, R@N and PR curves (CSV) and PNG plots into this directory", 0},
         {"json", OPT_FLAG, &json, "0", "print one JSON object instead of the text lines", 0},
+        {"random-baseline", OPT_FLAG, &random_baseline, "0", "also print the MAP of random codes of the same shape (chance level)", 0},
         {0}};
     static const char *synopsis =
         "--query Q.npy --query-labels QL.npy --db D.npy --db-labels DL.npy [options]\n"
@@ -392,6 +429,12 @@ int cmd_eval(int argc, char **argv) {
         return 1;
     }
     rc = eval_report(&e, topk, skip_empty, tie_bounds, curves, json);
+    if (!rc && random_baseline) {
+        char kname[16];
+        if (topk <= 0 || topk > e.D) snprintf(kname, sizeof kname, "all");
+        else snprintf(kname, sizeof kname, "%d", topk);
+        printf("MAP@%s of random codes: %.6f\n", kname, eval_random_map(&e, topk, skip_empty, 1));
+    }
     eval_data_free(&e);
     return rc;
 }

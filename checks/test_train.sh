@@ -1,0 +1,90 @@
+#!/bin/sh
+# checks/test_train.sh — `dath train` end to end on the CPU backend, on a small demo set:
+#   - resume: N steps straight equal k steps, a checkpoint, then N−k steps after
+#     --resume (the final parameters are bit-identical);
+#   - bad images (missing, zero-byte, truncated JPEG, corrupt) are skipped, named and
+#     counted; a PNG trains; --strict stops at the first bad one;
+#   - a malformed list stops before training, naming the line;
+#   - SIGTERM finishes the step, writes a checkpoint and exits cleanly;
+#   - a short training run lowers the loss and beats random codes' MAP.
+set -u
+D=${DATH:-./dath}
+[ -x "$D" ] || { echo "FAIL: $D is not built"; exit 1; }
+tmp=$(mktemp -d /tmp/dath-train-XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+fails=0; n=0
+ok()  { n=$((n + 1)); echo "ok   $1"; }
+bad() { n=$((n + 1)); fails=$((fails + 1)); echo "FAIL $1"; }
+check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
+
+$D mkdemo --out "$tmp/demo" --train 96 --test 40 --database 200 --seed 3 >/dev/null 2>&1 ||
+  { echo "FAIL: dath mkdemo"; exit 1; }
+common="--root $tmp/demo --variant dath-n --bits 16 --batch 16 --input-size 64 --lr 1e-4 --seed 9 --device cpu --workers 2"
+
+# --- resume: 12 steps straight = 5 steps + resume 7 (the first checkpoint mid-epoch)
+$D train --train "$tmp/demo/train.txt" $common --epochs 2 --out "$tmp/a" >"$tmp/a.log" 2>&1
+check "straight run trains 2 epochs" "[ -f $tmp/a/model.safetensors ]"
+$D train --train "$tmp/demo/train.txt" $common --epochs 2 --out "$tmp/b" --max-steps 5 >"$tmp/b.log" 2>&1
+check "--max-steps writes a checkpoint" "grep -q 'checkpoint' $tmp/b.log && [ -f $tmp/b/last.safetensors ] && [ ! -f $tmp/b/model.safetensors ]"
+$D train --resume "$tmp/b" --workers 1 >"$tmp/b2.log" 2>&1
+check "--resume continues to the end" "grep -q 'resuming at epoch 1, batch 5, step 5' $tmp/b2.log && [ -f $tmp/b/model.safetensors ]"
+check "resumed parameters are bit-identical to the straight run's" "cmp -s $tmp/a/model.safetensors $tmp/b/model.safetensors"
+# the per-step losses of the resumed steps equal the straight run's
+sed -n 's/.*"step":\([0-9]*\),.*"j":\([^,]*\),.*/\1 \2/p' "$tmp/a/log.jsonl" >"$tmp/a.j"
+sed -n 's/.*"step":\([0-9]*\),.*"j":\([^,]*\),.*/\1 \2/p' "$tmp/b/log.jsonl" >"$tmp/b.j"
+check "per-step losses match across the resume" "[ -s $tmp/a.j ] && cmp -s $tmp/a.j $tmp/b.j"
+
+# --- bad images
+cp -r "$tmp/demo" "$tmp/bad"
+head -c 0 >"$tmp/bad/empty.jpg"
+head -c 700 "$tmp/bad/images/train/000001.jpg" >"$tmp/bad/trunc.jpg"
+printf 'this is not an image' >"$tmp/bad/corrupt.jpg"
+python_png=$(ls "$tmp"/bad/images/train/*.png 2>/dev/null | head -n 1)
+{
+  head -n 20 "$tmp/demo/train.txt"
+  echo "missing.jpg 1 0 0 0 0 0 0 0 0 0"
+  echo "empty.jpg 0 1 0 0 0 0 0 0 0 0"
+  echo "trunc.jpg 0 0 1 0 0 0 0 0 0 0"
+  echo "corrupt.jpg 0 0 0 1 0 0 0 0 0 0"
+  sed -n '21,40p' "$tmp/demo/train.txt"
+} >"$tmp/bad/list.txt"
+$D train --train "$tmp/bad/list.txt" --root "$tmp/bad" --variant dath-n --bits 16 --batch 8 --input-size 64 --epochs 1 --device cpu --out "$tmp/c" >"$tmp/c.log" 2>&1
+rc=$?
+check "a list with bad images trains" "[ $rc -eq 0 ]"
+check "each bad image is named with its line" "grep -q 'list.txt:21' $tmp/c.log && grep -q 'list.txt:22' $tmp/c.log && grep -q 'list.txt:23' $tmp/c.log && grep -q 'list.txt:24' $tmp/c.log"
+check "the epoch summary counts exactly 4 skipped" "grep -q 'skipped 4' $tmp/c.log"
+check "no good image is reported bad" "! grep -q 'list.txt:2[5-9]\|list.txt:1[0-9]:' $tmp/c.log"
+$D train --train "$tmp/bad/list.txt" --root "$tmp/bad" --variant dath-n --bits 16 --batch 8 --input-size 64 --epochs 1 --device cpu --strict --out "$tmp/d" >"$tmp/d.log" 2>&1
+rc=$?
+check "--strict fails on the first bad image, naming it" "[ $rc -ne 0 ] && grep -q 'list.txt:21' $tmp/d.log"
+
+# --- a malformed list stops before training
+printf 'a.jpg 0 1\nb.jpg 0 2\n' >"$tmp/m.txt"
+$D train --train "$tmp/m.txt" --root "$tmp" --device cpu --out "$tmp/e" >"$tmp/e.log" 2>&1
+rc=$?
+check "malformed list: error names the line, nothing trains" "[ $rc -ne 0 ] && grep -q 'm.txt:2' $tmp/e.log && [ ! -f $tmp/e/last.safetensors ]"
+
+# --- SIGTERM: finish the step, checkpoint, exit cleanly
+$D train --train "$tmp/demo/train.txt" $common --epochs 50 --out "$tmp/f" >"$tmp/f.log" 2>&1 &
+pid=$!
+i=0
+while [ $i -lt 100 ] && ! grep -q '"step":2,' "$tmp/f/log.jsonl" 2>/dev/null; do sleep 0.2; i=$((i + 1)); done
+kill -TERM $pid
+wait $pid
+rc=$?
+check "SIGTERM: clean exit with a checkpoint" "[ $rc -eq 0 ] && grep -q interrupted $tmp/f.log && [ -f $tmp/f/last.safetensors ]"
+check "SIGTERM: the checkpoint loads" "$D info $tmp/f/last.safetensors | grep -q 'rmsprop     present'"
+
+# --- learning: the loss falls and MAP beats random codes
+$D train --train "$tmp/demo/train.txt" $common --variant dath-s --epochs 6 --out "$tmp/g" >"$tmp/g.log" 2>&1
+first=$(sed -n 's/.*"epoch_end":1,"j":\([^,]*\),.*/\1/p' "$tmp/g/log.jsonl")
+last=$(sed -n 's/.*"epoch_end":6,"j":\([^,]*\),.*/\1/p' "$tmp/g/log.jsonl")
+echo "     loss: epoch 1 $first, epoch 6 $last"
+check "the loss falls over 6 epochs" "awk -v a='$first' -v b='$last' 'BEGIN { exit !(b < a) }'"
+$D eval --model "$tmp/g/model.safetensors" --query-list "$tmp/demo/test.txt" --db-list "$tmp/demo/database.txt" --root "$tmp/demo" --topk 0 --random-baseline --device cpu >"$tmp/g.eval" 2>/dev/null
+map=$(sed -n 's/^MAP@all: //p' "$tmp/g.eval")
+rnd=$(sed -n 's/^MAP@all of random codes: //p' "$tmp/g.eval")
+echo "     MAP@all $map, random codes $rnd"
+check "MAP beats random codes' MAP" "awk -v a='$map' -v b='$rnd' 'BEGIN { exit !(a > b + 0.02) }'"
+echo "$n checks, $fails failed"
+[ "$fails" -eq 0 ]
