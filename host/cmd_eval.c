@@ -8,7 +8,9 @@
  *   P@r<=2: v
  *   P@<K>: v, R@<K>: v
  *   tie bounds of MAP@<K>: worst v, best v     (--tie-bounds)
- * Sizes, timings and notes go to stderr. */
+ * Sizes, timings and notes go to stderr, with the device that ranked the codes:
+ * --device auto (a GPU when the binary has CUDA and one is visible, else the CPU),
+ * cpu or cuda; with --model the same device encodes the images. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -30,6 +32,7 @@
 #include "plot.h"
 
 #define EVAL_CURVE_STEP 100   /* P@N / R@N every 100 ranks, as the papers plot them */
+#define EVAL_CUDA_QUERIES 1024 /* queries ranked at once on a GPU (sizes the scratch) */
 
 /* Codes and labels of both sides, host memory, owned. */
 typedef struct eval_data {
@@ -245,9 +248,85 @@ static int eval_write_curves(const char *dir, const int32_t *at, const double *p
     return 0;
 }
 
-/* Ranks, computes the metrics, prints them and writes the curves. */
+/* Per-query statistics on the backend `be` (hamming_eval_* semantics, host outputs;
+ * best and worst may be NULL). On the CPU backend the reference runs on the host
+ * arrays; on CUDA the codes, labels and ranks are uploaded, hamming_eval_cuda runs and
+ * the statistics are downloaded. Returns 0, or -1 with a message in err. */
+static int eval_rank(const dath_backend *be, const eval_data *e, const int32_t *at, int n_at,
+                     int T, double *ap, double *best, double *worst, int32_t *hits_k,
+                     int32_t *rel_all, int32_t *hits_at, int32_t *ret_r, int32_t *rel_r,
+                     char *err, size_t err_len) {
+    const int Q = e->Q, D = e->D, B = e->B, C = e->C;
+    if (strcmp(be->name, "cuda")) {
+        hamming_eval_cpu(ap, hits_k, rel_all, best, worst, hits_at, ret_r, rel_r, e->qc, e->dc,
+                         e->ql, e->dl, at, n_at, Q, D, B, C, T, NULL);
+        return 0;
+    }
+#ifdef DATH_CUDA
+    const int R = 8 * B;
+    int depth = T;
+    for (int j = 0; j < n_at; j++)
+        if (at[j] > depth) depth = at[j];
+    dath_ctx ctx;
+    size_t work = hamming_cuda_work_bytes(Q < EVAL_CUDA_QUERIES ? Q : EVAL_CUDA_QUERIES, D, B, C,
+                                          depth, best != NULL);
+    if (be->ctx_init(&ctx, work, DATH_FP32, err, err_len)) return -1;
+    const size_t qn = (size_t)Q, rn = (size_t)Q * (R + 1), hn = (size_t)Q * n_at;
+    /* device copies: codes, labels, ranks, and every output */
+    uint8_t *qc = be->alloc(qn * B), *dc = be->alloc((size_t)D * B);    /* [Q, B], [D, B] */
+    uint8_t *ql = be->alloc(qn * C), *dl = be->alloc((size_t)D * C);    /* [Q, C], [D, C] */
+    int32_t *at_d = be->alloc((size_t)n_at * sizeof *at_d);              /* [n_at] */
+    double *ap_d = be->alloc(qn * sizeof *ap_d);                          /* [Q] */
+    double *best_d = best ? be->alloc(qn * sizeof *best_d) : NULL;        /* [Q] */
+    double *worst_d = worst ? be->alloc(qn * sizeof *worst_d) : NULL;     /* [Q] */
+    int32_t *hits_k_d = be->alloc(qn * sizeof *hits_k_d);                 /* [Q] */
+    int32_t *rel_all_d = be->alloc(qn * sizeof *rel_all_d);               /* [Q] */
+    int32_t *hits_at_d = be->alloc(hn * sizeof *hits_at_d);               /* [Q, n_at] */
+    int32_t *ret_r_d = be->alloc(rn * sizeof *ret_r_d);                   /* [Q, R+1] */
+    int32_t *rel_r_d = be->alloc(rn * sizeof *rel_r_d);                   /* [Q, R+1] */
+    int rc = -1;
+    if (!qc || !dc || !ql || !dl || !at_d || !ap_d || (best && !best_d) || (worst && !worst_d) ||
+        !hits_k_d || !rel_all_d || !hits_at_d || !ret_r_d || !rel_r_d) {
+        snprintf(err, err_len, "out of GPU memory for %d query and %d database codes (%s)", Q, D,
+                 be->device);
+        goto out;
+    }
+    be->upload(qc, e->qc, qn * B, &ctx);
+    be->upload(dc, e->dc, (size_t)D * B, &ctx);
+    be->upload(ql, e->ql, qn * C, &ctx);
+    be->upload(dl, e->dl, (size_t)D * C, &ctx);
+    be->upload(at_d, at, (size_t)n_at * sizeof *at_d, &ctx);
+    hamming_eval_cuda(ap_d, hits_k_d, rel_all_d, best_d, worst_d, hits_at_d, ret_r_d, rel_r_d, qc,
+                      dc, ql, dl, at_d, n_at, Q, D, B, C, T, &ctx);
+    be->download(ap, ap_d, qn * sizeof *ap, &ctx);
+    if (best) be->download(best, best_d, qn * sizeof *best, &ctx);
+    if (worst) be->download(worst, worst_d, qn * sizeof *worst, &ctx);
+    be->download(hits_k, hits_k_d, qn * sizeof *hits_k, &ctx);
+    be->download(rel_all, rel_all_d, qn * sizeof *rel_all, &ctx);
+    be->download(hits_at, hits_at_d, hn * sizeof *hits_at, &ctx);
+    be->download(ret_r, ret_r_d, rn * sizeof *ret_r, &ctx);
+    be->download(rel_r, rel_r_d, rn * sizeof *rel_r, &ctx);
+    rc = 0;
+    for (int q = 0; q < Q && rc == 0; q++)
+        if (hits_k[q] < 0) {   /* hamming_eval_cuda marks a failure so (a line on stderr) */
+            snprintf(err, err_len, "the GPU ranking failed (see above)");
+            rc = -1;
+        }
+out:
+    be->free(qc); be->free(dc); be->free(ql); be->free(dl); be->free(at_d); be->free(ap_d);
+    be->free(best_d); be->free(worst_d); be->free(hits_k_d); be->free(rel_all_d);
+    be->free(hits_at_d); be->free(ret_r_d); be->free(rel_r_d);
+    be->ctx_free(&ctx);
+    return rc;
+#else
+    snprintf(err, err_len, "backend %s: this binary has no CUDA ranking", be->name);
+    return -1;
+#endif
+}
+
+/* Ranks on `device`, computes the metrics, prints them and writes the curves. */
 static int eval_report(const eval_data *e, int topk, int skip_empty, int tie_bounds,
-                       const char *curves, int json) {
+                       const char *curves, int json, const char *device) {
     const int Q = e->Q, D = e->D, R = 8 * e->B;
     const int T = topk <= 0 || topk > D ? D : topk;
     char kname[16];
@@ -274,10 +353,18 @@ static int eval_report(const eval_data *e, int topk, int skip_empty, int tie_bou
         return 1;
     }
 
+    char err[4096 + 256];
+    const dath_backend *be = backend_choose(device, err, sizeof err);
     double t0 = eval_now();
-    hamming_eval_cpu(ap, hits_k, rel_all, best, worst, hits_at, ret_r, rel_r, e->qc, e->dc, e->ql,
-                     e->dl, at, n_at, Q, D, e->B, e->C, T, NULL);
+    if (!be || eval_rank(be, e, at, n_at, T, ap, best, worst, hits_k, rel_all, hits_at, ret_r,
+                         rel_r, err, sizeof err)) {
+        fprintf(stderr, "dath eval: %s\n", err);
+        free(at); free(ap); free(best); free(worst); free(hits_k); free(rel_all); free(hits_at);
+        free(ret_r); free(rel_r); free(p_at); free(r_at); free(p_rad); free(r_rad);
+        return 1;
+    }
     double secs = eval_now() - t0;
+    fprintf(stderr, "dath eval: ranked on %s (%s)\n", be->name, be->device);
     int used = 0;
     double map = hamming_mean_ap(ap, hits_k, Q, skip_empty, &used);
     double map_best = tie_bounds ? hamming_mean_ap(best, hits_k, Q, skip_empty, NULL) : 0;
@@ -316,7 +403,6 @@ static int eval_report(const eval_data *e, int topk, int skip_empty, int tie_bou
     fflush(stdout);
 
     int rc = 0;
-    char err[4096 + 256];
     if (curves && eval_write_curves(curves, at, p_at, r_at, n_at, p_rad, r_rad, e->bits, D, err, sizeof err)) {
         fprintf(stderr, "dath eval: %s\n", err);
         rc = 1;
@@ -375,7 +461,7 @@ int cmd_eval(int argc, char **argv) {
         {"db-list", OPT_STR, &db_list, NULL, "with --model: database image list", 0},
         {"root", OPT_STR, &root, "", "with --model: directory the lists' paths are relative to", 0},
         {"batch", OPT_INT, &batch, "256", "with --model: images per forward pass", 0},
-        {"device", OPT_STR, &device, "auto", "with --model: auto, cpu or cuda", 0},
+        {"device", OPT_STR, &device, "auto", "auto, cpu or cuda: where codes are encoded (--model) and ranked", 0},
         {"topk", OPT_INT, &topk, "5000", "K of MAP@K (0: the whole database)", 0},
         {"skip-empty-queries", OPT_FLAG, &skip_empty, "0",
          "leave queries with no relevant item in the top K out of MAP (HashNet); default: they score 0", 0},
@@ -428,7 +514,7 @@ int cmd_eval(int argc, char **argv) {
         eval_data_free(&e);
         return 1;
     }
-    rc = eval_report(&e, topk, skip_empty, tie_bounds, curves, json);
+    rc = eval_report(&e, topk, skip_empty, tie_bounds, curves, json, device);
     if (!rc && random_baseline) {
         char kname[16];
         if (topk <= 0 || topk > e.D) snprintf(kname, sizeof kname, "all");

@@ -46,7 +46,14 @@ typedef void hamming_eval_fn(double *ap, int32_t *hits_k, int32_t *rel_all, doub
  * per query; host memory. */
 hamming_eval_fn hamming_eval_cpu;
 #ifdef DATH_CUDA
+/* The CUDA version (kernels/hamming.cu): device memory, the same outputs bit for bit.
+ * It reads at[] back to the host (synchronously) and needs ctx->work scratch of at
+ * least hamming_cuda_work_bytes(1, …); more lets more queries run at once. */
 hamming_eval_fn hamming_eval_cuda;
+/* Scratch bytes for ranking `queries` queries at once against D codes of B bytes with
+ * C classes, down to rank `depth` (the largest of T and the at[]; clamped to D), with
+ * or without tie bounds. */
+size_t hamming_cuda_work_bytes(int queries, int D, int B, int C, int depth, int tie_bounds);
 #endif
 
 /* ---- means over queries (host memory, summed in query order) ---------------------- */
