@@ -128,6 +128,7 @@ int cmd_train(int argc, char **argv) {
     opt_spec spec[] = TRAIN_SPEC(o);
     char err[2048];
     dath_model *ck = NULL;
+    char *ck_args = NULL;   /* the checkpoint's option string, split in place into av */
     char **av = argv;
     int ac = argc;
     /* --resume: the checkpoint's options first, then this command line's */
@@ -142,11 +143,11 @@ int cmd_train(int argc, char **argv) {
         if (!ck) { fprintf(stderr, "dath train: --resume: %s\n", err); return 1; }
         const char *args = model_meta(ck, "args");
         if (!args || !ck->rms) { fprintf(stderr, "dath train: --resume: %s is not a training checkpoint\n", path); model_free(ck); return 1; }
-        char *copy = strdup(args);
+        ck_args = strdup(args);
         av = calloc((size_t)argc + 64, sizeof(char *));
         ac = 0;
         av[ac++] = argv[0];
-        for (char *t = strtok(copy, "\t"); t && ac < 60; t = strtok(NULL, "\t")) av[ac++] = t;
+        for (char *t = strtok(ck_args, "\t"); t && ac < 60; t = strtok(NULL, "\t")) av[ac++] = t;
         av[ac++] = "--out";
         av[ac++] = (char *)dir;
         for (int j = 1; j < argc; j++) av[ac++] = argv[j];
@@ -346,5 +347,6 @@ out:
     list_free(l);
     model_free(m);
     if (av != argv) free(av);
+    free(ck_args);
     return rc;
 }
