@@ -312,7 +312,10 @@ int cmd_train(int argc, char **argv) {
             }
         }
         char mapbuf[64] = "";
-        if (!isnan(map)) snprintf(mapbuf, sizeof mapbuf, "  MAP@%d %.4f", o.topk, map);
+        if (!isnan(map)) {
+            if (o.topk > 0) snprintf(mapbuf, sizeof mapbuf, "  MAP@%d %.4f", o.topk, map);
+            else snprintf(mapbuf, sizeof mapbuf, "  MAP@all %.4f", map);
+        }
         fprintf(stderr, "epoch %d/%d: J %.5f (J1 %.5f J2 %.5f J3 %.5f)  %d images in %.1f s (%.1f img/s)  skipped %d%s%s\n",
                 epoch + 1, o.epochs, sum_j / nimg, sum_j1 / nimg, sum_j2 / nimg, sum_j3 / nimg, nimg, et, nimg / et,
                 ps.skipped, mapbuf, ps.cache_loaded ? "  (images from the cache file)" : "");
