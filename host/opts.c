@@ -106,7 +106,7 @@ void opts_usage(FILE *f, const char *cmd, const char *synopsis, const opt_spec *
         snprintf(left, sizeof left, "--%s %s", o->name, meta[o->type]);
         fprintf(f, "  %-24s %s", left, o->help ? o->help : "");
         if (o->flags & OPT_REQUIRED) fprintf(f, " (required)");
-        else if (o->def && o->type != OPT_FLAG) fprintf(f, " (default %s)", o->def);
+        else if (o->def && *o->def && o->type != OPT_FLAG) fprintf(f, " (default %s)", o->def);
         fputc('\n', f);
     }
     fprintf(f, "  %-24s %s\n", "--help", "print this help");
