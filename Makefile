@@ -45,6 +45,12 @@ ifneq ($(HAVE_CUDA),)
   endif
 endif
 
+# A build directory made with other settings (CUDA=0 then CUDA, DEBUG, ARCH) is rebuilt:
+# every object depends on a stamp that changes only when the settings do.
+CONFIG_STR   := cuda=$(HAVE_CUDA) arch=$(ARCH) nccl=$(if $(HAVE_NCCL),1) debug=$(DEBUG)
+CONFIG_STAMP := $(BUILD)/.config
+$(shell mkdir -p $(BUILD); [ "$$(cat $(CONFIG_STAMP) 2>/dev/null)" = "$(CONFIG_STR)" ] || echo "$(CONFIG_STR)" > $(CONFIG_STAMP))
+
 # ---- sources --------------------------------------------------------------------
 # Every .c in kernels/, host/, loader/ is part of the library; *_cuda.c and *.cu only
 # when CUDA is built. host/main.c is the binary's entry point.
@@ -73,11 +79,11 @@ $(BUILD)/libdath.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/%.o: %.c
+$(BUILD)/%.o: %.c $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/%.cu.o: %.cu
+$(BUILD)/%.cu.o: %.cu $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
 

@@ -24,38 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BK_CUDA_CHECK(call)                                                            \
-    do {                                                                               \
-        cudaError_t err_ = (call);                                                     \
-        if (err_ != cudaSuccess) {                                                     \
-            fprintf(stderr, "dath: CUDA error %s at %s:%d: %s (%s)\n",                 \
-                    cudaGetErrorName(err_), __FILE__, __LINE__,                        \
-                    cudaGetErrorString(err_), #call);                                  \
-            abort();                                                                   \
-        }                                                                              \
-    } while (0)
-
-#define BK_CUBLAS_CHECK(call)                                                          \
-    do {                                                                               \
-        cublasStatus_t st_ = (call);                                                   \
-        if (st_ != CUBLAS_STATUS_SUCCESS) {                                            \
-            fprintf(stderr, "dath: cuBLAS error %d at %s:%d (%s)\n",                   \
-                    (int)st_, __FILE__, __LINE__, #call);                              \
-            abort();                                                                   \
-        }                                                                              \
-    } while (0)
-
-/* For int-returning functions: on error, a line on stderr and return -1. */
-#define BK_CUDA_TRY(call)                                                              \
-    do {                                                                               \
-        cudaError_t err_ = (call);                                                     \
-        if (err_ != cudaSuccess) {                                                     \
-            fprintf(stderr, "dath: CUDA error %s at %s:%d: %s (%s)\n",                 \
-                    cudaGetErrorName(err_), __FILE__, __LINE__,                        \
-                    cudaGetErrorString(err_), #call);                                  \
-            return -1;                                                                 \
-        }                                                                              \
-    } while (0)
+#include "../kernels/cuda_check.h"
 
 #define BK_STREAM(ctx) ((cudaStream_t)(ctx)->stream)
 #define BK_CUBLAS(ctx) ((cublasHandle_t)(ctx)->blas)
@@ -106,15 +75,15 @@ static const char *cuda_precision_name(int precision) {
 }
 
 static void cuda_ctx_free(dath_ctx *ctx) {
-    if (ctx->stream) BK_CUDA_CHECK(cudaStreamSynchronize(BK_STREAM(ctx)));
+    if (ctx->stream) CUDA_CHECK(cudaStreamSynchronize(BK_STREAM(ctx)));
     if (ctx->blaslt) cublasLtDestroy((cublasLtHandle_t)ctx->blaslt);
     if (ctx->blas) {
         void *ws = cuda_ws_take(BK_CUBLAS(ctx));
         cublasDestroy(BK_CUBLAS(ctx));
-        if (ws) BK_CUDA_CHECK(cudaFree(ws));
+        if (ws) CUDA_CHECK(cudaFree(ws));
     }
-    if (ctx->work) BK_CUDA_CHECK(cudaFree(ctx->work));
-    if (ctx->stream) BK_CUDA_CHECK(cudaStreamDestroy(BK_STREAM(ctx)));
+    if (ctx->work) CUDA_CHECK(cudaFree(ctx->work));
+    if (ctx->stream) CUDA_CHECK(cudaStreamDestroy(BK_STREAM(ctx)));
     memset(ctx, 0, sizeof *ctx);
 }
 
@@ -216,7 +185,7 @@ static void *cuda_alloc(size_t bytes) {
 }
 
 static void cuda_free(void *p) {
-    if (p) BK_CUDA_CHECK(cudaFree(p));
+    if (p) CUDA_CHECK(cudaFree(p));
 }
 
 static void *cuda_host_alloc(size_t bytes) {
@@ -230,37 +199,37 @@ static void *cuda_host_alloc(size_t bytes) {
 }
 
 static void cuda_host_free(void *p) {
-    if (p) BK_CUDA_CHECK(cudaFreeHost(p));
+    if (p) CUDA_CHECK(cudaFreeHost(p));
 }
 
 static void cuda_zero(void *p, size_t bytes, dath_ctx *ctx) {
-    if (bytes) BK_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, BK_STREAM(ctx)));
+    if (bytes) CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, BK_STREAM(ctx)));
 }
 
 static void cuda_upload(void *dst, const void *src, size_t bytes, dath_ctx *ctx) {
     if (bytes)
-        BK_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, BK_STREAM(ctx)));
+        CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, BK_STREAM(ctx)));
 }
 
 static void cuda_download(void *dst, const void *src, size_t bytes, dath_ctx *ctx) {
     if (bytes)
-        BK_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, BK_STREAM(ctx)));
-    BK_CUDA_CHECK(cudaStreamSynchronize(BK_STREAM(ctx)));
+        CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, BK_STREAM(ctx)));
+    CUDA_CHECK(cudaStreamSynchronize(BK_STREAM(ctx)));
 }
 
 static void cuda_copy(void *dst, const void *src, size_t bytes, dath_ctx *ctx) {
     if (bytes && dst != src)
-        BK_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, BK_STREAM(ctx)));
+        CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, BK_STREAM(ctx)));
 }
 
 static void cuda_sync(dath_ctx *ctx) {
-    BK_CUDA_CHECK(cudaStreamSynchronize(BK_STREAM(ctx)));
+    CUDA_CHECK(cudaStreamSynchronize(BK_STREAM(ctx)));
 }
 
 /* ---- graphs ------------------------------------------------------------------------ */
 
 static int cuda_graph_begin(dath_ctx *ctx) {
-    BK_CUDA_TRY(cudaStreamBeginCapture(BK_STREAM(ctx), cudaStreamCaptureModeGlobal));
+    CUDA_TRY(cudaStreamBeginCapture(BK_STREAM(ctx), cudaStreamCaptureModeGlobal));
     return 0;
 }
 
@@ -269,7 +238,7 @@ static int cuda_graph_end(dath_ctx *ctx, void **graph) {
     cudaGraph_t g = NULL;
     cudaGraphExec_t exec = NULL;
     *graph = NULL;
-    BK_CUDA_TRY(cudaStreamEndCapture(BK_STREAM(ctx), &g));
+    CUDA_TRY(cudaStreamEndCapture(BK_STREAM(ctx), &g));
     cudaError_t ce = cudaGraphInstantiateWithFlags(&exec, g, 0);
     cudaGraphDestroy(g);
     if (ce != cudaSuccess) {
@@ -282,12 +251,12 @@ static int cuda_graph_end(dath_ctx *ctx, void **graph) {
 }
 
 static int cuda_graph_launch(dath_ctx *ctx, void *graph) {
-    BK_CUDA_TRY(cudaGraphLaunch((cudaGraphExec_t)graph, BK_STREAM(ctx)));
+    CUDA_TRY(cudaGraphLaunch((cudaGraphExec_t)graph, BK_STREAM(ctx)));
     return 0;
 }
 
 static void cuda_graph_free(void *graph) {
-    if (graph) BK_CUDA_CHECK(cudaGraphExecDestroy((cudaGraphExec_t)graph));
+    if (graph) CUDA_CHECK(cudaGraphExecDestroy((cudaGraphExec_t)graph));
 }
 
 /* ---- axpy -------------------------------------------------------------------------- */
@@ -296,7 +265,7 @@ static void cuda_graph_free(void *graph) {
 static void cuda_axpy(float *y, const float *x, float a, size_t n, dath_ctx *ctx) {
     while (n) {
         const int m = n > (size_t)INT_MAX ? INT_MAX : (int)n;
-        BK_CUBLAS_CHECK(cublasSaxpy(BK_CUBLAS(ctx), m, &a, x, 1, y, 1));
+        CUBLAS_CHECK(cublasSaxpy(BK_CUBLAS(ctx), m, &a, x, 1, y, 1));
         x += m;
         y += m;
         n -= (size_t)m;

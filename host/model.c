@@ -25,13 +25,22 @@ static const int conv_geom[5][5] = {
     {64, 3, 11, 4, 2}, {192, 64, 5, 1, 2}, {384, 192, 3, 1, 1}, {256, 384, 3, 1, 1}, {256, 256, 3, 1, 1}};
 static const int conv_index[5] = {0, 3, 6, 8, 10};
 
+void model_conv_shapes(conv2d_shape shapes[5], int B, int S) {
+    int ci = 3, side = S;
+    for (int i = 0; i < 5; i++) {
+        shapes[i] = conv2d_make_shape(B, ci, side, side, conv_geom[i][0], conv_geom[i][2], conv_geom[i][3], conv_geom[i][4]);
+        ci = conv_geom[i][0];
+        side = shapes[i].Ho;
+        if (i < 2) side = maxpool_out(side);
+    }
+}
+
 /* Spatial side after the trunk's convolutions and pools for input S (0 when too small). */
 static int trunk_side(int S) {
-    int h = (S + 4 - 11) / 4 + 1;        /* conv1 */
     if (S + 4 < 11) return 0;
-    h = maxpool_out(h);                  /* pool1; conv2 keeps the side */
-    h = maxpool_out(h);                  /* pool2; conv3..5 keep it */
-    return maxpool_out(h);               /* pool5 */
+    conv2d_shape c[5];
+    model_conv_shapes(c, 1, S);
+    return maxpool_out(c[4].Ho);   /* pool5 */
 }
 
 int model_min_input(void) {

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../kernels/conv.h"
+
 typedef enum { VARIANT_DATH, VARIANT_S, VARIANT_C, VARIANT_N, VARIANT_1 } dath_variant;
 
 /* What a stream puts between conv5 and the last max-pool. */
@@ -62,6 +64,10 @@ typedef struct dath_model {
 
 const char *variant_name(dath_variant v);             /* "dath", "dath-s", ... */
 int variant_parse(const char *s, dath_variant *v);    /* 0 ok, -1 unknown */
+
+/* The trunk's five convolutions for a batch of B images of side S (a max-pool follows
+ * conv1 and conv2). The one table of AlexNet's geometry. */
+void model_conv_shapes(conv2d_shape shapes[5], int B, int S);
 
 /* Smallest input size the AlexNet trunk accepts (63). */
 int model_min_input(void);

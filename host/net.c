@@ -106,17 +106,12 @@ static void net_layout(dath_net *n, arena *act, arena *dact, arena *iact) {
 }
 
 size_t net_work_bytes(const dath_model *m, int Bmax, int Bglobal) {
-    static const int geom[5][4] = {{64, 11, 4, 2}, {192, 5, 1, 2}, {384, 3, 1, 1}, {256, 3, 1, 1}, {256, 3, 1, 1}};
+    conv2d_shape cs[5];
+    model_conv_shapes(cs, Bmax, m->S);
     size_t need = 0;
-    int ci = 3, side = m->S;
-    for (int i = 0; i < 5; i++) {
-        conv2d_shape cs = conv2d_make_shape(Bmax, ci, side, side, geom[i][0], geom[i][1], geom[i][2], geom[i][3]);
-        size_t w = conv2d_work_bytes(&cs);
-        if (w > need) need = w;
-        ci = geom[i][0];
-        side = cs.Ho;
-        if (i < 2) side = maxpool_out(side);
-    }
+    for (int i = 0; i < 5; i++)
+        if (conv2d_work_bytes(&cs[i]) > need) need = conv2d_work_bytes(&cs[i]);
+    int side = cs[4].Ho;
     size_t C = MODEL_C5, N = (size_t)side * side, Cq = MODEL_CQ, B = (size_t)Bmax, Bg = (size_t)Bglobal;
     size_t pam = 8192 + B * (3 * C * N + 2 * Cq * N + N * N) * sizeof(float);
     size_t cam = 8192 + B * (C * N + C * C) * sizeof(float);
@@ -137,14 +132,7 @@ dath_net *net_create(const dath_backend *be, dath_ctx *ctx, const dath_model *m,
     n->H3 = n->P2;
     n->N = n->H3 * n->H3;
     n->P5 = maxpool_out(n->H3);
-    static const int geom[5][4] = {{64, 11, 4, 2}, {192, 5, 1, 2}, {384, 3, 1, 1}, {256, 3, 1, 1}, {256, 3, 1, 1}};
-    int ci = 3, side = m->S;
-    for (int i = 0; i < 5; i++) {
-        n->conv[i] = conv2d_make_shape(Bmax, ci, side, side, geom[i][0], geom[i][1], geom[i][2], geom[i][3]);
-        ci = geom[i][0];
-        side = n->conv[i].Ho;
-        if (i < 2) side = maxpool_out(side);
-    }
+    model_conv_shapes(n->conv, Bmax, m->S);
     for (int s = 0; s < m->nstreams; s++) n->st[s].sp = &m->streams[s];
     arena a = {0}, d = {0}, ia = {0};
     net_layout(n, &a, &d, &ia);

@@ -17,28 +17,7 @@
 extern "C" {
 #include "common.h"
 }
-
-#define CUDA_CHECK(call)                                                               \
-    do {                                                                               \
-        cudaError_t err_ = (call);                                                     \
-        if (err_ != cudaSuccess) {                                                     \
-            fprintf(stderr, "dath: CUDA error %s at %s:%d: %s (%s)\n",                 \
-                    cudaGetErrorName(err_), __FILE__, __LINE__,                        \
-                    cudaGetErrorString(err_), #call);                                  \
-            abort();                                                                   \
-        }                                                                              \
-    } while (0)
-
-#define CUBLAS_CHECK(call)                                                             \
-    do {                                                                               \
-        cublasStatus_t st_ = (call);                                                   \
-        if (st_ != CUBLAS_STATUS_SUCCESS) {                                            \
-            fprintf(stderr, "dath: cuBLAS error %d at %s:%d (%s); hint: a shape, "     \
-                    "a leading dimension or the workspace is wrong\n",                 \
-                    (int)st_, __FILE__, __LINE__, #call);                              \
-            abort();                                                                   \
-        }                                                                              \
-    } while (0)
+#include "cuda_check.h"
 
 /* After every launch. */
 #ifdef DATH_DEBUG
