@@ -272,6 +272,73 @@ static void bench_conv(const char *name, int B, int Ci, int H, int Co, int k, in
     be->free(a.din); be->free(a.dw); be->free(a.db);
 }
 
+/* conv1 of dath's two streams (they read the same image): one conv2d_*_multi call (one
+ * im2col, one strided-batched GEMM) against two single calls. Weights and their
+ * gradients sit at the pam and cam streams' real offsets into the flat parameter
+ * buffer (same stride, same 16-byte alignment), the image needs no gradient (din
+ * NULL), and the op gets its own scratch of conv2d_work_bytes_multi. */
+typedef struct conv_multi_arg {
+    conv2d_shape s;
+    dath_ctx *c;
+    float *in, *out[2], *dw[2], *db[2], *dout[2];
+    const float *w[2], *b[2];
+    int bwd, multi;
+} conv_multi_arg;
+static void conv_multi_op(void *p) {
+    conv_multi_arg *a = p;
+    if (a->multi && !a->bwd) be->conv2d_forward_multi(a->out, a->in, a->w, a->b, 2, &a->s, 1, a->c);
+    else if (a->multi) {
+        const float *out[2] = {a->out[0], a->out[1]};
+        be->conv2d_backward_multi(NULL, a->dw, a->db, a->dout, a->in, a->w, out, 2, &a->s, 1, a->c);
+    } else
+        for (int j = 0; j < 2; j++) {
+            if (!a->bwd) be->conv2d_forward(a->out[j], a->in, a->w[j], a->b[j], &a->s, 1, a->c);
+            else be->conv2d_backward(NULL, a->dw[j], a->db[j], a->dout[j], a->in, a->w[j], a->out[j],
+                                     &a->s, 1, a->c);
+        }
+}
+
+static void bench_conv1_streams(int B) {
+    char err[128];
+    dath_model *m = model_create(VARIANT_DATH, 64, 80, 224, err, sizeof err);
+    if (!m) { fprintf(stderr, "bench_gpu_kernels: conv1 multi: %s\n", err); return; }
+    size_t off0 = m->params[m->streams[0].conv_w[0]].offset;      /* pam.features.0.weight */
+    size_t off1 = m->params[m->streams[1].conv_w[0]].offset;      /* cam.features.0.weight */
+    model_free(m);
+    conv_multi_arg a;
+    memset(&a, 0, sizeof a);
+    a.s = conv2d_make_shape(B, 3, 224, 224, 64, 11, 4, 2);
+    const int Co = 64;
+    size_t nin = (size_t)B * 3 * 224 * 224, nw = (size_t)Co * 3 * 11 * 11;
+    size_t nout = (size_t)B * Co * a.s.Ho * a.s.Wo;
+    size_t lo = off0 < off1 ? off0 : off1, hi = off0 < off1 ? off1 : off0;
+    size_t span = hi - lo + nw + lo % 4;                           /* keeps off mod 4 floats */
+    float *wflat = dev_rand(span, -0.05f, 0.05f), *gflat = dev_rand(span, 0, 0);
+    a.in = dev_rand(nin, -1, 1);
+    for (int j = 0; j < 2; j++) {
+        size_t o = (j ? off1 : off0) - lo + lo % 4;
+        a.w[j] = wflat + o; a.dw[j] = gflat + o;
+        a.b[j] = dev_rand(Co, -0.1f, 0.1f); a.db[j] = dev_rand(Co, 0, 0);
+        a.out[j] = dev_rand(nout, -1, 1); a.dout[j] = dev_rand(nout, -1, 1);
+    }
+    dath_ctx mctx = ctx;
+    mctx.work_bytes = conv2d_work_bytes_multi(&a.s, 2);
+    mctx.work = dev(mctx.work_bytes);
+    a.c = &mctx;
+    char shape[64];
+    snprintf(shape, sizeof shape, "B%d 3->64 224x224 k11 s4, x2", B);
+    double f = 2.0 * conv_flops(B, 3, 224, 64, 11, 4, 2);
+    static const char *names[2][2] = {{"conv1x2 fwd 2 calls", "conv1x2 fwd multi"},
+                                      {"conv1x2 bwd 2 calls", "conv1x2 bwd multi"}};
+    for (a.bwd = 0; a.bwd < 2; a.bwd++)
+        for (a.multi = 0; a.multi < 2; a.multi++)
+            report(names[a.bwd][a.multi], shape, time_op(conv_multi_op, &a), f, 0, 1);
+    be->free(wflat); be->free(gflat); be->free(a.in); be->free(mctx.work);
+    for (int j = 0; j < 2; j++) {
+        be->free((void *)a.b[j]); be->free(a.db[j]); be->free(a.out[j]); be->free(a.dout[j]);
+    }
+}
+
 typedef struct lin_arg { int B, I, O, relu, bwd; float *in, *w, *b, *out, *din, *dw, *db, *dout; } lin_arg;
 static void lin_op(void *p) {
     lin_arg *a = p;
@@ -379,14 +446,17 @@ typedef struct ew_arg {
     int64_t *ntrip;
     uint8_t *img;
     int32_t *crop;
+    uint32_t *step;             /* [1] dropout's step, read on the device */
+    float *guard;               /* [EW_NGUARD] RMSProp's guard (finite: the step runs) */
 } ew_arg;
 enum { EW_DROP_F, EW_DROP_B, EW_FUSE_F, EW_FUSE_B, EW_TANH_F, EW_TANH_B, EW_J1, EW_J2S,
-       EW_J2M, EW_J3, EW_RMS, EW_TRANSFORM };
+       EW_J2M, EW_J3, EW_J3T, EW_RMS, EW_TRANSFORM };
+enum { EW_NGUARD = 3 };         /* the step's losses J1, J2, J3 */
 static void ew_op(void *p) {
     ew_arg *a = p;
     switch (a->kind) {
-    case EW_DROP_F: be->dropout_forward(a->y, a->x, a->B, a->D, 0.5f, 1, RNG_DROPOUT, 1, 0, &ctx); break;
-    case EW_DROP_B: be->dropout_backward(a->y, a->x, a->B, a->D, 0.5f, 1, RNG_DROPOUT, 1, 0, &ctx); break;
+    case EW_DROP_F: be->dropout_forward(a->y, a->x, a->B, a->D, 0.5f, 1, RNG_DROPOUT, a->step, 0, &ctx); break;
+    case EW_DROP_B: be->dropout_backward(a->y, a->x, a->B, a->D, 0.5f, 1, RNG_DROPOUT, a->step, 0, &ctx); break;
     case EW_FUSE_F: be->fuse_forward(a->z, a->x, a->y, a->n, &ctx); break;
     case EW_FUSE_B: be->fuse_backward(a->z, a->w, a->x, a->x, a->y, a->n, &ctx); break;
     case EW_TANH_F: be->tanh_forward(a->y, a->x, a->n, &ctx); break;
@@ -395,13 +465,14 @@ static void ew_op(void *p) {
     case EW_J2S: be->j2_class(a->loss, a->y, a->x, a->z, a->B, a->C, 0, (float)a->B, 1.0f, &ctx); break;
     case EW_J2M: be->j2_class(a->loss, a->y, a->x, a->z, a->B, a->C, 1, (float)a->B, 1.0f, &ctx); break;
     case EW_J3: be->j3_quant(a->loss, a->y, a->x, a->B, a->K, (float)a->B, 0.01f, &ctx); break;
-    case EW_RMS: be->rmsprop_step(a->x, a->y, a->z, a->n, 1e-5f, 0.99f, 1e-8f, 1e-5f, &ctx); break;
-    case EW_TRANSFORM: be->transform_batch(a->x, a->img, a->crop, a->B, a->D, a->K, &ctx); break;
+    case EW_J3T: be->j3_tanh_backward(a->loss, a->z, a->y, a->x, a->B, a->K, (float)a->B, 0.01f, &ctx); break;
+    case EW_RMS: be->rmsprop_step(a->x, a->y, a->z, a->n, 1e-5f, 0.99f, 1e-8f, 1e-5f, a->guard, EW_NGUARD, &ctx); break;
+    case EW_TRANSFORM: be->transform_batch(a->x, a->img, a->crop, NULL, a->B, a->D, a->K, &ctx); break;
     }
 }
 static void ew_free(ew_arg *a) {
     be->free(a->x); be->free(a->y); be->free(a->z); be->free(a->w); be->free(a->loss);
-    be->free(a->ntrip); be->free(a->img); be->free(a->crop);
+    be->free(a->ntrip); be->free(a->img); be->free(a->crop); be->free(a->step); be->free(a->guard);
 }
 
 /* Labels [B,C] with 1–3 classes each (one in 20 rows empty); single: one-hot. */
@@ -452,6 +523,10 @@ static void bench_fused(int B) {
         a.B = B; a.D = dims[i];
         size_t n = (size_t)B * dims[i];
         a.x = dev_rand(n, -1, 1); a.y = dev_rand(n, 0, 0);
+        const uint32_t step = 1;
+        a.step = dev(sizeof step);
+        be->upload(a.step, &step, sizeof step, &ctx);
+        be->sync(&ctx);
         snprintf(shape, sizeof shape, "B%d D%d", B, dims[i]);
         a.kind = EW_DROP_F;
         report(i ? "dropout fc7in fwd" : "dropout fc6in fwd", shape, time_op(ew_op, &a), 0, 8.0 * n, 0);
@@ -505,6 +580,13 @@ static void bench_fused(int B) {
     snprintf(shape, sizeof shape, "B%d K%d", B, K);
     report("j3", shape, time_op(ew_op, &a), 0, 12.0 * B * K, 0);
     ew_free(&a);
+    /* J3 with tanh's backward fused: reads h, dh and dz, writes dz */
+    memset(&a, 0, sizeof a);
+    a.kind = EW_J3T; a.B = B; a.K = K;
+    a.x = dev_rand((size_t)B * K, -1, 1); a.y = dev_rand((size_t)B * K, -0.1f, 0.1f);
+    a.z = dev_rand((size_t)B * K, 0, 0); a.loss = dev(4);
+    report("j3 + tanh bwd (fused)", shape, time_op(ew_op, &a), 0, 16.0 * B * K, 0);
+    ew_free(&a);
     /* RMSProp over the dath variant's whole parameter buffer */
     char err[128];
     dath_model *m = model_create(VARIANT_DATH, K, C, 224, err, sizeof err);
@@ -513,6 +595,7 @@ static void bench_fused(int B) {
     a.n = m ? m->n : (size_t)1 << 27;
     if (m) model_free(m);
     a.x = dev_rand(a.n, -0.01f, 0.01f); a.y = dev_rand(a.n, 0, 1e-6f); a.z = dev_rand(a.n, -1e-3f, 1e-3f);
+    a.guard = dev_rand(EW_NGUARD, 1, 2);   /* finite losses: the guarded step runs */
     snprintf(shape, sizeof shape, "n%zu (dath K64)", a.n);
     report("rmsprop", shape, time_op(ew_op, &a), 0, 20.0 * a.n, 0);
     ew_free(&a);
@@ -583,6 +666,7 @@ int main(int argc, char **argv) {
 
     bench_fused(B);
     bench_conv("conv1", B, 3, 224, 64, 11, 4, 2, 0);
+    bench_conv1_streams(B);
     bench_conv("conv2", B, 64, 27, 192, 5, 1, 2, 1);
     bench_conv("conv3", B, 192, 13, 384, 3, 1, 1, 1);
     bench_conv("conv4", B, 384, 13, 256, 3, 1, 1, 1);

@@ -6,7 +6,12 @@
  *     move it, so L has no kink within a probe's reach;
  *   - the `+=` contract (two calls give twice the gradient), din = NULL, and dout's
  *     documented clobbering (the pre-ReLU gradient);
- *   - conv2d_make_shape / conv2d_work_bytes on AlexNet's shapes.
+ *   - conv2d_make_shape / conv2d_work_bytes(_multi) on AlexNet's shapes;
+ *   - the multi ops (nw weight sets over one input, one im2col) against nw single
+ *     calls: out, dw, db and the clobbered dout bit for bit when both run the batch in
+ *     the same chunks (whole batch, two-image chunks, malloc'ed), din within
+ *     MULTI_DIN_* (the multi op sums the nw column gradients before one col2im); nw = 1,
+ *     2 and CONV_MULTI_MAX, relu on and off; nw out of range gives NaN outputs.
  * Shapes are AlexNet-like at small sizes; a 224×224 batch runs in several im2col
  * chunks: malloc'ed, in a ctx->work of three images, of the whole batch, and with a
  * ctx->work too small for one image (the malloc fallback). */
@@ -47,6 +52,11 @@
 /* the `+=` contract: a second GEMM accumulation onto a non-zero buffer rounds anew */
 #define ACC_ATOL 2e-6
 #define ACC_RTOL 1e-6
+/* multi vs nw single calls, din only (nw >= 2): single calls add each set's col2im
+ * to din in turn, the multi op adds set 1's column gradient to set 0's first, then
+ * folds once: a different rounding order of the same few terms (|din| ~ 1), a few ulp */
+#define MULTI_DIN_ATOL 1e-6
+#define MULTI_DIN_RTOL 1e-6
 
 typedef struct conv_case {
     const char *name;
@@ -299,6 +309,10 @@ static void check_shapes(void) {
     CHECK_TRUE("shape conv1 at 224 is 55x55", s.Ho == 55 && s.Wo == 55);
     CHECK_TRUE("work_bytes conv1 at 224, B=128",
                conv2d_work_bytes(&s) == (size_t)(3 * 11 * 11 + 64) * 128 * 55 * 55 * 4);
+    CHECK_TRUE("work_bytes_multi conv1 at 224, B=128, two streams",
+               conv2d_work_bytes_multi(&s, 2) == (size_t)(3 * 11 * 11 + 2 * 64) * 128 * 55 * 55 * 4);
+    CHECK_TRUE("work_bytes_multi with one set is work_bytes",
+               conv2d_work_bytes_multi(&s, 1) == conv2d_work_bytes(&s));
     s = conv2d_make_shape(2, 64, 27, 27, 192, 5, 1, 2);
     CHECK_TRUE("shape conv2 at 27 is 27x27", s.Ho == 27 && s.Wo == 27);
     s = conv2d_make_shape(2, 192, 13, 13, 384, 3, 1, 1);
@@ -309,6 +323,147 @@ static void check_shapes(void) {
     CHECK_TRUE("shape 7x7 k11 p2 is 1x1 (exact fit)", s.Ho == 1 && s.Wo == 1);
     s = conv2d_make_shape(1, 3, 6, 7, 8, 11, 4, 2);
     CHECK_TRUE("shape 6x7 k11 p2 is too small (0x0)", s.Ho == 0 && s.Wo == 0);
+}
+
+/* ---- several weight sets over one input ------------------------------------------- */
+
+enum { MULTI_WHOLE, MULTI_CHUNKS2, MULTI_MALLOC };
+static const char *multi_mode_name[] = { "whole batch", "2-image chunks", "malloc'ed" };
+
+/* Scratch for a multi call with nw sets (nstage = nw) or a single call (nstage = 1):
+ * MULTI_WHOLE sizes ctx->work for the whole batch, MULTI_CHUNKS2 for two images, so
+ * that both calls take the batch in the same chunks; MULTI_MALLOC hands no ctx->work. */
+static dath_ctx multi_ctx(const conv2d_shape *s, int nstage, int mode) {
+    dath_ctx ctx = { 0 };
+    size_t per_image = conv2d_work_bytes_multi(s, nstage) / (size_t)s->B;
+    if (mode == MULTI_WHOLE) ctx.work_bytes = conv2d_work_bytes_multi(s, nstage);
+    if (mode == MULTI_CHUNKS2) ctx.work_bytes = 2 * per_image + per_image / 2;
+    ctx.work = ctx.work_bytes ? malloc(ctx.work_bytes) : NULL;
+    return ctx;
+}
+
+/* nw sets (weights, biases and their gradients in flat buffers, set j at an offset
+ * that leaves a gap, as in dath's parameter buffer) over one input: the multi forward
+ * and backward against nw single calls. Gradients start from the same random values
+ * on both sides (the `+=` contract). */
+static void check_multi(const conv_case *c, int nw, int relu, int with_din, int mode,
+                        uint64_t *seed) {
+    const conv2d_shape s = conv2d_make_shape(c->B, c->Ci, c->H, c->W, c->Co, c->k, c->stride, c->pad);
+    const size_t n_in = (size_t)s.B * s.Ci * s.H * s.W, n_w = (size_t)s.Co * s.Ci * s.k * s.k;
+    const size_t n_out = (size_t)s.B * s.Co * s.Ho * s.Wo;
+    const size_t gap_w = n_w + 13, gap_b = (size_t)s.Co + 3;        /* set j at j·gap */
+    const size_t flat_w = (size_t)nw * gap_w, flat_b = (size_t)nw * gap_b;
+    float *in = malloc(n_in * sizeof(float));                        /* [B,Ci,H,W] */
+    float *w = malloc(flat_w * sizeof(float)), *b = malloc(flat_b * sizeof(float));
+    float *out_m = malloc(nw * n_out * sizeof(float));               /* [nw][B,Co,Ho,Wo] */
+    float *out_s = malloc(nw * n_out * sizeof(float));
+    float *g0 = malloc(nw * n_out * sizeof(float));                  /* dout, as given */
+    float *g_m = malloc(nw * n_out * sizeof(float)), *g_s = malloc(nw * n_out * sizeof(float));
+    float *dw0 = malloc(flat_w * sizeof(float)), *db0 = malloc(flat_b * sizeof(float));
+    float *dw_m = malloc(flat_w * sizeof(float)), *dw_s = malloc(flat_w * sizeof(float));
+    float *db_m = malloc(flat_b * sizeof(float)), *db_s = malloc(flat_b * sizeof(float));
+    float *din0 = malloc(n_in * sizeof(float));
+    float *din_m = malloc(n_in * sizeof(float)), *din_s = malloc(n_in * sizeof(float));
+    float a = 1.0f / sqrtf((float)(s.Ci * s.k * s.k));
+    check_fill(in, n_in, -1.0f, 1.0f, seed);
+    check_fill(w, flat_w, -a, a, seed);
+    check_fill(b, flat_b, -0.2f, 0.2f, seed);
+    check_fill(g0, nw * n_out, -1.0f, 1.0f, seed);
+    check_fill(dw0, flat_w, -0.1f, 0.1f, seed);
+    check_fill(db0, flat_b, -0.1f, 0.1f, seed);
+    check_fill(din0, n_in, -0.1f, 0.1f, seed);
+
+    float *po[CONV_MULTI_MAX], *pdw[CONV_MULTI_MAX], *pdb[CONV_MULTI_MAX], *pg[CONV_MULTI_MAX];
+    const float *pw[CONV_MULTI_MAX], *pb[CONV_MULTI_MAX], *pout[CONV_MULTI_MAX];
+    for (int j = 0; j < nw; j++) {
+        po[j] = out_m + j * n_out;
+        pw[j] = w + j * gap_w;
+        pb[j] = b + j * gap_b;
+    }
+    dath_ctx cm = multi_ctx(&s, nw, mode), cs = multi_ctx(&s, 1, mode);
+
+    /* forward */
+    conv2d_forward_multi_cpu(po, in, pw, pb, nw, &s, relu, mode == MULTI_MALLOC ? NULL : &cm);
+    for (int j = 0; j < nw; j++)
+        conv2d_forward_cpu(out_s + j * n_out, in, pw[j], pb[j], &s, relu,
+                           mode == MULTI_MALLOC ? NULL : &cs);
+    char label[200];
+    snprintf(label, sizeof label, "multi %s nw=%d relu=%d %s: out", c->name, nw, relu,
+             multi_mode_name[mode]);
+    CHECK_CLOSE(label, out_m, out_s, nw * n_out, 0.0, 0.0);
+
+    /* backward, from the single forward's out on both sides */
+    memcpy(g_m, g0, nw * n_out * sizeof(float));
+    memcpy(g_s, g0, nw * n_out * sizeof(float));
+    memcpy(dw_m, dw0, flat_w * sizeof(float)); memcpy(dw_s, dw0, flat_w * sizeof(float));
+    memcpy(db_m, db0, flat_b * sizeof(float)); memcpy(db_s, db0, flat_b * sizeof(float));
+    memcpy(din_m, din0, n_in * sizeof(float)); memcpy(din_s, din0, n_in * sizeof(float));
+    for (int j = 0; j < nw; j++) {
+        pdw[j] = dw_m + j * gap_w;
+        pdb[j] = db_m + j * gap_b;
+        pg[j] = g_m + j * n_out;
+        pout[j] = out_s + j * n_out;
+    }
+    conv2d_backward_multi_cpu(with_din ? din_m : NULL, pdw, pdb, pg, in, pw, pout, nw, &s, relu,
+                              mode == MULTI_MALLOC ? NULL : &cm);
+    for (int j = 0; j < nw; j++)
+        conv2d_backward_cpu(with_din ? din_s : NULL, dw_s + j * gap_w, db_s + j * gap_b,
+                            g_s + j * n_out, in, pw[j], pout[j], &s, relu,
+                            mode == MULTI_MALLOC ? NULL : &cs);
+    snprintf(label, sizeof label, "multi %s nw=%d relu=%d %s: dw (flat)", c->name, nw, relu,
+             multi_mode_name[mode]);
+    CHECK_CLOSE(label, dw_m, dw_s, flat_w, 0.0, 0.0);
+    snprintf(label, sizeof label, "multi %s nw=%d relu=%d %s: db (flat)", c->name, nw, relu,
+             multi_mode_name[mode]);
+    CHECK_CLOSE(label, db_m, db_s, flat_b, 0.0, 0.0);
+    snprintf(label, sizeof label, "multi %s nw=%d relu=%d %s: dout (clobbered)", c->name, nw,
+             relu, multi_mode_name[mode]);
+    CHECK_CLOSE(label, g_m, g_s, nw * n_out, 0.0, 0.0);
+    snprintf(label, sizeof label, "multi %s nw=%d relu=%d %s: din%s", c->name, nw, relu,
+             multi_mode_name[mode], with_din ? "" : " (NULL: untouched)");
+    if (!with_din) CHECK_CLOSE(label, din_m, din0, n_in, 0.0, 0.0);
+    else if (nw == 1) CHECK_CLOSE(label, din_m, din_s, n_in, 0.0, 0.0);
+    else CHECK_CLOSE(label, din_m, din_s, n_in, MULTI_DIN_ATOL, MULTI_DIN_RTOL);
+
+    free(cm.work); free(cs.work);
+    free(in); free(w); free(b); free(out_m); free(out_s); free(g0); free(g_m); free(g_s);
+    free(dw0); free(db0); free(dw_m); free(dw_s); free(db_m); free(db_s);
+    free(din0); free(din_m); free(din_s);
+}
+
+/* nw outside 1..CONV_MULTI_MAX is refused: the outputs it can name become NaN. */
+static void check_multi_range(uint64_t *seed) {
+    const conv2d_shape s = conv2d_make_shape(1, 2, 5, 5, 2, 3, 1, 1);
+    enum { NW = CONV_MULTI_MAX + 1 };
+    const size_t n_in = 2 * 5 * 5, n_w = 2 * 2 * 3 * 3, n_out = 2 * 5 * 5;
+    float in[2 * 5 * 5], w[NW][2 * 2 * 3 * 3], b[NW][2], out[NW][2 * 5 * 5];
+    float din[2 * 5 * 5], dw[NW][2 * 2 * 3 * 3], db[NW][2], g[NW][2 * 5 * 5];
+    float *po[NW], *pdw[NW], *pdb[NW], *pg[NW];
+    const float *pw[NW], *pb[NW], *pout[NW];
+    check_fill(in, n_in, -1.0f, 1.0f, seed);
+    for (int j = 0; j < NW; j++) {
+        check_fill(w[j], n_w, -0.3f, 0.3f, seed);
+        check_fill(b[j], 2, -0.3f, 0.3f, seed);
+        po[j] = out[j]; pw[j] = w[j]; pb[j] = b[j];
+        pdw[j] = dw[j]; pdb[j] = db[j]; pg[j] = g[j]; pout[j] = out[j];
+        check_fill(g[j], n_out, -1.0f, 1.0f, seed);
+        memset(dw[j], 0, sizeof dw[j]);
+        memset(db[j], 0, sizeof db[j]);
+    }
+    memset(din, 0, sizeof din);
+    conv2d_forward_multi_cpu(po, in, pw, pb, NW, &s, 1, NULL);
+    int all_nan = 1;
+    for (int j = 0; j < NW; j++)
+        for (size_t e = 0; e < n_out; e++) all_nan &= isnan(out[j][e]) != 0;
+    CHECK_TRUE("multi forward with nw = CONV_MULTI_MAX + 1: every out NaN", all_nan);
+    conv2d_backward_multi_cpu(din, pdw, pdb, pg, in, pw, pout, NW, &s, 1, NULL);
+    all_nan = 1;
+    for (int j = 0; j < NW; j++) {
+        for (size_t e = 0; e < n_w; e++) all_nan &= isnan(dw[j][e]) != 0;
+        for (int e = 0; e < 2; e++) all_nan &= isnan(db[j][e]) != 0;
+    }
+    for (size_t e = 0; e < n_in; e++) all_nan &= isnan(din[e]) != 0;
+    CHECK_TRUE("multi backward with nw = CONV_MULTI_MAX + 1: every dw, db, din NaN", all_nan);
 }
 
 int main(void) {
@@ -357,5 +512,19 @@ int main(void) {
     }
     ref_free(&ref);
     data_free(&d);
+
+    /* several weight sets over one input: conv1-like (din NULL, as dath's image) and
+     * conv2-like (with din), batches of 3 (two chunks of 2 + 1 in MULTI_CHUNKS2) */
+    static const conv_case multi_cases[] = {
+        { "conv1-like 3->8 k11 s4 p2 67x67", 3, 3, 67, 67, 8, 11, 4, 2 },
+        { "conv2-like 4->6 k5 s1 p2 15x15", 3, 4, 15, 15, 6, 5, 1, 2 },
+    };
+    static const int nws[] = { 1, 2, CONV_MULTI_MAX };
+    for (size_t c = 0; c < sizeof multi_cases / sizeof multi_cases[0]; c++)
+        for (size_t n = 0; n < sizeof nws / sizeof nws[0]; n++)
+            for (int relu = 0; relu <= 1; relu++)
+                for (int mode = MULTI_WHOLE; mode <= MULTI_MALLOC; mode++)
+                    check_multi(&multi_cases[c], nws[n], relu, (int)c, mode, &seed);
+    check_multi_range(&seed);
     return check_finish();
 }

@@ -287,6 +287,116 @@ static void test_conv(const char *op, int B, int Ci, int H, int Co, int k, int s
     cudaFree(d_dw); cudaFree(d_db); cudaFree(d_din);
 }
 
+/* ---- convolution: several weight sets over one input (conv2d_*_multi) --------------- */
+
+enum { MULTI_EVEN, MULTI_REVERSED, MULTI_UNEVEN };
+
+/* nw convolutions of one input, CUDA multi against the reference multi. The sets'
+ * weights, biases and their gradients sit in flat buffers as in dath's parameter
+ * buffer: set j at j·gap (MULTI_EVEN), (nw−1−j)·gap (MULTI_REVERSED), or the last set 5
+ * floats further (MULTI_UNEVEN: the CUDA version's fallback to nw GEMMs); gap is odd, so
+ * sets are not 16-byte aligned. The gradients are compared over the whole flat buffer
+ * (the gaps must stay as they were). ctx->work is the op's own: `chunk` images' col and
+ * stages, or the whole batch (chunk = 0: conv2d_work_bytes_multi). */
+static void test_conv_multi(const char *op, int B, int Ci, int H, int Co, int k, int stride,
+                            int pad, int nw, int layout, int chunk, int with_din) {
+    conv2d_shape s = conv2d_make_shape(B, Ci, H, H, Co, k, stride, pad);
+    size_t nin = (size_t)B * Ci * H * H, nwt = (size_t)Co * Ci * k * k;
+    size_t nout = (size_t)B * Co * s.Ho * s.Wo;
+    size_t gap = nwt + 37, gapb = (size_t)Co + 3, off[CONV_MULTI_MAX], offb[CONV_MULTI_MAX];
+    for (int j = 0; j < nw; j++) {
+        size_t slot = layout == MULTI_REVERSED ? (size_t)(nw - 1 - j) : (size_t)j;
+        off[j] = 3 + slot * gap + (layout == MULTI_UNEVEN && j == nw - 1 ? 5 : 0);
+        offb[j] = 1 + slot * gapb;
+    }
+    size_t nflat = 3 + (size_t)nw * gap + 5, nflatb = 1 + (size_t)nw * gapb;
+    float bound = 1.0f / sqrtf((float)(Ci * k * k));
+    float *x = hrand(nin, -1.0f, 1.0f);                   /* [B,Ci,H,H] */
+    float *w = hrand(nflat, -bound, bound);               /* sets of [Co,Ci,k,k] */
+    float *b = hrand(nflatb, -0.1f, 0.1f);                /* sets of [Co] */
+    float *out_ref = xmalloc((size_t)nw * nout * 4);      /* [nw][B,Co,Ho,Wo] */
+    float *po[CONV_MULTI_MAX];
+    const float *pw[CONV_MULTI_MAX], *pb[CONV_MULTI_MAX], *pout[CONV_MULTI_MAX];
+    for (int j = 0; j < nw; j++) {
+        po[j] = out_ref + j * nout;
+        pw[j] = w + off[j];
+        pb[j] = b + offb[j];
+        pout[j] = out_ref + j * nout;
+    }
+    conv2d_forward_multi_cpu(po, x, pw, pb, nw, &s, 1, &cctx);
+
+    size_t per_image = conv2d_work_bytes_multi(&s, nw) / (size_t)B;
+    dath_ctx mctx = gctx;
+    mctx.work_bytes = chunk ? chunk * per_image + per_image / 2 : conv2d_work_bytes_multi(&s, nw);
+    mctx.work = dalloc(mctx.work_bytes);
+    float *d_x = dup_dev(x, nin * 4), *d_w = dup_dev(w, nflat * 4), *d_b = dup_dev(b, nflatb * 4);
+    float *d_out = dalloc((size_t)nw * nout * 4);
+    float *dpo[CONV_MULTI_MAX];
+    const float *dpw[CONV_MULTI_MAX], *dpb[CONV_MULTI_MAX], *dpout[CONV_MULTI_MAX];
+    for (int j = 0; j < nw; j++) {
+        dpo[j] = d_out + j * nout;
+        dpw[j] = d_w + off[j];
+        dpb[j] = d_b + offb[j];
+        dpout[j] = d_out + j * nout;
+    }
+    float *got[2] = {xmalloc((size_t)nw * nout * 4), xmalloc((size_t)nw * nout * 4)};
+    for (int r = 0; r < 2; r++) {
+        poison(d_out, (size_t)nw * nout * 4);
+        conv2d_forward_multi_cuda(dpo, d_x, dpw, dpb, nw, &s, 1, &mctx);
+        gsync();
+        down(got[r], d_out, (size_t)nw * nout * 4);
+    }
+    cmp(op, "out", got[0], out_ref, (size_t)nw * nout, TOL_FWD);
+    same(op, "out", got[0], got[1], (size_t)nw * nout * 4);
+
+    /* backward from the reference's out (its ReLU masks) */
+    float *g = hrand((size_t)nw * nout, -0.5f, 1.0f);               /* dout [nw][B,Co,Ho,Wo] */
+    float *din0 = with_din ? hrand(nin, -0.1f, 0.1f) : NULL;        /* [B,Ci,H,H] */
+    float *dw0 = hrand(nflat, -0.1f, 0.1f), *db0 = hrand(nflatb, -0.1f, 0.1f);
+    float *din_ref = with_din ? hcopy(din0, nin) : NULL, *dw_ref = hcopy(dw0, nflat);
+    float *db_ref = hcopy(db0, nflatb), *g_ref = hcopy(g, (size_t)nw * nout);
+    float *pdw[CONV_MULTI_MAX], *pdb[CONV_MULTI_MAX], *pg[CONV_MULTI_MAX];
+    for (int j = 0; j < nw; j++) {
+        pdw[j] = dw_ref + off[j];
+        pdb[j] = db_ref + offb[j];
+        pg[j] = g_ref + j * nout;
+    }
+    conv2d_backward_multi_cpu(din_ref, pdw, pdb, pg, x, pw, pout, nw, &s, 1, &cctx);
+
+    up(d_out, out_ref, (size_t)nw * nout * 4);
+    float *d_g = dalloc((size_t)nw * nout * 4), *d_dw = dalloc(nflat * 4), *d_db = dalloc(nflatb * 4);
+    float *d_din = with_din ? dalloc(nin * 4) : NULL;
+    float *dpdw[CONV_MULTI_MAX], *dpdb[CONV_MULTI_MAX], *dpg[CONV_MULTI_MAX];
+    for (int j = 0; j < nw; j++) {
+        dpdw[j] = d_dw + off[j];
+        dpdb[j] = d_db + offb[j];
+        dpg[j] = d_g + j * nout;
+    }
+    float *gd[2], *gw[2], *gb[2], *gg[2];
+    for (int r = 0; r < 2; r++) {
+        up(d_g, g, (size_t)nw * nout * 4); up(d_dw, dw0, nflat * 4); up(d_db, db0, nflatb * 4);
+        if (with_din) up(d_din, din0, nin * 4);
+        conv2d_backward_multi_cuda(d_din, dpdw, dpdb, dpg, d_x, dpw, dpout, nw, &s, 1, &mctx);
+        gsync();
+        gd[r] = with_din ? xmalloc(nin * 4) : NULL;
+        gw[r] = xmalloc(nflat * 4); gb[r] = xmalloc(nflatb * 4);
+        gg[r] = xmalloc((size_t)nw * nout * 4);
+        if (with_din) down(gd[r], d_din, nin * 4);
+        down(gw[r], d_dw, nflat * 4); down(gb[r], d_db, nflatb * 4);
+        down(gg[r], d_g, (size_t)nw * nout * 4);
+    }
+    if (with_din) { cmp(op, "din", gd[0], din_ref, nin, TOL_DGRAD); same(op, "din", gd[0], gd[1], nin * 4); }
+    cmp(op, "dw(flat)", gw[0], dw_ref, nflat, TOL_WGRAD); same(op, "dw", gw[0], gw[1], nflat * 4);
+    cmp(op, "db(flat)", gb[0], db_ref, nflatb, TOL_WGRAD); same(op, "db", gb[0], gb[1], nflatb * 4);
+    cmp(op, "dout(masked)", gg[0], g_ref, (size_t)nw * nout, TOL_EXACT);
+
+    for (int r = 0; r < 2; r++) { free(got[r]); free(gd[r]); free(gw[r]); free(gb[r]); free(gg[r]); }
+    free(x); free(w); free(b); free(out_ref); free(g); free(din0); free(dw0); free(db0);
+    free(din_ref); free(dw_ref); free(db_ref); free(g_ref);
+    cudaFree(d_x); cudaFree(d_w); cudaFree(d_b); cudaFree(d_out); cudaFree(d_g);
+    cudaFree(d_dw); cudaFree(d_db); cudaFree(d_din); cudaFree(mctx.work);
+}
+
 /* ---- fully connected ---------------------------------------------------------------- */
 
 static void test_linear(const char *op, int B, int I, int O, int relu) {
@@ -580,38 +690,61 @@ static void test_dropout(const char *op, int B, int D, float p, uint32_t tag,
                          uint32_t step, uint32_t sample0) {
     size_t n = (size_t)B * D;
     float *x = hrand(n, -2.0f, 2.0f), *y_r = xmalloc(n * 4);               /* [B,D] */
-    dropout_forward_cpu(y_r, x, B, D, p, DROP_SEED, tag, step, sample0, &cctx);
+    dropout_forward_cpu(y_r, x, B, D, p, DROP_SEED, tag, &step, sample0, &cctx);
+    uint32_t *d_step = dup_dev(&step, 4);                                   /* [1] */
     float *d_x = dup_dev(x, n * 4), *d_y = dalloc(n * 4);
     float *got[3] = {xmalloc(n * 4), xmalloc(n * 4), xmalloc(n * 4)};
     for (int r = 0; r < 2; r++) {
         poison(d_y, n * 4);
-        dropout_forward_cuda(d_y, d_x, B, D, p, DROP_SEED, tag, step, sample0, &gctx);
+        dropout_forward_cuda(d_y, d_x, B, D, p, DROP_SEED, tag, d_step, sample0, &gctx);
         gsync();
         down(got[r], d_y, n * 4);
     }
     /* in place: y and x the same buffer */
-    dropout_forward_cuda(d_x, d_x, B, D, p, DROP_SEED, tag, step, sample0, &gctx);
+    dropout_forward_cuda(d_x, d_x, B, D, p, DROP_SEED, tag, d_step, sample0, &gctx);
     gsync();
     down(got[2], d_x, n * 4);
     cmp(op, "y", got[0], y_r, n, TOL_EXACT);
     cmp(op, "y(in place)", got[2], y_r, n, TOL_EXACT);
     same(op, "y", got[0], got[1], n * 4);
 
+    /* the step is read on the device when the kernel runs: another value written into
+     * the same buffer gives that step's mask (the reference's at step + 1) */
+    uint32_t step1 = step + 1;
+    float *y1_r = xmalloc(n * 4);
+    dropout_forward_cpu(y1_r, x, B, D, p, DROP_SEED, tag, &step1, sample0, &cctx);
+    up(d_x, x, n * 4);
+    up(d_step, &step1, 4);
+    poison(d_y, n * 4);
+    dropout_forward_cuda(d_y, d_x, B, D, p, DROP_SEED, tag, d_step, sample0, &gctx);
+    gsync();
+    down(got[1], d_y, n * 4);
+    cmp(op, "y(*step+1)", got[1], y1_r, n, TOL_EXACT);
+    if (p > 0.0f && p < 1.0f) {
+        size_t differ = 0;
+        for (size_t i = 0; i < n; i++) differ += (got[1][i] != 0.0f) != (got[0][i] != 0.0f);
+        char name[160];
+        snprintf(name, sizeof name, "%s.*step changed on the device -> another mask "
+                 "(%zu of %zu differ)", op, differ, n);
+        table_add(op, "mask(*step+1)", n, (double)differ, 0.0, check_true(name, differ > 0));
+    }
+    up(d_step, &step, 4);
+
     float *dy = hrand(n, -1.0f, 1.0f), *dx0 = hrand(n, -0.5f, 0.5f);
     float *dx_r = hcopy(dx0, n);
-    dropout_backward_cpu(dx_r, dy, B, D, p, DROP_SEED, tag, step, sample0, &cctx);
+    dropout_backward_cpu(dx_r, dy, B, D, p, DROP_SEED, tag, &step, sample0, &cctx);
     float *d_dy = dup_dev(dy, n * 4);
     for (int r = 0; r < 2; r++) {
         up(d_x, dx0, n * 4);
-        dropout_backward_cuda(d_x, d_dy, B, D, p, DROP_SEED, tag, step, sample0, &gctx);
+        dropout_backward_cuda(d_x, d_dy, B, D, p, DROP_SEED, tag, d_step, sample0, &gctx);
         gsync();
         down(got[r], d_x, n * 4);
     }
     cmp(op, "dx", got[0], dx_r, n, TOL_EXACT);
     same(op, "dx", got[0], got[1], n * 4);
     for (int r = 0; r < 3; r++) free(got[r]);
-    free(x); free(y_r); free(dy); free(dx0); free(dx_r);
-    cudaFree(d_x); cudaFree(d_y); cudaFree(d_dy);
+    free(x); free(y_r); free(y1_r); free(dy); free(dx0); free(dx_r);
+    cudaFree(d_x); cudaFree(d_y); cudaFree(d_dy); cudaFree(d_step);
 }
 
 static void test_fuse(const char *op, size_t n, int two) {
@@ -796,37 +929,102 @@ static void test_j3(const char *op, int B, int K) {
     cudaFree(d_h); cudaFree(d_dh); cudaFree(d_loss);
 }
 
+/* J3 with tanh's backward fused: the loss (double sums in another order: TOL_DOUBLE)
+ * and dz += (dh + scale·dJ3/dh)·(1 − h²) (every operation rounded as the reference:
+ * TOL_EXACT), with the other consumers' dh and with dh NULL. h holds exact 0 and ±1. */
+static void test_j3_tanh(const char *op, int B, int K, int with_dh) {
+    size_t nh = (size_t)B * K;
+    float *z = hrand(nh, -3.0f, 3.0f), *h = xmalloc(nh * 4);                /* [B,K] */
+    tanh_forward_cpu(h, z, nh, &cctx);
+    h[0] = 0.0f;                                  /* sign(0) = 0 */
+    if (nh > 1) h[1] = 1.0f;                      /* sign(|h| − 1) = 0 and 1 − h² = 0 */
+    if (nh > 2) h[2] = -1.0f;
+    float norm = (float)(2 * B);
+    float *dh = with_dh ? hrand(nh, -0.05f, 0.05f) : NULL;                  /* [B,K] */
+    float *dz0 = hrand(nh, -0.01f, 0.01f), *dz_r = hcopy(dz0, nh), loss_r = 0.0f;
+    j3_tanh_backward_cpu(&loss_r, dz_r, dh, h, B, K, norm, LOSS_SCALE, &cctx);
+    float *d_h = dup_dev(h, nh * 4), *d_dh = with_dh ? dup_dev(dh, nh * 4) : NULL;
+    float *d_dz = dalloc(nh * 4), *d_loss = dalloc(4);
+    float *got[2] = {xmalloc(nh * 4), xmalloc(nh * 4)}, loss[2];
+    for (int r = 0; r < 2; r++) {
+        up(d_dz, dz0, nh * 4); poison(d_loss, 4);
+        j3_tanh_backward_cuda(d_loss, d_dz, d_dh, d_h, B, K, norm, LOSS_SCALE, &gctx);
+        gsync();
+        down(got[r], d_dz, nh * 4); down(&loss[r], d_loss, 4);
+    }
+    cmp(op, "loss", &loss[0], &loss_r, 1, TOL_DOUBLE);
+    cmp(op, "dz", got[0], dz_r, nh, TOL_EXACT);
+    same(op, "dz", got[0], got[1], nh * 4);
+    same(op, "loss", &loss[0], &loss[1], 4);
+    if (with_dh) {   /* dh is read only */
+        down(got[1], d_dh, nh * 4);
+        int ok = memcmp(got[1], dh, nh * 4) == 0;
+        char name[128];
+        snprintf(name, sizeof name, "%s.dh untouched (read only)", op);
+        table_add(op, "dh(read only)", nh, ok ? 0.0 : NAN, 0.0, check_true(name, ok));
+    }
+    for (int r = 0; r < 2; r++) free(got[r]);
+    free(z); free(h); free(dh); free(dz0); free(dz_r);
+    cudaFree(d_h); cudaFree(d_dh); cudaFree(d_dz); cudaFree(d_loss);
+}
+
 /* ---- RMSProp and the transform ------------------------------------------------------- */
 
-/* offset 1 (floats) makes the buffers 4 bytes off 16-byte alignment: the scalar path. */
+/* offset 1 (floats) makes the buffers 4 bytes off 16-byte alignment: the scalar path.
+ * Run 0 has no guard, run 1 an all-finite guard: the same bits (and the reference's).
+ * Then a NaN in the guard's last slot, and −inf in its first: theta and v untouched. */
+#define RMS_NGUARD 3                               /* J1, J2, J3 */
 static void test_rmsprop(const char *op, size_t n, int offset) {
     const float lr = 1e-3f, alpha = 0.99f, eps = 1e-8f, wd = 1e-2f;
     float *th = hrand(n, -1.0f, 1.0f), *v = hrand(n, 0.0f, 1e-3f), *g = hrand(n, -1.0f, 1.0f);
     v[0] = 0.0f; g[0] = 0.0f; th[0] = 0.0f;              /* √0 + eps: eps alone */
     float *th_r = hcopy(th, n), *v_r = hcopy(v, n);
-    rmsprop_step_cpu(th_r, v_r, g, n, lr, alpha, eps, wd, &cctx);
+    rmsprop_step_cpu(th_r, v_r, g, n, lr, alpha, eps, wd, NULL, 0, &cctx);
     size_t bytes = (n + offset) * 4;
     float *d_th = dalloc(bytes), *d_v = dalloc(bytes), *d_g = dalloc(bytes);
+    const float finite[RMS_NGUARD] = {4.5f, 0.0f, -3.0e38f};
+    float *d_guard = dup_dev(finite, sizeof finite);             /* [RMS_NGUARD] */
     float *gt[2] = {xmalloc(n * 4), xmalloc(n * 4)}, *gv[2] = {xmalloc(n * 4), xmalloc(n * 4)};
     for (int r = 0; r < 2; r++) {
         up(d_th + offset, th, n * 4); up(d_v + offset, v, n * 4); up(d_g + offset, g, n * 4);
-        rmsprop_step_cuda(d_th + offset, d_v + offset, d_g + offset, n, lr, alpha, eps, wd, &gctx);
+        rmsprop_step_cuda(d_th + offset, d_v + offset, d_g + offset, n, lr, alpha, eps, wd,
+                          r ? d_guard : NULL, r ? RMS_NGUARD : 0, &gctx);
         gsync();
         down(gt[r], d_th + offset, n * 4); down(gv[r], d_v + offset, n * 4);
     }
     cmp(op, "theta", gt[0], th_r, n, TOL_EXACT);
     cmp(op, "v", gv[0], v_r, n, TOL_EXACT);
-    same(op, "theta", gt[0], gt[1], n * 4);
+    same(op, "theta", gt[0], gt[1], n * 4);     /* guard NULL vs finite guard */
     same(op, "v", gv[0], gv[1], n * 4);
+    for (int b = 0; b < 2; b++) {
+        float bad[RMS_NGUARD];
+        memcpy(bad, finite, sizeof bad);
+        if (b == 0) bad[RMS_NGUARD - 1] = NAN; else bad[0] = -INFINITY;
+        up(d_guard, bad, sizeof bad);
+        up(d_th + offset, th, n * 4); up(d_v + offset, v, n * 4);
+        rmsprop_step_cuda(d_th + offset, d_v + offset, d_g + offset, n, lr, alpha, eps, wd,
+                          d_guard, RMS_NGUARD, &gctx);
+        gsync();
+        down(gt[0], d_th + offset, n * 4); down(gv[0], d_v + offset, n * 4);
+        int ok = !memcmp(gt[0], th, n * 4) && !memcmp(gv[0], v, n * 4);
+        char name[160];
+        snprintf(name, sizeof name, "%s.guard %s: theta and v untouched (bitwise)", op,
+                 b == 0 ? "NaN in the last slot" : "-inf in the first slot");
+        table_add(op, b == 0 ? "skip(NaN)" : "skip(-inf)", n, ok ? 0.0 : NAN, 0.0,
+                  check_true(name, ok));
+    }
     for (int r = 0; r < 2; r++) { free(gt[r]); free(gv[r]); }
     free(th); free(v); free(g); free(th_r); free(v_r);
-    cudaFree(d_th); cudaFree(d_v); cudaFree(d_g);
+    cudaFree(d_th); cudaFree(d_v); cudaFree(d_g); cudaFree(d_guard);
 }
 
+/* The transform of a contiguous batch (index NULL) and, from a set of N = B + 2 images,
+ * of the rows an index names (out of order, the last and first rows, one repeated):
+ * both must be the reference's bits. */
 static void test_transform(const char *op, int B, int S) {
-    int R = transform_cache_side(S);
-    size_t nin = (size_t)B * R * R * 3, nout = (size_t)B * 3 * S * S;
-    uint8_t *in = xmalloc(nin);                                     /* [B,R,R,3] */
+    int R = transform_cache_side(S), N = B + 2;
+    size_t unit = (size_t)R * R * 3, nin = (size_t)N * unit, nout = (size_t)B * 3 * S * S;
+    uint8_t *in = xmalloc(nin);                                     /* [N,R,R,3] */
     for (size_t i = 0; i < nin; i++) in[i] = (uint8_t)(check_next(&seed_state) >> 56);
     int32_t *crop = xmalloc((size_t)B * 3 * 4);                      /* [B,3] */
     for (int b = 0; b < B; b++) {
@@ -836,22 +1034,29 @@ static void test_transform(const char *op, int B, int S) {
     }
     crop[0] = crop[1] = 0; crop[2] = 1;                              /* corners */
     if (B > 1) { crop[3] = crop[4] = R - S; crop[5] = 0; }
-    float *out_r = xmalloc(nout * 4);                                /* [B,3,S,S] */
-    transform_batch_cpu(out_r, in, crop, B, R, S, &cctx);
+    int32_t *index = xmalloc((size_t)B * 4);                         /* [B] rows of in */
+    for (int b = 0; b < B; b++) index[b] = (int32_t)(check_next(&seed_state) % (uint64_t)N);
+    index[0] = N - 1;                                                /* the last row */
+    if (B > 1) index[1] = 0;
+    if (B > 2) index[B - 1] = index[0];                              /* a repeat */
+    float *out_r = xmalloc(nout * 4), *outi_r = xmalloc(nout * 4);   /* [B,3,S,S] */
+    transform_batch_cpu(out_r, in, crop, NULL, B, R, S, &cctx);
+    transform_batch_cpu(outi_r, in, crop, index, B, R, S, &cctx);
     uint8_t *d_in = dup_dev(in, nin);
-    int32_t *d_crop = dup_dev(crop, (size_t)B * 3 * 4);
-    float *d_out = dalloc(nout * 4), *got[2] = {xmalloc(nout * 4), xmalloc(nout * 4)};
-    for (int r = 0; r < 2; r++) {
+    int32_t *d_crop = dup_dev(crop, (size_t)B * 3 * 4), *d_index = dup_dev(index, (size_t)B * 4);
+    float *d_out = dalloc(nout * 4), *got[3] = {xmalloc(nout * 4), xmalloc(nout * 4), xmalloc(nout * 4)};
+    for (int r = 0; r < 3; r++) {
         poison(d_out, nout * 4);
-        transform_batch_cuda(d_out, d_in, d_crop, B, R, S, &gctx);
+        transform_batch_cuda(d_out, d_in, d_crop, r == 2 ? d_index : NULL, B, R, S, &gctx);
         gsync();
         down(got[r], d_out, nout * 4);
     }
     cmp(op, "out", got[0], out_r, nout, TOL_EXACT);
     same(op, "out", got[0], got[1], nout * 4);
-    for (int r = 0; r < 2; r++) free(got[r]);
-    free(in); free(crop); free(out_r);
-    cudaFree(d_in); cudaFree(d_crop); cudaFree(d_out);
+    cmp(op, "out(index)", got[2], outi_r, nout, TOL_EXACT);
+    for (int r = 0; r < 3; r++) free(got[r]);
+    free(in); free(crop); free(index); free(out_r); free(outi_r);
+    cudaFree(d_in); cudaFree(d_crop); cudaFree(d_index); cudaFree(d_out);
 }
 
 /* ---- main ------------------------------------------------------------------------------ */
@@ -945,6 +1150,14 @@ int main(int argc, char **argv) {
     }
     printf("-- conv: %.1f s\n", now_s() - t0); t0 = now_s();
 
+    /* both streams' conv1 at once: its real shape (small: the small conv1), then small
+     * shapes in chunks of two images, with reversed, unevenly spaced and four sets */
+    test_conv_multi("conv_multi.conv1", B, 3, S, cc[0].Co, 11, 4, 2, 2, MULTI_EVEN, 0, 0);
+    test_conv_multi("conv_multi.chunked.rev", 5, 3, 63, 8, 11, 4, 2, 2, MULTI_REVERSED, 2, 1);
+    test_conv_multi("conv_multi.uneven3", 3, 8, 15, 12, 5, 1, 2, 3, MULTI_UNEVEN, 2, 1);
+    test_conv_multi("conv_multi.even4", 2, 8, 15, 12, 3, 1, 1, 4, MULTI_EVEN, 0, 1);
+    printf("-- conv multi: %.1f s\n", now_s() - t0); t0 = now_s();
+
     test_linear("linear.fc6", B, FLAT, HID, 1);
     test_linear("linear.fc7", B, HID, HID, 1);
     test_linear("linear.hash16", B, HID, 16, 0);
@@ -991,6 +1204,9 @@ int main(int argc, char **argv) {
     test_j2("j2.multi.C80", JB, 80, 1);
     test_j3("j3.K16", JB, 16);
     test_j3("j3.K64", JB, 64);
+    test_j3_tanh("j3_tanh.K16", JB, 16, 1);
+    test_j3_tanh("j3_tanh.K64", JB, 64, 1);
+    test_j3_tanh("j3_tanh.K64.dh=NULL", JB, 64, 0);
     printf("-- tanh, losses: %.1f s\n", now_s() - t0); t0 = now_s();
 
     size_t nparams = 100003;

@@ -1,8 +1,11 @@
 /* checks/test_fusion.c — dropout and the fc7 fusion references (kernels/fusion.c).
  *
  * Dropout:
- *   - the mask is rng_keep(seed, tag, step, sample0 + i, j, p), and a fixed
+ *   - the mask is rng_keep(seed, tag, *step, sample0 + i, j, p), and a fixed
  *     (seed, tag, step, sample0) gives the same mask twice and in the backward;
+ *   - the step is read through its pointer when the op runs: writing another value
+ *     into the same 1-element buffer between two calls gives that step's mask
+ *     (forward and backward), as a replayed CUDA graph sees it;
  *   - another step, sample0, tag or seed gives another mask (disagreement ≈ 2p(1−p));
  *   - the kept fraction over a large D is within DROP_SIGMAS binomial sigmas of 1 − p;
  *   - kept values are x / (1 − p), dropped ones 0; in place (y == x) gives the same;
@@ -49,6 +52,7 @@ static void test_dropout(void) {
     dath_ctx ctx = {0};
     const uint64_t seed = 0x1234abcdULL;
     const uint32_t tag = RNG_DROPOUT + 1, step = 7, s0 = 1000;
+    uint32_t step_buf[1] = {step};   /* the op's 1-element step buffer */
     const float p = 0.5f;
     const size_t n = (size_t)DROP_B * DROP_D;
     uint64_t s = 42;
@@ -57,7 +61,7 @@ static void test_dropout(void) {
     check_fill(x, n, 0.5f, 1.5f, &s);            /* nonzero: y != 0 exactly when kept */
 
     /* forward against rng_keep directly */
-    dropout_forward_cpu(y1, x, DROP_B, DROP_D, p, seed, tag, step, s0, &ctx);
+    dropout_forward_cpu(y1, x, DROP_B, DROP_D, p, seed, tag, step_buf, s0, &ctx);
     for (int i = 0; i < DROP_B; i++)
         for (int j = 0; j < DROP_D; j++) {
             size_t k = (size_t)i * DROP_D + j;
@@ -69,13 +73,13 @@ static void test_dropout(void) {
         if (y1[k] != 0.0f && y1[k] != x[k] / (1.0f - p)) scaled = 0;
     CHECK_TRUE("dropout.kept values are x/(1-p), dropped are 0", scaled);
 
-    dropout_forward_cpu(y2, x, DROP_B, DROP_D, p, seed, tag, step, s0, &ctx);
+    dropout_forward_cpu(y2, x, DROP_B, DROP_D, p, seed, tag, step_buf, s0, &ctx);
     CHECK_TRUE("dropout.same (seed,tag,step,sample0) -> same output twice",
                memcmp(y1, y2, n * sizeof(float)) == 0);
 
     /* in place */
     memcpy(y2, x, n * sizeof(float));
-    dropout_forward_cpu(y2, y2, DROP_B, DROP_D, p, seed, tag, step, s0, &ctx);
+    dropout_forward_cpu(y2, y2, DROP_B, DROP_D, p, seed, tag, step_buf, s0, &ctx);
     CHECK_TRUE("dropout.in place (y == x) gives the same output",
                memcmp(y1, y2, n * sizeof(float)) == 0);
 
@@ -86,9 +90,32 @@ static void test_dropout(void) {
         float keep = y1[k] != 0.0f;
         dref[k] = keep ? dx[k] + dy[k] * (1.0f / (1.0f - p)) : dx[k];
     }
-    dropout_backward_cpu(dx, dy, DROP_B, DROP_D, p, seed, tag, step, s0, &ctx);
+    dropout_backward_cpu(dx, dy, DROP_B, DROP_D, p, seed, tag, step_buf, s0, &ctx);
     CHECK_CLOSE("dropout.backward: forward's mask, dx += dy/(1-p)", dx, dref, n,
                 DROP_ATOL, DROP_RTOL);
+
+    /* the step is read through the pointer at each call: the same call with another
+     * value in the buffer gives that step's mask, forward and backward */
+    step_buf[0] = step + 1;
+    dropout_forward_cpu(y2, x, DROP_B, DROP_D, p, seed, tag, step_buf, s0, &ctx);
+    for (int i = 0; i < DROP_B; i++)
+        for (int j = 0; j < DROP_D; j++) {
+            size_t k = (size_t)i * DROP_D + j;
+            ref[k] = rng_keep(seed, tag, step + 1, s0 + i, j, p) ? x[k] * (1.0f / (1.0f - p)) : 0.0f;
+        }
+    CHECK_CLOSE("dropout.*step changed in the buffer: forward == rng_keep at the new step",
+                y2, ref, n, DROP_ATOL, DROP_RTOL);
+    double dis_step = mask_disagreement(y1, y2, n);
+    printf("     dropout.*step changed: disagreement %.4f (unrelated masks: %.4f)\n", dis_step,
+           2.0 * p * (1.0 - p));
+    CHECK_TRUE("dropout.*step changed between two calls -> another mask",
+               dis_step > DROP_DIFF_MIN * 2.0 * p * (1.0 - p));
+    memset(dx, 0, n * sizeof(float));
+    dropout_backward_cpu(dx, dy, DROP_B, DROP_D, p, seed, tag, step_buf, s0, &ctx);
+    for (size_t k = 0; k < n; k++) dref[k] = y2[k] != 0.0f ? dy[k] * (1.0f / (1.0f - p)) : 0.0f;
+    CHECK_CLOSE("dropout.*step changed: backward uses the new step's mask", dx, dref, n,
+                DROP_ATOL, DROP_RTOL);
+    step_buf[0] = step;
 
     /* other keys give other masks */
     struct { const char *name; uint64_t seed; uint32_t tag, step, s0; } other[] = {
@@ -99,7 +126,7 @@ static void test_dropout(void) {
     };
     for (size_t t = 0; t < sizeof other / sizeof other[0]; t++) {
         dropout_forward_cpu(y2, x, DROP_B, DROP_D, p, other[t].seed, other[t].tag,
-                            other[t].step, other[t].s0, &ctx);
+                            &other[t].step, other[t].s0, &ctx);
         double dis = mask_disagreement(y1, y2, n);
         printf("     %s: disagreement %.4f (unrelated masks: %.4f)\n", other[t].name, dis,
                2.0 * p * (1.0 - p));
@@ -112,26 +139,26 @@ static void test_dropout(void) {
     /* row i with sample0 = s0 equals row 0 with sample0 = s0 + i */
     int same_rows = 1;
     for (int i = 0; i < DROP_B; i++) {
-        dropout_forward_cpu(y2, x + (size_t)i * DROP_D, 1, DROP_D, p, seed, tag, step,
+        dropout_forward_cpu(y2, x + (size_t)i * DROP_D, 1, DROP_D, p, seed, tag, step_buf,
                             s0 + i, &ctx);
         if (memcmp(y2, y1 + (size_t)i * DROP_D, DROP_D * sizeof(float)) != 0) same_rows = 0;
     }
     CHECK_TRUE("dropout.row i at sample0=s == row 0 at sample0=s+i", same_rows);
     /* and a split batch: rows 2..3 run as their own batch starting at s0 + 2 */
-    dropout_forward_cpu(y2, x + 2 * (size_t)DROP_D, DROP_B - 2, DROP_D, p, seed, tag, step,
+    dropout_forward_cpu(y2, x + 2 * (size_t)DROP_D, DROP_B - 2, DROP_D, p, seed, tag, step_buf,
                         s0 + 2, &ctx);
     CHECK_TRUE("dropout.batch split in two gives the same rows",
                memcmp(y2, y1 + 2 * (size_t)DROP_D, (DROP_B - 2) * (size_t)DROP_D * sizeof(float)) == 0);
 
     /* p = 0: identity, forward and backward */
-    dropout_forward_cpu(y2, x, DROP_B, DROP_D, 0.0f, seed, tag, step, s0, &ctx);
+    dropout_forward_cpu(y2, x, DROP_B, DROP_D, 0.0f, seed, tag, step_buf, s0, &ctx);
     CHECK_TRUE("dropout.p=0 forward is the identity", memcmp(y2, x, n * sizeof(float)) == 0);
     memset(dx, 0, n * sizeof(float));
-    dropout_backward_cpu(dx, dy, DROP_B, DROP_D, 0.0f, seed, tag, step, s0, &ctx);
+    dropout_backward_cpu(dx, dy, DROP_B, DROP_D, 0.0f, seed, tag, step_buf, s0, &ctx);
     CHECK_TRUE("dropout.p=0 backward is the identity", memcmp(dx, dy, n * sizeof(float)) == 0);
 
     /* p = 1: everything dropped, finite */
-    dropout_forward_cpu(y2, x, DROP_B, DROP_D, 1.0f, seed, tag, step, s0, &ctx);
+    dropout_forward_cpu(y2, x, DROP_B, DROP_D, 1.0f, seed, tag, step_buf, s0, &ctx);
     int zero = 1;
     for (size_t k = 0; k < n; k++) if (y2[k] != 0.0f) zero = 0;
     CHECK_TRUE("dropout.p=1 drops everything", zero);
@@ -143,7 +170,7 @@ static void test_dropout(void) {
     float *xb = falloc(DROP_BIG_D), *yb = falloc(DROP_BIG_D);
     for (size_t k = 0; k < DROP_BIG_D; k++) xb[k] = 1.0f;
     for (size_t t = 0; t < sizeof ps / sizeof ps[0]; t++) {
-        dropout_forward_cpu(yb, xb, 1, DROP_BIG_D, ps[t], seed, tag, step, s0, &ctx);
+        dropout_forward_cpu(yb, xb, 1, DROP_BIG_D, ps[t], seed, tag, step_buf, s0, &ctx);
         size_t kept = 0;
         for (size_t k = 0; k < DROP_BIG_D; k++) kept += yb[k] != 0.0f;
         double frac = (double)kept / DROP_BIG_D, want = 1.0 - ps[t];

@@ -18,7 +18,13 @@
  *   - encode mode keeps the list order and centre crops;
  *   - the cache file is written, read back (no decoding, same batches), and a changed
  *     list or a touched image makes it stale;
- *   - holding every ring buffer is an error, not a hang; destroy mid-epoch returns. */
+ *   - holding every ring buffer is an error, not a hang; destroy mid-epoch returns;
+ *   - the decoded set (prefetch_images): NULL before the first epoch, then every image
+ *     in list order (bad ones all zeros), also straight from a mapped cache file; with
+ *     pixels off (prefetch_set_pixels), 1 and 4 workers give the samples, labels and
+ *     crops of pixels on, no images, and gathering the set by samples gives the pixels
+ *     a batch with pixels carries; refused before the set is complete; an epoch
+ *     already begun keeps its pixels. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -262,7 +268,7 @@ typedef struct run {
     int n[64], index[64];
     int32_t samples[64][32], crops[64][32 * 3];
     float labels[64][32 * C];
-    uint8_t *images[64];      /* [n, R, R, 3] copies */
+    uint8_t *images[64];      /* [n, R, R, 3] copies; NULL when the batch had none */
     prefetch_stats st;
     int rc_end;
     char err[512];
@@ -299,8 +305,10 @@ static void run_epoch(dath_prefetch *p, run *r, int epoch, int R) {
         memcpy(r->samples[k], b.samples, (size_t)b.n * sizeof *b.samples);
         memcpy(r->crops[k], b.crops, (size_t)b.n * 3 * sizeof *b.crops);
         memcpy(r->labels[k], b.labels, (size_t)b.n * C * sizeof *b.labels);
-        r->images[k] = malloc((size_t)b.n * unit);
-        memcpy(r->images[k], b.images, (size_t)b.n * unit);
+        if (b.images) {
+            r->images[k] = malloc((size_t)b.n * unit);
+            memcpy(r->images[k], b.images, (size_t)b.n * unit);
+        }
         prefetch_release(p, &b);
     }
     r->rc_end = rc;
@@ -308,14 +316,52 @@ static void run_epoch(dath_prefetch *p, run *r, int epoch, int R) {
     prefetch_stats_get(p, &r->st);
 }
 
-static int runs_equal(const run *a, const run *b, int R) {
+/* Same batches: counts, numbers, samples, crops, labels and (with_images) pixels. */
+static int runs_same(const run *a, const run *b, int R, int with_images) {
     if (a->nb != b->nb || a->rc_end != b->rc_end) return 0;
     for (int k = 0; k < a->nb; k++) {
-        if (a->n[k] != b->n[k]) return 0;
+        if (a->n[k] != b->n[k] || a->index[k] != b->index[k]) return 0;
         if (memcmp(a->samples[k], b->samples[k], (size_t)a->n[k] * sizeof(int32_t))) return 0;
         if (memcmp(a->crops[k], b->crops[k], (size_t)a->n[k] * 3 * sizeof(int32_t))) return 0;
         if (memcmp(a->labels[k], b->labels[k], (size_t)a->n[k] * C * sizeof(float))) return 0;
-        if (memcmp(a->images[k], b->images[k], (size_t)a->n[k] * R * R * 3)) return 0;
+        if (with_images && (!a->images[k] || !b->images[k] ||
+                            memcmp(a->images[k], b->images[k], (size_t)a->n[k] * R * R * 3)))
+            return 0;
+    }
+    return 1;
+}
+
+static int runs_equal(const run *a, const run *b, int R) { return runs_same(a, b, R, 1); }
+
+/* Batches with no images at all (pixels off). */
+static int run_has_no_images(const run *r) {
+    for (int k = 0; k < r->nb; k++)
+        if (r->images[k]) return 0;
+    return r->nb > 0;
+}
+
+/* Each batch's pixels are the decoded set's rows named by its samples: what a consumer
+ * gets by gathering the set with samples as the index. */
+static int run_is_gather(const run *r, const uint8_t *set, size_t unit) {
+    for (int k = 0; k < r->nb; k++)
+        for (int j = 0; j < r->n[k]; j++)
+            if (!r->images[k] || memcmp(r->images[k] + (size_t)j * unit, set + (size_t)r->samples[k][j] * unit, unit))
+                return 0;
+    return r->nb > 0;
+}
+
+/* prefetch_images' block: n images in list order, each the decode (ref, a filled cache),
+ * a bad image all zeros. */
+static int set_is_decode(const uint8_t *set, size_t count, const dath_cache *ref, size_t unit) {
+    if (!set || count != (size_t)ref->n) return 0;
+    for (int i = 0; i < ref->n; i++) {
+        const uint8_t *img = set + (size_t)i * unit;   /* [R, R, 3] */
+        if (cache_status(ref, i) == CACHE_OK) {
+            if (memcmp(img, ref->pixels + (size_t)i * unit, unit)) return 0;
+        } else {
+            for (size_t b = 0; b < unit; b++)
+                if (img[b]) return 0;
+        }
     }
     return 1;
 }
@@ -579,11 +625,22 @@ int main(void) {
         run_epoch(p, &a, 0, R);
         prefetch_destroy(p);   /* waits for the cache file being written */
         p = make(l, PREFETCH_TRAIN, R, S, B, 2, 0, cdir, &b, 0);
+        size_t nfile = 0;
+        const uint8_t *from_file = prefetch_images(p, &nfile);   /* before any epoch */
+        CHECK_TRUE("cache file: prefetch_images at once (mapped), every image in list order, bad ones zero",
+                   set_is_decode(from_file, nfile, cache, unit));
         run_epoch(p, &b, 0, R);
         CHECK_TRUE("cache file: a second run reads it (no decoding)", b.st.cache_loaded == 1 && b.st.decoded == 0);
         CHECK_TRUE("cache file: same batches as decoding", runs_equal(&a, &b, R));
         CHECK_TRUE("cache file: bad images named again with their reasons",
                    b.nwarn == NBAD && a.nwarn == NBAD && memcmp(a.warn, b.warn, sizeof a.warn) == 0);
+        CHECK_TRUE("cache file: pixels off allowed once mapped", prefetch_set_pixels(p, 0) == 0);
+        run b_off;
+        memset(&b_off, 0, sizeof b_off);
+        run_epoch(p, &b_off, 0, R);
+        CHECK_TRUE("cache file: pixels off: same samples, labels, crops, no images",
+                   run_has_no_images(&b_off) && runs_same(&a, &b_off, R, 0));
+        run_free(&b_off);
         prefetch_destroy(p);
 
         /* a changed list: one label flipped */
@@ -638,6 +695,103 @@ int main(void) {
         prefetch_destroy(p);   /* mid-epoch, with batches held */
         CHECK_TRUE("destroy mid-epoch returns", 1);
         run_free(&r);
+    }
+
+    /* 9. the decoded set and batches without pixels, 1 and 4 workers */
+    {
+        run on[2], off[2];
+        memset(on, 0, sizeof on);
+        memset(off, 0, sizeof off);
+        int null_before = 1, refused = 1, complete_when_seen = 1, set_ok = 1, gather_ok = 1, none_ok = 1;
+        int begun_keeps = 1;
+        for (int w = 0; w < 2; w++) {
+            run warm, e0;
+            memset(&warm, 0, sizeof warm);
+            memset(&e0, 0, sizeof e0);
+            dath_prefetch *p = make(l, PREFETCH_TRAIN, R, S, B, w ? 4 : 1, 0, NULL, &warm, 0);
+            if (!p) return check_finish();
+            size_t cnt = 99;
+            if (prefetch_images(p, &cnt) != NULL || cnt != 0) null_before = 0;
+            if (prefetch_set_pixels(p, 0) != 1) refused = 0;
+            /* epoch 0, the first: whenever the set shows up, every image is decoded */
+            prefetch_begin_epoch(p, 0, err, sizeof err);
+            prefetch_batch b;
+            int rc;
+            while ((rc = prefetch_next(p, &b, err, sizeof err)) == 0) {
+                prefetch_stats st;
+                prefetch_stats_get(p, &st);
+                if (!b.images) refused = 0;   /* the refused 0 left pixels on */
+                if (prefetch_images(p, &cnt) && st.decoded != N) complete_when_seen = 0;
+                prefetch_release(p, &b);
+            }
+            const uint8_t *set = prefetch_images(p, &cnt);
+            if (rc != 1 || !set_is_decode(set, cnt, cache, unit)) set_ok = 0;
+            /* epoch 1 with pixels, then with none, then epoch 2 begun with pixels and
+             * switched off after its first batch: it keeps them */
+            run_epoch(p, &on[w], 1, R);
+            if (prefetch_set_pixels(p, 0) != 0) none_ok = 0;
+            run_epoch(p, &off[w], 1, R);
+            if (!run_is_gather(&on[w], set, unit) || !run_has_no_images(&off[w])) gather_ok = 0;
+            if (prefetch_set_pixels(p, 1) != 1) none_ok = 0;
+            prefetch_begin_epoch(p, 2, err, sizeof err);
+            int first = 1;
+            while ((rc = prefetch_next(p, &b, err, sizeof err)) == 0) {
+                if (!b.images) begun_keeps = 0;
+                if (first) { prefetch_set_pixels(p, 0); first = 0; }
+                prefetch_release(p, &b);
+            }
+            run_epoch(p, &e0, 3, R);
+            if (!run_has_no_images(&e0) || prefetch_images(p, NULL) != set) begun_keeps = 0;
+            prefetch_destroy(p);
+            run_free(&warm);
+            run_free(&e0);
+        }
+        CHECK_TRUE("prefetch_images: NULL (count 0) before the first epoch", null_before);
+        CHECK_TRUE("prefetch_set_pixels(0) before the set is complete: refused (returns 1), pixels stay", refused);
+        CHECK_TRUE("prefetch_images: never seen before every image is decoded", complete_when_seen);
+        CHECK_TRUE("prefetch_images after the first epoch: every image in list order, bad ones zero (1, 4 workers)", set_ok);
+        CHECK_TRUE("pixels off: identical samples, labels, crops to pixels on (1 worker)", runs_same(&on[0], &off[0], R, 0));
+        CHECK_TRUE("pixels off: identical samples, labels, crops to pixels on (4 workers)", runs_same(&on[1], &off[1], R, 0));
+        CHECK_TRUE("pixels off: 1 and 4 workers identical", runs_same(&off[0], &off[1], R, 0) && runs_equal(&on[0], &on[1], R));
+        CHECK_TRUE("pixels off: images NULL; pixels on = the set gathered by samples", gather_ok && none_ok);
+        CHECK_TRUE("pixels off asked mid-epoch: that epoch keeps its pixels, the next has none", begun_keeps);
+        for (int w = 0; w < 2; w++) { run_free(&on[w]); run_free(&off[w]); }
+    }
+
+    /* 10. encode with a kept cache: the set after the first pass, batches without pixels */
+    {
+        run a, b;
+        memset(&a, 0, sizeof a);
+        memset(&b, 0, sizeof b);
+        prefetch_config cfg = {.list = l, .mode = PREFETCH_ENCODE, .R = R, .S = S, .B = 5, .workers = 3,
+                               .keep = 1, .warn = collect_warn, .warn_user = &a};
+        dath_prefetch *p = prefetch_create(&cfg, err, sizeof err);
+        CHECK_TRUE("encode keep: prefetch_create", p != NULL);
+        if (!p) return check_finish();
+        size_t cnt = 0;
+        int before = prefetch_images(p, &cnt) == NULL && prefetch_set_pixels(p, 0) == 1;
+        run_epoch(p, &a, 0, R);
+        const uint8_t *set = prefetch_images(p, &cnt);
+        CHECK_TRUE("encode keep: the set NULL before the first pass, the decode after it",
+                   before && set_is_decode(set, cnt, cache, unit));
+        int off = prefetch_set_pixels(p, 0) == 0;
+        run_epoch(p, &b, 0, R);
+        CHECK_TRUE("encode keep: pixels off: same rows, labels, crops; no images; the set gathered = pixels on",
+                   off && runs_same(&a, &b, R, 0) && run_has_no_images(&b) && run_is_gather(&a, set, unit));
+        prefetch_destroy(p);
+        run_free(&a);
+        run_free(&b);
+        /* without a cache there is no set, and pixels stay on */
+        memset(&a, 0, sizeof a);
+        cfg.keep = 0;
+        cfg.warn_user = &a;
+        p = prefetch_create(&cfg, err, sizeof err);
+        if (!p) return check_finish();
+        run_epoch(p, &a, 0, R);
+        CHECK_TRUE("encode without a cache: no set, pixels off refused",
+                   prefetch_images(p, &cnt) == NULL && cnt == 0 && prefetch_set_pixels(p, 0) == 1);
+        prefetch_destroy(p);
+        run_free(&a);
     }
 
     cache_free(cache);

@@ -27,6 +27,18 @@
 #define J3_FD_EPS 0x1p-5
 #define J3_FD_ATOL 3e-6
 #define J3_FD_RTOL 0
+/* j3_tanh_backward's dz against finite differences of scale·J3(tanh z) + <dh, tanh z>
+ * (row by row, global norm 2B so a row's loss stays below 2): the float loss's ulp and
+ * tanhf's ulp over the stencil, about 18·6e-8 / (12·2⁻⁵) ≈ 3e-6 each. */
+#define J3T_FD_EPS 0x1p-5
+#define J3T_FD_ATOL 8e-6
+#define J3T_FD_RTOL 0
+/* j3_tanh_backward against j3_quant into dh then tanh_backward: the same float
+ * operations in the same order, so the same bits on this build (x86-64-v2, no FMA).
+ * A compiler that contracted h·h or g·(1 − h²) into an FMA in one of the two would
+ * move a result by a rounding of |g| + |dz| (≤ 2.5 here): 2⁻²² · 2.5 ≈ 6e-7. */
+#define J3T_SEQ_ATOL 6e-7
+#define J3T_SEQ_RTOL 0
 /* The float reference against values computed in double (rounding of float outputs). */
 #define EXACT_ATOL 3e-8
 #define EXACT_RTOL 1.2e-7   /* one float ulp: outputs are double results rounded */
@@ -528,6 +540,109 @@ static void test_j3(uint64_t *rs) {
     check_close_d("j3.norm halves sum to the batch", &sum, &all, 1, EXACT_ATOL, EXACT_RTOL);
 }
 
+/* ---- J3 with tanh's backward fused ------------------------------------------------ */
+
+typedef struct { int B, K; float norm, scale; const float *dh; } j3t_arg;
+
+/* scale·J3(tanh z) + Σ dh·tanh z over the kernel's float outputs (J3 from the fused
+ * op's own loss), dh NULL meaning 0. */
+static double j3t_value(const float *z, void *argp) {
+    j3t_arg *a = argp;
+    size_t n = (size_t)a->B * a->K;
+    float *h = malloc(n * sizeof *h), *dz = calloc(n, sizeof *dz), loss;   /* [B,K] */
+    tanh_forward_cpu(h, z, n, &ctx);
+    j3_tanh_backward_cpu(&loss, dz, a->dh, h, a->B, a->K, a->norm, a->scale, &ctx);
+    double f = (double)a->scale * loss;
+    if (a->dh)
+        for (size_t i = 0; i < n; i++) f += (double)a->dh[i] * h[i];
+    free(h); free(dz);
+    return f;
+}
+
+/* The fused op against j3_quant (accumulating into a copy of dh) followed by
+ * tanh_backward, on z with exact zeros (h = 0: sign 0) and |z| = 10 (tanhf = ±1:
+ * sign(|h| − 1) = 0 and 1 − h² = 0), dz accumulating onto nonzero values. */
+static void j3t_vs_sequence(const char *name, int B, int K, int with_dh, uint64_t *rs) {
+    size_t n = (size_t)B * K;
+    float *z = malloc(n * sizeof *z), *h = malloc(n * sizeof *h);             /* [B,K] */
+    float *dh = malloc(n * sizeof *dh), *dh_copy = malloc(n * sizeof *dh_copy); /* [B,K] */
+    float *tmp = malloc(n * sizeof *tmp);                                     /* [B,K] */
+    float *dz = malloc(n * sizeof *dz), *dz_ref = malloc(n * sizeof *dz_ref); /* [B,K] */
+    check_fill(z, n, -3.0f, 3.0f, rs);
+    for (size_t i = 0; i < n; i += 7) z[i] = 0.0f;
+    for (size_t i = 3; i < n; i += 11) z[i] = (i & 1) ? 10.0f : -10.0f;
+    tanh_forward_cpu(h, z, n, &ctx);
+    check_fill(dh, n, -1.0f, 1.0f, rs);
+    memcpy(dh_copy, dh, n * sizeof *dh);
+    check_fill(dz, n, -0.5f, 0.5f, rs);
+    memcpy(dz_ref, dz, n * sizeof *dz);
+    const float norm = (float)(2 * B), scale = 0.75f;
+
+    float loss_ref, loss;
+    if (with_dh) memcpy(tmp, dh, n * sizeof *tmp);
+    else memset(tmp, 0, n * sizeof *tmp);
+    j3_quant_cpu(&loss_ref, tmp, h, B, K, norm, scale, &ctx);
+    tanh_backward_cpu(dz_ref, tmp, h, n, &ctx);
+    j3_tanh_backward_cpu(&loss, dz, with_dh ? dh : NULL, h, B, K, norm, scale, &ctx);
+
+    char nm[128];
+    snprintf(nm, sizeof nm, "%s loss == j3_quant's (bitwise)", name);
+    CHECK_TRUE(nm, memcmp(&loss, &loss_ref, sizeof loss) == 0);
+    snprintf(nm, sizeof nm, "%s dz vs j3_quant + tanh_backward", name);
+    CHECK_CLOSE(nm, dz, dz_ref, n, J3T_SEQ_ATOL, J3T_SEQ_RTOL);
+    if (with_dh) {
+        snprintf(nm, sizeof nm, "%s dh read only", name);
+        CHECK_TRUE(nm, memcmp(dh, dh_copy, n * sizeof *dh) == 0);
+    }
+    free(z); free(h); free(dh); free(dh_copy); free(tmp); free(dz); free(dz_ref);
+}
+
+static void test_j3_tanh(uint64_t *rs) {
+    j3t_vs_sequence("j3_tanh.B5K12 dh", 5, 12, 1, rs);
+    j3t_vs_sequence("j3_tanh.B5K12 dh=NULL", 5, 12, 0, rs);
+    j3t_vs_sequence("j3_tanh.B128K64 dh", 128, 64, 1, rs);
+    j3t_vs_sequence("j3_tanh.B1100K64 dh (parallel loop)", 1100, 64, 1, rs);
+
+    /* Hand values, one row of 4, norm 2, scale 4, dh = 0.5 everywhere:
+     * h = 0: sign 0, dz += 0.5·1; h = 0.5: dJ3/dh = −1/2, dz += (0.5 − 2)·0.75;
+     * h = −0.5: dJ3/dh = +1/2, dz += (0.5 + 2)·0.75; h = 1: 1 − h² = 0, dz += 0.
+     * J3 = (1 + .5 + .5 + 0) / 2 = 1. */
+    const float hh[4] = {0.0f, 0.5f, -0.5f, 1.0f}, dhh[4] = {0.5f, 0.5f, 0.5f, 0.5f};
+    const float want[4] = {0.5f, -1.125f, 1.875f, 0.0f};
+    float dzh[4] = {0}, lh;
+    j3_tanh_backward_cpu(&lh, dzh, dhh, hh, 1, 4, 2.0f, 4.0f, &ctx);
+    CHECK_CLOSE("j3_tanh.hand dz", dzh, want, 4, 0.0, 0.0);
+    CHECK_TRUE("j3_tanh.hand loss == 1", lh == 1.0f);
+
+    /* Finite differences of scale·J3(tanh z) + <dh, tanh z> w.r.t. z, row by row, away
+     * from the kink at h = 0 (|z| ≥ 0.1 > 2·eps); |z| ≤ 2.5 keeps |h| < 1. */
+    enum { B = 5, K = 12 };
+    const float norm = 2.0f * B, scale = 0.5f;
+    float z[B * K], h[B * K], dh[B * K], dz[B * K];
+    double fd[B * K];
+    for (int i = 0; i < B * K; i++) {
+        float v;
+        do v = (float)(-2.5 + 5.0 * check_unif(rs));
+        while (fabsf(v) < 0.1f);
+        z[i] = v;
+    }
+    fd_quantise(z, B * K);
+    check_fill(dh, B * K, -1.0f, 1.0f, rs);
+    tanh_forward_cpu(h, z, B * K, &ctx);
+    for (int with_dh = 1; with_dh >= 0; with_dh--) {
+        float loss;
+        memset(dz, 0, sizeof dz);
+        j3_tanh_backward_cpu(&loss, dz, with_dh ? dh : NULL, h, B, K, norm, scale, &ctx);
+        for (int b = 0; b < B; b++) {   /* row b alone, with the batch's norm */
+            j3t_arg arg = {1, K, norm, scale, with_dh ? dh + b * K : NULL};
+            fd_grad(fd + b * K, z + b * K, K, J3T_FD_EPS, j3t_value, &arg);
+        }
+        close_fd(with_dh ? "j3_tanh.dz vs fd of scale*J3(tanh z) + <dh, tanh z>"
+                         : "j3_tanh.dz (dh = NULL) vs fd of scale*J3(tanh z)",
+                 dz, fd, B * K, J3T_FD_ATOL, J3T_FD_RTOL);
+    }
+}
+
 /* ---- timing ------------------------------------------------------------------- */
 
 static void time_j1(uint64_t *rs) {
@@ -572,6 +687,7 @@ int main(int argc, char **argv) {
     test_j2_hand();
     test_j2_norm_scale(&rs);
     test_j3(&rs);
+    test_j3_tanh(&rs);
     time_j1(&rs);
     return check_finish();
 }

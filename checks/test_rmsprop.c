@@ -16,7 +16,11 @@
  *      tolerance allows one ulp for a compiler that contracts to FMA.
  *      A real torch run differs by a few ulps more: its vectorised CPU kernels may be
  *      contracted to FMA, and it rounds the Python double 1 − alpha to float where we
- *      get float alpha (float(1 − 0.99) vs 1 − 0.99f, ~1e-6 relative in v). */
+ *      get float alpha (float(1 − 0.99) vs 1 − 0.99f, ~1e-6 relative in v);
+ *   4. the guard: a NaN, +inf or −inf in any one of the guard's slots leaves theta and
+ *      v bit-identical (on the small and on the large, parallel, buffer); an all-finite
+ *      guard (including 0, huge and denormal values) gives the same bits as guard NULL,
+ *      and so does a guard with nguard = 0. */
 #include "check.h"
 #include "../kernels/rmsprop.h"
 
@@ -64,7 +68,7 @@ int main(void) {
     int grad_ok = 1;
     for (int s = 0; s < STEPS; s++) {
         memcpy(gcopy, grad[s], sizeof gcopy);
-        rmsprop_step_cpu(theta, v, grad[s], N, lr, alpha, eps, wd, &ctx);
+        rmsprop_step_cpu(theta, v, grad[s], N, lr, alpha, eps, wd, NULL, 0, &ctx);
         if (memcmp(gcopy, grad[s], sizeof gcopy)) grad_ok = 0;
 
         for (int i = 0; i < N; i++) {        /* the formula, in double */
@@ -98,12 +102,12 @@ int main(void) {
 
     /* Weight decay matters: without it, a zero gradient leaves θ where it is. */
     float t1[2] = {0.5f, -0.25f}, v1[2] = {0}, g1[2] = {0};
-    rmsprop_step_cpu(t1, v1, g1, 2, lr, alpha, eps, 0.0f, &ctx);
+    rmsprop_step_cpu(t1, v1, g1, 2, lr, alpha, eps, 0.0f, NULL, 0, &ctx);
     CHECK_TRUE("rmsprop.no decay, zero grad: theta and v unchanged",
                t1[0] == 0.5f && t1[1] == -0.25f && v1[0] == 0.0f && v1[1] == 0.0f);
     /* With it, θ moves against its sign: g = wd·θ, θ − lr·g/(√(1 − α)|g| + eps)
      * ≈ θ − lr·sign(θ)/√(1 − α). */
-    rmsprop_step_cpu(t1, v1, g1, 2, lr, alpha, eps, wd, &ctx);
+    rmsprop_step_cpu(t1, v1, g1, 2, lr, alpha, eps, wd, NULL, 0, &ctx);
     float want[2];
     for (int i = 0; i < 2; i++) {
         double th0 = i ? -0.25 : 0.5, g = (double)wd * th0;
@@ -122,12 +126,64 @@ int main(void) {
     check_fill(gb, NB, -0.1f, 0.1f, &rs);
     memcpy(tc, tb, NB * sizeof *tc);
     memcpy(vc, vb, NB * sizeof *vc);
-    rmsprop_step_cpu(tb, vb, gb, NB, lr, alpha, eps, wd, &ctx);
+    rmsprop_step_cpu(tb, vb, gb, NB, lr, alpha, eps, wd, NULL, 0, &ctx);
     for (size_t i = 0; i < NB; i += 1000)
         rmsprop_step_cpu(tc + i, vc + i, gb + i, i + 1000 <= NB ? 1000 : NB - i, lr, alpha,
-                         eps, wd, &ctx);
+                         eps, wd, NULL, 0, &ctx);
     CHECK_CLOSE("rmsprop.large buffer theta == chunked", tb, tc, NB, 0.0, 0.0);
     CHECK_CLOSE("rmsprop.large buffer v == chunked", vb, vc, NB, 0.0, 0.0);
+
+    /* The guard. Every non-finite value in every slot skips the step, bit for bit. */
+    enum { NG = 3 };                          /* J1, J2, J3 */
+    const float bad[3] = {NAN, INFINITY, -INFINITY};
+    const char *bad_name[3] = {"NaN", "+inf", "-inf"};
+    float gd[NG];
+    for (int sz = 0; sz < 2; sz++) {          /* the small buffer, then the large one */
+        size_t n = sz ? (size_t)NB : (size_t)N;
+        float *t0 = sz ? tb : theta, *v0 = sz ? vb : v, *g0 = sz ? gb : grad[0];
+        float *tsave = malloc(n * sizeof *tsave), *vsave = malloc(n * sizeof *vsave);
+        memcpy(tsave, t0, n * sizeof *tsave);
+        memcpy(vsave, v0, n * sizeof *vsave);
+        int skipped = 1;
+        for (int slot = 0; slot < NG; slot++)
+            for (int b = 0; b < 3; b++) {
+                for (int k = 0; k < NG; k++) gd[k] = 0.5f + k;
+                gd[slot] = bad[b];
+                rmsprop_step_cpu(t0, v0, g0, n, lr, alpha, eps, wd, gd, NG, &ctx);
+                if (memcmp(t0, tsave, n * sizeof *t0) || memcmp(v0, vsave, n * sizeof *v0)) {
+                    printf("     guard slot %d = %s changed theta or v (n = %zu)\n", slot,
+                           bad_name[b], n);
+                    skipped = 0;
+                }
+            }
+        char name[96];
+        snprintf(name, sizeof name, "rmsprop.guard NaN/+inf/-inf in any slot: theta, v "
+                 "bit-identical (n = %zu)", n);
+        CHECK_TRUE(name, skipped);
+
+        /* finite guards: the same bits as guard NULL */
+        const float fin[3][NG] = {{0.0f, 0.0f, 0.0f}, {3.4e38f, -3.4e38f, 1e-40f},
+                                  {2.5f, -1.0f, 7.0f}};
+        float *tn = malloc(n * sizeof *tn), *vn = malloc(n * sizeof *vn);
+        memcpy(tn, tsave, n * sizeof *tn);
+        memcpy(vn, vsave, n * sizeof *vn);
+        rmsprop_step_cpu(tn, vn, g0, n, lr, alpha, eps, wd, NULL, 0, &ctx);
+        int same = 1;
+        for (int f = 0; f <= 3; f++) {
+            memcpy(t0, tsave, n * sizeof *t0);
+            memcpy(v0, vsave, n * sizeof *v0);
+            if (f < 3) rmsprop_step_cpu(t0, v0, g0, n, lr, alpha, eps, wd, fin[f], NG, &ctx);
+            else rmsprop_step_cpu(t0, v0, g0, n, lr, alpha, eps, wd, bad, 0, &ctx); /* nguard 0 */
+            if (memcmp(t0, tn, n * sizeof *t0) || memcmp(v0, vn, n * sizeof *v0)) same = 0;
+        }
+        snprintf(name, sizeof name, "rmsprop.finite guard (and nguard = 0) == guard NULL, "
+                 "bitwise (n = %zu)", n);
+        CHECK_TRUE(name, same);
+        snprintf(name, sizeof name, "rmsprop.the unguarded step moves theta (n = %zu)", n);
+        CHECK_TRUE(name, memcmp(tn, tsave, n * sizeof *tn) != 0);
+        free(tsave); free(vsave); free(tn); free(vn);
+    }
+
     free(tb); free(vb); free(gb); free(tc); free(vc);
     return check_finish();
 }

@@ -1,7 +1,8 @@
 /* checks/test_transform.c — the input transform reference (kernels/transform.c):
  * crop/flip/normalise of tiny images against a per-pixel reference in double, the
- * centre-crop offset, and the values of known pixels (0 → (0 − mean)/std,
- * 255 → (1 − mean)/std). */
+ * centre-crop offset, the values of known pixels (0 → (0 − mean)/std,
+ * 255 → (1 − mean)/std), and the gather: with a row index, the transform of a set's
+ * rows equals the contiguous transform of those images copied out, bit for bit. */
 #include "check.h"
 #include "../kernels/transform.h"
 
@@ -53,7 +54,7 @@ int main(void) {
         }
 
     float out[B * 3 * S * S], ref[B * 3 * S * S];
-    transform_batch_cpu(out, in, crop, B, R, S, &ctx);
+    transform_batch_cpu(out, in, crop, NULL, B, R, S, &ctx);
     transform_ref(ref, in, crop, B, R, S);
     CHECK_CLOSE("transform.R9 S7 vs per-pixel reference (flip and offsets)", out, ref,
                 B * 3 * S * S, TF_ATOL, TF_RTOL);
@@ -73,7 +74,7 @@ int main(void) {
     /* Flip mirrors: sample 1 is sample 0 with x reversed only if their sources agree;
      * make sample 1's image a copy of sample 0's and compare. */
     memcpy(in + (size_t)R * R * 3, in, (size_t)R * R * 3);
-    transform_batch_cpu(out, in, crop, 2, R, S, &ctx);
+    transform_batch_cpu(out, in, crop, NULL, 2, R, S, &ctx);
     int mirrored = 1;
     for (int c = 0; c < 3; c++)
         for (int y = 0; y < S; y++)
@@ -89,7 +90,7 @@ int main(void) {
     for (size_t i = 0; i < sizeof in2; i++) in2[i] = (uint8_t)(check_next(&rs) & 0xff);
     const int32_t crop2[3] = {(R2 - S) / 2, (R2 - S) / 2, 0};
     float out2[3 * S * S], ref2[3 * S * S];
-    transform_batch_cpu(out2, in2, crop2, 1, R2, S, &ctx);
+    transform_batch_cpu(out2, in2, crop2, NULL, 1, R2, S, &ctx);
     for (int c = 0; c < 3; c++)
         for (int y = 0; y < S; y++)
             for (int x = 0; x < S; x++)
@@ -112,12 +113,46 @@ int main(void) {
         memcpy(in3b + (size_t)i * sizeof in3, in3, sizeof in3);
         crop3[3 * i] = i % R3; crop3[3 * i + 1] = i / R3; crop3[3 * i + 2] = i & 1;
     }
-    transform_batch_cpu(all, in3b, crop3, 256, R3, 1, &ctx);
+    transform_batch_cpu(all, in3b, crop3, NULL, 256, R3, 1, &ctx);
     for (int i = 0; i < 256; i++)
         for (int c = 0; c < 3; c++) allref[i * 3 + c] = norm_of(i / 255.0, c);
     CHECK_CLOSE("transform.all 256 byte values (S = 1)", all, allref, 256 * 3, TF_ATOL,
                 TF_RTOL);
     free(in3b);
+
+    /* The gather: a set of N images, a batch of B4 rows of it in a shuffled order with
+     * repeats, the first and the last row; the result must be the bits of the contiguous
+     * transform of those rows copied into a batch. */
+    enum { N4 = 6, B4 = 9, R4 = 11, S4 = 8 };
+    const size_t unit4 = (size_t)R4 * R4 * 3;
+    uint8_t *set4 = malloc(N4 * unit4);                        /* [N4,R4,R4,3] */
+    uint8_t *batch4 = malloc(B4 * unit4);                      /* [B4,R4,R4,3] the gathered rows */
+    const int32_t index4[B4] = {5, 0, 3, 3, 1, 5, 2, 4, 0};    /* [B4] every row, 0, 3, 5 twice */
+    int32_t crop4[B4 * 3];                                     /* [B4,3] */
+    for (size_t i = 0; i < N4 * unit4; i++) set4[i] = (uint8_t)(check_next(&rs) & 0xff);
+    for (int b = 0; b < B4; b++) {
+        memcpy(batch4 + b * unit4, set4 + (size_t)index4[b] * unit4, unit4);
+        crop4[3 * b + 0] = (int32_t)(check_next(&rs) % (R4 - S4 + 1));
+        crop4[3 * b + 1] = (int32_t)(check_next(&rs) % (R4 - S4 + 1));
+        crop4[3 * b + 2] = b & 1;
+    }
+    float *gather = malloc(sizeof(float) * B4 * 3 * S4 * S4);  /* [B4,3,S4,S4] */
+    float *contig = malloc(sizeof(float) * B4 * 3 * S4 * S4);  /* [B4,3,S4,S4] */
+    float *ref4 = malloc(sizeof(float) * B4 * 3 * S4 * S4);    /* [B4,3,S4,S4] */
+    transform_batch_cpu(gather, set4, crop4, index4, B4, R4, S4, &ctx);
+    transform_batch_cpu(contig, batch4, crop4, NULL, B4, R4, S4, &ctx);
+    transform_ref(ref4, batch4, crop4, B4, R4, S4);
+    CHECK_TRUE("transform.gather by index == contiguous transform of the gathered rows (bits)",
+               memcmp(gather, contig, sizeof(float) * B4 * 3 * S4 * S4) == 0);
+    CHECK_CLOSE("transform.gather by index vs per-pixel reference", gather, ref4,
+                B4 * 3 * S4 * S4, TF_ATOL, TF_RTOL);
+    /* the index 0, 1, …, N−1 reads what the NULL index reads */
+    const int32_t ident[N4] = {0, 1, 2, 3, 4, 5};          /* [N4] */
+    transform_batch_cpu(gather, set4, crop4, ident, N4, R4, S4, &ctx);
+    transform_batch_cpu(contig, set4, crop4, NULL, N4, R4, S4, &ctx);
+    CHECK_TRUE("transform.identity index == NULL index (bits)",
+               memcmp(gather, contig, sizeof(float) * N4 * 3 * S4 * S4) == 0);
+    free(set4); free(batch4); free(gather); free(contig); free(ref4);
 
     CHECK_TRUE("transform.cache side 256 at S = 224", transform_cache_side(224) == 256);
     return check_finish();

@@ -32,6 +32,7 @@
 /* Execution context handed to every op. The CPU backend ignores stream/blas. */
 typedef struct dath_ctx {
     void *stream;      /* cudaStream_t on the CUDA backend, NULL on the CPU */
+    void *copy_stream; /* cudaStream_t for uploads beside `stream` (CUDA), NULL on the CPU */
     void *blas;        /* cublasHandle_t on the CUDA backend, NULL on the CPU */
     void *blaslt;      /* cublasLtHandle_t on the CUDA backend, NULL on the CPU */
     float *work;       /* backend scratch, at least work_bytes long */

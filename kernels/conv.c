@@ -11,8 +11,12 @@
  *             dw   += stage·colᵀ                inner dimension: all pixels of all images
  *             col   = wᵀ·stage                  the column gradient, in col's memory
  *             din  += col2im(col)
- * Everything is in a fixed order and the chunk size depends only on the shape and the
- * scratch given, so a call gives the same result every time.
+ * The multi ops (nw weight sets over one input) share the chunk's col: stage becomes
+ * nw stages [nw, Co, nb*P], set j's GEMMs read stage j, and the backward sums the nw
+ * column gradients in col (set 0 first, GEMM beta = 1 after it) before one col2im.
+ * The single ops are the multi code with nw = 1.
+ * Everything is in a fixed order and the chunk size depends only on the shape, nw and
+ * the scratch given, so a call gives the same result every time.
  *
  * Threads: only the GEMMs are parallel (OpenBLAS's threads). The loops around them are
  * serial on purpose: OpenBLAS's pthreads keep spinning for a while after each GEMM, and
@@ -20,11 +24,12 @@
  * five convolutions about 2× slower on the shared 2-core build machine — while im2col
  * and the transposes are a small part of the time.
  *
- * Scratch: col + stage. conv2d_work_bytes is their size for the whole batch (nb = B),
- * (Ci*k*k + Co)*B*Ho*Wo floats: what the CUDA version needs to do the batch with one
- * GEMM. This reference uses ctx->work (and clobbers it) when it holds at least one
- * image's col + stage, taking as many images a chunk as fit; otherwise it mallocs a
- * chunk of at most CONV_CHUNK_FLOATS (at least one image) per call. Handing it a
+ * Scratch: col + stage(s). conv2d_work_bytes is their size for the whole batch (nb = B),
+ * (Ci*k*k + Co)*B*Ho*Wo floats, conv2d_work_bytes_multi (Ci*k*k + nw*Co)*B*Ho*Wo:
+ * what the CUDA version needs to do the batch with one GEMM. This reference uses
+ * ctx->work (and clobbers it) when it holds at least one image's col + stages, taking
+ * as many images a chunk as fit; otherwise it mallocs a chunk of at most
+ * CONV_CHUNK_FLOATS (at least one image) per call. Handing it a
  * ctx->work avoids the per-call allocation, whose fresh pages cost as much as a
  * conv1 GEMM. If even a one-image chunk cannot be allocated, the outputs (out, or
  * dw/db/din) are filled with NaN and a line is written to stderr, so the failure
@@ -37,7 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Cap of a malloc'ed chunk's col + stage, in floats (32 MiB): enough columns (nb*P)
+/* Cap of a malloc'ed chunk's col + stages, in floats (32 MiB): enough columns (nb*P)
  * for OpenBLAS to run at full speed, little enough to be harmless at batch 128. */
 #define CONV_CHUNK_FLOATS ((size_t)8 << 20)
 
@@ -52,26 +57,30 @@ conv2d_shape conv2d_make_shape(int B, int Ci, int H, int W, int Co, int k, int s
 }
 
 size_t conv2d_work_bytes(const conv2d_shape *s) {
-    size_t R = (size_t)s->Ci * s->k * s->k;
-    size_t N = (size_t)s->B * s->Ho * s->Wo;
-    return (R + (size_t)s->Co) * N * sizeof(float);
+    return conv2d_work_bytes_multi(s, 1);
 }
 
-/* One chunk's scratch: col [R, nb*P] then stage [Co, nb*P], contiguous. */
+size_t conv2d_work_bytes_multi(const conv2d_shape *s, int nw) {
+    size_t R = (size_t)s->Ci * s->k * s->k;
+    size_t N = (size_t)s->B * s->Ho * s->Wo;
+    return (R + (size_t)nw * s->Co) * N * sizeof(float);
+}
+
+/* One chunk's scratch: col [R, nb*P] then nw stages [Co, nb*P], contiguous. */
 typedef struct conv_scratch {
     float *owned;   /* malloc'ed block to free, or NULL when col lives in ctx->work */
     float *col;     /* [R, nb*P] */
-    float *stage;   /* [Co, nb*P] */
+    float *stage;   /* [nw, Co, nb*P] */
     int nb;
 } conv_scratch;
 
-/* Takes ctx->work when one image fits in it, else mallocs the largest chunk under the
- * cap, halving on failure down to one image. Returns 0, or -1 (with a line on stderr)
- * when not even one image fits. */
-static int conv_scratch_get(conv_scratch *sc, const conv2d_shape *s, const dath_ctx *ctx,
-                            const char *who) {
+/* Takes ctx->work when one image's col and nw stages fit in it, else mallocs the
+ * largest chunk under the cap, halving on failure down to one image. Returns 0, or -1
+ * (with a line on stderr) when not even one image fits. */
+static int conv_scratch_get(conv_scratch *sc, const conv2d_shape *s, int nw,
+                            const dath_ctx *ctx, const char *who) {
     const size_t R = (size_t)s->Ci * s->k * s->k, P = (size_t)s->Ho * s->Wo;
-    const size_t per_image = (R + (size_t)s->Co) * P;               /* floats */
+    const size_t per_image = (R + (size_t)nw * s->Co) * P;          /* floats */
     size_t nb;
     sc->owned = NULL;
     if (ctx && ctx->work && ctx->work_bytes / sizeof(float) >= per_image) {
@@ -172,85 +181,153 @@ static void conv_col2im(float *din, const float *col, size_t ldc, int nb, const 
             }
 }
 
-void conv2d_forward_cpu(float *out, const float *in, const float *w, const float *b,
-                        const conv2d_shape *s, int relu, dath_ctx *ctx) {
+/* The nw convolutions of one input (conv2d_forward_multi's contract): one im2col a
+ * chunk, then one GEMM and one bias/ReLU pass per weight set. With nw = 1 this is
+ * conv2d_forward_cpu. */
+static void conv_forward_sets(float *const *out, const float *in, const float *const *w,
+                              const float *const *b, int nw, const conv2d_shape *s, int relu,
+                              dath_ctx *ctx, const char *who) {
     const int B = s->B, Ci = s->Ci, Co = s->Co;
     const size_t P = (size_t)s->Ho * s->Wo, R = (size_t)Ci * s->k * s->k;
     const size_t in_image = (size_t)Ci * s->H * s->W;
     if (B <= 0 || Co <= 0 || P == 0) return;
     conv_scratch sc;
-    if (conv_scratch_get(&sc, s, ctx, "conv2d_forward_cpu") != 0) {
-        conv_fill_nan(out, (size_t)B * Co * P);
+    if (conv_scratch_get(&sc, s, nw, ctx, who) != 0) {
+        for (int j = 0; j < nw; j++) conv_fill_nan(out[j], (size_t)B * Co * P);
         return;
     }
     for (int b0 = 0; b0 < B; b0 += sc.nb) {
         const int nb = B - b0 < sc.nb ? B - b0 : sc.nb;
         const size_t N = (size_t)nb * P;
         conv_im2col(sc.col, N, in + (size_t)b0 * in_image, nb, s);
-        /* stage [Co, N] = w [Co, R] · col [R, N] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Co, (int)N, (int)R,
-                    1.0f, w, (int)R, sc.col, (int)N, 0.0f, sc.stage, (int)N);
-        for (int i = 0; i < nb; i++)
-            for (int co = 0; co < Co; co++) {
-                const float *src = sc.stage + (size_t)co * N + (size_t)i * P;     /* [P] */
-                float *dst = out + ((size_t)(b0 + i) * Co + co) * P;             /* [P] */
-                const float bias = b[co];
-                for (size_t p = 0; p < P; p++) {
-                    float v = src[p] + bias;
-                    dst[p] = (relu && v < 0.0f) ? 0.0f : v;
+        for (int j = 0; j < nw; j++) {
+            float *stage = sc.stage + (size_t)j * Co * N;                      /* [Co, N] */
+            /* stage [Co, N] = w[j] [Co, R] · col [R, N] */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Co, (int)N, (int)R,
+                        1.0f, w[j], (int)R, sc.col, (int)N, 0.0f, stage, (int)N);
+            for (int i = 0; i < nb; i++)
+                for (int co = 0; co < Co; co++) {
+                    const float *src = stage + (size_t)co * N + (size_t)i * P;       /* [P] */
+                    float *dst = out[j] + ((size_t)(b0 + i) * Co + co) * P;         /* [P] */
+                    const float bias = b[j][co];
+                    for (size_t p = 0; p < P; p++) {
+                        float v = src[p] + bias;
+                        dst[p] = (relu && v < 0.0f) ? 0.0f : v;
+                    }
                 }
-            }
+        }
     }
     free(sc.owned);
 }
 
-void conv2d_backward_cpu(float *din, float *dw, float *db, float *dout,
-                         const float *in, const float *w, const float *out,
-                         const conv2d_shape *s, int relu, dath_ctx *ctx) {
+/* The backward of conv_forward_sets: per set the ReLU mask and the bias gradient, then
+ * a chunk at a time one im2col, nw weight-gradient GEMMs, and (din) the nw column
+ * gradients summed in col (set 0 first) and folded back by one col2im. With nw = 1
+ * this is conv2d_backward_cpu. */
+static void conv_backward_sets(float *din, float *const *dw, float *const *db,
+                               float *const *dout, const float *in, const float *const *w,
+                               const float *const *out, int nw, const conv2d_shape *s,
+                               int relu, dath_ctx *ctx, const char *who) {
     const int B = s->B, Ci = s->Ci, Co = s->Co;
     const size_t P = (size_t)s->Ho * s->Wo, R = (size_t)Ci * s->k * s->k;
     const size_t in_image = (size_t)Ci * s->H * s->W;
     const size_t n_out = (size_t)B * Co * P;
     if (B <= 0 || Co <= 0 || P == 0) return;
 
-    if (relu)     /* dout becomes the pre-ReLU gradient (out > 0 is the mask) */
-        for (size_t j = 0; j < n_out; j++)
-            if (!(out[j] > 0.0f)) dout[j] = 0.0f;
-
-    /* db[co] += Σ_b Σ_p dout[b,co,p], summed in image order in double */
-    for (int co = 0; co < Co; co++) {
-        double acc = 0.0;
-        for (int bi = 0; bi < B; bi++) {
-            const float *g = dout + ((size_t)bi * Co + co) * P;                  /* [P] */
-            for (size_t p = 0; p < P; p++) acc += g[p];
+    for (int j = 0; j < nw; j++) {
+        float *g = dout[j];                                               /* [B, Co, P] */
+        if (relu)     /* g becomes the pre-ReLU gradient (out > 0 is the mask) */
+            for (size_t e = 0; e < n_out; e++)
+                if (!(out[j][e] > 0.0f)) g[e] = 0.0f;
+        /* db[co] += Σ_b Σ_p g[b,co,p], summed in image order in double */
+        for (int co = 0; co < Co; co++) {
+            double acc = 0.0;
+            for (int bi = 0; bi < B; bi++) {
+                const float *gp = g + ((size_t)bi * Co + co) * P;                /* [P] */
+                for (size_t p = 0; p < P; p++) acc += gp[p];
+            }
+            db[j][co] += (float)acc;
         }
-        db[co] += (float)acc;
     }
 
     conv_scratch sc;
-    if (conv_scratch_get(&sc, s, ctx, "conv2d_backward_cpu") != 0) {
-        conv_fill_nan(dw, (size_t)Co * R);
-        conv_fill_nan(db, (size_t)Co);
+    if (conv_scratch_get(&sc, s, nw, ctx, who) != 0) {
+        for (int j = 0; j < nw; j++) {
+            conv_fill_nan(dw[j], (size_t)Co * R);
+            conv_fill_nan(db[j], (size_t)Co);
+        }
         conv_fill_nan(din, (size_t)B * in_image);
         return;
     }
     for (int b0 = 0; b0 < B; b0 += sc.nb) {
         const int nb = B - b0 < sc.nb ? B - b0 : sc.nb;
         const size_t N = (size_t)nb * P;
-        /* stage [Co, N] ← dout [nb, Co, P] */
-        for (int i = 0; i < nb; i++)
-            for (int co = 0; co < Co; co++)
-                memcpy(sc.stage + (size_t)co * N + (size_t)i * P,
-                       dout + ((size_t)(b0 + i) * Co + co) * P, P * sizeof(float));
+        /* stage j [Co, N] ← dout[j] [nb, Co, P] */
+        for (int j = 0; j < nw; j++)
+            for (int i = 0; i < nb; i++)
+                for (int co = 0; co < Co; co++)
+                    memcpy(sc.stage + ((size_t)j * Co + co) * N + (size_t)i * P,
+                           dout[j] + ((size_t)(b0 + i) * Co + co) * P, P * sizeof(float));
         conv_im2col(sc.col, N, in + (size_t)b0 * in_image, nb, s);
-        /* dw [Co, R] += stage [Co, N] · col [R, N]ᵀ */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Co, (int)R, (int)N,
-                    1.0f, sc.stage, (int)N, sc.col, (int)N, 1.0f, dw, (int)R);
+        /* dw[j] [Co, R] += stage j [Co, N] · col [R, N]ᵀ */
+        for (int j = 0; j < nw; j++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Co, (int)R, (int)N,
+                        1.0f, sc.stage + (size_t)j * Co * N, (int)N, sc.col, (int)N, 1.0f,
+                        dw[j], (int)R);
         if (!din) continue;
-        /* col [R, N] = w [Co, R]ᵀ · stage [Co, N] */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)R, (int)N, Co,
-                    1.0f, w, (int)R, sc.stage, (int)N, 0.0f, sc.col, (int)N);
+        /* col [R, N] = Σ_j w[j] [Co, R]ᵀ · stage j [Co, N] */
+        for (int j = 0; j < nw; j++)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)R, (int)N, Co,
+                        1.0f, w[j], (int)R, sc.stage + (size_t)j * Co * N, (int)N,
+                        j ? 1.0f : 0.0f, sc.col, (int)N);
         conv_col2im(din + (size_t)b0 * in_image, sc.col, N, nb, s);
     }
     free(sc.owned);
+}
+
+void conv2d_forward_cpu(float *out, const float *in, const float *w, const float *b,
+                        const conv2d_shape *s, int relu, dath_ctx *ctx) {
+    conv_forward_sets(&out, in, &w, &b, 1, s, relu, ctx, "conv2d_forward_cpu");
+}
+
+void conv2d_backward_cpu(float *din, float *dw, float *db, float *dout,
+                         const float *in, const float *w, const float *out,
+                         const conv2d_shape *s, int relu, dath_ctx *ctx) {
+    conv_backward_sets(din, &dw, &db, &dout, in, &w, &out, 1, s, relu, ctx,
+                       "conv2d_backward_cpu");
+}
+
+/* nw outside 1..CONV_MULTI_MAX: a line on stderr; returns 1 (the caller fills what it
+ * can name with NaN). */
+static int conv_bad_count(int nw, const char *who) {
+    if (nw >= 1 && nw <= CONV_MULTI_MAX) return 0;
+    fprintf(stderr, "%s: %d weight sets, outside 1..%d; outputs set to NaN\n", who, nw,
+            CONV_MULTI_MAX);
+    return 1;
+}
+
+void conv2d_forward_multi_cpu(float *const *out, const float *in, const float *const *w,
+                              const float *const *b, int nw, const conv2d_shape *s, int relu,
+                              dath_ctx *ctx) {
+    if (conv_bad_count(nw, "conv2d_forward_multi_cpu")) {
+        for (int j = 0; j < nw; j++) conv_fill_nan(out[j], (size_t)s->B * s->Co * s->Ho * s->Wo);
+        return;
+    }
+    conv_forward_sets(out, in, w, b, nw, s, relu, ctx, "conv2d_forward_multi_cpu");
+}
+
+void conv2d_backward_multi_cpu(float *din, float *const *dw, float *const *db,
+                               float *const *dout, const float *in, const float *const *w,
+                               const float *const *out, int nw, const conv2d_shape *s,
+                               int relu, dath_ctx *ctx) {
+    if (conv_bad_count(nw, "conv2d_backward_multi_cpu")) {
+        for (int j = 0; j < nw; j++) {
+            conv_fill_nan(dw[j], (size_t)s->Co * s->Ci * s->k * s->k);
+            conv_fill_nan(db[j], (size_t)s->Co);
+        }
+        conv_fill_nan(din, (size_t)s->B * s->Ci * s->H * s->W);
+        return;
+    }
+    conv_backward_sets(din, dw, db, dout, in, w, out, nw, s, relu, ctx,
+                       "conv2d_backward_multi_cpu");
 }

@@ -9,16 +9,30 @@
  *             stage ← dout,  dw += stage·colᵀ  (K = all pixels of the chunk)
  *             col = wᵀ·stage, din += col2im(col)  (one thread per input element,
  *             gathering its contributions in a fixed order: no atomics)
- * conv2d_work_bytes(s) is col + stage for the whole batch, so a ctx->work of that
- * size does the batch in one chunk; a smaller one is used in chunks of as many
- * images as fit (the chunk size depends only on the shape and work_bytes, so a call
- * is deterministic). A work buffer too small for one image aborts with a message. */
+ * The multi ops (nw weight sets over the same input, e.g. both streams' conv1) make
+ * the chunk's col once: stage becomes [nw, Co, N] and the nw products with col are ONE
+ * cublasGemmStridedBatchedEx (gemm_rm_batched, honouring ctx->precision as gemm_rm
+ * does) whenever the nw weight pointers (forward) or weight-gradient pointers
+ * (backward) are evenly spaced once sorted by address (always so for nw = 2; the
+ * stride is their difference, col's stride 0), else nw GEMMs; the bias/ReLU epilogue,
+ * the ReLU mask, the bias gradients and the staging are one launch each for all sets;
+ * din sums the nw column gradients in col (GEMM beta = 1 after set 0), then one
+ * col2im. The single ops are the multi code with nw = 1.
+ * conv2d_work_bytes_multi(s, nw) is col + nw stages for the whole batch, so a
+ * ctx->work of that size does the batch in one chunk; a smaller one is used in chunks
+ * of as many images as fit (the chunk size depends only on the shape, nw and
+ * work_bytes, so a call is deterministic). A work buffer too small for one image, or
+ * nw outside 1..CONV_MULTI_MAX, aborts with a message. */
 #include "cuda_common.cuh"
 #include "gemm.cuh"
 
 extern "C" {
 #include "conv.h"
 }
+
+/* nw backend pointers (one a weight set), handed to a kernel by value. */
+typedef struct conv_ptrs { float *p[CONV_MULTI_MAX]; } conv_ptrs;
+typedef struct conv_cptrs { const float *p[CONV_MULTI_MAX]; } conv_cptrs;
 
 /* ---- kernels ------------------------------------------------------------------ */
 
@@ -43,37 +57,46 @@ __global__ void conv_im2col_kernel(float *col, const float *in, int nb, int Ci, 
     }
 }
 
-/* out [nb, Co, P] = stage [Co, N] + b (then max(0, ·) when relu); N = nb*P. */
-__global__ void conv_bias_relu_kernel(float *out, const float *stage, const float *b,
+/* out.p[j] [nb, Co, P] = stage j [Co, N] + b.p[j] (then max(0, ·) when relu), for the
+ * nw sets j at once; stage is [nw, Co, N], N = nb*P. */
+__global__ void conv_bias_relu_kernel(conv_ptrs out, const float *stage, conv_cptrs b, int nw,
                                       int nb, int Co, int P, int relu) {
-    const size_t N = (size_t)nb * P, total = (size_t)nb * Co * P;
+    const size_t N = (size_t)nb * P, per = (size_t)nb * Co * P, total = (size_t)nw * per;
     for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total;
          e += (size_t)gridDim.x * blockDim.x) {
-        const size_t p = e % P, t = e / P;
+        const int j = (int)(e / per);
+        const size_t r = e - (size_t)j * per;
+        const size_t p = r % P, t = r / P;
         const size_t co = t % Co, i = t / Co;
-        float v = stage[co * N + i * P + p] + b[co];
-        out[e] = (relu && v < 0.0f) ? 0.0f : v;
+        float v = stage[((size_t)j * Co + co) * N + i * P + p] + b.p[j][co];
+        out.p[j][r] = (relu && v < 0.0f) ? 0.0f : v;
     }
 }
 
-/* dout[j] = 0 where out[j] <= 0 (or NaN), as the reference's !(out > 0). */
-__global__ void conv_relu_mask_kernel(float *dout, const float *out, size_t n) {
-    for (size_t j = blockIdx.x * (size_t)blockDim.x + threadIdx.x; j < n;
-         j += (size_t)gridDim.x * blockDim.x)
-        if (!(out[j] > 0.0f)) dout[j] = 0.0f;
+/* dout.p[j][e] = 0 where out.p[j][e] <= 0 (or NaN), as the reference's !(out > 0);
+ * n elements a set, nw sets. */
+__global__ void conv_relu_mask_kernel(conv_ptrs dout, conv_cptrs out, int nw, size_t n) {
+    const size_t total = (size_t)nw * n;
+    for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total;
+         e += (size_t)gridDim.x * blockDim.x) {
+        const int j = (int)(e / n);
+        const size_t r = e - (size_t)j * n;
+        if (!(out.p[j][r] > 0.0f)) dout.p[j][r] = 0.0f;
+    }
 }
 
-/* db[co] += Σ_b Σ_p dout[b, co, p]. One block of BLOCK_1D threads per channel; each
- * thread sums a fixed strided subset in double, then a fixed-shape tree: the result
- * depends only on the shape. */
-__global__ void conv_bias_grad_kernel(float *db, const float *dout, int B, int Co, int P) {
+/* db.p[j][co] += Σ_b Σ_p dout.p[j][b, co, p]. One block of BLOCK_1D threads per (set,
+ * channel), block j*Co + co; each thread sums a fixed strided subset in double, then a
+ * fixed-shape tree: the result depends only on the shape. */
+__global__ void conv_bias_grad_kernel(conv_ptrs db, conv_cptrs dout, int B, int Co, int P) {
     __shared__ double part[BLOCK_1D];
-    const int co = blockIdx.x;
+    const int j = blockIdx.x / Co, co = blockIdx.x % Co;
+    const float *g = dout.p[j];                                   /* [B, Co, P] */
     const size_t total = (size_t)B * P;
     double acc = 0.0;
-    for (size_t j = threadIdx.x; j < total; j += BLOCK_1D) {
-        const size_t bi = j / P, p = j - bi * P;
-        acc += dout[(bi * Co + co) * P + p];
+    for (size_t t = threadIdx.x; t < total; t += BLOCK_1D) {
+        const size_t bi = t / P, p = t - bi * P;
+        acc += g[(bi * Co + co) * P + p];
     }
     part[threadIdx.x] = acc;
     __syncthreads();
@@ -81,17 +104,19 @@ __global__ void conv_bias_grad_kernel(float *db, const float *dout, int B, int C
         if ((int)threadIdx.x < s) part[threadIdx.x] += part[threadIdx.x + s];
         __syncthreads();
     }
-    if (threadIdx.x == 0) db[co] += (float)part[0];
+    if (threadIdx.x == 0) db.p[j][co] += (float)part[0];
 }
 
-/* stage [Co, N] ← dout [nb, Co, P] (the chunk's images, channel-major). */
-__global__ void conv_stage_kernel(float *stage, const float *dout, int nb, int Co, int P) {
-    const size_t N = (size_t)nb * P, total = (size_t)nb * Co * P;
+/* stage [nw, Co, N] ← dout.p[j] [nb, Co, P] (each set's chunk, channel-major). */
+__global__ void conv_stage_kernel(float *stage, conv_cptrs dout, int nw, int nb, int Co, int P) {
+    const size_t N = (size_t)nb * P, per = (size_t)nb * Co * P, total = (size_t)nw * per;
     for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total;
          e += (size_t)gridDim.x * blockDim.x) {
-        const size_t p = e % P, t = e / P;
+        const int j = (int)(e / per);
+        const size_t r = e - (size_t)j * per;
+        const size_t p = r % P, t = r / P;
         const size_t co = t % Co, i = t / Co;
-        stage[co * N + i * P + p] = dout[e];
+        stage[((size_t)j * Co + co) * N + i * P + p] = dout.p[j][r];
     }
 }
 
@@ -129,50 +154,106 @@ __global__ void conv_col2im_kernel(float *din, const float *col, int nb, int Ci,
 
 /* ---- launchers ---------------------------------------------------------------- */
 
-/* Images per chunk that fit in ctx->work (col + stage), at most B. Aborts when not
- * even one image fits. */
-static int conv_chunk_images(const conv2d_shape *s, const dath_ctx *ctx, const char *who) {
+/* Aborts unless 1 <= nw <= CONV_MULTI_MAX (the pointer structs' size). */
+static void conv_check_count(int nw, const char *who) {
+    if (nw >= 1 && nw <= CONV_MULTI_MAX) return;
+    fprintf(stderr, "dath: %s: %d weight sets, outside 1..%d\n", who, nw, CONV_MULTI_MAX);
+    abort();
+}
+
+/* Images per chunk whose col and nw stages fit in ctx->work, at most B. Aborts when
+ * not even one image fits. */
+static int conv_chunk_images(const conv2d_shape *s, int nw, const dath_ctx *ctx,
+                             const char *who) {
     const size_t R = (size_t)s->Ci * s->k * s->k, P = (size_t)s->Ho * s->Wo;
-    const size_t per_image = (R + (size_t)s->Co) * P * sizeof(float);
+    const size_t per_image = (R + (size_t)nw * s->Co) * P * sizeof(float);
     size_t nb = ctx->work ? ctx->work_bytes / per_image : 0;
     if (nb < 1) {
         fprintf(stderr, "dath: %s: ctx->work holds %zu bytes, one image needs %zu "
-                "(size it with conv2d_work_bytes)\n", who, ctx->work ? ctx->work_bytes : 0,
-                per_image);
+                "(size it with conv2d_work_bytes%s)\n", who, ctx->work ? ctx->work_bytes : 0,
+                per_image, nw > 1 ? "_multi" : "");
         abort();
     }
     return nb > (size_t)s->B ? s->B : (int)nb;
 }
 
-extern "C" void conv2d_forward_cuda(float *out, const float *in, const float *w, const float *b,
-                                    const conv2d_shape *s, int relu, dath_ctx *ctx) {
+/* ord [nw] ← the sets by increasing address of p[j] (ties in set order). Returns 1, with
+ * *stride the spacing in floats, when the sorted pointers are evenly spaced at least
+ * min_stride apart, so that one strided-batched GEMM (product i at p[ord[0]] + i·stride)
+ * can take them; else 0 (ord still sorted). min_stride is 0 for an operand that is only
+ * read, the operand's size for one that is written (the products must not overlap). */
+static int conv_even_spacing(const float *const *p, int nw, long long min_stride, int *ord,
+                             long long *stride) {
+    for (int j = 0; j < nw; j++) {
+        int t = j;
+        while (t > 0 && (uintptr_t)p[ord[t - 1]] > (uintptr_t)p[j]) { ord[t] = ord[t - 1]; t--; }
+        ord[t] = j;
+    }
+    *stride = 0;
+    if (nw < 2) return 1;
+    const uintptr_t base = (uintptr_t)p[ord[0]], step = (uintptr_t)p[ord[1]] - base;
+    if (step % sizeof(float) != 0) return 0;
+    for (int j = 2; j < nw; j++)
+        if ((uintptr_t)p[ord[j]] - base != (uintptr_t)j * step) return 0;
+    if ((long long)(step / sizeof(float)) < min_stride) return 0;
+    *stride = (long long)(step / sizeof(float));
+    return 1;
+}
+
+/* The nw convolutions of one input: per chunk one im2col, one strided-batched GEMM
+ * (nw GEMMs when the weights are not evenly spaced), one bias/ReLU launch. Stage slot
+ * q holds set ord[q]. With nw = 1: one GEMM, as conv2d_forward_cuda always did. */
+static void conv_forward_sets(float *const *out, const float *in, const float *const *w,
+                              const float *const *b, int nw, const conv2d_shape *s, int relu,
+                              dath_ctx *ctx, const char *who) {
+    conv_check_count(nw, who);
     const int B = s->B, Ci = s->Ci, Co = s->Co;
     const int P = s->Ho * s->Wo, R = Ci * s->k * s->k;
     const size_t in_image = (size_t)Ci * s->H * s->W;
     if (B <= 0 || Co <= 0 || P <= 0) return;
     cudaStream_t st = DATH_STREAM(ctx);
-    const int chunk = conv_chunk_images(s, ctx, "conv2d_forward_cuda");
+    const int chunk = conv_chunk_images(s, nw, ctx, who);
+    int ord[CONV_MULTI_MAX];
+    long long w_stride;
+    const int batched = conv_even_spacing(w, nw, 0, ord, &w_stride) && nw > 1;
+    conv_cptrs bias;
+    for (int q = 0; q < nw; q++) bias.p[q] = b[ord[q]];
     for (int b0 = 0; b0 < B; b0 += chunk) {
         const int nb = B - b0 < chunk ? B - b0 : chunk;
         const int N = nb * P;
         float *col = ctx->work;                          /* [R, N] */
-        float *stage = col + (size_t)R * N;              /* [Co, N] */
+        float *stage = col + (size_t)R * N;              /* [nw, Co, N] */
         const size_t ncol = (size_t)R * N, nout = (size_t)nb * Co * P;
         conv_im2col_kernel<<<grid_1d(ncol), BLOCK_1D, 0, st>>>(
             col, in + (size_t)b0 * in_image, nb, Ci, s->H, s->W, s->k, s->stride, s->pad,
             s->Ho, s->Wo);
         CUDA_LAUNCH_CHECK();
-        /* stage [Co, N] = w [Co, R] · col [R, N] */
-        gemm_rm(ctx, false, false, Co, N, R, 1.0f, w, R, col, N, 0.0f, stage, N);
-        conv_bias_relu_kernel<<<grid_1d(nout), BLOCK_1D, 0, st>>>(
-            out + (size_t)b0 * Co * P, stage, b, nb, Co, P, relu);
+        /* stage q [Co, N] = w[ord[q]] [Co, R] · col [R, N] */
+        if (batched)
+            gemm_rm_batched(ctx, false, false, Co, N, R, 1.0f, w[ord[0]], R, w_stride, col, N,
+                            0, 0.0f, stage, N, (long long)Co * N, nw);
+        else
+            for (int q = 0; q < nw; q++)
+                gemm_rm(ctx, false, false, Co, N, R, 1.0f, w[ord[q]], R, col, N, 0.0f,
+                        stage + (size_t)q * Co * N, N);
+        conv_ptrs o;
+        for (int q = 0; q < nw; q++) o.p[q] = out[ord[q]] + (size_t)b0 * Co * P;
+        conv_bias_relu_kernel<<<grid_1d((size_t)nw * nout), BLOCK_1D, 0, st>>>(
+            o, stage, bias, nw, nb, Co, P, relu);
         CUDA_LAUNCH_CHECK();
     }
 }
 
-extern "C" void conv2d_backward_cuda(float *din, float *dw, float *db, float *dout,
-                                     const float *in, const float *w, const float *out,
-                                     const conv2d_shape *s, int relu, dath_ctx *ctx) {
+/* The backward of conv_forward_sets: one ReLU-mask and one bias-gradient launch for
+ * all sets, then per chunk one staging launch, one im2col, the nw weight-gradient
+ * GEMMs as one strided-batched GEMM (when dw's are evenly spaced and do not overlap;
+ * stage slot q holds set ord[q]), and for din the nw column gradients summed in col
+ * (set 0 first) before one col2im. */
+static void conv_backward_sets(float *din, float *const *dw, float *const *db,
+                               float *const *dout, const float *in, const float *const *w,
+                               const float *const *out, int nw, const conv2d_shape *s,
+                               int relu, dath_ctx *ctx, const char *who) {
+    conv_check_count(nw, who);
     const int B = s->B, Ci = s->Ci, Co = s->Co;
     const int P = s->Ho * s->Wo, R = Ci * s->k * s->k;
     const size_t in_image = (size_t)Ci * s->H * s->W;
@@ -180,36 +261,86 @@ extern "C" void conv2d_backward_cuda(float *din, float *dw, float *db, float *do
     if (B <= 0 || Co <= 0 || P <= 0) return;
     cudaStream_t st = DATH_STREAM(ctx);
 
+    conv_ptrs g, dbp;
+    conv_cptrs gc, o;
+    for (int j = 0; j < nw; j++) {
+        g.p[j] = dout[j];
+        gc.p[j] = dout[j];
+        o.p[j] = out[j];
+        dbp.p[j] = db[j];
+    }
     if (relu) {   /* dout becomes the pre-ReLU gradient */
-        conv_relu_mask_kernel<<<grid_1d(n_out), BLOCK_1D, 0, st>>>(dout, out, n_out);
+        conv_relu_mask_kernel<<<grid_1d((size_t)nw * n_out), BLOCK_1D, 0, st>>>(g, o, nw, n_out);
         CUDA_LAUNCH_CHECK();
     }
-    conv_bias_grad_kernel<<<Co, BLOCK_1D, 0, st>>>(db, dout, B, Co, P);
+    conv_bias_grad_kernel<<<nw * Co, BLOCK_1D, 0, st>>>(dbp, gc, B, Co, P);
     CUDA_LAUNCH_CHECK();
 
-    const int chunk = conv_chunk_images(s, ctx, "conv2d_backward_cuda");
+    const int chunk = conv_chunk_images(s, nw, ctx, who);
+    int ord[CONV_MULTI_MAX], slot[CONV_MULTI_MAX];
+    long long dw_stride;
+    const int batched = conv_even_spacing((const float *const *)dw, nw, (long long)Co * R, ord,
+                                          &dw_stride) && nw > 1;
+    for (int q = 0; q < nw; q++) slot[ord[q]] = q;
     for (int b0 = 0; b0 < B; b0 += chunk) {
         const int nb = B - b0 < chunk ? B - b0 : chunk;
         const int N = nb * P;
         float *col = ctx->work;                          /* [R, N] */
-        float *stage = col + (size_t)R * N;              /* [Co, N] */
+        float *stage = col + (size_t)R * N;              /* [nw, Co, N] */
         const size_t ncol = (size_t)R * N, nstage = (size_t)nb * Co * P;
-        conv_stage_kernel<<<grid_1d(nstage), BLOCK_1D, 0, st>>>(
-            stage, dout + (size_t)b0 * Co * P, nb, Co, P);
+        conv_cptrs gq;
+        for (int q = 0; q < nw; q++) gq.p[q] = dout[ord[q]] + (size_t)b0 * Co * P;
+        conv_stage_kernel<<<grid_1d((size_t)nw * nstage), BLOCK_1D, 0, st>>>(
+            stage, gq, nw, nb, Co, P);
         CUDA_LAUNCH_CHECK();
         conv_im2col_kernel<<<grid_1d(ncol), BLOCK_1D, 0, st>>>(
             col, in + (size_t)b0 * in_image, nb, Ci, s->H, s->W, s->k, s->stride, s->pad,
             s->Ho, s->Wo);
         CUDA_LAUNCH_CHECK();
-        /* dw [Co, R] += stage [Co, N] · col [R, N]ᵀ */
-        gemm_rm(ctx, false, true, Co, R, N, 1.0f, stage, N, col, N, 1.0f, dw, R);
+        /* dw[ord[q]] [Co, R] += stage q [Co, N] · col [R, N]ᵀ */
+        if (batched)
+            gemm_rm_batched(ctx, false, true, Co, R, N, 1.0f, stage, N, (long long)Co * N, col,
+                            N, 0, 1.0f, dw[ord[0]], R, dw_stride, nw);
+        else
+            for (int q = 0; q < nw; q++)
+                gemm_rm(ctx, false, true, Co, R, N, 1.0f, stage + (size_t)q * Co * N, N, col, N,
+                        1.0f, dw[ord[q]], R);
         if (!din) continue;
-        /* col [R, N] = w [Co, R]ᵀ · stage [Co, N] */
-        gemm_rm(ctx, true, false, R, N, Co, 1.0f, w, R, stage, N, 0.0f, col, N);
+        /* col [R, N] = Σ_j w[j] [Co, R]ᵀ · stage slot[j] [Co, N], set 0 first */
+        for (int j = 0; j < nw; j++)
+            gemm_rm(ctx, true, false, R, N, Co, 1.0f, w[j], R, stage + (size_t)slot[j] * Co * N,
+                    N, j ? 1.0f : 0.0f, col, N);
         const size_t nin = (size_t)nb * in_image;
         conv_col2im_kernel<<<grid_1d(nin), BLOCK_1D, 0, st>>>(
             din + (size_t)b0 * in_image, col, nb, Ci, s->H, s->W, s->k, s->stride, s->pad,
             s->Ho, s->Wo);
         CUDA_LAUNCH_CHECK();
     }
+}
+
+extern "C" void conv2d_forward_cuda(float *out, const float *in, const float *w, const float *b,
+                                    const conv2d_shape *s, int relu, dath_ctx *ctx) {
+    conv_forward_sets(&out, in, &w, &b, 1, s, relu, ctx, "conv2d_forward_cuda");
+}
+
+extern "C" void conv2d_backward_cuda(float *din, float *dw, float *db, float *dout,
+                                     const float *in, const float *w, const float *out,
+                                     const conv2d_shape *s, int relu, dath_ctx *ctx) {
+    conv_backward_sets(din, &dw, &db, &dout, in, &w, &out, 1, s, relu, ctx,
+                       "conv2d_backward_cuda");
+}
+
+extern "C" void conv2d_forward_multi_cuda(float *const *out, const float *in,
+                                          const float *const *w, const float *const *b, int nw,
+                                          const conv2d_shape *s, int relu, dath_ctx *ctx) {
+    conv_forward_sets(out, in, w, b, nw, s, relu, ctx, "conv2d_forward_multi_cuda");
+}
+
+extern "C" void conv2d_backward_multi_cuda(float *din, float *const *dw, float *const *db,
+                                           float *const *dout, const float *in,
+                                           const float *const *w, const float *const *out,
+                                           int nw, const conv2d_shape *s, int relu,
+                                           dath_ctx *ctx) {
+    conv_backward_sets(din, dw, db, dout, in, w, out, nw, s, relu, ctx,
+                       "conv2d_backward_multi_cuda");
 }

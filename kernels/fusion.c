@@ -13,30 +13,32 @@ static float dropout_scale(float p) {
 }
 
 void dropout_forward_cpu(float *y, const float *x, int B, int D, float p,
-                         uint64_t seed, uint32_t tag, uint32_t step,
+                         uint64_t seed, uint32_t tag, const uint32_t *step,
                          uint32_t sample0, dath_ctx *ctx) {
     const float scale = dropout_scale(p);
+    const uint32_t st = *step;
     #pragma omp parallel for schedule(static)
     for (int i = 0; i < B; i++) {
         const float *xi = x + (size_t)i * D;         /* [D] */
         float *yi = y + (size_t)i * D;               /* [D] */
         uint32_t sample = sample0 + (uint32_t)i;
         for (int j = 0; j < D; j++)
-            yi[j] = rng_keep(seed, tag, step, sample, (uint32_t)j, p) ? xi[j] * scale : 0.0f;
+            yi[j] = rng_keep(seed, tag, st, sample, (uint32_t)j, p) ? xi[j] * scale : 0.0f;
     }
 }
 
 void dropout_backward_cpu(float *dx, const float *dy, int B, int D, float p,
-                          uint64_t seed, uint32_t tag, uint32_t step,
+                          uint64_t seed, uint32_t tag, const uint32_t *step,
                           uint32_t sample0, dath_ctx *ctx) {
     const float scale = dropout_scale(p);
+    const uint32_t st = *step;
     #pragma omp parallel for schedule(static)
     for (int i = 0; i < B; i++) {
         const float *dyi = dy + (size_t)i * D;       /* [D] */
         float *dxi = dx + (size_t)i * D;             /* [D] */
         uint32_t sample = sample0 + (uint32_t)i;
         for (int j = 0; j < D; j++)
-            if (rng_keep(seed, tag, step, sample, (uint32_t)j, p)) dxi[j] += dyi[j] * scale;
+            if (rng_keep(seed, tag, st, sample, (uint32_t)j, p)) dxi[j] += dyi[j] * scale;
     }
 }
 

@@ -9,7 +9,10 @@
  *
  * Dropout indexes a [B, D] matrix as a flat [B·D] range; the row i = idx / D gives
  * the sample (sample0 + i) and the column j = idx % D the unit. The mask is
- * rng_keep(seed, tag, step, sample0 + i, j, p), identical on host and device. */
+ * rng_keep(seed, tag, *step, sample0 + i, j, p), identical on host and device. The
+ * step is a device pointer that every thread dereferences when the kernel runs (one
+ * 4-byte load, served from cache after the first), never copied to the host: a CUDA
+ * graph that captured the launch sees the step the host wrote before each replay. */
 #include "cuda_common.cuh"
 
 extern "C" {
@@ -23,12 +26,14 @@ static float fusion_dropout_scale(float p) { return p >= 1.0f ? 0.0f : 1.0f / (1
 
 static __global__ void dropout_forward_kernel(float *y, const float *x, size_t n, int D, float p,
                                               float scale, uint64_t seed, uint32_t tag,
-                                              uint32_t step, uint32_t sample0) {
+                                              const uint32_t *__restrict__ step,
+                                              uint32_t sample0) {
+    const uint32_t st = *step;
     /* y and x may alias (in place): each element is read, then written, by one thread. */
     for (size_t idx = blockIdx.x * (size_t)blockDim.x + threadIdx.x; idx < n;
          idx += (size_t)gridDim.x * blockDim.x) {
         uint32_t i = (uint32_t)(idx / (size_t)D), j = (uint32_t)(idx % (size_t)D);
-        int keep = rng_keep(seed, tag, step, sample0 + i, j, p);
+        int keep = rng_keep(seed, tag, st, sample0 + i, j, p);
         float xv = x[idx];
         y[idx] = keep ? __fmul_rn(xv, scale) : 0.0f;
     }
@@ -36,18 +41,20 @@ static __global__ void dropout_forward_kernel(float *y, const float *x, size_t n
 
 static __global__ void dropout_backward_kernel(float *__restrict__ dx, const float *__restrict__ dy,
                                                size_t n, int D, float p, float scale,
-                                               uint64_t seed, uint32_t tag, uint32_t step,
+                                               uint64_t seed, uint32_t tag,
+                                               const uint32_t *__restrict__ step,
                                                uint32_t sample0) {
+    const uint32_t st = *step;
     for (size_t idx = blockIdx.x * (size_t)blockDim.x + threadIdx.x; idx < n;
          idx += (size_t)gridDim.x * blockDim.x) {
         uint32_t i = (uint32_t)(idx / (size_t)D), j = (uint32_t)(idx % (size_t)D);
-        if (rng_keep(seed, tag, step, sample0 + i, j, p))
+        if (rng_keep(seed, tag, st, sample0 + i, j, p))
             dx[idx] = __fadd_rn(dx[idx], __fmul_rn(dy[idx], scale));
     }
 }
 
 extern "C" void dropout_forward_cuda(float *y, const float *x, int B, int D, float p,
-                                     uint64_t seed, uint32_t tag, uint32_t step,
+                                     uint64_t seed, uint32_t tag, const uint32_t *step,
                                      uint32_t sample0, dath_ctx *ctx) {
     if (B <= 0 || D <= 0) return;
     size_t n = (size_t)B * D;
@@ -57,7 +64,7 @@ extern "C" void dropout_forward_cuda(float *y, const float *x, int B, int D, flo
 }
 
 extern "C" void dropout_backward_cuda(float *dx, const float *dy, int B, int D, float p,
-                                      uint64_t seed, uint32_t tag, uint32_t step,
+                                      uint64_t seed, uint32_t tag, const uint32_t *step,
                                       uint32_t sample0, dath_ctx *ctx) {
     if (B <= 0 || D <= 0) return;
     size_t n = (size_t)B * D;

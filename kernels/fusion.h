@@ -1,8 +1,11 @@
 /* kernels/fusion.h — dropout and the fc7 fusion of the two streams.
  *
  * Dropout (inverted, drop probability p): y = x * keep / (1 - p), where keep for
- * element (i, j) of x [B, D] is rng_keep(seed, tag, step, sample0 + i, j, p) from
+ * element (i, j) of x [B, D] is rng_keep(seed, tag, *step, sample0 + i, j, p) from
  * kernels/rng.h. The mask is never stored: the backward regenerates it.
+ * `step` is a 1-element backend buffer (host memory on the CPU, device memory on
+ * CUDA), read when the op runs, not when it is called: a captured CUDA graph replays
+ * the same call while the host advances *step between replays.
  * `tag` is RNG_DROPOUT + 2*stream + layer; `sample0` is the global index of row 0
  * (so a run gives the same masks whatever the number of GPUs).
  * y and x may alias (in place). Backward: dx += dy * keep / (1 - p).
@@ -15,10 +18,10 @@
 #include "common.h"
 
 typedef void dropout_forward_fn(float *y, const float *x, int B, int D, float p,
-                                uint64_t seed, uint32_t tag, uint32_t step,
+                                uint64_t seed, uint32_t tag, const uint32_t *step,
                                 uint32_t sample0, dath_ctx *ctx);
 typedef void dropout_backward_fn(float *dx, const float *dy, int B, int D, float p,
-                                 uint64_t seed, uint32_t tag, uint32_t step,
+                                 uint64_t seed, uint32_t tag, const uint32_t *step,
                                  uint32_t sample0, dath_ctx *ctx);
 typedef void fuse_forward_fn(float *f, const float *a, const float *b, size_t n,
                              dath_ctx *ctx);

@@ -211,3 +211,19 @@ void j3_quant_cpu(float *loss, float *dh, const float *h, int B, int K, float no
             dh[i] += s * loss_sign(fabsf(h[i]) - 1.0f) * loss_sign(h[i]);
     }
 }
+
+/* J3's value as j3_quant_cpu, and dz += (dh + s·sign(|h|−1)·sign(h))·(1 − h·h),
+ * each float operation rounded where j3_quant_cpu then tanh_backward_cpu round it. */
+void j3_tanh_backward_cpu(float *loss, float *dz, const float *dh, const float *h, int B,
+                          int K, float norm, float scale, dath_ctx *ctx) {
+    size_t n = B > 0 && K > 0 ? (size_t)B * K : 0;
+    double total = 0.0;
+    for (size_t i = 0; i < n; i++) total += fabs(fabs((double)h[i]) - 1.0);
+    loss[0] = (float)(total / (double)norm);
+    const float s = scale / norm;
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) {
+        float g = (dh ? dh[i] : 0.0f) + s * loss_sign(fabsf(h[i]) - 1.0f) * loss_sign(h[i]);
+        dz[i] += g * (1.0f - h[i] * h[i]);
+    }
+}

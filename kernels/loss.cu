@@ -21,7 +21,10 @@
  * alone, and a line on stderr; K < 1 likewise (no line). B = 0: loss 0, no triplet.
  *
  * J2 and J3 are one block each (B·C and B·K are a few ten thousand elements): every
- * thread's share is summed in a fixed order and loss[0] is written by thread 0. */
+ * thread's share is summed in a fixed order and loss[0] is written by thread 0.
+ * j3_tanh_backward is J3's block with tanh's backward done in the same pass: each
+ * thread adds (dh + s·sign·sign)·(1 − h²) into dz for its elements, rounded as
+ * j3_quant then tanh_backward round it, while the loss is reduced as in J3. */
 #include "cuda_common.cuh"
 
 extern "C" {
@@ -429,5 +432,33 @@ extern "C" void j3_quant_cuda(float *loss, float *dh, const float *h, int B, int
     size_t n = B > 0 && K > 0 ? (size_t)B * K : 0;
     j3_quant_kernel<<<1, J3_THREADS, 0, DATH_STREAM(ctx)>>>(loss, dh, h, n, (double)norm,
                                                            scale / norm);
+    CUDA_LAUNCH_CHECK();
+}
+
+/* One block over all n = B·K elements: the J3 loss as j3_quant_kernel, and
+ * dz += (dh + s·sign(|h| − 1)·sign(h))·(1 − h·h), dh == NULL meaning 0, each operation
+ * rounded as j3_quant_kernel then tanh_backward_kernel round it. */
+static __global__ void __launch_bounds__(J3_THREADS)
+j3_tanh_backward_kernel(float *__restrict__ loss, float *__restrict__ dz,
+                        const float *__restrict__ dh, const float *__restrict__ h, size_t n,
+                        double norm, float s) {
+    __shared__ double red[J3_THREADS / WARP];
+    double acc = 0.0;
+    for (size_t i = threadIdx.x; i < n; i += blockDim.x) {
+        float hi = h[i];
+        acc += fabs(fabs((double)hi) - 1.0);
+        float dj3 = __fmul_rn(__fmul_rn(s, sign_f(__fsub_rn(fabsf(hi), 1.0f))), sign_f(hi));
+        float g = __fadd_rn(dh ? dh[i] : 0.0f, dj3);
+        dz[i] = __fadd_rn(dz[i], __fmul_rn(g, __fsub_rn(1.0f, __fmul_rn(hi, hi))));
+    }
+    double total = block_sum_d(acc, red);
+    if (threadIdx.x == 0) loss[0] = (float)(total / norm);
+}
+
+extern "C" void j3_tanh_backward_cuda(float *loss, float *dz, const float *dh, const float *h,
+                                      int B, int K, float norm, float scale, dath_ctx *ctx) {
+    size_t n = B > 0 && K > 0 ? (size_t)B * K : 0;
+    j3_tanh_backward_kernel<<<1, J3_THREADS, 0, DATH_STREAM(ctx)>>>(loss, dz, dh, h, n,
+                                                                    (double)norm, scale / norm);
     CUDA_LAUNCH_CHECK();
 }

@@ -22,6 +22,16 @@
  * J3 (quantisation), h [B,K]: Σ_j | |h_ij| − 1 |, loss = (Σ over rows) / norm;
  *   gradient sign(|h|−1)·sign(h) (sign(0) = 0, as PyTorch).
  *
+ * J3 with tanh's backward fused (j3_tanh_backward), h = tanh(z) [B,K]: loss[0] is
+ *   J3 of h exactly as j3_quant computes it (assigned), and
+ *     dz [B,K] += (dh + scale·dJ3/dh)·(1 − h²),
+ *   where dh [B,K] is h's gradient from every other consumer of h (J1, the
+ *   classification layer), read only, NULL meaning 0, and dJ3/dh is what j3_quant
+ *   accumulates, sign(|h|−1)·sign(h)/norm. The floats are rounded in the order of
+ *   j3_quant into dh followed by tanh_backward (g = dh + (scale/norm)·sign·sign;
+ *   dz += g·(1 − h·h)), so the fused op gives the same bits as those two. dz must
+ *   not alias dh or h. On CUDA it is one launch (loss reduced in a fixed order).
+ *
  * `norm` is the global batch size (the mean is over the global batch; each rank
  * passes its own rows and the host sums the ranks' losses). */
 #ifndef DATH_LOSS_H
@@ -41,18 +51,22 @@ typedef void j2_class_fn(float *loss, float *dy, const float *y, const float *la
                          int B, int C, int multi, float norm, float scale, dath_ctx *ctx);
 typedef void j3_quant_fn(float *loss, float *dh, const float *h, int B, int K,
                          float norm, float scale, dath_ctx *ctx);
+typedef void j3_tanh_backward_fn(float *loss, float *dz, const float *dh, const float *h,
+                                 int B, int K, float norm, float scale, dath_ctx *ctx);
 
 tanh_forward_fn tanh_forward_cpu;
 tanh_backward_fn tanh_backward_cpu;
 j1_triplet_fn j1_triplet_cpu;
 j2_class_fn j2_class_cpu;
 j3_quant_fn j3_quant_cpu;
+j3_tanh_backward_fn j3_tanh_backward_cpu;
 #ifdef DATH_CUDA
 tanh_forward_fn tanh_forward_cuda;
 tanh_backward_fn tanh_backward_cuda;
 j1_triplet_fn j1_triplet_cuda;
 j2_class_fn j2_class_cuda;
 j3_quant_fn j3_quant_cuda;
+j3_tanh_backward_fn j3_tanh_backward_cuda;
 #endif
 
 #endif

@@ -3,13 +3,18 @@
  * (add, mul_, addcmul_, sqrt, add_, addcdiv_; ATen computes addcmul as
  * self + (value·t1)·t2 and addcdiv as self + (value·t1)/t2):
  *   g = grad + wd·θ;  v = v·alpha + ((1 − alpha)·g)·g;  θ = θ + ((−lr)·g) / (√v + eps).
- * Each element is independent, so the parallel loop is deterministic. */
+ * Each element is independent, so the parallel loop is deterministic.
+ * A non-finite guard value returns before anything is written. */
 #include "rmsprop.h"
 
 #include <math.h>
 
 void rmsprop_step_cpu(float *theta, float *v, const float *grad, size_t n, float lr,
-                      float alpha, float eps, float wd, dath_ctx *ctx) {
+                      float alpha, float eps, float wd, const float *guard, int nguard,
+                      dath_ctx *ctx) {
+    if (guard)
+        for (int k = 0; k < nguard; k++)
+            if (!isfinite(guard[k])) return;    /* skip the step: theta, v unchanged */
     const float one_minus_alpha = 1.0f - alpha, neg_lr = -lr;
 #pragma omp parallel for simd schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) {

@@ -8,7 +8,12 @@
  * operation at a time (__fmul_rn/__fadd_rn/__fdiv_rn/__fsqrt_rn, no FMA contraction):
  *   g = grad + wd·θ;  v = v·alpha + ((1 − alpha)·g)·g;
  *   θ = θ + ((−lr)·g) / (√v + eps),
- * so the device's parameters are the reference's bits. */
+ * so the device's parameters are the reference's bits.
+ *
+ * The guard (the step's few loss values, device memory) is read by every thread at
+ * the start of the kernel — nguard loads of the same addresses, served from cache —
+ * and a thread that sees a NaN or ±inf writes nothing, so a non-finite step leaves
+ * theta and v untouched in the same single launch, with no host round trip. */
 #include "cuda_common.cuh"
 
 extern "C" {
@@ -28,7 +33,11 @@ static __device__ __forceinline__ float rmsprop_one(float th, float *v, float gr
  * rest one by one. Otherwise every element one by one. */
 static __global__ void rmsprop_step_kernel(float *__restrict__ theta, float *__restrict__ v,
                                            const float *__restrict__ grad, size_t n, float neg_lr,
-                                           float alpha, float oma, float eps, float wd, int vec) {
+                                           float alpha, float oma, float eps, float wd, int vec,
+                                           const float *__restrict__ guard, int nguard) {
+    if (guard)
+        for (int k = 0; k < nguard; k++)
+            if (!isfinite(guard[k])) return;     /* skip the step: nothing written */
     const size_t tid = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
     const size_t stride = (size_t)gridDim.x * blockDim.x;
     size_t done = 0;
@@ -57,13 +66,13 @@ static __global__ void rmsprop_step_kernel(float *__restrict__ theta, float *__r
 
 extern "C" void rmsprop_step_cuda(float *theta, float *v, const float *grad, size_t n,
                                   float lr, float alpha, float eps, float wd,
-                                  dath_ctx *ctx) {
+                                  const float *guard, int nguard, dath_ctx *ctx) {
     if (n == 0) return;
     int vec = ((uintptr_t)theta % 16 == 0) && ((uintptr_t)v % 16 == 0) &&
               ((uintptr_t)grad % 16 == 0);
     size_t work = vec ? (n + 3) / 4 : n;    /* items of the main loop */
     const float oma = 1.0f - alpha, neg_lr = -lr;   /* as the reference */
     rmsprop_step_kernel<<<grid_1d(work), BLOCK_1D, 0, DATH_STREAM(ctx)>>>(
-        theta, v, grad, n, neg_lr, alpha, oma, eps, wd, vec);
+        theta, v, grad, n, neg_lr, alpha, oma, eps, wd, vec, guard, nguard);
     CUDA_LAUNCH_CHECK();
 }

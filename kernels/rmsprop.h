@@ -1,14 +1,21 @@
 /* kernels/rmsprop.h — RMSProp with weight decay over the whole flat parameter buffer,
  * PyTorch's semantics (torch.optim.RMSprop, no momentum, not centred):
  *   g = grad + wd·θ;  v = alpha·v + (1 − alpha)·g²;  θ = θ − lr·g / (sqrt(v) + eps)
- * theta [n] and v [n] are updated in place; grad [n] is not modified. */
+ * theta [n] and v [n] are updated in place; grad [n] is not modified.
+ *
+ * Guard: guard [nguard] (backend memory, read when the op runs: the step's loss
+ * values) may be NULL. When it is not NULL and any guard[0..nguard) is NaN or ±inf,
+ * the whole step is skipped: theta and v are left bit-for-bit as they were. So a
+ * captured CUDA step can drop a non-finite step without the host reading the loss
+ * between the backward and the optimiser. guard == NULL or nguard ≤ 0: always update. */
 #ifndef DATH_RMSPROP_H
 #define DATH_RMSPROP_H
 
 #include "common.h"
 
 typedef void rmsprop_step_fn(float *theta, float *v, const float *grad, size_t n,
-                             float lr, float alpha, float eps, float wd, dath_ctx *ctx);
+                             float lr, float alpha, float eps, float wd,
+                             const float *guard, int nguard, dath_ctx *ctx);
 
 rmsprop_step_fn rmsprop_step_cpu;
 #ifdef DATH_CUDA

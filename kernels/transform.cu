@@ -1,6 +1,6 @@
 /* kernels/transform.cu — CUDA twin of kernels/transform.c: the uint8 HWC cached batch
- * → cropped, flipped, normalised float NCHW network input, in one pass
- * (contract in transform.h).
+ * (or the rows `index` names of a decoded set in device memory) → cropped, flipped,
+ * normalised float NCHW network input, in one pass (contract in transform.h).
  *
  * A thread per output pixel (b, y, x): it reads the three bytes of the source pixel
  * (cx + (flip ? S−1−x : x), cy + y) and writes one float to each of the three channel
@@ -27,7 +27,8 @@ typedef struct transform_norm {
 
 static __global__ void __launch_bounds__(TRANSFORM_THREADS)
 transform_batch_kernel(float *__restrict__ out, const uint8_t *__restrict__ in,
-                       const int32_t *__restrict__ crop, int B, int R, int S,
+                       const int32_t *__restrict__ crop,
+                       const int32_t *__restrict__ index, int B, int R, int S,
                        transform_norm nrm) {
     __shared__ float lut[3][256];                       /* [channel][byte] */
     for (int t = threadIdx.x; t < 3 * 256; t += blockDim.x) {
@@ -47,7 +48,8 @@ transform_batch_kernel(float *__restrict__ out, const uint8_t *__restrict__ in,
         int y = rem / S, x = rem % S;
         int cx = crop[3 * b + 0], cy = crop[3 * b + 1], flip = crop[3 * b + 2];
         int sx = cx + (flip ? S - 1 - x : x);
-        const uint8_t *px = in + (((size_t)b * R + cy + y) * R + sx) * 3;   /* [3] */
+        size_t i = index ? (size_t)index[b] : (size_t)b;                  /* source image */
+        const uint8_t *px = in + ((i * R + cy + y) * R + sx) * 3;           /* [3] */
         float *o = out + (size_t)b * 3 * plane + rem;                      /* plane 0 */
         o[0] = lut[0][px[0]];
         o[plane] = lut[1][px[1]];
@@ -56,7 +58,8 @@ transform_batch_kernel(float *__restrict__ out, const uint8_t *__restrict__ in,
 }
 
 extern "C" void transform_batch_cuda(float *out, const uint8_t *in, const int32_t *crop,
-                                     int B, int R, int S, dath_ctx *ctx) {
+                                     const int32_t *index, int B, int R, int S,
+                                     dath_ctx *ctx) {
     if (B <= 0 || S <= 0) return;
     transform_norm nrm;
     for (int c = 0; c < 3; c++) {
@@ -67,6 +70,6 @@ extern "C" void transform_batch_cuda(float *out, const uint8_t *in, const int32_
     size_t blocks = (npix + TRANSFORM_THREADS - 1) / TRANSFORM_THREADS;
     if (blocks > TRANSFORM_MAX_BLOCKS) blocks = TRANSFORM_MAX_BLOCKS;
     transform_batch_kernel<<<(unsigned)blocks, TRANSFORM_THREADS, 0, DATH_STREAM(ctx)>>>(
-        out, in, crop, B, R, S, nrm);
+        out, in, crop, index, B, R, S, nrm);
     CUDA_LAUNCH_CHECK();
 }

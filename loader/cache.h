@@ -38,7 +38,9 @@ enum { CACHE_UNKNOWN = 0, CACHE_OK = 1, CACHE_BAD = 2 };
 
 typedef struct dath_cache {
     int n, R;
-    uint8_t *pixels;     /* [n, R, R, 3] HWC; image i valid once its status is CACHE_OK */
+    uint8_t *pixels;     /* [n, R, R, 3] HWC, one contiguous block (one allocation, or the
+                            mapped file); image i valid once its status is known (all
+                            zeros when CACHE_BAD) */
     uint8_t *status;     /* [n] CACHE_*; read it with cache_status */
     char **why;          /* [n] reason a CACHE_BAD image was refused, NULL otherwise */
     char *file;          /* the cache file; NULL without a directory */

@@ -5,7 +5,8 @@
  *      batch k its B samples once every image it needs has a known status and batch
  *      k's ring slot is free (encode: batch k is rows [kB, (k+1)B));
  *   2. fill tasks: one image of the earliest planned batch: copy it from the cache
- *      (or decode it, encode), with its labels and crop;
+ *      (or decode it, encode), with its labels and crop; with pixels off for the
+ *      epoch (prefetch_set_pixels), its labels and crop only;
  *   3. decode-ahead (train, and encode with a cache): the next image of the epoch's
  *      order whose status is unknown, decoded into the cache;
  *   4. writing the cache file, once every image's status is known;
@@ -80,6 +81,10 @@ struct dath_prefetch {
     /* decode-ahead */
     uint8_t *claimed;         /* [n] 1 once a worker took image i */
     int decode_pos, unclaimed, known;
+
+    /* pixels in the batches: `pixels` for the current epoch, `pixels_next` from the
+     * next begin_epoch on (prefetch_set_pixels) */
+    int pixels, pixels_next;
 
     /* cache file */
     int saving, saved, save_failed;
@@ -268,7 +273,8 @@ static prefetch_slot *prefetch_find_task(dath_prefetch *p) {
     return best;
 }
 
-/* Image j of slot s, outside the lock. Returns 0 when it decoded nothing, 1 when it
+/* Image j of slot s, outside the lock: its pixels (unless p->pixels is 0: then only its
+ * labels and crop), labels and crop. Returns 0 when it decoded nothing, 1 when it
  * decoded a good image, 2 a bad one. */
 static int prefetch_fill_one(dath_prefetch *p, prefetch_slot *s, int j) {
     size_t unit = (size_t)p->R * (size_t)p->R * 3;
@@ -276,7 +282,7 @@ static int prefetch_fill_one(dath_prefetch *p, prefetch_slot *s, int j) {
     int decoded = 0;
     uint8_t *dst = s->images + (size_t)j * unit;   /* [R, R, 3] */
     if (p->cfg.mode == PREFETCH_TRAIN) {
-        memcpy(dst, p->cache->pixels + (size_t)i * unit, unit);
+        if (p->pixels) memcpy(dst, p->cache->pixels + (size_t)i * unit, unit);
         prefetch_crop(s->crops + 3 * j, p->cfg.seed, p->epoch, i, p->R, p->S);
     } else {
         if (p->cache) {
@@ -284,8 +290,11 @@ static int prefetch_fill_one(dath_prefetch *p, prefetch_slot *s, int j) {
             int st = cache_decode(p->cache, p->l, i);
             s->ok[j] = st == CACHE_OK;
             decoded = known ? 0 : s->ok[j] ? 1 : 2;
-            if (s->ok[j]) memcpy(dst, p->cache->pixels + (size_t)i * unit, unit);
-            else snprintf(s->why[j], PREFETCH_WHY_LEN, "%s", p->cache->why[i] ? p->cache->why[i] : "bad image");
+            if (s->ok[j]) {
+                if (p->pixels) memcpy(dst, p->cache->pixels + (size_t)i * unit, unit);
+            } else {
+                snprintf(s->why[j], PREFETCH_WHY_LEN, "%s", p->cache->why[i] ? p->cache->why[i] : "bad image");
+            }
         } else {
             s->ok[j] = image_load(p->l->paths[i], p->R, dst, s->why[j], PREFETCH_WHY_LEN) == 0;
             decoded = s->ok[j] ? 1 : 2;
@@ -314,7 +323,7 @@ static void prefetch_compact(dath_prefetch *p, prefetch_slot *s) {
         }
         if (m != j) {
             s->samples[m] = s->samples[j];
-            memcpy(s->images + (size_t)m * unit, s->images + (size_t)j * unit, unit);
+            if (p->pixels) memcpy(s->images + (size_t)m * unit, s->images + (size_t)j * unit, unit);
             memcpy(s->labels + (size_t)m * p->C, s->labels + (size_t)j * p->C, (size_t)p->C * sizeof *s->labels);
             memcpy(s->crops + 3 * m, s->crops + 3 * j, 3 * sizeof *s->crops);
         }
@@ -470,6 +479,7 @@ dath_prefetch *prefetch_create(const prefetch_config *cfg, char *err, size_t err
     p->ring = cfg->ring > 0 ? (cfg->ring < 2 ? 2 : cfg->ring) : PREFETCH_DEFAULT_RING;
     p->max_warn = cfg->max_warnings == 0 ? PREFETCH_DEFAULT_WARNINGS : (cfg->max_warnings < 0 ? -1 : cfg->max_warnings);
     p->total = -1;
+    p->pixels = p->pixels_next = 1;
     if (cfg->cache_dir && !(p->cache_dir = strdup(cfg->cache_dir))) goto oom;
     p->cfg.cache_dir = p->cache_dir;
 
@@ -585,6 +595,7 @@ int prefetch_begin_epoch(dath_prefetch *p, int epoch, char *err, size_t err_len)
     free(p->perm);
     p->perm = perm;
     p->epoch = epoch;
+    p->pixels = p->pixels_next;
     p->plan_k = p->plan_pos = p->plan_done = 0;
     p->total = -1;
     p->consume_k = 0;
@@ -656,7 +667,7 @@ int prefetch_next(dath_prefetch *p, prefetch_batch *b, char *err, size_t err_len
         b->n = n;
         b->index = s->k;
         b->epoch = p->epoch;
-        b->images = s->images;
+        b->images = p->pixels ? s->images : NULL;
         b->labels = s->labels;
         b->crops = s->crops;
         b->samples = s->samples;
@@ -674,12 +685,33 @@ void prefetch_release(dath_prefetch *p, prefetch_batch *b) {
     if (!b || b->slot < 0 || b->slot >= p->ring) return;
     pthread_mutex_lock(&p->mu);
     prefetch_slot *s = &p->slots[b->slot];
-    if (s->state == SLOT_HELD && s->images == b->images) {
+    if (s->state == SLOT_HELD && s->samples == b->samples) {
         s->state = SLOT_FREE;
         pthread_cond_broadcast(&p->work);
     }
     b->slot = -1;
     pthread_mutex_unlock(&p->mu);
+}
+
+/* Every image's status known (under the lock): the cache's pixels are final. */
+static int prefetch_all_known(const dath_prefetch *p) {
+    return p->cache && p->known == p->n;
+}
+
+const uint8_t *prefetch_images(dath_prefetch *p, size_t *count) {
+    pthread_mutex_lock(&p->mu);
+    const uint8_t *px = prefetch_all_known(p) ? p->cache->pixels : NULL;
+    pthread_mutex_unlock(&p->mu);
+    if (count) *count = px ? (size_t)p->n : 0;
+    return px;
+}
+
+int prefetch_set_pixels(dath_prefetch *p, int on) {
+    pthread_mutex_lock(&p->mu);
+    if (on || prefetch_all_known(p)) p->pixels_next = on ? 1 : 0;
+    int now = p->pixels_next;
+    pthread_mutex_unlock(&p->mu);
+    return now;
 }
 
 void prefetch_stats_get(dath_prefetch *p, prefetch_stats *st) {

@@ -42,6 +42,14 @@
  *   decoded straight into the batch buffers, or kept in a decoded cache when `keep`
  *   or `cache_dir` is set (for repeated passes over the same list).
  *
+ * The decoded set on the device: once every image's status is known (the end of the
+ * first epoch at the latest, or at once when a cache file was mapped), prefetch_images
+ * gives the whole decoded set as one [n, R, R, 3] array in list order. A consumer that
+ * uploads it once can call prefetch_set_pixels(p, 0): from the next epoch on, batches
+ * carry samples, labels and crops but no pixels (workers skip the copy, images is
+ * NULL), and the consumer uploads `samples` as the transform's row index
+ * (kernels/transform.h). Which samples, labels and crops a batch holds does not change.
+ *
  * Bad images (missing, empty, truncated, corrupt, unreadable, see image.h): skipped.
  * The first max_warnings of them are named through cfg.warn, in the order the
  * consumer meets them; stats count them. With `strict`, the batch at which the first
@@ -89,7 +97,8 @@ typedef struct prefetch_batch {
     int n;                    /* images in this batch (B, or fewer: see above) */
     int index;                /* batch number within the epoch (train: 0, 1, …) */
     int epoch;
-    uint8_t *images;          /* [B, R, R, 3] HWC, the first n filled */
+    uint8_t *images;          /* [B, R, R, 3] HWC, the first n filled; NULL when the epoch
+                                 began with pixels off (prefetch_set_pixels) */
     float *labels;            /* [B, C] 0/1 */
     int32_t *crops;           /* [B, 3] x, y, flip */
     int32_t *samples;         /* [B] the list rows */
@@ -131,6 +140,22 @@ void prefetch_stats_get(dath_prefetch *p, prefetch_stats *s);
 
 /* The latest note about the cache file (read, stale, written), "" when none. */
 void prefetch_note(dath_prefetch *p, char *buf, size_t len);
+
+/* The decoded set: every image of the list, [n, R, R, 3] uint8 HWC in list order, one
+ * contiguous block (the cache's allocation, or the mapped cache file), with *count = n
+ * (count may be NULL). A bad image's slot is all zeros. Returns NULL (and *count = 0)
+ * until every image's status is known: before the first epoch ends unless a cache file
+ * was mapped, and always in encode mode without `keep` or `cache_dir` (no cache). Once
+ * non-NULL it stays so, its bytes never change, and it is valid until prefetch_destroy;
+ * read-only (a mapped file is mapped read-only). Host memory, not pinned. */
+const uint8_t *prefetch_images(dath_prefetch *p, size_t *count);
+
+/* Pixels in the batches of the epochs begun from now on (the current epoch's batches
+ * are not affected): on = 1 (the default) copies them, on = 0 leaves them out (images
+ * NULL; samples, labels, crops and everything else unchanged). Turning pixels off is
+ * refused, and nothing changes, while prefetch_images() is NULL. Returns the setting in
+ * effect for the next epoch: 1 pixels, 0 none (so 1 after a refused 0). */
+int prefetch_set_pixels(dath_prefetch *p, int on);
 
 /* Stops and joins the workers, frees everything. NULL is allowed. */
 void prefetch_destroy(dath_prefetch *p);
