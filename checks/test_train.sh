@@ -2,6 +2,8 @@
 # checks/test_train.sh — `dath train` end to end on the CPU backend, on a small demo set:
 #   - resume: N steps straight equal k steps, a checkpoint, then N−k steps after
 #     --resume (the final parameters are bit-identical);
+#   - the decoded set kept in backend memory after the first epoch gives the same
+#     parameters as host batches (--data-on-device no);
 #   - bad images (missing, zero-byte, truncated JPEG, corrupt) are skipped, named and
 #     counted; a PNG trains; --strict stops at the first bad one;
 #   - a malformed list stops before training, naming the line;
@@ -33,6 +35,15 @@ check "resumed parameters are bit-identical to the straight run's" "cmp -s $tmp/
 sed -n 's/.*"step":\([0-9]*\),.*"j":\([^,]*\),.*/\1 \2/p' "$tmp/a/log.jsonl" >"$tmp/a.j"
 sed -n 's/.*"step":\([0-9]*\),.*"j":\([^,]*\),.*/\1 \2/p' "$tmp/b/log.jsonl" >"$tmp/b.j"
 check "per-step losses match across the resume" "[ -s $tmp/a.j ] && cmp -s $tmp/a.j $tmp/b.j"
+
+# --- the decoded set in backend memory from the second epoch (rows only in the batches)
+# gives exactly what host batches give
+check "the straight run moved the decoded set to backend memory after epoch 1" "grep -q 'decoded images .* are now in cpu memory' $tmp/a.log"
+$D train --train "$tmp/demo/train.txt" $common --epochs 2 --data-on-device no --no-graphs --out "$tmp/h" >"$tmp/h.log" 2>&1
+check "--data-on-device no trains without moving the set" "[ -f $tmp/h/model.safetensors ] && ! grep -q 'are now in' $tmp/h.log"
+check "set in backend memory and host batches give bit-identical parameters" "cmp -s $tmp/a/model.safetensors $tmp/h/model.safetensors"
+$D train --train "$tmp/demo/train.txt" $common --epochs 1 --data-on-device maybe --out "$tmp/h2" >"$tmp/h2.log" 2>&1
+check "--data-on-device maybe is refused" "grep -q \"data-on-device 'maybe'\" $tmp/h2.log"
 
 # --- bad images
 cp -r "$tmp/demo" "$tmp/bad"

@@ -30,6 +30,20 @@ static void cpu_copy(void *dst, const void *src, size_t bytes, dath_ctx *ctx) {
     if (dst != src) memmove(dst, src, bytes);
 }
 static void cpu_sync(dath_ctx *ctx) {}
+static int cpu_mem_info(size_t *free_bytes, size_t *total_bytes) {
+    long page = sysconf(_SC_PAGESIZE), avail = sysconf(_SC_AVPHYS_PAGES), all = sysconf(_SC_PHYS_PAGES);
+    if (page <= 0 || avail < 0 || all <= 0) return -1;
+    *free_bytes = (size_t)avail * (size_t)page;
+    *total_bytes = (size_t)all * (size_t)page;
+    return 0;
+}
+static void cpu_upload_async(void *dst, const void *src, size_t bytes, dath_ctx *ctx) { memcpy(dst, src, bytes); }
+static char cpu_fence;   /* every CPU op is complete when it returns: one shared handle */
+static void *cpu_fence_create(void) { return &cpu_fence; }
+static void cpu_fence_free(void *f) {}
+static void cpu_fence_record(void *f, int queue, dath_ctx *ctx) {}
+static void cpu_fence_wait(void *f, int queue, dath_ctx *ctx) {}
+static void cpu_fence_sync(void *f) {}
 static void cpu_axpy(float *y, const float *x, float a, size_t n, dath_ctx *ctx) {
     #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) y[i] += a * x[i];
@@ -48,9 +62,18 @@ static dath_backend cpu_backend = {
     .download = cpu_copy,
     .copy = cpu_copy,
     .sync = cpu_sync,
+    .mem_info = cpu_mem_info,
+    .upload_async = cpu_upload_async,
+    .fence_create = cpu_fence_create,
+    .fence_free = cpu_fence_free,
+    .fence_record = cpu_fence_record,
+    .fence_wait = cpu_fence_wait,
+    .fence_sync = cpu_fence_sync,
     .axpy = cpu_axpy,
     .conv2d_forward = conv2d_forward_cpu,
     .conv2d_backward = conv2d_backward_cpu,
+    .conv2d_forward_multi = conv2d_forward_multi_cpu,
+    .conv2d_backward_multi = conv2d_backward_multi_cpu,
     .linear_forward = linear_forward_cpu,
     .linear_backward = linear_backward_cpu,
     .maxpool_forward = maxpool_forward_cpu,
@@ -70,6 +93,7 @@ static dath_backend cpu_backend = {
     .j1_triplet = j1_triplet_cpu,
     .j2_class = j2_class_cpu,
     .j3_quant = j3_quant_cpu,
+    .j3_tanh_backward = j3_tanh_backward_cpu,
     .rmsprop_step = rmsprop_step_cpu,
     .transform_batch = transform_batch_cpu,
 };

@@ -19,6 +19,8 @@
 #include "../kernels/rmsprop.h"
 #include "../kernels/transform.h"
 
+enum { DATH_QUEUE_COMPUTE = 0, DATH_QUEUE_COPY = 1 };
+
 typedef struct dath_backend {
     const char *name;            /* "cpu" or "cuda" */
     char device[128];            /* human-readable device description */
@@ -39,6 +41,25 @@ typedef struct dath_backend {
     void (*download)(void *dst, const void *src, size_t bytes, dath_ctx *ctx); /* backend → host, synchronous */
     void (*copy)(void *dst, const void *src, size_t bytes, dath_ctx *ctx);     /* backend → backend */
     void (*sync)(dath_ctx *ctx);
+    /* Free and total backend memory in bytes (the host's for the CPU backend). */
+    int (*mem_info)(size_t *free_bytes, size_t *total_bytes);
+
+    /* A second queue for uploads (CUDA: the context's copy stream), so that the next
+     * batch's copy overlaps the current step. upload_async copies host → backend on
+     * the copy queue; src must be host_alloc memory and stay untouched until a fence
+     * recorded on the copy queue after it has passed. Fences order the two queues
+     * and the host:
+     *   fence_record(f, q, ctx)  f passes when everything queued on q so far is done
+     *   fence_wait(f, q, ctx)    work queued on q from now on waits for f
+     *   fence_sync(f)            the host waits for f
+     * On the CPU backend every op completes before it returns: upload_async is a copy
+     * and fences are no-ops (fence_create still returns a non-NULL handle). */
+    void (*upload_async)(void *dst, const void *src, size_t bytes, dath_ctx *ctx);
+    void *(*fence_create)(void);                 /* NULL on failure */
+    void (*fence_free)(void *f);
+    void (*fence_record)(void *f, int queue, dath_ctx *ctx);
+    void (*fence_wait)(void *f, int queue, dath_ctx *ctx);
+    void (*fence_sync)(void *f);
     /* CUDA graphs: everything launched on ctx between graph_begin and graph_end is
      * captured into *graph; graph_launch replays it. NULL on the CPU backend, where
      * callers simply run the same code eagerly. Return 0, or -1. */
@@ -52,6 +73,8 @@ typedef struct dath_backend {
 
     conv2d_forward_fn *conv2d_forward;
     conv2d_backward_fn *conv2d_backward;
+    conv2d_forward_multi_fn *conv2d_forward_multi;     /* both streams' conv1: one im2col */
+    conv2d_backward_multi_fn *conv2d_backward_multi;
     linear_forward_fn *linear_forward;
     linear_backward_fn *linear_backward;
     maxpool_forward_fn *maxpool_forward;
@@ -71,6 +94,7 @@ typedef struct dath_backend {
     j1_triplet_fn *j1_triplet;
     j2_class_fn *j2_class;
     j3_quant_fn *j3_quant;
+    j3_tanh_backward_fn *j3_tanh_backward;             /* J3 with the tanh backward fused */
     rmsprop_step_fn *rmsprop_step;
     transform_batch_fn *transform_batch;
 } dath_backend;

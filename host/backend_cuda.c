@@ -83,6 +83,10 @@ static void cuda_ctx_free(dath_ctx *ctx) {
         if (ws) CUDA_CHECK(cudaFree(ws));
     }
     if (ctx->work) CUDA_CHECK(cudaFree(ctx->work));
+    if (ctx->copy_stream) {
+        CUDA_CHECK(cudaStreamSynchronize((cudaStream_t)ctx->copy_stream));
+        CUDA_CHECK(cudaStreamDestroy((cudaStream_t)ctx->copy_stream));
+    }
     if (ctx->stream) CUDA_CHECK(cudaStreamDestroy(BK_STREAM(ctx)));
     memset(ctx, 0, sizeof *ctx);
 }
@@ -119,6 +123,12 @@ static int cuda_ctx_init(dath_ctx *ctx, size_t work_bytes, int precision, char *
         goto fail;
     }
     ctx->stream = stream;
+    cudaStream_t copy_stream;
+    if ((ce = cudaStreamCreateWithFlags(&copy_stream, cudaStreamNonBlocking)) != cudaSuccess) {
+        snprintf(err, err_len, "cudaStreamCreate (copy stream): %s", cudaGetErrorString(ce));
+        goto fail;
+    }
+    ctx->copy_stream = copy_stream;
 
     cublasHandle_t h;
     if ((bs = cublasCreate(&h)) != CUBLAS_STATUS_SUCCESS) {
@@ -226,6 +236,46 @@ static void cuda_sync(dath_ctx *ctx) {
     CUDA_CHECK(cudaStreamSynchronize(BK_STREAM(ctx)));
 }
 
+static int cuda_mem_info(size_t *free_bytes, size_t *total_bytes) {
+    CUDA_TRY(cudaMemGetInfo(free_bytes, total_bytes));
+    return 0;
+}
+
+/* ---- the copy queue and fences (events without timing) ----------------------------- */
+
+#define BK_QUEUE(ctx, q) ((cudaStream_t)((q) == DATH_QUEUE_COPY ? (ctx)->copy_stream : (ctx)->stream))
+
+static void cuda_upload_async(void *dst, const void *src, size_t bytes, dath_ctx *ctx) {
+    if (bytes)
+        CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice,
+                                   BK_QUEUE(ctx, DATH_QUEUE_COPY)));
+}
+
+static void *cuda_fence_create(void) {
+    cudaEvent_t e = NULL;
+    if (cudaEventCreateWithFlags(&e, cudaEventDisableTiming) != cudaSuccess) {
+        cudaGetLastError();
+        return NULL;
+    }
+    return e;
+}
+
+static void cuda_fence_free(void *f) {
+    if (f) CUDA_CHECK(cudaEventDestroy((cudaEvent_t)f));
+}
+
+static void cuda_fence_record(void *f, int queue, dath_ctx *ctx) {
+    CUDA_CHECK(cudaEventRecord((cudaEvent_t)f, BK_QUEUE(ctx, queue)));
+}
+
+static void cuda_fence_wait(void *f, int queue, dath_ctx *ctx) {
+    CUDA_CHECK(cudaStreamWaitEvent(BK_QUEUE(ctx, queue), (cudaEvent_t)f, 0));
+}
+
+static void cuda_fence_sync(void *f) {
+    CUDA_CHECK(cudaEventSynchronize((cudaEvent_t)f));
+}
+
 /* ---- graphs ------------------------------------------------------------------------ */
 
 static int cuda_graph_begin(dath_ctx *ctx) {
@@ -287,6 +337,13 @@ static dath_backend cuda_backend = {
     .download = cuda_download,
     .copy = cuda_copy,
     .sync = cuda_sync,
+    .mem_info = cuda_mem_info,
+    .upload_async = cuda_upload_async,
+    .fence_create = cuda_fence_create,
+    .fence_free = cuda_fence_free,
+    .fence_record = cuda_fence_record,
+    .fence_wait = cuda_fence_wait,
+    .fence_sync = cuda_fence_sync,
     .graph_begin = cuda_graph_begin,
     .graph_end = cuda_graph_end,
     .graph_launch = cuda_graph_launch,
@@ -294,6 +351,8 @@ static dath_backend cuda_backend = {
     .axpy = cuda_axpy,
     .conv2d_forward = conv2d_forward_cuda,
     .conv2d_backward = conv2d_backward_cuda,
+    .conv2d_forward_multi = conv2d_forward_multi_cuda,
+    .conv2d_backward_multi = conv2d_backward_multi_cuda,
     .linear_forward = linear_forward_cuda,
     .linear_backward = linear_backward_cuda,
     .maxpool_forward = maxpool_forward_cuda,
@@ -313,6 +372,7 @@ static dath_backend cuda_backend = {
     .j1_triplet = j1_triplet_cuda,
     .j2_class = j2_class_cuda,
     .j3_quant = j3_quant_cuda,
+    .j3_tanh_backward = j3_tanh_backward_cuda,
     .rmsprop_step = rmsprop_step_cuda,
     .transform_batch = transform_batch_cuda,
 };

@@ -125,7 +125,7 @@ int cmd_step(int argc, char **argv) {
     be->upload(d_img, img, (size_t)B * R * R * 3, &ctx);
     be->upload(d_crop, crop, (size_t)B * 3 * sizeof(int32_t), &ctx);
     be->upload(d_lab, lab, (size_t)B * C * sizeof(float), &ctx);
-    be->transform_batch(d_x, d_img, d_crop, B, R, S, &ctx);
+    be->transform_batch(d_x, d_img, d_crop, NULL, B, R, S, &ctx);
     step_losses L;
     if (stepper_run(st, d_x, d_lab, B, 0, &cfg, update, &L, err, sizeof err)) {
         fprintf(stderr, "dath step: %s\n", err);

@@ -31,6 +31,7 @@
 #include "cli.h"
 #include "comm.h"
 #include "evaluate.h"
+#include "feed.h"
 #include "model.h"
 #include "net.h"
 #include "opts.h"
@@ -47,7 +48,8 @@ static double now_s(void) {
 
 typedef struct train_opts {
     const char *train, *root, *variant, *init, *out, *resume, *query, *database, *device, *precision, *cache;
-    int bits, epochs, batch, size, eval_every, topk, workers, strict, max_steps, log_every;
+    const char *data_on_device;
+    int bits, epochs, batch, size, eval_every, topk, workers, strict, max_steps, log_every, no_graphs;
     float lr, wd, beta, gamma, margin;
     uint64_t seed;
 } train_opts;
@@ -81,6 +83,8 @@ typedef struct train_opts {
         {"cache", OPT_STR, &(o).cache, NULL, "directory for the decoded-image cache file"},               \
         {"max-steps", OPT_INT, &(o).max_steps, "0", "stop (with a checkpoint) after this global step"},   \
         {"log-every", OPT_INT, &(o).log_every, "0", "plain progress line every N steps (0: each epoch)"},  \
+        {"data-on-device", OPT_STR, &(o).data_on_device, "auto", "keep the decoded set in device memory after the first epoch: auto (when it fits in half the free memory), yes, no"}, \
+        {"no-graphs", OPT_FLAG, &(o).no_graphs, "0", "run every step eagerly instead of replaying a CUDA graph"}, \
         {0}                                                                                                \
     }
 
@@ -122,6 +126,25 @@ static void progress(int tty, int epoch, int epochs, int bi, int nb, double ips,
     fflush(stderr);
 }
 
+/* Fetches the next batch of the epoch, past the first `skip` (those a resumed run
+ * already trained: released at once and counted in *bi), and pushes it into the feed.
+ * Returns 0, 1 at the end of the epoch, or -1 with a message in err. */
+static int train_fetch(dath_prefetch *pf, dath_feed *feed, int skip, int *fetched, int *bi, char *err,
+                       size_t err_len) {
+    prefetch_batch b;
+    int r;
+    while ((r = prefetch_next(pf, &b, err, err_len)) == 0 && *fetched < skip) {
+        prefetch_release(pf, &b);
+        (*fetched)++;
+        (*bi)++;
+    }
+    if (r == 0) {
+        (*fetched)++;
+        if (feed_push(feed, &b, err, err_len)) return -1;
+    }
+    return r;
+}
+
 int cmd_train(int argc, char **argv) {
     train_opts o;
     memset(&o, 0, sizeof o);
@@ -161,6 +184,10 @@ int cmd_train(int argc, char **argv) {
     if (o.batch < 2) { fprintf(stderr, "dath train: --batch %d: at least 2 (triplets need pairs)\n", o.batch); return 2; }
     if (o.epochs < 1) { fprintf(stderr, "dath train: --epochs %d: at least 1\n", o.epochs); return 2; }
     if (o.eval_every && (!o.query || !o.database)) { fprintf(stderr, "dath train: --eval-every needs --query and --database\n"); return 2; }
+    if (strcmp(o.data_on_device, "auto") && strcmp(o.data_on_device, "yes") && strcmp(o.data_on_device, "no")) {
+        fprintf(stderr, "dath train: --data-on-device '%s': expected auto, yes or no\n", o.data_on_device);
+        return 2;
+    }
     int prec = backend_precision_parse(o.precision);
     if (prec < 0) { fprintf(stderr, "dath train: --precision '%s': expected fp32, tf32 or bf16\n", o.precision); return 2; }
     const dath_backend *be = backend_choose(o.device, err, sizeof err);
@@ -209,6 +236,7 @@ int cmd_train(int argc, char **argv) {
     snprintf(final, sizeof final, "%s/model.safetensors", o.out);
 
     int B = o.batch, S = o.size, R = transform_cache_side(S), C = m->C;
+    int data_mode = !strcmp(o.data_on_device, "yes") ? FEED_DATA_YES : !strcmp(o.data_on_device, "no") ? FEED_DATA_NO : FEED_DATA_AUTO;
     dath_ctx ctx;
     size_t work = net_work_bytes(m, B, B), work_eval = net_work_bytes(m, 256, 256);
     if (o.query && work_eval > work) work = work_eval;
@@ -217,25 +245,24 @@ int cmd_train(int argc, char **argv) {
     dath_net *n = net_create(be, &ctx, m, B, 1, err, sizeof err);
     dath_stepper *st = n ? stepper_create(n, comm, err, sizeof err) : NULL;
     prefetch_config pc = {.list = l, .mode = PREFETCH_TRAIN, .R = R, .S = S, .B = B, .seed = o.seed,
-                          .workers = o.workers, .strict = o.strict, .cache_dir = o.cache,
+                          .workers = o.workers, .ring = 4, .strict = o.strict, .cache_dir = o.cache,
                           .host_alloc = be->host_alloc, .host_free = be->host_free};
     dath_prefetch *pf = st ? prefetch_create(&pc, err, sizeof err) : NULL;
-    uint8_t *d_img = be->alloc((size_t)B * R * R * 3);
-    int32_t *d_crop = be->alloc((size_t)B * 3 * sizeof(int32_t));
-    float *d_x = be->alloc((size_t)B * 3 * S * S * sizeof(float)), *d_lab = be->alloc((size_t)B * C * sizeof(float));
-    FILE *log = pf ? fopen(logpath, ck ? "a" : "w") : NULL;
+    dath_feed *feed = pf ? feed_create(be, &ctx, pf, B, R, S, C, data_mode, err, sizeof err) : NULL;
+    FILE *log = feed ? fopen(logpath, ck ? "a" : "w") : NULL;
     rc = 1;
-    if (!pf || !log || !d_img || !d_crop || !d_x || !d_lab) {
-        fprintf(stderr, "dath train: %s\n", !pf ? err : !log ? "cannot open the log" : "out of backend memory");
+    if (!feed || !log) {
+        fprintf(stderr, "dath train: %s\n", !feed ? err : "cannot open the log");
         goto out;
     }
+    if (o.no_graphs) stepper_set_graphs(st, 0);
     net_upload(n, m);
     step_config cfg;
     step_config_default(&cfg);
     cfg.lr = o.lr; cfg.wd = o.wd; cfg.beta = o.beta; cfg.gamma = o.gamma; cfg.margin = o.margin;
     cfg.multi = l->multi; cfg.seed = o.seed; cfg.dropout = 1;
-    fprintf(stderr, "dath train: %s, %d bits, %d classes (%s-label), input %d, batch %d, %d images, on %s%s\n",
-            variant_name(v), m->K, C, l->multi ? "multi" : "single", S, B, l->n, be->device,
+    fprintf(stderr, "dath train: %s, %d bits, %d classes (%s-label), input %d, batch %d, %d images, on %s, %s%s\n",
+            variant_name(v), m->K, C, l->multi ? "multi" : "single", S, B, l->n, be->device, o.precision,
             ck ? " (resumed)" : "");
     if (ck) fprintf(stderr, "dath train: resuming at epoch %d, batch %d, step %" PRIu64 "\n", start_epoch + 1, skip_batches, step);
     struct sigaction sa;
@@ -248,34 +275,40 @@ int cmd_train(int argc, char **argv) {
     long imgs_run = 0;
     int stopped = 0, failed = 0;
     for (int epoch = start_epoch; epoch < o.epochs && !stopped && !failed; epoch++) {
+        char note[256];
+        if (feed_epoch(feed, note, sizeof note, err, sizeof err)) { fprintf(stderr, "dath train: %s\n", err); failed = 1; break; }
+        if (note[0]) fprintf(stderr, "dath train: %s\n", note);
         if (prefetch_begin_epoch(pf, epoch, err, sizeof err)) { fprintf(stderr, "dath train: %s\n", err); failed = 1; break; }
-        double t_epoch = now_s(), sum_j = 0, sum_j1 = 0, sum_j2 = 0, sum_j3 = 0;
-        int bi = 0, nimg = 0;
-        prefetch_batch b;
-        int r;
-        while ((r = prefetch_next(pf, &b, err, sizeof err)) == 0) {
-            if (bi < skip_batches) { prefetch_release(pf, &b); bi++; continue; }   /* resumed mid-epoch */
-            double t0 = now_s();
-            be->upload(d_img, b.images, (size_t)b.n * R * R * 3, &ctx);
-            be->upload(d_crop, b.crops, (size_t)b.n * 3 * sizeof(int32_t), &ctx);
-            be->upload(d_lab, b.labels, (size_t)b.n * C * sizeof(float), &ctx);
-            prefetch_release(pf, &b);
-            be->transform_batch(d_x, d_img, d_crop, b.n, R, S, &ctx);
+        double t_epoch = now_s(), t_mark = t_epoch, sum_j = 0, sum_j1 = 0, sum_j2 = 0, sum_j3 = 0;
+        int bi = 0, fetched = 0, nimg = 0;
+        int r = train_fetch(pf, feed, skip_batches, &fetched, &bi, err, sizeof err);
+        while (r == 0) {
+            const float *d_x, *d_lab;
+            int nb;
+            if (feed_pop(feed, &d_x, &d_lab, &nb, err, sizeof err) ||
+                stepper_launch(st, d_x, d_lab, nb, (uint32_t)step, &cfg, 1, err, sizeof err)) {
+                fprintf(stderr, "%sdath train: %s\n", tty ? "\n" : "", err);
+                failed = 1;
+                break;
+            }
+            r = train_fetch(pf, feed, skip_batches, &fetched, &bi, err, sizeof err);   /* the next batch's decode wait and upload overlap this step */
             step_losses L;
-            if (stepper_run(st, d_x, d_lab, b.n, (uint32_t)step, &cfg, 1, &L, err, sizeof err)) {
+            if (stepper_finish(st, &L, err, sizeof err)) {
                 fprintf(stderr, "%sdath train: %s\ndath train: stopped; %s is the last good checkpoint\n", tty ? "\n" : "", err, ckpath);
                 failed = 1;
                 break;
             }
-            double dt = now_s() - t0;
+            feed_retire(feed);
+            double t1 = now_s(), dt = t1 - t_mark;
+            t_mark = t1;
             step++;
             bi++;
-            nimg += b.n;
-            imgs_run += b.n;
-            sum_j += L.total * b.n; sum_j1 += L.j1 * b.n; sum_j2 += L.j2 * b.n; sum_j3 += L.j3 * b.n;
+            nimg += nb;
+            imgs_run += nb;
+            sum_j += L.total * nb; sum_j1 += L.j1 * nb; sum_j2 += L.j2 * nb; sum_j3 += L.j3 * nb;
             fprintf(log, "{\"epoch\":%d,\"batch\":%d,\"step\":%" PRIu64 ",\"n\":%d,\"j\":%.9g,\"j1\":%.9g,\"j2\":%.9g,"
                          "\"j3\":%.9g,\"triplets\":%" PRId64 ",\"ms\":%.3f,\"img_per_s\":%.2f}\n",
-                    epoch + 1, bi, step, b.n, L.total, L.j1, L.j2, L.j3, L.ntriplets, dt * 1e3, b.n / dt);
+                    epoch + 1, bi, step, nb, L.total, L.j1, L.j2, L.j3, L.ntriplets, dt * 1e3, nb / dt);
             prefetch_stats ps;
             prefetch_stats_get(pf, &ps);
             double el = now_s() - t_run, ips = imgs_run / el;
@@ -283,7 +316,7 @@ int cmd_train(int argc, char **argv) {
             progress(tty, epoch, o.epochs, bi, ps.batches_estimate, ips, L.total, left / (ips > 0 ? ips : 1));
             if (!tty && o.log_every > 0 && step % (uint64_t)o.log_every == 0)
                 fprintf(stderr, "epoch %d step %" PRIu64 ": J %.5f (J1 %.5f J2 %.5f J3 %.5f) %.1f img/s\n", epoch + 1,
-                        step, L.total, L.j1, L.j2, L.j3, b.n / dt);
+                        step, L.total, L.j1, L.j2, L.j3, nb / dt);
             if (train_stop || (o.max_steps > 0 && step >= (uint64_t)o.max_steps)) {
                 stopped = 1;
                 if (train_checkpoint(n, m, &o, args, epoch, bi, step, ckpath, err, sizeof err)) {
@@ -296,7 +329,8 @@ int cmd_train(int argc, char **argv) {
                 break;
             }
         }
-        if (r < 0 && !failed) { fprintf(stderr, "%sdath train: %s\n", tty ? "\n" : "", err); failed = 1; }
+        feed_drain(feed);
+        if (r < 0 && !failed && !stopped) { fprintf(stderr, "%sdath train: %s\n", tty ? "\n" : "", err); failed = 1; }
         if (failed || stopped) break;
         skip_batches = 0;
         double et = now_s() - t_epoch;
@@ -336,13 +370,19 @@ int cmd_train(int argc, char **argv) {
     }
     if (!failed && !stopped) {
         if (model_save(m, final, 0, 0, NULL, NULL, err, sizeof err)) { fprintf(stderr, "dath train: %s\n", err); failed = 1; }
-        else fprintf(stderr, "dath train: done: %s (%" PRIu64 " steps in %.1f s)\n", final, step, now_s() - t_run);
+        else {
+            long replayed = 0;
+            int captured = 0;
+            stepper_graph_stats(st, &replayed, &captured);
+            fprintf(stderr, "dath train: done: %s (%" PRIu64 " steps in %.1f s; %ld from %d CUDA graph%s)\n", final, step,
+                    now_s() - t_run, replayed, captured, captured == 1 ? "" : "s");
+        }
     }
     rc = failed ? 1 : 0;
 out:
     if (log) fclose(log);
+    feed_free(feed);
     prefetch_destroy(pf);
-    be->free(d_img); be->free(d_crop); be->free(d_x); be->free(d_lab);
     stepper_free(st);
     net_free(n);
     comm->destroy(comm);

@@ -3,8 +3,9 @@
  *
  * Encoding runs window by window of `batch` list rows: the window's images are decoded
  * into the cached unit (side R = transform_cache_side(S)) by OpenMP threads, those that
- * fail are dropped and the rest packed together, then one upload, the centre-crop
- * transform, a forward pass without dropout, and the sign bits of h packed as
+ * fail are dropped and the rest packed together, then the encoder (host/encoder.h:
+ * one upload, the centre-crop transform and a forward pass without dropout, replayed
+ * from a CUDA graph for full batches), and the sign bits of h packed as
  * numpy.packbits packs them. */
 #include "evaluate.h"
 
@@ -16,7 +17,7 @@
 
 #include "../kernels/hamming.h"
 #include "../loader/image.h"
-#include "net.h"
+#include "encoder.h"
 
 #define ENCODE_NAMED_FAILURES 5   /* failures named one by one; the rest are counted */
 #define ENCODE_WHY_LEN 160
@@ -58,33 +59,21 @@ int evaluate_encode(const dath_backend *be, dath_ctx *ctx, const dath_model *m,
     const int K = m->K, S = m->S, R = transform_cache_side(S), nb = (K + 7) / 8, n = list->n;
     const size_t unit = (size_t)R * R * 3;
     if (batch > n && n > 0) batch = n;
-    dath_net *net = net_create(be, ctx, m, batch, 0, err, err_len);
-    if (!net) return -1;
-    net_upload(net, m);
-
-    uint8_t *img = be->host_alloc((size_t)batch * unit);               /* [batch, R, R, 3] host */
-    uint8_t *d_img = be->alloc((size_t)batch * unit);                  /* [batch, R, R, 3] */
-    int32_t *d_crop = be->alloc((size_t)batch * 3 * sizeof(int32_t)); /* [batch, 3] */
-    float *d_x = be->alloc((size_t)batch * 3 * S * S * sizeof(float)); /* [batch, 3, S, S] */
-    int32_t *crop = malloc((size_t)batch * 3 * sizeof *crop);          /* [batch, 3] host */
+    dath_encoder *enc = encoder_create(be, ctx, m, batch, err, err_len);
+    if (!enc) return -1;
+    uint8_t *img = encoder_images(enc);                                 /* [batch, R, R, 3] host (pinned) */
     float *h = malloc((size_t)batch * K * sizeof *h);                  /* [batch, K] host */
     int *ok = malloc((size_t)batch * sizeof *ok);                      /* [batch] */
     char (*why)[ENCODE_WHY_LEN] = malloc((size_t)batch * sizeof *why); /* [batch] reasons */
     uint8_t *out = malloc((size_t)(n ? n : 1) * nb);                   /* [n, nb] */
     int *rows = malloc((size_t)(n ? n : 1) * sizeof *rows);            /* [n] */
     int rc = -1;
-    if (!img || !d_img || !d_crop || !d_x || !crop || !h || !ok || !why || !out || !rows) {
+    if (!h || !ok || !why || !out || !rows) {
         snprintf(err, err_len, "out of memory for a batch of %d images of %d×%d", batch, R, R);
         goto done;
     }
-    for (int b = 0; b < batch; b++) {   /* the centre crop, no flip */
-        crop[3 * b] = crop[3 * b + 1] = (R - S) / 2;
-        crop[3 * b + 2] = 0;
-    }
-    be->upload(d_crop, crop, (size_t)batch * 3 * sizeof *crop, ctx);
 
     const int bar = progress && isatty(STDERR_FILENO);
-    const net_run run = {0};   /* no dropout */
     int n_good = 0, n_bad = 0;
     double t0 = encode_now();
     for (int start = 0; start < n; start += batch) {
@@ -107,10 +96,7 @@ int evaluate_encode(const dath_backend *be, dath_ctx *ctx, const dath_model *m,
             B++;
         }
         if (B) {
-            be->upload(d_img, img, (size_t)B * unit, ctx);
-            be->transform_batch(d_x, d_img, d_crop, B, R, S, ctx);
-            net_forward(net, d_x, B, &run);
-            be->download(h, net_h(net), (size_t)B * K * sizeof *h, ctx);
+            if (encoder_run(enc, B, h, err, err_len)) goto done;
             encode_pack(out + (size_t)n_good * nb, h, B, K);
             n_good += B;
         }
@@ -127,12 +113,7 @@ int evaluate_encode(const dath_backend *be, dath_ctx *ctx, const dath_model *m,
     rows = NULL;
     rc = 0;
 done:
-    net_free(net);
-    be->host_free(img);
-    be->free(d_img);
-    be->free(d_crop);
-    be->free(d_x);
-    free(crop);
+    encoder_free(enc);
     free(h);
     free(ok);
     free(why);

@@ -109,8 +109,10 @@ size_t net_work_bytes(const dath_model *m, int Bmax, int Bglobal) {
     conv2d_shape cs[5];
     model_conv_shapes(cs, Bmax, m->S);
     size_t need = 0;
-    for (int i = 0; i < 5; i++)
-        if (conv2d_work_bytes(&cs[i]) > need) need = conv2d_work_bytes(&cs[i]);
+    for (int i = 0; i < 5; i++) {   /* conv1 runs both streams over one im2col */
+        size_t w = i == 0 ? conv2d_work_bytes_multi(&cs[0], m->nstreams) : conv2d_work_bytes(&cs[i]);
+        if (w > need) need = w;
+    }
     int side = cs[4].Ho;
     size_t C = MODEL_C5, N = (size_t)side * side, Cq = MODEL_CQ, B = (size_t)Bmax, Bg = (size_t)Bglobal;
     size_t pam = 8192 + B * (3 * C * N + 2 * Cq * N + N * N) * sizeof(float);
@@ -182,6 +184,7 @@ const float *net_h(const dath_net *n) { return n->h; }
 const float *net_y(const dath_net *n) { return n->y; }
 float *net_dh(dath_net *n) { return n->dh; }
 float *net_dy(dath_net *n) { return n->dy; }
+float *net_dz(dath_net *n) { return n->dz; }
 
 void net_upload(dath_net *n, const dath_model *m) {
     size_t bytes = m->n * sizeof(float);
@@ -223,11 +226,11 @@ static void stream_forward(dath_net *n, net_stream *t, int s, const float *x, in
     const stream_params *sp = t->sp;
     conv2d_shape cs;
     float *cin[5] = {NULL, t->p1, t->p2, t->c3, t->c4}, *cout[5] = {t->c1, t->c2, t->c3, t->c4, t->c5};
-    cin[0] = (float *)x;
-    for (int i = 0; i < 5; i++) {
+    (void)x;   /* conv1 (c1) was computed for every stream by net_forward */
+    be->maxpool_forward(t->p1, t->i1, t->c1, B * 64, n->H1, n->H1, ctx);
+    for (int i = 1; i < 5; i++) {
         cs = conv_b(n, i, B);
         be->conv2d_forward(cout[i], cin[i], P(sp->conv_w[i]), P(sp->conv_b[i]), &cs, 1, ctx);
-        if (i == 0) be->maxpool_forward(t->p1, t->i1, t->c1, B * 64, n->H1, n->H1, ctx);
         if (i == 1) be->maxpool_forward(t->p2, t->i2, t->c2, B * 192, n->P1, n->P1, ctx);
     }
     int C5 = MODEL_C5, N = n->N;
@@ -258,9 +261,41 @@ static void stream_forward(dath_net *n, net_stream *t, int s, const float *x, in
     be->linear_forward(t->f7, f6in, P(sp->fc7_w), P(sp->fc7_b), B, D, D, 0, ctx);
 }
 
+/* conv1 of every stream: the streams read the same image, so one im2col serves them
+ * all (one batched GEMM on the GPU). */
+static void conv1_forward(dath_net *n, const float *x, int B) {
+    const dath_model *m = n->m;
+    float *out[MODEL_MAX_STREAMS];
+    const float *w[MODEL_MAX_STREAMS], *b[MODEL_MAX_STREAMS];
+    for (int s = 0; s < m->nstreams; s++) {
+        out[s] = n->st[s].c1;
+        w[s] = P(n->st[s].sp->conv_w[0]);
+        b[s] = P(n->st[s].sp->conv_b[0]);
+    }
+    conv2d_shape cs = conv_b(n, 0, B);
+    n->be->conv2d_forward_multi(out, x, w, b, m->nstreams, &cs, 1, n->ctx);
+}
+
+static void conv1_backward(dath_net *n, const float *x, int B) {
+    const dath_model *m = n->m;
+    float *dw[MODEL_MAX_STREAMS], *db[MODEL_MAX_STREAMS], *dout[MODEL_MAX_STREAMS];
+    const float *w[MODEL_MAX_STREAMS], *out[MODEL_MAX_STREAMS];
+    for (int s = 0; s < m->nstreams; s++) {
+        const net_stream *t = &n->st[s];
+        dw[s] = DP(t->sp->conv_w[0]);
+        db[s] = DP(t->sp->conv_b[0]);
+        dout[s] = t->dc1;
+        w[s] = P(t->sp->conv_w[0]);
+        out[s] = t->c1;
+    }
+    conv2d_shape cs = conv_b(n, 0, B);
+    n->be->conv2d_backward_multi(NULL, dw, db, dout, x, w, out, m->nstreams, &cs, 1, n->ctx);
+}
+
 void net_forward(dath_net *n, const float *x, int B, const net_run *r) {
     const dath_backend *be = n->be;
     const dath_model *m = n->m;
+    conv1_forward(n, x, B);
     for (int s = 0; s < m->nstreams; s++) stream_forward(n, &n->st[s], s, x, B, r);
     size_t BD = (size_t)B * MODEL_HIDDEN;
     be->fuse_forward(n->f, n->st[0].f7, m->nstreams > 1 ? n->st[1].f7 : NULL, BD, n->ctx);
@@ -292,9 +327,10 @@ static void stream_backward(dath_net *n, net_stream *t, int s, const float *x, i
                          P(sp->wk), P(sp->wv), P(sp->pam_gamma), B, C5, MODEL_CQ, N, ctx);
     if (sp->attn == ATTN_CAM || sp->attn == ATTN_BOTH)
         be->cam_backward(t->dc5, DP(sp->cam_gamma), t->da5, t->c5, t->ca, t->co, P(sp->cam_gamma), B, C5, N, ctx);
-    float *cin[5] = {(float *)x, t->p1, t->p2, t->c3, t->c4}, *cout[5] = {t->c1, t->c2, t->c3, t->c4, t->c5};
+    (void)x;   /* conv1's backward runs for every stream in net_backward_body */
+    float *cin[5] = {NULL, t->p1, t->p2, t->c3, t->c4}, *cout[5] = {t->c1, t->c2, t->c3, t->c4, t->c5};
     float *dcin[5] = {NULL, t->dp1, t->dp2, t->dc3, t->dc4}, *dcout[5] = {t->dc1, t->dc2, t->dc3, t->dc4, t->dc5};
-    for (int i = 4; i >= 0; i--) {
+    for (int i = 4; i >= 1; i--) {
         conv2d_shape cs = conv_b(n, i, B);
         be->conv2d_backward(dcin[i], DP(sp->conv_w[i]), DP(sp->conv_b[i]), dcout[i], cin[i], P(sp->conv_w[i]),
                             cout[i], &cs, 1, ctx);
@@ -303,17 +339,27 @@ static void stream_backward(dath_net *n, net_stream *t, int s, const float *x, i
     }
 }
 
+void net_backward_head(dath_net *n, int B) {
+    const dath_model *m = n->m;
+    n->be->linear_backward(n->dh, DP(m->cls_w), DP(m->cls_b), n->dy, n->h, P(m->cls_w), n->y, B, m->K, m->C, 0, n->ctx);
+}
+
 void net_backward(dath_net *n, const float *x, int B, const net_run *r) {
+    net_backward_head(n, B);
+    n->be->tanh_backward(n->dz, n->dh, n->h, (size_t)B * n->m->K, n->ctx);
+    net_backward_body(n, x, B, r);
+}
+
+void net_backward_body(dath_net *n, const float *x, int B, const net_run *r) {
     const dath_backend *be = n->be;
     const dath_model *m = n->m;
     dath_ctx *ctx = n->ctx;
-    be->linear_backward(n->dh, DP(m->cls_w), DP(m->cls_b), n->dy, n->h, P(m->cls_w), n->y, B, m->K, m->C, 0, ctx);
-    be->tanh_backward(n->dz, n->dh, n->h, (size_t)B * m->K, ctx);
     be->linear_backward(n->df, DP(m->hash_w), DP(m->hash_b), n->dz, n->f, P(m->hash_w), n->z, B, MODEL_HIDDEN, m->K, 0, ctx);
     size_t BD = (size_t)B * MODEL_HIDDEN;
     int two = m->nstreams > 1;
     be->fuse_backward(n->st[0].df7, two ? n->st[1].df7 : NULL, n->df, n->st[0].f7, two ? n->st[1].f7 : NULL, BD, ctx);
     for (int s = 0; s < m->nstreams; s++) stream_backward(n, &n->st[s], s, x, B, r);
+    conv1_backward(n, x, B);
 }
 
 const float *net_tensor(const dath_net *n, const char *name, size_t *count) {

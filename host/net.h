@@ -13,12 +13,14 @@
 
 typedef struct dath_net dath_net;
 
-/* How one pass runs. Dropout masks are keyed by (seed, step, sample0 + row). */
+/* How one pass runs. Dropout masks are keyed by (seed, *step, sample0 + row). The
+ * step is read from backend memory when the dropout ops run, so that a pass captured
+ * once in a CUDA graph uses the current step at every replay. */
 typedef struct net_run {
-    int dropout;         /* 1: dropout 0.5 active (training); 0: off */
+    int dropout;            /* 1: dropout 0.5 active (training); 0: off */
     uint64_t seed;
-    uint32_t step;       /* global step index */
-    uint32_t sample0;    /* global index of row 0 of this batch (rank offset) */
+    const uint32_t *step;   /* [1] backend memory: the global step index (unused without dropout) */
+    uint32_t sample0;       /* global index of row 0 of this batch (rank offset) */
 } net_run;
 
 /* Bytes of ctx->work the ops of a net of Bmax images need (the largest batched
@@ -56,8 +58,16 @@ float *net_dy(dath_net *n);
 /* Zeroes the parameter gradients, every activation gradient, dh and dy. */
 void net_zero_grad(dath_net *n);
 /* Backward of the last forward (same x, B, r), from dh and dy; accumulates into the
- * parameter gradients. */
+ * parameter gradients. It is net_backward_head, the tanh backward (dz += dh·(1 − h²)),
+ * then net_backward_body. The training step runs the two halves itself, with the
+ * fused J3 + tanh backward between them. */
 void net_backward(dath_net *n, const float *x, int B, const net_run *r);
+/* The classification layer's backward: dh += dy·W_cls, and its weight gradients. */
+void net_backward_head(dath_net *n, int B);
+/* Everything below the hash layer's tanh, from dz (net_dz). */
+void net_backward_body(dath_net *n, const float *x, int B, const net_run *r);
+/* The gradient w.r.t. the hash layer's pre-activation z, [Bmax, K]; zeroed by net_zero_grad. */
+float *net_dz(dath_net *n);
 
 /* Named intermediate of the last forward for dumps and checks ("h", "y", "f",
  * "<prefix>.conv5", "<prefix>.fc7", ...): backend pointer and its size in floats,

@@ -38,9 +38,32 @@ void stepper_free(dath_stepper *s);
  * memory). step is the global step index (dropout keys). When update is 0 the
  * gradients are left in net_grad and the parameters are not changed.
  * Returns 0, or -1 with a message in err (a comm failure, or a non-finite loss:
- * then the parameters are untouched). */
+ * then the parameters are untouched). stepper_run = stepper_launch + stepper_finish. */
 int stepper_run(dath_stepper *s, const float *x, const float *lab, int B, uint32_t step,
                 const step_config *cfg, int update, step_losses *out, char *err,
                 size_t err_len);
+
+/* The step in two halves, so that the host can prepare the next batch while the
+ * backend computes: stepper_launch queues the whole step (parameters updated on the
+ * backend unless a loss is not finite: RMSProp reads the losses and skips itself);
+ * stepper_finish waits for it, reads the losses and reports a non-finite one. One
+ * step may be in flight. Both return 0, or -1 with a message in err.
+ *
+ * CUDA graphs: with graphs on (the default) and a backend that has them, a step is
+ * captured into a graph the second time the same (x, lab, B, update, cfg) is seen
+ * (the first runs eagerly: a warm-up outside capture) and replayed from then on, so a
+ * step costs one graph launch. The step index reaches the dropout ops through backend
+ * memory, written before each launch, so a replay uses the current step. A step of
+ * another batch size (an epoch's last, partial batch) simply runs eagerly or gets its
+ * own graph. Eager and graph steps compute the same thing in the same order. */
+int stepper_launch(dath_stepper *s, const float *x, const float *lab, int B, uint32_t step,
+                   const step_config *cfg, int update, char *err, size_t err_len);
+int stepper_finish(dath_stepper *s, step_losses *out, char *err, size_t err_len);
+
+/* Turns graph capture on (1, the default) or off (0: every step eager). Off frees
+ * the graphs captured so far. */
+void stepper_set_graphs(dath_stepper *s, int on);
+/* Steps replayed from a graph, and graphs captured, so far. */
+void stepper_graph_stats(const dath_stepper *s, long *replayed, int *captured);
 
 #endif

@@ -1,0 +1,40 @@
+/* host/encoder.h — the encode pass on a backend: uint8 images [B, R, R, 3] (the
+ * cached unit, R = transform_cache_side(S)) → the centre-crop transform → a forward
+ * pass without dropout → h [B, K] on the host.
+ *
+ * The transform and the forward are captured in a CUDA graph the second time a full
+ * batch is encoded (the first runs eagerly, as a warm-up outside capture) and
+ * replayed after that, so encoding a batch costs an upload, one graph launch and a
+ * download; a partial batch runs eagerly. The CPU backend runs the same calls eagerly.
+ * Used by `dath encode`, `dath eval --model`, MAP during training, and the encoding
+ * latency benchmark (bench/bench_gpu_encode.c). */
+#ifndef DATH_ENCODER_H
+#define DATH_ENCODER_H
+
+#include <stdint.h>
+
+#include "backend.h"
+#include "model.h"
+
+typedef struct dath_encoder dath_encoder;
+
+/* Scratch the encoder's ops need: pass at least this to the backend's ctx_init. */
+size_t encoder_work_bytes(const dath_model *m, int batch);
+
+/* An encoder of up to `batch` images, m's parameters uploaded. NULL with a message. */
+dath_encoder *encoder_create(const dath_backend *be, dath_ctx *ctx, const dath_model *m, int batch,
+                             char *err, size_t err_len);
+void encoder_free(dath_encoder *e);
+
+/* The host buffer (host_alloc: pinned on CUDA) to fill with B ≤ batch images. */
+uint8_t *encoder_images(dath_encoder *e);
+
+/* Encodes the first B images of encoder_images into h [B, K] (host). Returns 0, or
+ * -1 with a message. */
+int encoder_run(dath_encoder *e, int B, float *h, char *err, size_t err_len);
+
+/* Graphs on (1, the default) or off (0). Batches replayed from a graph so far. */
+void encoder_set_graphs(dath_encoder *e, int on);
+long encoder_replayed(const dath_encoder *e);
+
+#endif
