@@ -19,7 +19,7 @@ Script (benchmark):
   to the device each step and transformed there as dath does (random S×S crop,
   random horizontal flip, ImageNet normalisation); prints ms/step and images/s.
     --encode-latency   ms per image at batch 1 and at batch 128 (eval mode, centre crop;
-                       timed from the pinned uint8 batch to the codes on the device)
+                       timed from the pinned uint8 batch to the codes on the host)
     --losses-from M    loads M (a dath model file), dropout off, prints the losses of the
                        first --steps training steps (RMSProp between them), one JSON line
                        a step; the batch is --inputs D.safetensors (the `input` and
@@ -403,7 +403,7 @@ def run_encode(args, device):
         def encode():
             with torch.no_grad(), autocast_ctx(args.precision, device):
                 h, _ = fwd(tf(img.to(device, non_blocking=True), False))
-                return h >= 0
+                return (h >= 0).cpu()   # the codes on the host, as dath's encoder returns h
 
         try:
             for _ in range(max(args.warmup, 1)):
