@@ -280,6 +280,7 @@ static void cuda_fence_sync(void *f) {
 
 static int cuda_graph_begin(dath_ctx *ctx) {
     CUDA_TRY(cudaStreamBeginCapture(BK_STREAM(ctx), cudaStreamCaptureModeGlobal));
+    dath_cuda_capturing = 1;
     return 0;
 }
 
@@ -288,6 +289,7 @@ static int cuda_graph_end(dath_ctx *ctx, void **graph) {
     cudaGraph_t g = NULL;
     cudaGraphExec_t exec = NULL;
     *graph = NULL;
+    dath_cuda_capturing = 0;
     CUDA_TRY(cudaStreamEndCapture(BK_STREAM(ctx), &g));
     cudaError_t ce = cudaGraphInstantiateWithFlags(&exec, g, 0);
     cudaGraphDestroy(g);

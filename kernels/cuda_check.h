@@ -12,6 +12,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* 1 while host/backend_cuda.c captures a CUDA graph (defined in kernels/gemm.cu).
+ * DATH_DEBUG builds synchronise after every launch, which a capture forbids: they skip
+ * that synchronisation while this is set. */
+extern int dath_cuda_capturing;
+#ifdef __cplusplus
+}
+#endif
+
 #define CUDA_CHECK(call)                                                               \
     do {                                                                               \
         cudaError_t err_ = (call);                                                     \

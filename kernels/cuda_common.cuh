@@ -19,12 +19,12 @@ extern "C" {
 }
 #include "cuda_check.h"
 
-/* After every launch. */
+/* After every launch (DATH_DEBUG: also wait for it, except inside a graph capture). */
 #ifdef DATH_DEBUG
 #define CUDA_LAUNCH_CHECK()                                                            \
     do {                                                                               \
         CUDA_CHECK(cudaGetLastError());                                                \
-        CUDA_CHECK(cudaDeviceSynchronize());                                           \
+        if (!dath_cuda_capturing) CUDA_CHECK(cudaDeviceSynchronize());                 \
     } while (0)
 #else
 #define CUDA_LAUNCH_CHECK() CUDA_CHECK(cudaGetLastError())

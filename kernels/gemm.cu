@@ -6,6 +6,8 @@
  * leading dimensions. */
 #include "gemm.cuh"
 
+extern "C" int dath_cuda_capturing = 0;   /* see cuda_check.h */
+
 static cublasComputeType_t gemm_compute_type(int precision) {
     switch (precision) {
     case DATH_TF32: return CUBLAS_COMPUTE_32F_FAST_TF32;
