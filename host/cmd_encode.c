@@ -14,6 +14,7 @@
 #include "../loader/list.h"
 #include "backend.h"
 #include "cli.h"
+#include "encoder.h"
 #include "evaluate.h"
 #include "net.h"
 #include "model.h"
@@ -36,7 +37,7 @@ static char *encode_skipped_text(const dath_list *l, const int *kept, int n_ok, 
 }
 
 int cmd_encode(int argc, char **argv) {
-    const char *model_path = NULL, *list_path = NULL, *root = "", *device = "auto";
+    const char *model_path = NULL, *list_path = NULL, *root = "", *device = "auto", *precision = "fp32";
     const char *out = NULL, *labels_out = NULL;
     int batch = 256;
     opt_spec spec[] = {
@@ -45,6 +46,7 @@ int cmd_encode(int argc, char **argv) {
         {"root", OPT_STR, &root, "", "directory the list's paths are relative to", 0},
         {"batch", OPT_INT, &batch, "256", "images per forward pass", 0},
         {"device", OPT_STR, &device, "auto", "auto, cpu or cuda", 0},
+        {"precision", OPT_STR, &precision, "fp32", "fp32, tf32 or bf16 (CUDA, sm_80+)", 0},
         {"out", OPT_STR, &out, NULL, "codes file (.npy, uint8, numpy.packbits order)", OPT_REQUIRED},
         {"labels", OPT_STR, &labels_out, NULL, "also write the encoded rows' labels here (.npy)", 0},
         {0}};
@@ -57,6 +59,11 @@ int cmd_encode(int argc, char **argv) {
     }
     if (batch < 1) {
         fprintf(stderr, "dath encode: --batch %d: expected at least 1\n", batch);
+        return 2;
+    }
+    const int prec = backend_precision_parse(precision);
+    if (prec < 0) {
+        fprintf(stderr, "dath encode: --precision '%s': expected fp32, tf32 or bf16\n", precision);
         return 2;
     }
     dath_model *m = model_load(model_path, err, sizeof err);
@@ -77,13 +84,13 @@ int cmd_encode(int argc, char **argv) {
     char *skipped = NULL;
     rc = 1;
     if (!be) { fprintf(stderr, "dath encode: %s\n", err); goto out; }
-    if (be->ctx_init(&ctx, net_work_bytes(m, batch, batch), DATH_FP32, err, sizeof err)) {
+    if (be->ctx_init(&ctx, encoder_work_bytes(m, batch), prec, err, sizeof err)) {
         fprintf(stderr, "dath encode: %s\n", err);
         be = NULL;
         goto out;
     }
-    fprintf(stderr, "dath encode: %s, %d bits, input %d, on %s: %d images of %s\n",
-            variant_name(m->variant), m->K, m->S, be->device, l->n, list_path);
+    fprintf(stderr, "dath encode: %s, %d bits, input %d, on %s, %s: %d images of %s\n",
+            variant_name(m->variant), m->K, m->S, be->device, precision, l->n, list_path);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (evaluate_encode(be, &ctx, m, l, batch, 1, &codes, &kept, &n_ok, err, sizeof err)) {

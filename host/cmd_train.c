@@ -374,8 +374,10 @@ int cmd_train(int argc, char **argv) {
             long replayed = 0;
             int captured = 0;
             stepper_graph_stats(st, &replayed, &captured);
-            fprintf(stderr, "dath train: done: %s (%" PRIu64 " steps in %.1f s; %ld from %d CUDA graph%s)\n", final, step,
-                    now_s() - t_run, replayed, captured, captured == 1 ? "" : "s");
+            char graphs[96] = "";
+            if (be->graph_begin)
+                snprintf(graphs, sizeof graphs, "; %ld from %d CUDA graph%s", replayed, captured, captured == 1 ? "" : "s");
+            fprintf(stderr, "dath train: done: %s (%" PRIu64 " steps in %.1f s%s)\n", final, step, now_s() - t_run, graphs);
         }
     }
     rc = failed ? 1 : 0;
