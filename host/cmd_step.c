@@ -39,7 +39,7 @@ static void dump_add(st_writer *w, const char *name, const float *x, int ndim, c
 
 int cmd_step(int argc, char **argv) {
     const char *model_path = NULL, *list_path = NULL, *root = "", *dump = NULL, *device = "auto", *precision = "fp32";
-    int size = 0, no_augment = 0, no_dropout = 0, update = 0;
+    int size = 0, no_augment = 0, no_dropout = 0, update = 0, steps = 1;
     uint64_t seed = 0;
     step_config cfg;
     step_config_default(&cfg);
@@ -51,6 +51,7 @@ int cmd_step(int argc, char **argv) {
         {"no-augment", OPT_FLAG, &no_augment, "0", "centre crop, no flip (else random crop and flip of epoch 0)"},
         {"no-dropout", OPT_FLAG, &no_dropout, "0", "no dropout (else dropout of step 0)"},
         {"update", OPT_FLAG, &update, "0", "also apply one RMSProp step and dump param.<key>"},
+        {"steps", OPT_INT, &steps, "1", "with --update: N steps on the same batch, a JSON line of losses each (the dump is the last's)"},
         {"dump", OPT_STR, &dump, NULL, "write every tensor here (.safetensors)", OPT_REQUIRED},
         {"lr", OPT_FLOAT, &cfg.lr, "1e-5", "RMSProp learning rate"},
         {"wd", OPT_FLOAT, &cfg.wd, "1e-5", "weight decay"},
@@ -66,6 +67,10 @@ int cmd_step(int argc, char **argv) {
     if (rc) { if (rc < 0) fprintf(stderr, "dath step: %s\n", err); return rc < 0 ? 2 : 0; }
     int prec = backend_precision_parse(precision);
     if (prec < 0) { fprintf(stderr, "dath step: --precision '%s': expected fp32, tf32 or bf16\n", precision); return 2; }
+    if (steps < 1 || (steps > 1 && !update)) {
+        fprintf(stderr, "dath step: --steps %d: at least 1, and more than 1 only with --update\n", steps);
+        return 2;
+    }
     cfg.seed = seed;
     cfg.dropout = !no_dropout;
     const dath_backend *be = backend_choose(device, err, sizeof err);
@@ -127,10 +132,18 @@ int cmd_step(int argc, char **argv) {
     be->upload(d_lab, lab, (size_t)B * C * sizeof(float), &ctx);
     be->transform_batch(d_x, d_img, d_crop, NULL, B, R, S, &ctx);
     step_losses L;
-    if (stepper_run(st, d_x, d_lab, B, 0, &cfg, update, &L, err, sizeof err)) {
+    int failed = 0;
+    for (int i = 0; i < steps && !failed; i++) {   /* step i keys dropout */
+        failed = stepper_run(st, d_x, d_lab, B, (uint32_t)i, &cfg, update, &L, err, sizeof err) != 0;
+        if (!failed && steps > 1)
+            printf("{\"step\":%d,\"j1\":%.9g,\"j2\":%.9g,\"j3\":%.9g,\"total\":%.9g,\"ntriplets\":%" PRId64 "}\n", i,
+                   L.j1, L.j2, L.j3, L.total, L.ntriplets);
+    }
+    if (failed) {
         fprintf(stderr, "dath step: %s\n", err);
     } else {
-        printf("J %.9g  J1 %.9g  J2 %.9g  J3 %.9g  triplets %" PRId64 "\n", L.total, L.j1, L.j2, L.j3, L.ntriplets);
+        if (steps == 1)
+            printf("J %.9g  J1 %.9g  J2 %.9g  J3 %.9g  triplets %" PRId64 "\n", L.total, L.j1, L.j2, L.j3, L.ntriplets);
         st_writer *w = st_writer_new();
         float *x = malloc(xin * sizeof(float)), *h = malloc((size_t)B * K * sizeof(float)), *y = malloc((size_t)B * C * sizeof(float));
         float *g = malloc(m->n * sizeof(float));
