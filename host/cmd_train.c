@@ -37,6 +37,11 @@
 #include "opts.h"
 #include "step.h"
 
+/* A step whose stepper_finish returns within this many seconds was over before the
+ * host had fetched the next batch: the device waited for data (on an asynchronous
+ * backend; on the CPU backend every step computes inside stepper_launch). */
+#define TRAIN_IDLE_S 50e-6
+
 static volatile sig_atomic_t train_stop;
 static void train_on_signal(int sig) { train_stop = sig; }
 
@@ -279,7 +284,8 @@ int cmd_train(int argc, char **argv) {
         if (feed_epoch(feed, note, sizeof note, err, sizeof err)) { fprintf(stderr, "dath train: %s\n", err); failed = 1; break; }
         if (note[0]) fprintf(stderr, "dath train: %s\n", note);
         if (prefetch_begin_epoch(pf, epoch, err, sizeof err)) { fprintf(stderr, "dath train: %s\n", err); failed = 1; break; }
-        double t_epoch = now_s(), t_mark = t_epoch, sum_j = 0, sum_j1 = 0, sum_j2 = 0, sum_j3 = 0;
+        double t_epoch = now_s(), t_mark = t_epoch, sum_j = 0, sum_j1 = 0, sum_j2 = 0, sum_j3 = 0, fetch_s = 0;
+        int idle_steps = 0, steps_epoch = 0;
         int bi = 0, fetched = 0, nimg = 0;
         int r = train_fetch(pf, feed, skip_batches, &fetched, &bi, err, sizeof err);
         while (r == 0) {
@@ -291,9 +297,19 @@ int cmd_train(int argc, char **argv) {
                 failed = 1;
                 break;
             }
-            r = train_fetch(pf, feed, skip_batches, &fetched, &bi, err, sizeof err);   /* the next batch's decode wait and upload overlap this step */
+            /* the next batch's decode wait and upload overlap this step; when the step is
+             * already over by the time the host has the next batch (stepper_finish does
+             * not wait), the device sat idle waiting for data */
+            double tf0 = now_s();
+            r = train_fetch(pf, feed, skip_batches, &fetched, &bi, err, sizeof err);
+            double tf1 = now_s();
             step_losses L;
-            if (stepper_finish(st, &L, err, sizeof err)) {
+            int fin = stepper_finish(st, &L, err, sizeof err);
+            double tf2 = now_s();
+            fetch_s += tf1 - tf0;
+            if (tf2 - tf1 < TRAIN_IDLE_S) idle_steps++;
+            steps_epoch++;
+            if (fin) {
                 fprintf(stderr, "%sdath train: %s\ndath train: stopped; %s is the last good checkpoint\n", tty ? "\n" : "", err, ckpath);
                 failed = 1;
                 break;
@@ -307,8 +323,9 @@ int cmd_train(int argc, char **argv) {
             imgs_run += nb;
             sum_j += L.total * nb; sum_j1 += L.j1 * nb; sum_j2 += L.j2 * nb; sum_j3 += L.j3 * nb;
             fprintf(log, "{\"epoch\":%d,\"batch\":%d,\"step\":%" PRIu64 ",\"n\":%d,\"j\":%.9g,\"j1\":%.9g,\"j2\":%.9g,"
-                         "\"j3\":%.9g,\"triplets\":%" PRId64 ",\"ms\":%.3f,\"img_per_s\":%.2f}\n",
-                    epoch + 1, bi, step, nb, L.total, L.j1, L.j2, L.j3, L.ntriplets, dt * 1e3, nb / dt);
+                         "\"j3\":%.9g,\"triplets\":%" PRId64 ",\"ms\":%.3f,\"img_per_s\":%.2f,\"fetch_ms\":%.3f,\"wait_ms\":%.3f}\n",
+                    epoch + 1, bi, step, nb, L.total, L.j1, L.j2, L.j3, L.ntriplets, dt * 1e3, nb / dt, (tf1 - tf0) * 1e3,
+                    (tf2 - tf1) * 1e3);
             prefetch_stats ps;
             prefetch_stats_get(pf, &ps);
             double el = now_s() - t_run, ips = imgs_run / el;
@@ -354,9 +371,9 @@ int cmd_train(int argc, char **argv) {
                 epoch + 1, o.epochs, sum_j / nimg, sum_j1 / nimg, sum_j2 / nimg, sum_j3 / nimg, nimg, et, nimg / et,
                 ps.skipped, mapbuf, ps.cache_loaded ? "  (images from the cache file)" : "");
         fprintf(log, "{\"epoch_end\":%d,\"j\":%.9g,\"j1\":%.9g,\"j2\":%.9g,\"j3\":%.9g,\"images\":%d,\"seconds\":%.3f,"
-                     "\"img_per_s\":%.2f,\"skipped\":%d%s%.6f}\n",
+                     "\"img_per_s\":%.2f,\"skipped\":%d,\"fetch_s\":%.3f,\"device_idle_steps\":%d,\"steps\":%d%s%.6f}\n",
                 epoch + 1, sum_j / nimg, sum_j1 / nimg, sum_j2 / nimg, sum_j3 / nimg, nimg, et, nimg / et, ps.skipped,
-                isnan(map) ? ",\"seconds_eval\":" : ",\"map\":", isnan(map) ? 0.0 : map);
+                fetch_s, idle_steps, steps_epoch, isnan(map) ? ",\"seconds_eval\":" : ",\"map\":", isnan(map) ? 0.0 : map);
         fflush(log);
         if (failed) break;
         if (train_checkpoint(n, m, &o, args, epoch + 1, 0, step, ckpath, err, sizeof err)) {
