@@ -20,3 +20,90 @@ dath_comm *comm_single(const dath_backend *be) {
     c->be = be;
     return c;
 }
+
+/* ---- ranks as threads over host memory ---------------------------------------------- */
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct threads_shared {
+    int world, alive;
+    pthread_barrier_t bar;
+    pthread_mutex_t lock;
+    const float **send;        /* [world] what each rank contributes to the current call */
+    float **buf;               /* [world] each rank's buffer */
+} threads_shared;
+
+static int threads_all_gather(dath_comm *c, float *recv, const float *send, size_t count, dath_ctx *ctx) {
+    threads_shared *t = c->impl;
+    t->send[c->rank] = send;
+    pthread_barrier_wait(&t->bar);
+    for (int r = 0; r < t->world; r++)   /* recv may alias this rank's send: copy it last */
+        if (r != c->rank) memcpy(recv + (size_t)r * count, t->send[r], count * sizeof(float));
+    float *mine = recv + (size_t)c->rank * count;
+    if (mine != send) memmove(mine, send, count * sizeof(float));
+    pthread_barrier_wait(&t->bar);   /* no rank changes its send before all have read it */
+    return 0;
+}
+
+static int threads_all_reduce(dath_comm *c, float *buf, size_t count, dath_ctx *ctx) {
+    threads_shared *t = c->impl;
+    int W = t->world, r = c->rank;
+    t->buf[r] = buf;
+    pthread_barrier_wait(&t->bar);
+    /* rank r sums slice r of every rank's buffer into rank 0's, in rank order */
+    size_t per = (count + (size_t)W - 1) / (size_t)W, lo = (size_t)r * per, hi = lo + per;
+    if (lo > count) lo = count;
+    if (hi > count) hi = count;
+    float *dst = t->buf[0];
+    for (size_t i = lo; i < hi; i++) {
+        float s = dst[i];
+        for (int k = 1; k < W; k++) s += t->buf[k][i];
+        dst[i] = s;
+    }
+    pthread_barrier_wait(&t->bar);
+    if (r != 0) memcpy(buf, dst, count * sizeof(float));
+    pthread_barrier_wait(&t->bar);   /* rank 0's buffer is read until here */
+    return 0;
+}
+
+static void threads_destroy(dath_comm *c) {
+    threads_shared *t = c->impl;
+    pthread_mutex_lock(&t->lock);
+    int last = --t->alive == 0;
+    pthread_mutex_unlock(&t->lock);
+    if (last) {
+        pthread_barrier_destroy(&t->bar);
+        pthread_mutex_destroy(&t->lock);
+        free(t->send);
+        free(t->buf);
+        free(t);
+    }
+    free(c);
+}
+
+int comm_threads_create(const dath_backend *be, int world, dath_comm **comms, char *err, size_t err_len) {
+    if (world < 1) {
+        snprintf(err, err_len, "comm_threads_create: %d ranks", world);
+        return -1;
+    }
+    threads_shared *t = calloc(1, sizeof *t);
+    t->world = t->alive = world;
+    t->send = calloc((size_t)world, sizeof *t->send);
+    t->buf = calloc((size_t)world, sizeof *t->buf);
+    pthread_barrier_init(&t->bar, NULL, (unsigned)world);
+    pthread_mutex_init(&t->lock, NULL);
+    for (int r = 0; r < world; r++) {
+        dath_comm *c = calloc(1, sizeof *c);
+        c->rank = r;
+        c->world = world;
+        c->all_gather = threads_all_gather;
+        c->all_reduce_sum = threads_all_reduce;
+        c->destroy = threads_destroy;
+        c->be = be;
+        c->impl = t;
+        comms[r] = c;
+    }
+    return 0;
+}

@@ -27,4 +27,12 @@ struct dath_comm {
 /* One rank: all_gather copies, all_reduce_sum does nothing. */
 dath_comm *comm_single(const dath_backend *be);
 
+/* `world` ranks in one process, one thread each, over host memory: comms[r] is rank
+ * r's. For backends whose memory the host addresses (the CPU reference): this is how
+ * the data-parallel step is checked without GPUs (checks/test_ranks.c); GPUs use NCCL.
+ * Every rank must call each collective, in the same order, from its own thread. The
+ * sum adds the ranks' values in rank order (deterministic). Returns 0, or -1 with a
+ * message in err; destroy each comm (the shared state goes with the last). */
+int comm_threads_create(const dath_backend *be, int world, dath_comm **comms, char *err, size_t err_len);
+
 #endif
