@@ -1,6 +1,8 @@
 /* host/backend.c — choosing a backend, and the CPU backend's table. */
 #include "backend.h"
 
+#include "comm.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +46,11 @@ static void cpu_fence_free(void *f) {}
 static void cpu_fence_record(void *f, int queue, dath_ctx *ctx) {}
 static void cpu_fence_wait(void *f, int queue, dath_ctx *ctx) {}
 static void cpu_fence_sync(void *f) {}
+static int cpu_device_count(void) { return 1 << 16; }
+static int cpu_set_device(int index, char *err, size_t err_len) { return 0; }
+static int cpu_comm_create(const dath_backend *be, int world, struct dath_comm **comms, char *err, size_t err_len) {
+    return comm_threads_create(be, world, comms, err, err_len);
+}
 static void cpu_axpy(float *y, const float *x, float a, size_t n, dath_ctx *ctx) {
     #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) y[i] += a * x[i];
@@ -69,6 +76,9 @@ static dath_backend cpu_backend = {
     .fence_record = cpu_fence_record,
     .fence_wait = cpu_fence_wait,
     .fence_sync = cpu_fence_sync,
+    .device_count = cpu_device_count,
+    .set_device = cpu_set_device,
+    .comm_create = cpu_comm_create,
     .axpy = cpu_axpy,
     .conv2d_forward = conv2d_forward_cpu,
     .conv2d_backward = conv2d_backward_cpu,

@@ -21,6 +21,8 @@
 
 enum { DATH_QUEUE_COMPUTE = 0, DATH_QUEUE_COPY = 1 };
 
+struct dath_comm;   /* host/comm.h */
+
 typedef struct dath_backend {
     const char *name;            /* "cpu" or "cuda" */
     char device[128];            /* human-readable device description */
@@ -67,6 +69,18 @@ typedef struct dath_backend {
     int (*graph_end)(dath_ctx *ctx, void **graph);
     int (*graph_launch)(dath_ctx *ctx, void *graph);
     void (*graph_free)(void *graph);
+
+    /* Data-parallel ranks in one process. device_count: devices a rank can take (the
+     * CPU backend: any number, ranks are threads). set_device: makes device `index`
+     * current for the calling thread (CUDA: cudaSetDevice; a no-op on the CPU): call it
+     * before ctx_init and before using a rank's context from another thread.
+     * comm_create: the communicators of `world` ranks on devices 0..world−1 (CUDA:
+     * NCCL, one communicator per device; CPU: threads over host memory, comm.h). Each
+     * rank then calls every collective from its own thread. Return 0, or -1 with err. */
+    int (*device_count)(void);
+    int (*set_device)(int index, char *err, size_t err_len);
+    int (*comm_create)(const struct dath_backend *be, int world, struct dath_comm **comms, char *err,
+                       size_t err_len);
 
     /* y[n] += a * x[n] (fan-in of gradients, ...) */
     void (*axpy)(float *y, const float *x, float a, size_t n, dath_ctx *ctx);

@@ -15,6 +15,8 @@
  * return NULL on failure. */
 #include "backend.h"
 
+#include "comm.h"
+
 #include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -276,6 +278,26 @@ static void cuda_fence_sync(void *f) {
     CUDA_CHECK(cudaEventSynchronize((cudaEvent_t)f));
 }
 
+/* ---- ranks -------------------------------------------------------------------------- */
+
+static int cuda_device_count(void) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    return n;
+}
+
+static int cuda_set_device(int index, char *err, size_t err_len) {
+    cudaError_t ce = cudaSetDevice(index);
+    if (ce != cudaSuccess) {
+        snprintf(err, err_len, "cudaSetDevice(%d): %s", index, cudaGetErrorString(ce));
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- graphs ------------------------------------------------------------------------ */
 
 static int cuda_graph_begin(dath_ctx *ctx) {
@@ -346,6 +368,9 @@ static dath_backend cuda_backend = {
     .fence_record = cuda_fence_record,
     .fence_wait = cuda_fence_wait,
     .fence_sync = cuda_fence_sync,
+    .device_count = cuda_device_count,
+    .set_device = cuda_set_device,
+    .comm_create = comm_nccl_create,
     .graph_begin = cuda_graph_begin,
     .graph_end = cuda_graph_end,
     .graph_launch = cuda_graph_launch,

@@ -32,6 +32,7 @@
 #include "comm.h"
 #include "evaluate.h"
 #include "feed.h"
+#include "ranks.h"
 #include "model.h"
 #include "net.h"
 #include "opts.h"
@@ -54,7 +55,7 @@ static double now_s(void) {
 typedef struct train_opts {
     const char *train, *root, *variant, *init, *out, *resume, *query, *database, *device, *precision, *cache;
     const char *data_on_device;
-    int bits, epochs, batch, size, eval_every, topk, workers, strict, max_steps, log_every, no_graphs;
+    int bits, epochs, batch, size, eval_every, topk, workers, strict, max_steps, log_every, no_graphs, ranks;
     float lr, wd, beta, gamma, margin;
     uint64_t seed;
 } train_opts;
@@ -90,6 +91,7 @@ typedef struct train_opts {
         {"log-every", OPT_INT, &(o).log_every, "0", "plain progress line every N steps (0: each epoch)"},  \
         {"data-on-device", OPT_STR, &(o).data_on_device, "auto", "keep the decoded set in device memory after the first epoch: auto (when it fits in half the free memory), yes, no"}, \
         {"no-graphs", OPT_FLAG, &(o).no_graphs, "0", "run every step eagerly instead of replaying a CUDA graph"}, \
+        {"ranks", OPT_INT, &(o).ranks, "1", "data-parallel ranks: GPUs 0..N-1 over NCCL (CUDA), threads (CPU); --batch is split evenly"}, \
         {0}                                                                                                \
     }
 
@@ -107,9 +109,9 @@ static void train_args_string(const train_opts *o, char *buf, size_t len) {
 }
 
 /* Writes DIR/last.safetensors (atomic). */
-static int train_checkpoint(dath_net *n, dath_model *m, const train_opts *o, const char *args, int epoch,
+static int train_checkpoint(train_ranks *rk, dath_model *m, const train_opts *o, const char *args, int epoch,
                             int batch_in_epoch, uint64_t step, const char *path, char *err, size_t err_len) {
-    net_download(n, m);
+    ranks_download(rk, m);
     char e[32], b[32], s[32], seed[32];
     snprintf(e, sizeof e, "%d", epoch);
     snprintf(b, sizeof b, "%d", batch_in_epoch);
@@ -131,22 +133,19 @@ static void progress(int tty, int epoch, int epochs, int bi, int nb, double ips,
     fflush(stderr);
 }
 
-/* Fetches the next batch of the epoch, past the first `skip` (those a resumed run
- * already trained: released at once and counted in *bi), and pushes it into the feed.
- * Returns 0, 1 at the end of the epoch, or -1 with a message in err. */
-static int train_fetch(dath_prefetch *pf, dath_feed *feed, int skip, int *fetched, int *bi, char *err,
-                       size_t err_len) {
-    prefetch_batch b;
+/* Fetches the next batch of the epoch into *b, past the first `skip` (those a resumed
+ * run already trained: released at once and counted in *bi) and past any batch too
+ * small to give every rank a row. Returns 0, 1 at the end of the epoch, or -1 with a
+ * message in err. */
+static int train_fetch(dath_prefetch *pf, train_ranks *rk, prefetch_batch *b, int skip, int *fetched, int *bi,
+                       char *err, size_t err_len) {
     int r;
-    while ((r = prefetch_next(pf, &b, err, err_len)) == 0 && *fetched < skip) {
-        prefetch_release(pf, &b);
+    while ((r = prefetch_next(pf, b, err, err_len)) == 0 && (*fetched < skip || ranks_rows(rk, b->n) < 1)) {
+        prefetch_release(pf, b);
         (*fetched)++;
         (*bi)++;
     }
-    if (r == 0) {
-        (*fetched)++;
-        if (feed_push(feed, &b, err, err_len)) return -1;
-    }
+    if (r == 0) (*fetched)++;
     return r;
 }
 
@@ -195,6 +194,10 @@ int cmd_train(int argc, char **argv) {
     }
     int prec = backend_precision_parse(o.precision);
     if (prec < 0) { fprintf(stderr, "dath train: --precision '%s': expected fp32, tf32 or bf16\n", o.precision); return 2; }
+    if (o.ranks < 1 || o.batch % o.ranks || o.batch / o.ranks < 1) {
+        fprintf(stderr, "dath train: --ranks %d: at least 1, and --batch %d must be a multiple of it\n", o.ranks, o.batch);
+        return 2;
+    }
     const dath_backend *be = backend_choose(o.device, err, sizeof err);
     if (!be) { fprintf(stderr, "dath train: %s\n", err); return 2; }
 
@@ -242,32 +245,28 @@ int cmd_train(int argc, char **argv) {
 
     int B = o.batch, S = o.size, R = transform_cache_side(S), C = m->C;
     int data_mode = !strcmp(o.data_on_device, "yes") ? FEED_DATA_YES : !strcmp(o.data_on_device, "no") ? FEED_DATA_NO : FEED_DATA_AUTO;
-    dath_ctx ctx;
-    size_t work = net_work_bytes(m, B, B), work_eval = net_work_bytes(m, 256, 256);
-    if (o.query && work_eval > work) work = work_eval;
-    if (be->ctx_init(&ctx, work, prec, err, sizeof err)) { fprintf(stderr, "dath train: %s\n", err); list_free(l); model_free(m); return 1; }
-    dath_comm *comm = comm_single(be);
-    dath_net *n = net_create(be, &ctx, m, B, 1, err, sizeof err);
-    dath_stepper *st = n ? stepper_create(n, comm, err, sizeof err) : NULL;
     prefetch_config pc = {.list = l, .mode = PREFETCH_TRAIN, .R = R, .S = S, .B = B, .seed = o.seed,
                           .workers = o.workers, .ring = 4, .strict = o.strict, .cache_dir = o.cache,
                           .host_alloc = be->host_alloc, .host_free = be->host_free};
-    dath_prefetch *pf = st ? prefetch_create(&pc, err, sizeof err) : NULL;
-    dath_feed *feed = pf ? feed_create(be, &ctx, pf, B, R, S, C, data_mode, err, sizeof err) : NULL;
-    FILE *log = feed ? fopen(logpath, ck ? "a" : "w") : NULL;
+    dath_prefetch *pf = prefetch_create(&pc, err, sizeof err);
+    ranks_config rc_ = {.be = be, .m = m, .pf = pf, .world = o.ranks, .B = B, .R = R, .S = S, .C = C,
+                        .precision = prec, .data_mode = data_mode, .graphs = !o.no_graphs,
+                        .work0 = o.query ? net_work_bytes(m, 256, 256) : 0};
+    train_ranks *rk = pf ? ranks_create(&rc_, err, sizeof err) : NULL;
+    FILE *log = rk ? fopen(logpath, ck ? "a" : "w") : NULL;
     rc = 1;
-    if (!feed || !log) {
-        fprintf(stderr, "dath train: %s\n", !feed ? err : "cannot open the log");
+    if (!rk || !log) {
+        fprintf(stderr, "dath train: %s\n", !rk ? err : "cannot open the log");
         goto out;
     }
-    if (o.no_graphs) stepper_set_graphs(st, 0);
-    net_upload(n, m);
     step_config cfg;
     step_config_default(&cfg);
     cfg.lr = o.lr; cfg.wd = o.wd; cfg.beta = o.beta; cfg.gamma = o.gamma; cfg.margin = o.margin;
     cfg.multi = l->multi; cfg.seed = o.seed; cfg.dropout = 1;
-    fprintf(stderr, "dath train: %s, %d bits, %d classes (%s-label), input %d, batch %d, %d images, on %s, %s%s\n",
-            variant_name(v), m->K, C, l->multi ? "multi" : "single", S, B, l->n, be->device, o.precision,
+    char ranks_note[64] = "";
+    if (o.ranks > 1) snprintf(ranks_note, sizeof ranks_note, " × %d ranks of %d", o.ranks, B / o.ranks);
+    fprintf(stderr, "dath train: %s, %d bits, %d classes (%s-label), input %d, batch %d%s, %d images, on %s, %s%s\n",
+            variant_name(v), m->K, C, l->multi ? "multi" : "single", S, B, ranks_note, l->n, be->device, o.precision,
             ck ? " (resumed)" : "");
     if (ck) fprintf(stderr, "dath train: resuming at epoch %d, batch %d, step %" PRIu64 "\n", start_epoch + 1, skip_batches, step);
     struct sigaction sa;
@@ -281,18 +280,22 @@ int cmd_train(int argc, char **argv) {
     int stopped = 0, failed = 0;
     for (int epoch = start_epoch; epoch < o.epochs && !stopped && !failed; epoch++) {
         char note[256];
-        if (feed_epoch(feed, note, sizeof note, err, sizeof err)) { fprintf(stderr, "dath train: %s\n", err); failed = 1; break; }
+        if (ranks_epoch(rk, note, sizeof note, err, sizeof err)) { fprintf(stderr, "dath train: %s\n", err); failed = 1; break; }
         if (note[0]) fprintf(stderr, "dath train: %s\n", note);
         if (prefetch_begin_epoch(pf, epoch, err, sizeof err)) { fprintf(stderr, "dath train: %s\n", err); failed = 1; break; }
         double t_epoch = now_s(), t_mark = t_epoch, sum_j = 0, sum_j1 = 0, sum_j2 = 0, sum_j3 = 0, fetch_s = 0;
         int idle_steps = 0, steps_epoch = 0;
         int bi = 0, fetched = 0, nimg = 0;
-        int r = train_fetch(pf, feed, skip_batches, &fetched, &bi, err, sizeof err);
+        prefetch_batch cur, next;
+        int r = train_fetch(pf, rk, &cur, skip_batches, &fetched, &bi, err, sizeof err);
+        int held = 0;   /* batches taken from the prefetcher and not yet given back: cur, next */
+        if (r == 0) {
+            held = 1;
+            if (ranks_push(rk, &cur, err, sizeof err)) r = -1;
+        }
         while (r == 0) {
-            const float *d_x, *d_lab;
-            int nb;
-            if (feed_pop(feed, &d_x, &d_lab, &nb, err, sizeof err) ||
-                stepper_launch(st, d_x, d_lab, nb, (uint32_t)step, &cfg, 1, err, sizeof err)) {
+            int nb = ranks_rows(rk, cur.n) * o.ranks;
+            if (ranks_launch(rk, (uint32_t)step, &cfg, err, sizeof err)) {
                 fprintf(stderr, "%sdath train: %s\n", tty ? "\n" : "", err);
                 failed = 1;
                 break;
@@ -301,11 +304,17 @@ int cmd_train(int argc, char **argv) {
              * already over by the time the host has the next batch (stepper_finish does
              * not wait), the device sat idle waiting for data */
             double tf0 = now_s();
-            r = train_fetch(pf, feed, skip_batches, &fetched, &bi, err, sizeof err);
+            char ferr[1024] = "";
+            r = train_fetch(pf, rk, &next, skip_batches, &fetched, &bi, ferr, sizeof ferr);
+            if (r == 0) held = 2;
             double tf1 = now_s();
             step_losses L;
-            int fin = stepper_finish(st, &L, err, sizeof err);
+            int fin = ranks_finish(rk, r == 0 ? &next : NULL, &L, err, sizeof err);
             double tf2 = now_s();
+            prefetch_release(pf, &cur);   /* every rank is done with it */
+            held--;
+            cur = next;
+            if (r < 0 && !fin) snprintf(err, sizeof err, "%s", ferr);
             fetch_s += tf1 - tf0;
             if (tf2 - tf1 < TRAIN_IDLE_S) idle_steps++;
             steps_epoch++;
@@ -314,7 +323,6 @@ int cmd_train(int argc, char **argv) {
                 failed = 1;
                 break;
             }
-            feed_retire(feed);
             double t1 = now_s(), dt = t1 - t_mark;
             t_mark = t1;
             step++;
@@ -336,7 +344,7 @@ int cmd_train(int argc, char **argv) {
                         step, L.total, L.j1, L.j2, L.j3, nb / dt);
             if (train_stop || (o.max_steps > 0 && step >= (uint64_t)o.max_steps)) {
                 stopped = 1;
-                if (train_checkpoint(n, m, &o, args, epoch, bi, step, ckpath, err, sizeof err)) {
+                if (train_checkpoint(rk, m, &o, args, epoch, bi, step, ckpath, err, sizeof err)) {
                     fprintf(stderr, "dath train: %s\n", err);
                     failed = 1;
                 } else {
@@ -346,7 +354,8 @@ int cmd_train(int argc, char **argv) {
                 break;
             }
         }
-        feed_drain(feed);
+        ranks_drain(rk);
+        if (held == 1) prefetch_release(pf, &cur);
         if (r < 0 && !failed && !stopped) { fprintf(stderr, "%sdath train: %s\n", tty ? "\n" : "", err); failed = 1; }
         if (failed || stopped) break;
         skip_batches = 0;
@@ -356,8 +365,8 @@ int cmd_train(int argc, char **argv) {
         if (tty) fputc('\n', stderr);
         double map = NAN;
         if (o.eval_every > 0 && ((epoch + 1) % o.eval_every == 0 || epoch + 1 == o.epochs)) {
-            net_download(n, m);
-            if (evaluate_model_map(be, &ctx, m, o.query, o.database, o.root, o.topk, &map, err, sizeof err)) {
+            ranks_download(rk, m);
+            if (evaluate_model_map(be, ranks_ctx0(rk), m, o.query, o.database, o.root, o.topk, &map, err, sizeof err)) {
                 fprintf(stderr, "dath train: evaluation: %s\n", err);
                 failed = 1;
             }
@@ -376,7 +385,7 @@ int cmd_train(int argc, char **argv) {
                 fetch_s, idle_steps, steps_epoch, isnan(map) ? ",\"seconds_eval\":" : ",\"map\":", isnan(map) ? 0.0 : map);
         fflush(log);
         if (failed) break;
-        if (train_checkpoint(n, m, &o, args, epoch + 1, 0, step, ckpath, err, sizeof err)) {
+        if (train_checkpoint(rk, m, &o, args, epoch + 1, 0, step, ckpath, err, sizeof err)) {
             fprintf(stderr, "dath train: %s\n", err);
             failed = 1;
         }
@@ -390,7 +399,7 @@ int cmd_train(int argc, char **argv) {
         else {
             long replayed = 0;
             int captured = 0;
-            stepper_graph_stats(st, &replayed, &captured);
+            ranks_graph_stats(rk, &replayed, &captured);
             char graphs[96] = "";
             if (be->graph_begin)
                 snprintf(graphs, sizeof graphs, "; %ld from %d CUDA graph%s", replayed, captured, captured == 1 ? "" : "s");
@@ -400,12 +409,8 @@ int cmd_train(int argc, char **argv) {
     rc = failed ? 1 : 0;
 out:
     if (log) fclose(log);
-    feed_free(feed);
+    ranks_free(rk);
     prefetch_destroy(pf);
-    stepper_free(st);
-    net_free(n);
-    comm->destroy(comm);
-    be->ctx_free(&ctx);
     list_free(l);
     model_free(m);
     if (av != argv) free(av);

@@ -35,4 +35,10 @@ dath_comm *comm_single(const dath_backend *be);
  * message in err; destroy each comm (the shared state goes with the last). */
 int comm_threads_create(const dath_backend *be, int world, dath_comm **comms, char *err, size_t err_len);
 
+/* `world` ranks on CUDA devices 0..world−1 of this node, one NCCL communicator each
+ * (ncclCommInitAll); the collectives run on the ctx's stream they are given (and can
+ * be captured in a CUDA graph). -1 with a message when built without NCCL. CUDA only
+ * (host/comm_nccl_cuda.c). */
+int comm_nccl_create(const dath_backend *be, int world, dath_comm **comms, char *err, size_t err_len);
+
 #endif

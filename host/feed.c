@@ -14,7 +14,7 @@ typedef struct feed_slot {
     float *lab;               /* [B, C] backend */
     void *copied, *consumed;  /* fences: upload done (copy queue), transform done (compute) */
     int state, pixels;        /* FEED_*; 1 when img holds this batch's pixels */
-    prefetch_batch b;
+    int n;                    /* rows of the batch in this slot */
 } feed_slot;
 
 struct dath_feed {
@@ -92,33 +92,36 @@ int feed_epoch(dath_feed *f, char *note, size_t note_len, char *err, size_t err_
     be->upload(f->set, images, bytes, f->ctx);
     be->sync(f->ctx);
     f->set_n = n;
-    prefetch_set_pixels(f->pf, 0);
     snprintf(note, note_len, "the %zu decoded images (%.2f GiB) are now in %s memory; batches carry rows only",
              n, bytes / 1073741824.0, be->name);
     return 0;
 }
 
-int feed_push(dath_feed *f, const prefetch_batch *b, char *err, size_t err_len) {
+int feed_push(dath_feed *f, const prefetch_batch *b, int row0, int n, char *err, size_t err_len) {
     const dath_backend *be = f->be;
     feed_slot *s = &f->slot[f->push_at];
     if (s->state != FEED_EMPTY) {
         snprintf(err, err_len, "feed_push: both slots are busy (retire the finished batch first)");
         return -1;
     }
-    if (b->n > f->B) {
-        snprintf(err, err_len, "feed_push: a batch of %d images (at most %d)", b->n, f->B);
+    if (n < 1 || n > f->B || row0 < 0 || row0 + n > b->n) {
+        snprintf(err, err_len, "feed_push: rows %d to %d of a batch of %d (at most %d a feed)", row0, row0 + n, b->n, f->B);
+        return -1;
+    }
+    if (f->set == NULL && b->images == NULL) {
+        snprintf(err, err_len, "feed_push: a batch without pixels, and the decoded set is not in %s memory", be->name);
         return -1;
     }
     dath_ctx *ctx = f->ctx;
-    int n = b->n;
+    size_t r0 = (size_t)row0;
     be->fence_wait(s->consumed, DATH_QUEUE_COPY, ctx);   /* the previous transform from this slot */
     s->pixels = f->set == NULL;
-    if (s->pixels) be->upload_async(s->img, b->images, (size_t)n * f->R * f->R * 3, ctx);
-    else be->upload_async(s->index, b->samples, (size_t)n * sizeof(int32_t), ctx);
-    be->upload_async(s->crop, b->crops, (size_t)n * 3 * sizeof(int32_t), ctx);
-    be->upload_async(s->lab, b->labels, (size_t)n * f->C * sizeof(float), ctx);
+    if (s->pixels) be->upload_async(s->img, b->images + r0 * f->R * f->R * 3, (size_t)n * f->R * f->R * 3, ctx);
+    else be->upload_async(s->index, b->samples + r0, (size_t)n * sizeof(int32_t), ctx);
+    be->upload_async(s->crop, b->crops + 3 * r0, (size_t)n * 3 * sizeof(int32_t), ctx);
+    be->upload_async(s->lab, b->labels + r0 * f->C, (size_t)n * f->C * sizeof(float), ctx);
     be->fence_record(s->copied, DATH_QUEUE_COPY, ctx);
-    s->b = *b;
+    s->n = n;
     s->state = FEED_PUSHED;
     f->push_at ^= 1;
     return 0;
@@ -132,7 +135,7 @@ int feed_pop(dath_feed *f, const float **x, const float **lab, int *n, char *err
         return -1;
     }
     dath_ctx *ctx = f->ctx;
-    int nb = s->b.n;
+    int nb = s->n;
     be->fence_wait(s->copied, DATH_QUEUE_COMPUTE, ctx);
     if (s->pixels) be->transform_batch(f->x, s->img, s->crop, NULL, nb, f->R, f->S, ctx);
     else be->transform_batch(f->x, f->set, s->crop, s->index, nb, f->R, f->S, ctx);
@@ -151,7 +154,6 @@ void feed_retire(dath_feed *f) {
         feed_slot *s = &f->slot[k];
         if (s->state != FEED_POPPED) continue;
         f->be->fence_sync(s->copied);   /* the pinned buffers are no longer read */
-        prefetch_release(f->pf, &s->b);
         s->state = FEED_EMPTY;
     }
 }
@@ -161,7 +163,6 @@ void feed_drain(dath_feed *f) {
         feed_slot *s = &f->slot[k];
         if (s->state == FEED_EMPTY) continue;
         f->be->fence_sync(s->copied);
-        prefetch_release(f->pf, &s->b);
         s->state = FEED_EMPTY;
     }
     f->push_at = f->pop_at = 0;
