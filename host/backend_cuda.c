@@ -301,7 +301,8 @@ static int cuda_set_device(int index, char *err, size_t err_len) {
 /* ---- graphs ------------------------------------------------------------------------ */
 
 static int cuda_graph_begin(dath_ctx *ctx) {
-    CUDA_TRY(cudaStreamBeginCapture(BK_STREAM(ctx), cudaStreamCaptureModeGlobal));
+    /* thread-local: with several ranks, each rank thread captures its own step at once */
+    CUDA_TRY(cudaStreamBeginCapture(BK_STREAM(ctx), cudaStreamCaptureModeThreadLocal));
     dath_cuda_capturing = 1;
     return 0;
 }
