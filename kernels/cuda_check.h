@@ -13,12 +13,16 @@
 #include <stdlib.h>
 
 #ifdef __cplusplus
+#define DATH_THREAD_LOCAL thread_local
 extern "C" {
+#else
+#define DATH_THREAD_LOCAL _Thread_local
 #endif
-/* 1 while host/backend_cuda.c captures a CUDA graph (defined in kernels/gemm.cu).
- * DATH_DEBUG builds synchronise after every launch, which a capture forbids: they skip
- * that synchronisation while this is set. */
-extern int dath_cuda_capturing;
+/* 1 while host/backend_cuda.c captures a CUDA graph in this thread (defined in
+ * kernels/gemm.cu; per thread, as rank threads capture at once). DATH_DEBUG builds
+ * synchronise after every launch, which a capture forbids: they skip that
+ * synchronisation while this is set. */
+extern DATH_THREAD_LOCAL int dath_cuda_capturing;
 #ifdef __cplusplus
 }
 #endif

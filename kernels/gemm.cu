@@ -6,7 +6,7 @@
  * leading dimensions. */
 #include "gemm.cuh"
 
-extern "C" int dath_cuda_capturing = 0;   /* see cuda_check.h */
+extern "C" DATH_THREAD_LOCAL int dath_cuda_capturing = 0;   /* see cuda_check.h */
 
 static cublasComputeType_t gemm_compute_type(int precision) {
     switch (precision) {

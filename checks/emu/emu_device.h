@@ -162,9 +162,8 @@ static inline double __dsqrt_rn(double a) { EMU_OPAQUE(a); double r = sqrt(a); E
 static inline float __frcp_rn(float a) { return __fdiv_rn(1.0f, a); }
 static inline float __fmaf_rn(float a, float b, float c) { return fmaf(a, b, c); }
 static inline double __fma_rn(double a, double b, double c) { return fma(a, b, c); }
-/* The fast approximations are modelled by the accurate functions (README: numerics). */
-static inline float __expf(float a) { return expf(a); }
-static inline float __logf(float a) { return logf(a); }
+/* The fast approximations are modelled by the accurate functions (README: numerics);
+ * __expf and __logf are glibc's own (accurate) functions of the same names. */
 static inline float __fdividef(float a, float b) { return a / b; }
 static inline float rsqrtf(float a) { return 1.0f / sqrtf(a); }
 static inline float __saturatef(float a) { return a < 0.0f ? 0.0f : a > 1.0f ? 1.0f : a; }
