@@ -1,0 +1,1508 @@
+/* checks/emu/emu.cpp — the CUDA emulator's runtime: device memory, streams, events,
+ * graphs, the cuBLAS reference, and the launcher that runs a kernel's grid as fibers
+ * (contract and limits in checks/emu/README.md; device side in emu_device.h).
+ *
+ * Everything runs on the calling thread, one emulator call at a time (a mutex). A
+ * launch runs its grid twice, under two schedules, from the same device memory:
+ *   A  blocks in increasing order; in each block warps 0, 1, …, lanes 0, 1, …;
+ *      shared memory poisoned with 0xff bytes (NaN, −1)
+ *   B  blocks, warps and lanes in decreasing order; shared memory poisoned with 0x7f
+ *      (3.4e38, 2139062143)
+ * and the memory the kernel can reach (the allocations its arguments point into) must
+ * come out identical: a read of shared or global memory that another thread writes
+ * without a barrier between them, a read of shared memory nobody wrote, or an order-
+ * dependent atomic gives different bytes under A and B and is reported as a
+ * cudaErrorEmuScheduleDependent, with the kernel, its launch line and the first
+ * differing element. (DATH_EMU_SCHEDULES=1 runs schedule A only.)
+ *
+ * Within a block, a warp runs until all its lanes wait at __syncthreads (or have
+ * exited) before the next warp starts; its lanes run in order, each until it reaches a
+ * warp collective, which completes when every lane of the mask has reached it.
+ * So, in A, a thread of a lower warp runs its code between two barriers before any
+ * thread of a higher warp runs its own, and in B after: for any two threads of
+ * different warps, one schedule runs the reader first and the other the writer. */
+#include "cuda_runtime.h"
+#include "cublasLt.h"
+#include "cublas_v2.h"
+
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#if !defined(__x86_64__) || defined(DATH_EMU_UCONTEXT)
+#define EMU_UCONTEXT 1
+#include <ucontext.h>
+#endif
+
+namespace emu {
+const uint3 *cur_thread_idx;
+uint3 block_idx, block_dim, grid_dim;
+}
+
+namespace {
+
+/* ---- settings, statistics, errors --------------------------------------------------- */
+
+int schedules = 2;        /* DATH_EMU_SCHEDULES: 2 (A and B, compared) or 1 (A) */
+int protect = 1;          /* DATH_EMU_PROTECT: device memory unreadable by host code */
+struct {
+    long launches, compared, blocks, threads, gemms, copies;
+    double gemm_flops;
+} stats;
+
+std::recursive_mutex api_lock;   /* one emulator call at a time */
+#define API_LOCK() std::lock_guard<std::recursive_mutex> api_guard_(api_lock)
+
+cudaError_t last_error = cudaSuccess;     /* returned and cleared by cudaGetLastError */
+cudaError_t sticky_error = cudaSuccess;   /* an error while work ran: never cleared */
+
+cudaError_t note(cudaError_t e) {
+    if (e != cudaSuccess && last_error == cudaSuccess) last_error = e;
+    return e;
+}
+
+/* An error found while work ran (a kernel, a copy, a GEMM): printed at once, then
+ * returned by every later call, as a CUDA context that faulted. */
+void fault(cudaError_t e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void fault(cudaError_t e, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "emu: ERROR: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    fflush(stderr);
+    if (sticky_error == cudaSuccess) sticky_error = e;
+    note(e);
+}
+
+#define RETURN_IF_STICKY()                                                             \
+    do {                                                                               \
+        if (sticky_error != cudaSuccess) return sticky_error;                          \
+    } while (0)
+
+struct banner_t {
+    banner_t() {
+        const char *s = getenv("DATH_EMU_SCHEDULES");
+        if (s && atoi(s) == 1) schedules = 1;
+        const char *p = getenv("DATH_EMU_PROTECT");
+        if (p && atoi(p) == 0) protect = 0;
+        printf("emu: CPU EMULATION of CUDA (checks/emu): the kernels/*.cu code runs on the "
+               "CPU, cuBLAS is a reference GEMM in double; no GPU is used, and these are not "
+               "GPU results. Every launch runs under %d schedule%s%s.\n",
+               schedules, schedules == 2 ? "s (forward and reversed thread order), compared"
+                                         : " (forward thread order)",
+               protect ? "" : "; device memory readable by host code (DATH_EMU_PROTECT=0)");
+        fflush(stdout);
+    }
+    ~banner_t() {
+        printf("emu: %ld kernel launches (%ld run under both schedules and compared), %ld "
+               "blocks, %ld threads; %ld cuBLAS calls (%.3g flop); %ld copies. CPU emulation, "
+               "not a GPU.\n",
+               stats.launches, stats.compared, stats.blocks, stats.threads, stats.gemms,
+               stats.gemm_flops, stats.copies);
+    }
+} banner;
+
+/* ---- device memory: one mapping per allocation ------------------------------------
+ * [guard page][... slack | the allocation, 256-aligned][guard page]: the allocation
+ * ends within 255 bytes of the trailing guard page, so running off its end faults.
+ * Device allocations are filled with 0xff bytes (NaN, −1) when made and, unless
+ * DATH_EMU_PROTECT=0, are PROT_NONE except while the emulator itself (a kernel, a
+ * copy, a GEMM) works on them: host code that dereferences a device pointer faults,
+ * as on a GPU. Pinned host memory (cudaHostAlloc) is plain readable host memory. */
+
+size_t page_size() {
+    static size_t p = (size_t)sysconf(_SC_PAGESIZE);
+    return p;
+}
+size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
+
+struct allocation {
+    char *map;
+    size_t map_len;
+    char *base;       /* what cudaMalloc returned */
+    size_t bytes;
+    size_t data_len;  /* the accessible pages */
+    bool host;        /* cudaHostAlloc: always accessible */
+    int open;         /* emulator work in progress on it */
+};
+std::map<uintptr_t, allocation> allocs;   /* by base */
+
+allocation *find_alloc(const void *p) {
+    if (!p) return nullptr;
+    auto it = allocs.upper_bound((uintptr_t)p);
+    if (it == allocs.begin()) return nullptr;
+    --it;
+    allocation &a = it->second;
+    return (uintptr_t)p <= (uintptr_t)a.base + a.bytes ? &a : nullptr;
+}
+
+/* The allocation holding all of [p, p + bytes), or NULL. */
+allocation *find_range(const void *p, size_t bytes) {
+    allocation *a = find_alloc(p);
+    if (!a || (uintptr_t)p + bytes > (uintptr_t)a->base + a->bytes) return nullptr;
+    return a;
+}
+
+char *data_start(allocation &a) { return a.map + page_size(); }
+
+void open_alloc(allocation *a) {
+    if (!a || a->host || !protect) return;
+    if (a->open++ == 0) mprotect(data_start(*a), a->data_len, PROT_READ | PROT_WRITE);
+}
+void close_alloc(allocation *a) {
+    if (!a || a->host || !protect) return;
+    if (--a->open == 0) mprotect(data_start(*a), a->data_len, PROT_NONE);
+}
+/* Opens the allocations for the lifetime of the guard. */
+struct open_guard {
+    std::vector<allocation *> opened;
+    void add(allocation *a) {
+        if (!a) return;
+        open_alloc(a);
+        opened.push_back(a);
+    }
+    void all() {
+        for (auto &kv : allocs) add(&kv.second);
+    }
+    ~open_guard() {
+        for (allocation *a : opened) close_alloc(a);
+    }
+};
+
+void *map_alloc(size_t bytes, bool host) {
+    const size_t pg = page_size();
+    const size_t user = round_up(bytes ? bytes : 1, 256);
+    const size_t data = round_up(user, pg);
+    const size_t len = pg + data + pg;
+    char *m = (char *)mmap(nullptr, len, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) return nullptr;
+    mprotect(m, pg, PROT_NONE);
+    mprotect(m + pg + data, pg, PROT_NONE);
+    allocation a;
+    a.map = m;
+    a.map_len = len;
+    a.base = m + pg + data - user;
+    a.bytes = bytes;
+    a.data_len = data;
+    a.host = host;
+    a.open = 0;
+    if (!host) {
+        memset(a.base, 0xff, bytes);
+        if (protect) mprotect(m + pg, data, PROT_NONE);
+    }
+    allocs[(uintptr_t)a.base] = a;
+    return a.base;
+}
+
+bool unmap_alloc(void *p, bool host) {
+    auto it = allocs.find((uintptr_t)p);
+    if (it == allocs.end() || it->second.host != host) return false;
+    munmap(it->second.map, it->second.map_len);
+    allocs.erase(it);
+    return true;
+}
+
+/* ---- streams, events, graphs -------------------------------------------------------- */
+
+typedef std::function<void()> op;
+
+}  // namespace
+
+struct emu_stream {
+    unsigned int flags;
+    bool capturing;
+    bool invalidated;
+    std::vector<op> recorded;
+    cudaStreamCaptureMode mode;     /* of the capture in progress */
+    std::thread::id owner;          /* the thread that began it */
+};
+struct emu_event {
+    unsigned int flags;
+};
+struct emu_graph {
+    std::vector<op> ops;
+};
+struct emu_blas {
+    cudaStream_t st;
+    void *ws;
+    size_t ws_bytes;
+};
+struct emu_blaslt {
+    int unused;
+};
+
+namespace {
+
+std::vector<emu_stream *> capturing;   /* streams being captured */
+
+/* The captures that forbid a potentially unsafe call (one that waits for the device,
+ * allocates, or uses the legacy stream) from this thread: every global-mode capture,
+ * and thread-local ones begun by this thread. Each is invalidated; returns whether
+ * there was one. */
+bool forbidding_captures() {
+    bool any = false;
+    for (emu_stream *c : capturing)
+        if (c->mode == cudaStreamCaptureModeGlobal ||
+            (c->mode == cudaStreamCaptureModeThreadLocal &&
+             c->owner == std::this_thread::get_id())) {
+            c->invalidated = true;
+            any = true;
+        }
+    return any;
+}
+
+/* Work on a stream: run now, or record it while the stream is captured. Work on the
+ * legacy stream (NULL) while a capture forbids it is refused and invalidates that
+ * capture, as CUDA's implicit synchronisation does. */
+cudaError_t enqueue(cudaStream_t st, op f) {
+    if (st && st->capturing) {
+        if (!st->invalidated) st->recorded.push_back(std::move(f));
+        return cudaSuccess;
+    }
+    if (!st && forbidding_captures()) return cudaErrorStreamCaptureImplicit;
+    f();
+    return cudaSuccess;
+}
+
+/* A call that would wait for the device or allocate while a capture forbids it:
+ * refused, and the capture is invalidated. */
+cudaError_t refuse_in_capture() {
+    return forbidding_captures() ? cudaErrorStreamCaptureUnsupported : cudaSuccess;
+}
+
+/* ---- fibers --------------------------------------------------------------------------- */
+
+enum { MAX_THREADS = 1024, STACK_BYTES = 256 << 10, DYN_SHARED_MAX = 48 << 10 };
+enum thread_state { T_RUN, T_BARRIER, T_WARP, T_DONE };
+
+struct fiber {
+#ifdef EMU_UCONTEXT
+    ucontext_t uc;
+#else
+    void *sp;
+#endif
+    char *stack;        /* [STACK_BYTES] above a guard page */
+    uint3 idx;
+    unsigned int lane, warp, linear;
+    thread_state st;
+    bool started;       /* ucontext: entered once */
+    void *site;         /* the __syncthreads it waits at */
+};
+
+struct warp_state {
+    unsigned int exists;    /* lanes this block has */
+    unsigned int arrived;   /* lanes waiting in the current collective */
+    unsigned int mask;
+    int kind, width;
+    uint64_t val[32], res[32];
+    int arg[32];
+};
+
+enum { C_SYNCWARP = 100, C_BALLOT, C_ANY, C_ALL };   /* and emu::SHFL_* (0..3) */
+
+const char *collective_name(int kind) {
+    switch (kind) {
+    case emu::SHFL_IDX: return "__shfl_sync";
+    case emu::SHFL_XOR: return "__shfl_xor_sync";
+    case emu::SHFL_UP: return "__shfl_up_sync";
+    case emu::SHFL_DOWN: return "__shfl_down_sync";
+    case C_SYNCWARP: return "__syncwarp";
+    case C_BALLOT: return "__ballot_sync";
+    case C_ANY: return "__any_sync";
+    case C_ALL: return "__all_sync";
+    }
+    return "?";
+}
+
+fiber fibers[MAX_THREADS];
+warp_state warps[MAX_THREADS / 32];
+char *stacks;                 /* MAX_THREADS × (guard page + STACK_BYTES) */
+char *dyn_map;                /* dynamic shared memory: [DYN_SHARED_MAX][guard page] */
+char *dyn_shared;             /* the running block's arena, ending at the guard page */
+size_t dyn_bytes;
+fiber *cur;                   /* the running fiber, NULL in the scheduler */
+emu::kernel_call *cur_call;
+unsigned int block_threads;
+bool block_failed;            /* an error in the block: the scheduler abandons it */
+#ifdef EMU_UCONTEXT
+ucontext_t sched_uc;
+#else
+void *sched_sp;
+#endif
+
+}  // namespace
+
+#ifndef EMU_UCONTEXT
+/* x86-64 context switch: callee-saved registers, MXCSR and the x87 control word on
+ * the old stack, its stack pointer to *save, then the same from the new stack. A new
+ * fiber's stack holds a frame that "returns" into emu_fiber_trampoline, which calls
+ * r13(r12). */
+extern "C" void emu_fiber_switch(void **save_sp, void *to_sp);
+extern "C" void emu_fiber_trampoline(void);
+__asm__(".pushsection .text\n"
+        ".globl emu_fiber_switch\n"
+        ".hidden emu_fiber_switch\n"
+        ".type emu_fiber_switch,@function\n"
+        "emu_fiber_switch:\n"
+        "  pushq %rbp\n"
+        "  pushq %rbx\n"
+        "  pushq %r12\n"
+        "  pushq %r13\n"
+        "  pushq %r14\n"
+        "  pushq %r15\n"
+        "  subq $8, %rsp\n"
+        "  stmxcsr (%rsp)\n"
+        "  fnstcw 4(%rsp)\n"
+        "  movq %rsp, (%rdi)\n"
+        "  movq %rsi, %rsp\n"
+        "  ldmxcsr (%rsp)\n"
+        "  fldcw 4(%rsp)\n"
+        "  addq $8, %rsp\n"
+        "  popq %r15\n"
+        "  popq %r14\n"
+        "  popq %r13\n"
+        "  popq %r12\n"
+        "  popq %rbx\n"
+        "  popq %rbp\n"
+        "  ret\n"
+        ".size emu_fiber_switch, .-emu_fiber_switch\n"
+        ".globl emu_fiber_trampoline\n"
+        ".hidden emu_fiber_trampoline\n"
+        ".type emu_fiber_trampoline,@function\n"
+        "emu_fiber_trampoline:\n"
+        "  movq %r12, %rdi\n"
+        "  callq *%r13\n"
+        "  ud2\n"
+        ".size emu_fiber_trampoline, .-emu_fiber_trampoline\n"
+        ".popsection\n");
+#endif
+
+namespace {
+
+void fiber_main(void *arg);
+
+#ifdef EMU_UCONTEXT
+fiber *starting;
+void fiber_entry_uc() { fiber_main(starting); }
+#endif
+
+void fiber_start(fiber *f) {
+#ifdef EMU_UCONTEXT
+    getcontext(&f->uc);
+    f->uc.uc_stack.ss_sp = f->stack;
+    f->uc.uc_stack.ss_size = STACK_BYTES;
+    f->uc.uc_link = nullptr;
+    makecontext(&f->uc, fiber_entry_uc, 0);
+#else
+    uintptr_t top = ((uintptr_t)f->stack + STACK_BYTES) & ~(uintptr_t)15;
+    uint64_t *sp = (uint64_t *)(top - 16 - 64);
+    uint32_t mxcsr = __builtin_ia32_stmxcsr();
+    uint16_t fpucw;
+    __asm__ volatile("fnstcw %0" : "=m"(fpucw));
+    sp[0] = (uint64_t)mxcsr | ((uint64_t)fpucw << 32);
+    sp[1] = 0;                              /* r15 */
+    sp[2] = 0;                              /* r14 */
+    sp[3] = (uint64_t)(uintptr_t)&fiber_main;   /* r13 */
+    sp[4] = (uint64_t)(uintptr_t)f;         /* r12 */
+    sp[5] = 0;                              /* rbx */
+    sp[6] = 0;                              /* rbp */
+    sp[7] = (uint64_t)(uintptr_t)&emu_fiber_trampoline;
+    f->sp = sp;
+#endif
+}
+
+/* Scheduler → fiber f, until f yields. */
+void resume(fiber *f) {
+    cur = f;
+    emu::cur_thread_idx = &f->idx;
+#ifdef EMU_UCONTEXT
+    if (!f->started) {
+        f->started = true;
+        starting = f;
+    }
+    swapcontext(&sched_uc, &f->uc);
+#else
+    emu_fiber_switch(&sched_sp, f->sp);
+#endif
+    cur = nullptr;
+    emu::cur_thread_idx = nullptr;
+}
+
+/* The running fiber → the scheduler. */
+void yield() {
+    fiber *f = cur;
+#ifdef EMU_UCONTEXT
+    swapcontext(&f->uc, &sched_uc);
+#else
+    emu_fiber_switch(&f->sp, sched_sp);
+#endif
+}
+
+void fiber_main(void *arg) {
+    fiber *f = (fiber *)arg;
+    cur_call->run();
+    f->st = T_DONE;
+    yield();
+    abort();   /* a finished fiber is never resumed */
+}
+
+void describe_thread(char *buf, size_t len) {
+    if (!cur_call) {
+        snprintf(buf, len, "(not in a kernel)");
+        return;
+    }
+    if (cur)
+        snprintf(buf, len, "kernel %s (launched at %s:%d), block (%u,%u,%u), thread (%u,%u,%u)",
+                 cur_call->kernel, cur_call->file, cur_call->line, emu::block_idx.x,
+                 emu::block_idx.y, emu::block_idx.z, cur->idx.x, cur->idx.y, cur->idx.z);
+    else
+        snprintf(buf, len, "kernel %s (launched at %s:%d), block (%u,%u,%u)", cur_call->kernel,
+                 cur_call->file, cur_call->line, emu::block_idx.x, emu::block_idx.y,
+                 emu::block_idx.z);
+}
+
+/* A kernel broke a rule of the execution model: report, abandon the block (the
+ * running fiber goes back to the scheduler and is never resumed). */
+void block_error(cudaError_t e, const char *what) {
+    char where[256];
+    describe_thread(where, sizeof where);
+    fault(e, "%s: %s", where, what);
+    block_failed = true;
+    if (cur) {
+        yield();
+        abort();
+    }
+}
+
+fiber *in_kernel(const char *fn) {
+    if (!cur) {
+        fprintf(stderr, "emu: %s called outside a kernel\n", fn);
+        abort();
+    }
+    return cur;
+}
+
+void setup_memory() {
+    static bool done;
+    if (done) return;
+    done = true;
+    const size_t pg = page_size(), per = pg + STACK_BYTES;
+    stacks = (char *)mmap(nullptr, per * MAX_THREADS, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    dyn_map = (char *)mmap(nullptr, DYN_SHARED_MAX + pg, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (stacks == MAP_FAILED || dyn_map == MAP_FAILED) {
+        fprintf(stderr, "emu: cannot map fiber stacks\n");
+        abort();
+    }
+    for (int t = 0; t < MAX_THREADS; t++) {
+        mprotect(stacks + per * t, pg, PROT_NONE);
+        fibers[t].stack = stacks + per * t + pg;
+    }
+    mprotect(dyn_map + DYN_SHARED_MAX, pg, PROT_NONE);
+}
+
+}  // namespace
+
+/* ---- the device side: barriers and warp collectives ------------------------------------ */
+
+extern "C" char __start_dath_emu_shared[] __attribute__((weak));
+extern "C" char __stop_dath_emu_shared[] __attribute__((weak));
+
+__attribute__((noinline)) void __syncthreads(void) {
+    fiber *f = in_kernel("__syncthreads");
+    f->site = __builtin_return_address(0);
+    f->st = T_BARRIER;
+    yield();
+}
+
+namespace {
+
+/* One lane's arrival at a warp collective; returns its result once every lane of the
+ * mask has arrived (the lanes must agree on the kind, the mask and the width). */
+uint64_t collective(int kind, unsigned int mask, uint64_t v, int arg, int width) {
+    fiber *f = in_kernel(collective_name(kind));
+    warp_state &w = warps[f->warp];
+    const unsigned int bit = 1u << f->lane;
+    char msg[320];
+    if (!(mask & bit)) {
+        snprintf(msg, sizeof msg, "%s with mask 0x%08x, which does not name the calling lane %u",
+                 collective_name(kind), mask, f->lane);
+        block_error(cudaErrorIllegalAddress, msg);
+    }
+    if (mask & ~w.exists) {
+        snprintf(msg, sizeof msg, "%s with mask 0x%08x names lanes that this block does not "
+                 "have (lanes 0x%08x exist)", collective_name(kind), mask, w.exists);
+        block_error(cudaErrorIllegalAddress, msg);
+    }
+    if (width < 1 || width > 32 || (width & (width - 1))) {
+        snprintf(msg, sizeof msg, "%s with width %d (not a power of 2 up to 32)",
+                 collective_name(kind), width);
+        block_error(cudaErrorIllegalAddress, msg);
+    }
+    if (w.arrived == 0) {
+        w.mask = mask;
+        w.kind = kind;
+        w.width = width;
+    } else if (w.mask != mask || w.kind != kind || w.width != width) {
+        snprintf(msg, sizeof msg, "divergent warp collectives: lane %u calls %s (mask 0x%08x) "
+                 "while lanes 0x%08x wait in %s (mask 0x%08x)", f->lane, collective_name(kind),
+                 mask, w.arrived, collective_name(w.kind), w.mask);
+        block_error(cudaErrorEmuDeadlock, msg);
+    }
+    w.val[f->lane] = v;
+    w.arg[f->lane] = arg;
+    w.arrived |= bit;
+    if (w.arrived == w.mask) {
+        unsigned int ballot = 0;
+        for (int l = 0; l < 32; l++)
+            if ((w.mask >> l & 1) && w.val[l]) ballot |= 1u << l;
+        for (int l = 0; l < 32; l++) {
+            if (!(w.mask >> l & 1)) continue;
+            const int base = l / w.width * w.width;
+            int src = l;
+            switch (w.kind) {
+            case C_SYNCWARP: w.res[l] = 0; continue;
+            case C_BALLOT: w.res[l] = ballot; continue;
+            case C_ANY: w.res[l] = ballot != 0; continue;
+            case C_ALL: w.res[l] = ballot == w.mask; continue;
+            case emu::SHFL_IDX: src = base + (w.arg[l] & (w.width - 1)); break;
+            case emu::SHFL_XOR: src = l ^ w.arg[l]; if (src >= base + w.width) src = l; break;
+            case emu::SHFL_UP: src = l - w.arg[l]; if (src < base) src = l; break;
+            case emu::SHFL_DOWN: src = l + w.arg[l]; if (src >= base + w.width) src = l; break;
+            }
+            if (src < 0 || src > 31 || !(w.mask >> src & 1)) {
+                snprintf(msg, sizeof msg, "%s: lane %d reads lane %d, which is not in the mask "
+                         "0x%08x (undefined on a GPU)", collective_name(w.kind), l, src, w.mask);
+                block_error(cudaErrorIllegalAddress, msg);
+            }
+            w.res[l] = w.val[src];
+        }
+        for (int l = 0; l < 32; l++)
+            if (w.mask >> l & 1) fibers[f->warp * 32 + l].st = T_RUN;
+        w.arrived = 0;
+    } else {
+        f->st = T_WARP;
+    }
+    yield();   /* the scheduler resumes the warp's lanes in order */
+    return w.res[f->lane];
+}
+
+}  // namespace
+
+void __syncwarp(unsigned int mask) { collective(C_SYNCWARP, mask, 0, 0, 32); }
+unsigned int __ballot_sync(unsigned int mask, int pred) {
+    return (unsigned int)collective(C_BALLOT, mask, pred != 0, 0, 32);
+}
+int __any_sync(unsigned int mask, int pred) { return (int)collective(C_ANY, mask, pred != 0, 0, 32); }
+int __all_sync(unsigned int mask, int pred) { return (int)collective(C_ALL, mask, pred != 0, 0, 32); }
+
+uint64_t emu::warp_shuffle(int kind, unsigned int mask, uint64_t bits, int arg, int width) {
+    return collective(kind, mask, bits, arg, width);
+}
+
+void *emu::dynamic_shared(void) {
+    in_kernel("extern __shared__");
+    return dyn_shared;
+}
+
+namespace {
+
+/* ---- running a grid --------------------------------------------------------------------- */
+
+/* One block: every thread a fiber; warps in order (reversed: from the last), a warp
+ * until none of its lanes can run, its lanes in order; a barrier opens when every
+ * thread that has not exited waits at it. */
+void run_block(bool reversed) {
+    const unsigned int T = block_threads, nwarps = (T + 31) / 32;
+    for (unsigned int t = 0; t < T; t++) {
+        fiber &f = fibers[t];
+        f.linear = t;
+        f.idx.x = t % emu::block_dim.x;
+        f.idx.y = t / emu::block_dim.x % emu::block_dim.y;
+        f.idx.z = t / (emu::block_dim.x * emu::block_dim.y);
+        f.lane = t % 32;
+        f.warp = t / 32;
+        f.st = T_RUN;
+        f.started = false;
+        f.site = nullptr;
+        fiber_start(&f);
+    }
+    for (unsigned int w = 0; w < nwarps; w++) {
+        const unsigned int n = T - 32 * w < 32 ? T - 32 * w : 32;
+        warps[w].exists = n == 32 ? 0xffffffffu : (1u << n) - 1u;
+        warps[w].arrived = 0;
+    }
+    unsigned int live = T;
+    while (live) {
+        for (unsigned int wi = 0; wi < nwarps; wi++) {
+            const unsigned int w = reversed ? nwarps - 1 - wi : wi;
+            bool again = true;
+            while (again) {
+                again = false;
+                for (unsigned int li = 0; li < 32; li++) {
+                    const unsigned int t = 32 * w + (reversed ? 31 - li : li);
+                    if (t >= T || fibers[t].st != T_RUN) continue;
+                    resume(&fibers[t]);
+                    if (block_failed) return;
+                    if (fibers[t].st == T_DONE) live--;
+                    again = true;
+                }
+            }
+        }
+        if (!live) break;
+        /* nothing can run: a barrier every live thread waits at, or a deadlock */
+        void *site = nullptr;
+        unsigned int at_barrier = 0, in_warp = 0, first_warp = 0;
+        bool divergent = false;
+        for (unsigned int t = 0; t < T; t++) {
+            if (fibers[t].st == T_BARRIER) {
+                if (at_barrier++ && fibers[t].site != site) divergent = true;
+                site = fibers[t].site;
+            } else if (fibers[t].st == T_WARP) {
+                if (!in_warp++) first_warp = t / 32;
+            }
+        }
+        char msg[320];
+        if (in_warp) {
+            snprintf(msg, sizeof msg, "deadlock: warp %u waits in %s (mask 0x%08x) but lanes "
+                     "0x%08x never arrive (exited, or waiting at __syncthreads: %u threads)",
+                     first_warp, collective_name(warps[first_warp].kind), warps[first_warp].mask,
+                     warps[first_warp].mask & ~warps[first_warp].arrived, at_barrier);
+            block_error(cudaErrorEmuDeadlock, msg);
+            return;
+        }
+        if (divergent) {
+            snprintf(msg, sizeof msg, "divergent __syncthreads: the %u waiting threads wait at "
+                     "different __syncthreads() calls (undefined on a GPU)", at_barrier);
+            block_error(cudaErrorEmuDeadlock, msg);
+            return;
+        }
+        for (unsigned int t = 0; t < T; t++)
+            if (fibers[t].st == T_BARRIER) fibers[t].st = T_RUN;
+    }
+}
+
+void run_grid(emu::kernel_call *call, dim3 g, dim3 b, size_t smem, bool reversed,
+              unsigned char poison) {
+    cur_call = call;
+    emu::grid_dim = uint3{g.x, g.y, g.z};
+    emu::block_dim = uint3{b.x, b.y, b.z};
+    block_threads = b.x * b.y * b.z;
+    dyn_bytes = smem;
+    dyn_shared = dyn_map + DYN_SHARED_MAX - round_up(smem, 16);
+    const size_t shared_len = __start_dath_emu_shared
+                                  ? (size_t)(__stop_dath_emu_shared - __start_dath_emu_shared) : 0;
+    const unsigned long long nblocks = (unsigned long long)g.x * g.y * g.z;
+    block_failed = false;
+    for (unsigned long long i = 0; i < nblocks && !block_failed; i++) {
+        const unsigned long long bi = reversed ? nblocks - 1 - i : i;
+        emu::block_idx = uint3{(unsigned int)(bi % g.x), (unsigned int)(bi / g.x % g.y),
+                               (unsigned int)(bi / ((unsigned long long)g.x * g.y))};
+        if (shared_len) memset(__start_dath_emu_shared, poison, shared_len);
+        memset(dyn_shared, poison, round_up(smem, 16));
+        run_block(reversed);
+        stats.blocks++;
+        stats.threads += block_threads;
+    }
+    cur_call = nullptr;
+}
+
+/* The allocations a kernel can reach: those its pointer arguments point into, and
+ * those any 8-byte word of a struct argument points into. A pointer argument that is
+ * neither NULL nor device-accessible memory is an error (an illegal address on a GPU
+ * once it is dereferenced). Returns false on such an argument. */
+bool reachable(emu::kernel_call *call, std::vector<allocation *> &out) {
+    for (int i = 0; i < call->nargs(); i++) {
+        const emu::arg_bytes a = call->arg(i);
+        if (a.pointer) {
+            const void *p;
+            memcpy(&p, a.bytes, sizeof p);
+            if (!p) continue;
+            allocation *al = find_alloc(p);
+            if (!al) {
+                fault(cudaErrorIllegalAddress, "kernel %s (launched at %s:%d): argument %d is %p, "
+                      "which is not device memory (a host pointer, or freed)", call->kernel,
+                      call->file, call->line, i + 1, p);
+                return false;
+            }
+            out.push_back(al);
+        } else {
+            for (size_t o = 0; o + 8 <= a.size; o += 8) {
+                const void *p;
+                memcpy(&p, (const char *)a.bytes + o, sizeof p);
+                if (allocation *al = find_alloc(p)) out.push_back(al);
+            }
+        }
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return true;
+}
+
+void run_launch(std::shared_ptr<emu::kernel_call> call, dim3 g, dim3 b, size_t smem) {
+    if (sticky_error != cudaSuccess) return;   /* a faulted context runs nothing */
+    setup_memory();
+    std::vector<allocation *> reach;
+    if (!reachable(call.get(), reach)) return;
+    open_guard og;
+    og.all();   /* the kernel may reach any device memory */
+    stats.launches++;
+    if (schedules == 1) {
+        run_grid(call.get(), g, b, smem, false, 0xff);
+        return;
+    }
+    std::vector<std::vector<char>> before(reach.size()), after_a(reach.size());
+    for (size_t i = 0; i < reach.size(); i++)
+        before[i].assign(reach[i]->base, reach[i]->base + reach[i]->bytes);
+    run_grid(call.get(), g, b, smem, false, 0xff);
+    if (block_failed) return;
+    for (size_t i = 0; i < reach.size(); i++) {
+        after_a[i].assign(reach[i]->base, reach[i]->base + reach[i]->bytes);
+        memcpy(reach[i]->base, before[i].data(), reach[i]->bytes);
+    }
+    run_grid(call.get(), g, b, smem, true, 0x7f);
+    if (block_failed) return;
+    stats.compared++;
+    for (size_t i = 0; i < reach.size(); i++) {
+        const char *x = after_a[i].data(), *y = reach[i]->base;
+        if (!memcmp(x, y, reach[i]->bytes)) continue;
+        size_t o = 0;
+        while (x[o] == y[o]) o++;
+        o &= ~(size_t)3;
+        float fa, fb;
+        int32_t ia, ib;
+        memcpy(&fa, x + o, 4); memcpy(&fb, y + o, 4);
+        memcpy(&ia, x + o, 4); memcpy(&ib, y + o, 4);
+        fault(cudaErrorEmuScheduleDependent,
+              "kernel %s (launched at %s:%d, grid (%u,%u,%u), block (%u,%u,%u)): the results "
+              "depend on the order threads run in: schedule A (forward) and B (reversed) "
+              "differ in a %zu-byte device allocation at byte %zu (as float: %.9g vs %.9g; as "
+              "int32: %d vs %d). A missing __syncthreads/__syncwarp, a read of shared memory "
+              "no thread wrote, threads writing the same element, or an order-dependent "
+              "atomic.", call->kernel, call->file, call->line, g.x, g.y, g.z, b.x, b.y, b.z,
+              reach[i]->bytes, o, fa, fb, ia, ib);
+        return;
+    }
+}
+
+}  // namespace
+
+void emu::launch(std::shared_ptr<kernel_call> call, dim3 g, dim3 b, size_t smem,
+                 struct emu_stream *st) {
+    API_LOCK();
+    const unsigned long long threads = (unsigned long long)b.x * b.y * b.z;
+    if (!g.x || !g.y || !g.z || !b.x || !b.y || !b.z || g.x > 0x7fffffffu || g.y > 65535 ||
+        g.z > 65535 || b.x > 1024 || b.y > 1024 || b.z > 64 || threads > 1024) {
+        fprintf(stderr, "emu: launch of %s at %s:%d: invalid configuration grid (%u,%u,%u) "
+                "block (%u,%u,%u)\n", call->kernel, call->file, call->line, g.x, g.y, g.z, b.x,
+                b.y, b.z);
+        note(cudaErrorInvalidConfiguration);
+        return;
+    }
+    if (call->max_threads && threads > call->max_threads) {
+        fprintf(stderr, "emu: launch of %s at %s:%d: %llu threads a block, beyond its "
+                "__launch_bounds__(%u)\n", call->kernel, call->file, call->line, threads,
+                call->max_threads);
+        note(cudaErrorLaunchOutOfResources);
+        return;
+    }
+    if (smem > DYN_SHARED_MAX) {
+        fprintf(stderr, "emu: launch of %s at %s:%d: %zu bytes of dynamic shared memory, more "
+                "than the %d a launch gets without cudaFuncSetAttribute\n", call->kernel,
+                call->file, call->line, smem, (int)DYN_SHARED_MAX);
+        note(cudaErrorInvalidValue);
+        return;
+    }
+    cudaError_t e = enqueue(st, [call, g, b, smem] { run_launch(call, g, b, smem); });
+    if (e != cudaSuccess) note(e);
+}
+
+/* ---- faults: guard pages and protected device memory ------------------------------------ */
+
+namespace {
+
+void on_segv(int sig, siginfo_t *si, void *) {
+    char where[256], what[320];
+    const uintptr_t a = (uintptr_t)si->si_addr;
+    describe_thread(where, sizeof where);
+    snprintf(what, sizeof what, "an address the emulator does not know (a host pointer, "
+             "freed memory, or a wild index)");
+    for (auto &kv : allocs) {
+        const allocation &al = kv.second;
+        const uintptr_t m = (uintptr_t)al.map, base = (uintptr_t)al.base;
+        if (a < m || a >= m + al.map_len) continue;
+        if (a >= base + al.bytes && a >= m + page_size() + al.data_len)
+            snprintf(what, sizeof what, "%zu bytes past the end of a %zu-byte %s allocation",
+                     (size_t)(a - (base + al.bytes)), al.bytes, al.host ? "host" : "device");
+        else if (a < base)
+            snprintf(what, sizeof what, "%zu bytes before the start of a %zu-byte %s allocation",
+                     (size_t)(base - a), al.bytes, al.host ? "host" : "device");
+        else
+            snprintf(what, sizeof what, "inside a %zu-byte device allocation, from host code "
+                     "(device memory is not host memory: use cudaMemcpy)", al.bytes);
+    }
+    const uintptr_t st0 = (uintptr_t)stacks, per = page_size() + STACK_BYTES;
+    if (stacks && a >= st0 && a < st0 + per * MAX_THREADS && (a - st0) % per < page_size())
+        snprintf(what, sizeof what, "a fiber's stack guard page: the kernel thread's stack "
+                 "(%d KiB) overflowed", (int)(STACK_BYTES >> 10));
+    if (dyn_map && a >= (uintptr_t)dyn_map + DYN_SHARED_MAX &&
+        a < (uintptr_t)dyn_map + DYN_SHARED_MAX + page_size())
+        snprintf(what, sizeof what, "past the end of the block's %zu bytes of dynamic shared "
+                 "memory", dyn_bytes);
+    char line[700];
+    int n = snprintf(line, sizeof line, "emu: ERROR: invalid memory access at %p in %s: %s\n",
+                     si->si_addr, where, what);
+    if (n > 0) {
+        ssize_t w = write(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+        (void)w;
+    }
+    signal(sig, SIG_DFL);   /* returning re-executes the access, which now kills us */
+}
+
+struct segv_setup {
+    segv_setup() {
+        static char altstack[1 << 16];
+        stack_t ss;
+        ss.ss_sp = altstack;
+        ss.ss_size = sizeof altstack;
+        ss.ss_flags = 0;
+        sigaltstack(&ss, nullptr);
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = on_segv;
+        sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGSEGV, &sa, nullptr);
+        sigaction(SIGBUS, &sa, nullptr);
+    }
+} segv_installed;
+
+}  // namespace
+
+/* ---- the runtime API -------------------------------------------------------------------- */
+
+extern "C" {
+
+const char *cudaGetErrorName(cudaError_t e) {
+    switch (e) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case cudaErrorInvalidDevicePointer: return "cudaErrorInvalidDevicePointer";
+    case cudaErrorInvalidMemcpyDirection: return "cudaErrorInvalidMemcpyDirection";
+    case cudaErrorNoDevice: return "cudaErrorNoDevice";
+    case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+    case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
+    case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
+    case cudaErrorLaunchOutOfResources: return "cudaErrorLaunchOutOfResources";
+    case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
+    case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
+    case cudaErrorStreamCaptureImplicit: return "cudaErrorStreamCaptureImplicit";
+    case cudaErrorEmuScheduleDependent: return "cudaErrorEmuScheduleDependent";
+    case cudaErrorEmuDeadlock: return "cudaErrorEmuDeadlock";
+    }
+    return "cudaErrorUnknown";
+}
+
+const char *cudaGetErrorString(cudaError_t e) {
+    switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorInvalidDevicePointer: return "invalid device pointer";
+    case cudaErrorInvalidMemcpyDirection: return "invalid copy direction for memcpy";
+    case cudaErrorNoDevice: return "no CUDA-capable device is detected";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+    case cudaErrorIllegalAddress: return "an illegal memory access was encountered (emulator)";
+    case cudaErrorLaunchOutOfResources: return "too many resources requested for launch";
+    case cudaErrorLaunchFailure: return "unspecified launch failure";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+    case cudaErrorStreamCaptureImplicit: return "operation would make the legacy stream depend on a capturing blocking stream";
+    case cudaErrorEmuScheduleDependent: return "emulator: kernel results depend on the thread schedule (a race; see the emu: ERROR line)";
+    case cudaErrorEmuDeadlock: return "emulator: a barrier or warp collective cannot complete (see the emu: ERROR line)";
+    }
+    return "unknown error";
+}
+
+cudaError_t cudaGetLastError(void) {
+    API_LOCK();
+    cudaError_t e = last_error;
+    last_error = sticky_error;
+    return e;
+}
+
+cudaError_t cudaPeekAtLastError(void) {
+    API_LOCK();
+    return last_error;
+}
+
+cudaError_t cudaGetDeviceCount(int *n) {
+    *n = 1;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGetDevice(int *dev) {
+    *dev = 0;
+    return cudaSuccess;
+}
+
+cudaError_t cudaSetDevice(int dev) { return note(dev == 0 ? cudaSuccess : cudaErrorInvalidDevice); }
+
+static size_t physical_bytes(void) {
+    return (size_t)sysconf(_SC_PHYS_PAGES) * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int dev) {
+    if (dev != 0) return note(cudaErrorInvalidDevice);
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "CPU EMULATION of CUDA (checks/emu), NOT a GPU");
+    p->totalGlobalMem = physical_bytes();
+    p->sharedMemPerBlock = DYN_SHARED_MAX;
+    p->warpSize = 32;
+    p->maxThreadsPerBlock = 1024;
+    p->maxThreadsDim[0] = 1024; p->maxThreadsDim[1] = 1024; p->maxThreadsDim[2] = 64;
+    p->maxGridSize[0] = 0x7fffffff; p->maxGridSize[1] = 65535; p->maxGridSize[2] = 65535;
+    p->major = 9;
+    p->minor = 0;
+    p->multiProcessorCount = 1;
+    return cudaSuccess;
+}
+
+cudaError_t cudaDeviceGetAttribute(int *v, enum cudaDeviceAttr attr, int dev) {
+    struct cudaDeviceProp p;
+    if (cudaGetDeviceProperties(&p, dev) != cudaSuccess) return cudaErrorInvalidDevice;
+    switch (attr) {
+    case cudaDevAttrMaxThreadsPerBlock: *v = p.maxThreadsPerBlock; break;
+    case cudaDevAttrMaxSharedMemoryPerBlock: *v = (int)p.sharedMemPerBlock; break;
+    case cudaDevAttrWarpSize: *v = 32; break;
+    case cudaDevAttrMultiProcessorCount: *v = 1; break;
+    case cudaDevAttrComputeCapabilityMajor: *v = p.major; break;
+    case cudaDevAttrComputeCapabilityMinor: *v = p.minor; break;
+    default: return note(cudaErrorInvalidValue);
+    }
+    return cudaSuccess;
+}
+
+cudaError_t cudaDeviceSynchronize(void) {
+    API_LOCK();
+    RETURN_IF_STICKY();
+    return note(refuse_in_capture());
+}
+
+cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes) {
+    *total_bytes = physical_bytes();
+    *free_bytes = (size_t)sysconf(_SC_AVPHYS_PAGES) * (size_t)sysconf(_SC_PAGESIZE);
+    return cudaSuccess;
+}
+
+/* ---- memory ------------------------------------------------------------------------------ */
+
+cudaError_t cudaMalloc(void **p, size_t bytes) {
+    API_LOCK();
+    RETURN_IF_STICKY();
+    *p = nullptr;
+    if (cudaError_t e = refuse_in_capture()) return note(e);
+    if (!(*p = map_alloc(bytes, false))) return note(cudaErrorMemoryAllocation);
+    return cudaSuccess;
+}
+
+cudaError_t cudaFree(void *p) {
+    API_LOCK();
+    RETURN_IF_STICKY();
+    if (!p) return cudaSuccess;
+    if (!unmap_alloc(p, false)) {
+        fprintf(stderr, "emu: cudaFree(%p): not the start of a live device allocation\n", p);
+        return note(cudaErrorInvalidDevicePointer);
+    }
+    return cudaSuccess;
+}
+
+cudaError_t cudaHostAlloc(void **p, size_t bytes, unsigned int flags) {
+    API_LOCK();
+    RETURN_IF_STICKY();
+    *p = map_alloc(bytes, true);
+    return *p ? cudaSuccess : note(cudaErrorMemoryAllocation);
+}
+
+cudaError_t cudaMallocHost(void **p, size_t bytes) { return cudaHostAlloc(p, bytes, 0); }
+
+cudaError_t cudaFreeHost(void *p) {
+    API_LOCK();
+    RETURN_IF_STICKY();
+    if (!p) return cudaSuccess;
+    if (!unmap_alloc(p, true)) {
+        fprintf(stderr, "emu: cudaFreeHost(%p): not the start of a live cudaHostAlloc block\n", p);
+        return note(cudaErrorInvalidValue);
+    }
+    return cudaSuccess;
+}
+
+}  // extern "C"
+
+namespace {
+
+/* Checks a copy's two ranges against its kind: a device side must lie inside one
+ * device-accessible allocation, a host side must not be device memory. */
+cudaError_t check_copy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
+                       const char *who) {
+    if (kind > cudaMemcpyDefault) return cudaErrorInvalidMemcpyDirection;
+    const bool dst_dev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
+    const bool src_dev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+    const char *bad = nullptr;
+    if (dst_dev && !find_range(dst, bytes)) bad = "the destination is not device memory of that size";
+    else if (src_dev && !find_range(src, bytes)) bad = "the source is not device memory of that size";
+    else if (kind == cudaMemcpyDefault) {
+        allocation *d = find_alloc(dst), *s = find_alloc(src);
+        if ((d && !find_range(dst, bytes)) || (s && !find_range(src, bytes)))
+            bad = "a range runs past the end of its allocation";
+    } else {
+        allocation *d = find_alloc(dst), *s = find_alloc(src);
+        if (!dst_dev && d && !d->host) bad = "the host destination is device memory";
+        else if (!src_dev && s && !s->host) bad = "the host source is device memory";
+    }
+    if (bad) {
+        fprintf(stderr, "emu: %s(%p, %p, %zu bytes, kind %d): %s\n", who, dst, src, bytes,
+                (int)kind, bad);
+        return cudaErrorInvalidValue;
+    }
+    return cudaSuccess;
+}
+
+void do_copy(void *dst, const void *src, size_t bytes) {
+    open_guard og;
+    og.add(find_alloc(dst));
+    og.add(find_alloc(src));
+    memmove(dst, src, bytes);
+    stats.copies++;
+}
+
+void do_set(void *p, int value, size_t bytes) {
+    open_guard og;
+    og.add(find_alloc(p));
+    memset(p, value, bytes);
+}
+
+}  // namespace
+
+extern "C" {
+
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, enum cudaMemcpyKind kind) {
+    API_LOCK();
+    RETURN_IF_STICKY();
+    if (cudaError_t e = refuse_in_capture()) return note(e);
+    if (!bytes) return cudaSuccess;
+    if (cudaError_t e = check_copy(dst, src, bytes, kind, "cudaMemcpy")) return note(e);
+    do_copy(dst, src, bytes);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, enum cudaMemcpyKind kind,
+                            cudaStream_t st) {
+    API_LOCK();
+    RETURN_IF_STICKY();
+    if (!bytes) return cudaSuccess;
+    if (cudaError_t e = check_copy(dst, src, bytes, kind, "cudaMemcpyAsync")) return note(e);
+    return note(enqueue(st, [dst, src, bytes] { do_copy(dst, src, bytes); }));
+}
+
+cudaError_t cudaMemset(void *p, int value, size_t bytes) {
+    API_LOCK();
+    RETURN_IF_STICKY();
+    if (cudaError_t e = refuse_in_capture()) return note(e);
+    if (!bytes) return cudaSuccess;
+    if (!find_range(p, bytes)) {
+        fprintf(stderr, "emu: cudaMemset(%p, %zu bytes): not device memory of that size\n", p, bytes);
+        return note(cudaErrorInvalidValue);
+    }
+    do_set(p, value, bytes);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t st) {
+    API_LOCK();
+    RETURN_IF_STICKY();
+    if (!bytes) return cudaSuccess;
+    if (!find_range(p, bytes)) {
+        fprintf(stderr, "emu: cudaMemsetAsync(%p, %zu bytes): not device memory of that size\n",
+                p, bytes);
+        return note(cudaErrorInvalidValue);
+    }
+    return note(enqueue(st, [p, value, bytes] { do_set(p, value, bytes); }));
+}
+
+/* ---- streams and events ---------------------------------------------------------------- */
+
+cudaError_t cudaStreamCreate(cudaStream_t *st) { return cudaStreamCreateWithFlags(st, 0); }
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *st, unsigned int flags) {
+    API_LOCK();
+    RETURN_IF_STICKY();
+    *st = new emu_stream{flags, false, false, {}, cudaStreamCaptureModeGlobal, {}};
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamDestroy(cudaStream_t st) {
+    API_LOCK();
+    if (!st || st->capturing) return note(cudaErrorInvalidResourceHandle);
+    delete st;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamSynchronize(cudaStream_t st) {
+    API_LOCK();
+    RETURN_IF_STICKY();
+    if (st && st->capturing) {
+        st->invalidated = true;
+        return note(cudaErrorStreamCaptureUnsupported);
+    }
+    if (!st) return note(refuse_in_capture());
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamWaitEvent(cudaStream_t st, cudaEvent_t e, unsigned int flags) {
+    API_LOCK();
+    RETURN_IF_STICKY();
+    return e ? cudaSuccess : note(cudaErrorInvalidResourceHandle);
+}
+
+cudaError_t cudaEventCreate(cudaEvent_t *e) { return cudaEventCreateWithFlags(e, 0); }
+
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned int flags) {
+    API_LOCK();
+    RETURN_IF_STICKY();
+    *e = new emu_event{flags};
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventDestroy(cudaEvent_t e) {
+    API_LOCK();
+    if (!e) return note(cudaErrorInvalidResourceHandle);
+    delete e;
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t st) {
+    API_LOCK();
+    RETURN_IF_STICKY();
+    if (!e) return note(cudaErrorInvalidResourceHandle);
+    return note(enqueue(st, [] {}));
+}
+
+cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+    API_LOCK();
+    RETURN_IF_STICKY();
+    return e ? cudaSuccess : note(cudaErrorInvalidResourceHandle);
+}
+
+/* ---- graphs --------------------------------------------------------------------------- */
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t st, enum cudaStreamCaptureMode mode) {
+    API_LOCK();
+    RETURN_IF_STICKY();
+    if (!st || st->capturing) return note(cudaErrorStreamCaptureUnsupported);
+    st->capturing = true;
+    st->invalidated = false;
+    st->recorded.clear();
+    st->mode = mode;
+    st->owner = std::this_thread::get_id();
+    capturing.push_back(st);
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamEndCapture(cudaStream_t st, cudaGraph_t *graph) {
+    API_LOCK();
+    *graph = nullptr;
+    if (!st || !st->capturing) return note(cudaErrorInvalidValue);
+    st->capturing = false;
+    capturing.erase(std::remove(capturing.begin(), capturing.end(), st), capturing.end());
+    if (st->invalidated) {
+        st->recorded.clear();
+        return note(cudaErrorStreamCaptureInvalidated);
+    }
+    *graph = new emu_graph{std::move(st->recorded)};
+    st->recorded.clear();
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphInstantiateWithFlags(cudaGraphExec_t *exec, cudaGraph_t graph,
+                                          unsigned long long flags) {
+    API_LOCK();
+    RETURN_IF_STICKY();
+    if (!graph) return note(cudaErrorInvalidValue);
+    *exec = new emu_graph{graph->ops};
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t st) {
+    API_LOCK();
+    RETURN_IF_STICKY();
+    if (!exec) return note(cudaErrorInvalidValue);
+    std::vector<op> ops = exec->ops;
+    return note(enqueue(st, [ops] {
+        for (const op &o : ops) o();
+    }));
+}
+
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+    API_LOCK();
+    delete graph;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+    API_LOCK();
+    delete exec;
+    return cudaSuccess;
+}
+
+/* ---- cuBLAS ------------------------------------------------------------------------------- */
+
+cublasStatus_t cublasCreate(cublasHandle_t *h) {
+    API_LOCK();
+    *h = new emu_blas{nullptr, nullptr, 0};
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasDestroy(cublasHandle_t h) {
+    API_LOCK();
+    if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
+    delete h;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t st) {
+    API_LOCK();
+    if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
+    h->st = st;
+    h->ws = nullptr;   /* as cuBLAS: setting the stream resets the workspace */
+    h->ws_bytes = 0;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetWorkspace(cublasHandle_t h, void *ws, size_t bytes) {
+    API_LOCK();
+    if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (bytes && !find_range(ws, bytes)) {
+        fprintf(stderr, "emu: cublasSetWorkspace(%p, %zu bytes): not device memory of that "
+                "size\n", ws, bytes);
+        return CUBLAS_STATUS_INVALID_VALUE;
+    }
+    h->ws = ws;
+    h->ws_bytes = bytes;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtCreate(cublasLtHandle_t *h) {
+    *h = new emu_blaslt{0};
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtDestroy(cublasLtHandle_t h) {
+    if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
+    delete h;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+}  // extern "C"
+
+namespace {
+
+/* The operand as the compute type sees it: fp32, or rounded to nearest (ties to even)
+ * tf32 (10 mantissa bits) or bf16 (7 bits). A model of the tensor-core input rounding,
+ * not cuBLAS's exact numerics. */
+double operand(float x, cublasComputeType_t ct) {
+    int drop = ct == CUBLAS_COMPUTE_32F_FAST_TF32 ? 13 : ct == CUBLAS_COMPUTE_32F_FAST_16BF ? 16 : 0;
+    if (!drop || !isfinite(x)) return x;
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    const uint32_t half = 1u << (drop - 1), lsb = u >> drop & 1u;
+    u = (u + half - 1 + lsb) & ~((1u << drop) - 1u);
+    float r;
+    memcpy(&r, &u, 4);
+    return r;
+}
+
+/* Bytes [lo, hi) that a column-major operand of `rows` × `cols` (leading dimension ld)
+ * repeated `batch` times `stride` elements apart spans, relative to its pointer. */
+void operand_span(long long rows, long long cols, long long ld, long long stride, int batch,
+                  long long *lo, long long *hi) {
+    const long long one = (cols - 1) * ld + rows;   /* elements of one product */
+    const long long last = (long long)(batch - 1) * stride;
+    *lo = 4 * (last < 0 ? last : 0);
+    *hi = 4 * ((last > 0 ? last : 0) + one);
+}
+
+bool operand_ok(const char *name, const void *p, long long rows, long long cols, long long ld,
+                long long stride, int batch, const char *who) {
+    if (rows <= 0 || cols <= 0) return true;
+    long long lo, hi;
+    operand_span(rows, cols, ld, stride, batch, &lo, &hi);
+    const char *start = (const char *)p + lo;
+    if (find_range(start, (size_t)(hi - lo))) return true;
+    fault(cudaErrorIllegalAddress, "%s: operand %s (%lld × %lld, ld %lld, stride %lld, batch "
+          "%d) at %p: bytes [%lld, %lld) from it are not inside one device allocation",
+          who, name, rows, cols, ld, stride, batch, p, lo, hi);
+    return false;
+}
+
+/* C = alpha op(A) op(B) + beta C for each product of the batch (column-major). */
+void gemm_reference(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha,
+                    const float *A, int lda, long long sA, const float *B, int ldb, long long sB,
+                    float beta, float *C, int ldc, long long sC, int batch,
+                    cublasComputeType_t ct, const char *who) {
+    const long long ar = ta == CUBLAS_OP_N ? m : k, ac = ta == CUBLAS_OP_N ? k : m;
+    const long long br = tb == CUBLAS_OP_N ? k : n, bc = tb == CUBLAS_OP_N ? n : k;
+    if (k > 0 && alpha != 0.0f &&
+        (!operand_ok("A", A, ar, ac, lda, sA, batch, who) ||
+         !operand_ok("B", B, br, bc, ldb, sB, batch, who)))
+        return;
+    if (!operand_ok("C", C, m, n, ldc, sC, batch, who)) return;
+    open_guard og;
+    og.all();
+    std::vector<double> pa((size_t)m * (k > 0 ? k : 1)), pb((size_t)n * (k > 0 ? k : 1));
+    std::vector<float> out((size_t)m * n);
+    for (int i = 0; i < batch; i++) {
+        const float *Ai = A + i * sA, *Bi = B + i * sB;
+        float *Ci = C + i * sC;
+        for (int r = 0; r < m; r++)          /* pa [m,k]: row r of op(A) */
+            for (int p = 0; p < k; p++)
+                pa[(size_t)r * k + p] = operand(ta == CUBLAS_OP_N ? Ai[r + (size_t)p * lda]
+                                                                  : Ai[p + (size_t)r * lda], ct);
+        for (int c = 0; c < n; c++)          /* pb [n,k]: column c of op(B) */
+            for (int p = 0; p < k; p++)
+                pb[(size_t)c * k + p] = operand(tb == CUBLAS_OP_N ? Bi[p + (size_t)c * ldb]
+                                                                  : Bi[c + (size_t)p * ldb], ct);
+        for (int c = 0; c < n; c++)
+            for (int r = 0; r < m; r++) {
+                double s = 0.0;
+                const double *x = &pa[(size_t)r * k], *y = &pb[(size_t)c * k];
+                for (int p = 0; p < k; p++) s += x[p] * y[p];
+                double v = (double)alpha * s;
+                if (beta != 0.0f) v += (double)beta * Ci[r + (size_t)c * ldc];
+                out[(size_t)c * m + r] = (float)v;
+            }
+        for (int c = 0; c < n; c++)          /* written after reading: C may alias */
+            for (int r = 0; r < m; r++) Ci[r + (size_t)c * ldc] = out[(size_t)c * m + r];
+    }
+    stats.gemm_flops += 2.0 * m * n * (double)k * batch;
+}
+
+cublasStatus_t gemm_enqueue(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb,
+                            int m, int n, int k, const void *alpha, const void *A,
+                            cudaDataType_t At, int lda, long long sA, const void *B,
+                            cudaDataType_t Bt, int ldb, long long sB, const void *beta,
+                            void *C, cudaDataType_t Ct, int ldc, long long sC, int batch,
+                            cublasComputeType_t ct, const char *who) {
+    API_LOCK();
+    if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (sticky_error != cudaSuccess) return CUBLAS_STATUS_EXECUTION_FAILED;
+    if (At != CUDA_R_32F || Bt != CUDA_R_32F || Ct != CUDA_R_32F ||
+        (ct != CUBLAS_COMPUTE_32F && ct != CUBLAS_COMPUTE_32F_FAST_TF32 &&
+         ct != CUBLAS_COMPUTE_32F_FAST_16BF)) {
+        fprintf(stderr, "emu: %s: only CUDA_R_32F operands with the 32F, 32F_FAST_TF32 and "
+                "32F_FAST_16BF compute types are emulated\n", who);
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    }
+    const int ar = ta == CUBLAS_OP_N ? m : k, br = tb == CUBLAS_OP_N ? k : n;
+    if (m < 0 || n < 0 || k < 0 || batch < 0 || (ta != CUBLAS_OP_N && ta != CUBLAS_OP_T) ||
+        (tb != CUBLAS_OP_N && tb != CUBLAS_OP_T) || lda < (ar > 1 ? ar : 1) ||
+        ldb < (br > 1 ? br : 1) || ldc < (m > 1 ? m : 1) || !alpha || !beta) {
+        fprintf(stderr, "emu: %s: invalid arguments (m %d, n %d, k %d, lda %d, ldb %d, ldc %d, "
+                "batch %d, trans %d/%d)\n", who, m, n, k, lda, ldb, ldc, batch, (int)ta, (int)tb);
+        return CUBLAS_STATUS_INVALID_VALUE;
+    }
+    stats.gemms++;
+    if (!m || !n || !batch) return CUBLAS_STATUS_SUCCESS;
+    const float a = *(const float *)alpha, b = *(const float *)beta;   /* host pointer mode */
+    const float *pA = (const float *)A, *pB = (const float *)B;
+    float *pC = (float *)C;
+    cudaError_t e = enqueue(h->st, [=] {
+        if (sticky_error == cudaSuccess)
+            gemm_reference(ta, tb, m, n, k, a, pA, lda, sA, pB, ldb, sB, b, pC, ldc, sC, batch,
+                           ct, who);
+    });
+    if (e != cudaSuccess) {
+        note(e);
+        return CUBLAS_STATUS_EXECUTION_FAILED;
+    }
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+}  // namespace
+
+extern "C" {
+
+cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb,
+                            int m, int n, int k, const void *alpha, const void *A,
+                            cudaDataType_t Atype, int lda, const void *B, cudaDataType_t Btype,
+                            int ldb, const void *beta, void *C, cudaDataType_t Ctype, int ldc,
+                            cublasComputeType_t compute, cublasGemmAlgo_t algo) {
+    return gemm_enqueue(h, ta, tb, m, n, k, alpha, A, Atype, lda, 0, B, Btype, ldb, 0, beta, C,
+                        Ctype, ldc, 0, 1, compute, "cublasGemmEx");
+}
+
+cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta,
+                                          cublasOperation_t tb, int m, int n, int k,
+                                          const void *alpha, const void *A, cudaDataType_t Atype,
+                                          int lda, long long strideA, const void *B,
+                                          cudaDataType_t Btype, int ldb, long long strideB,
+                                          const void *beta, void *C, cudaDataType_t Ctype,
+                                          int ldc, long long strideC, int batch,
+                                          cublasComputeType_t compute, cublasGemmAlgo_t algo) {
+    return gemm_enqueue(h, ta, tb, m, n, k, alpha, A, Atype, lda, strideA, B, Btype, ldb,
+                        strideB, beta, C, Ctype, ldc, strideC, batch, compute,
+                        "cublasGemmStridedBatchedEx");
+}
+
+cublasStatus_t cublasSaxpy(cublasHandle_t h, int n, const float *alpha, const float *x,
+                           int incx, float *y, int incy) {
+    API_LOCK();
+    if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (sticky_error != cudaSuccess) return CUBLAS_STATUS_EXECUTION_FAILED;
+    if (n < 0 || incx <= 0 || incy <= 0 || !alpha) return CUBLAS_STATUS_INVALID_VALUE;
+    stats.gemms++;
+    if (!n) return CUBLAS_STATUS_SUCCESS;
+    const float a = *alpha;
+    cudaError_t e = enqueue(h->st, [=] {
+        if (sticky_error != cudaSuccess) return;
+        if (!operand_ok("x", x, 1, n, incx, 0, 1, "cublasSaxpy") ||
+            !operand_ok("y", y, 1, n, incy, 0, 1, "cublasSaxpy"))
+            return;
+        open_guard og;
+        og.add(find_alloc(x));
+        og.add(find_alloc(y));
+        for (int i = 0; i < n; i++)
+            y[(size_t)i * incy] = (float)((double)a * x[(size_t)i * incx] + y[(size_t)i * incy]);
+        stats.gemm_flops += 2.0 * n;
+    });
+    if (e != cudaSuccess) {
+        note(e);
+        return CUBLAS_STATUS_EXECUTION_FAILED;
+    }
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+}  // extern "C"
