@@ -97,7 +97,7 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libdath.a
 
 test: all
 	@mk/deps.sh test
-	@$(MAKE) --no-print-directory $(TESTS) $(BENCHES)
+	@$(MAKE) --no-print-directory $(TESTS) $(BENCHES) $(TEST_TOOLS)
 	@PYTHON=$(PYTHON) checks/run.sh $(TESTS)
 
 demo: all
@@ -112,3 +112,49 @@ clean:
 # The GTX 1080 Ti build: every .cu file compiled for sm_61 with Debian's CUDA 11.8.
 check-sm61:
 	@mk/check-sm61.sh
+
+# ---- the CUDA kernels on the CPU (checks/emu; see checks/emu/README.md) ------------------
+# checks/test_cuda_kernels.c and checks/test_cuda_hamming.c, unchanged, built against a CPU
+# emulation of CUDA: every kernels/*.cu rewritten by checks/emu/cu2cpp.py into
+# $(BUILD)/emu/kernels/*.cpp and compiled by $(CXX) with the emulator's cuda_runtime.h and
+# cublas_v2.h, the whole library (host/backend_cuda.c too) compiled again with -DDATH_CUDA
+# against them. No CUDA toolkit is needed. `make test` runs them as test_cuda_kernels_emu
+# and test_cuda_hamming_emu: the real kernel code, on the CPU; not a GPU result. Kernels
+# get FMA contraction as nvcc does (-mfma where the CPU has FMA); the emulator does not.
+EMU          := $(BUILD)/emu
+EMU_CFLAGS   := $(filter-out -DDATH_CUDA -DDATH_NCCL -I$(CUDA_HOME)/include,$(CFLAGS)) -DDATH_CUDA -Ichecks/emu
+EMU_CXXFLAGS := -std=c++17 $(OPT) -Wall -Wextra -Wno-unused-parameter -fno-strict-aliasing -ffp-contract=fast \
+                $(if $(shell grep -qw fma /proc/cpuinfo 2>/dev/null && echo y),-mfma) -DDATH_CUDA -Ichecks/emu -Ikernels -MMD -MP
+EMU_LDLIBS   := $(filter-out -L% -Wl% -lcublasLt -lcublas -lcudart -lnccl,$(LDLIBS)) -lstdc++
+EMU_OBJ      := $(patsubst %.c,$(EMU)/%.o,$(filter-out host/main.c,$(ALL_C))) $(EMU)/emu.o \
+                $(patsubst kernels/%.cu,$(EMU)/kernels/%.cu.o,$(wildcard kernels/*.cu))
+TESTS        += $(EMU)/test_cuda_kernels_emu $(EMU)/test_cuda_hamming_emu
+.PRECIOUS: $(EMU)/kernels/%.cpp
+
+$(EMU)/%.o: %.c $(CONFIG_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(EMU_CFLAGS) -c $< -o $@
+
+$(EMU)/kernels/%.cpp: kernels/%.cu checks/emu/cu2cpp.py
+	@mkdir -p $(dir $@)
+	$(PYTHON) checks/emu/cu2cpp.py $< $@
+
+$(EMU)/kernels/%.cu.o: $(EMU)/kernels/%.cpp $(CONFIG_STAMP)
+	$(CXX) $(EMU_CXXFLAGS) -c $< -o $@
+
+$(EMU)/emu.o: checks/emu/emu.cpp $(CONFIG_STAMP)
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) -ffp-contract=off -c $< -o $@
+
+$(EMU)/libdath_emu.a: $(EMU_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(EMU)/%_emu: checks/%.c $(EMU)/libdath_emu.a
+	$(CC) $(EMU_CFLAGS) -o $@ $< $(EMU)/libdath_emu.a $(EMU_LDLIBS)
+
+# dath itself against the emulator: the CUDA backend's host side (streams, fences, graphs,
+# the feed, the stepper's capture) runs end to end on the CPU (checks/test_emu_dath.sh).
+TEST_TOOLS   += $(EMU)/dath_emu
+$(EMU)/dath_emu: $(EMU)/host/main.o $(EMU)/libdath_emu.a
+	$(CC) -o $@ $^ $(EMU_LDLIBS)

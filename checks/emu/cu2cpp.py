@@ -80,7 +80,9 @@ def main():
         fail(src_path, code, code.find('extern __shared__'), 'an extern __shared__ declaration of another form')
 
     # C-linkage variable definitions: the braced form, which g++ accepts without a warning
-    for m in re.finditer(r'^extern\s+"C"\s+([^{};()"]*?\w\s*=[^;]*;)', code, re.M):
+    for m in re.finditer(r'^extern\s+"[^"\n]*"\s+([^{};()"]*?\w\s*=[^;]*;)', code, re.M):
+        if not re.match(r'extern\s+"C"', src[m.start():]):
+            continue
         edits.append((m.start(), m.end(), 'extern "C" { ' + src[m.start(1):m.end(1)] + ' }'))
 
     # launches

@@ -8,12 +8,12 @@
  *      shared memory poisoned with 0xff bytes (NaN, −1)
  *   B  blocks, warps and lanes in decreasing order; shared memory poisoned with 0x7f
  *      (3.4e38, 2139062143)
- * and the memory the kernel can reach (the allocations its arguments point into) must
- * come out identical: a read of shared or global memory that another thread writes
- * without a barrier between them, a read of shared memory nobody wrote, or an order-
- * dependent atomic gives different bytes under A and B and is reported as a
- * cudaErrorEmuScheduleDependent, with the kernel, its launch line and the first
- * differing element. (DATH_EMU_SCHEDULES=1 runs schedule A only.)
+ * and the memory the kernel can reach (the allocations its arguments point into,
+ * restored between the two) must come out identical: a read of shared or global
+ * memory that another thread writes without a barrier between them, a read of shared
+ * memory nobody wrote, or an order-dependent atomic gives different bytes under A and
+ * B and is reported as a cudaErrorEmuScheduleDependent, with the kernel, its launch
+ * line and the first differing element. (DATH_EMU_SCHEDULES=1 runs schedule A only.)
  *
  * Within a block, a warp runs until all its lanes wait at __syncthreads (or have
  * exited) before the next warp starts; its lanes run in order, each until it reaches a
@@ -60,18 +60,18 @@ namespace {
 int schedules = 2;        /* DATH_EMU_SCHEDULES: 2 (A and B, compared) or 1 (A) */
 int protect = 1;          /* DATH_EMU_PROTECT: device memory unreadable by host code */
 struct {
-    long launches, compared, blocks, threads, gemms, copies;
+    long launches, compared, uncompared, blocks, threads, gemms, copies;
     double gemm_flops;
 } stats;
 
 std::recursive_mutex api_lock;   /* one emulator call at a time */
 #define API_LOCK() std::lock_guard<std::recursive_mutex> api_guard_(api_lock)
 
-cudaError_t last_error = cudaSuccess;     /* returned and cleared by cudaGetLastError */
+thread_local cudaError_t last_error = cudaSuccess;   /* this thread's, for cudaGetLastError */
 cudaError_t sticky_error = cudaSuccess;   /* an error while work ran: never cleared */
 
 cudaError_t note(cudaError_t e) {
-    if (e != cudaSuccess && last_error == cudaSuccess) last_error = e;
+    if (e != cudaSuccess) last_error = e;
     return e;
 }
 
@@ -101,30 +101,41 @@ struct banner_t {
         if (s && atoi(s) == 1) schedules = 1;
         const char *p = getenv("DATH_EMU_PROTECT");
         if (p && atoi(p) == 0) protect = 0;
+#if defined(__FMA__) || defined(__ARM_FEATURE_FMA)
+        const char *fma = "with FMA contraction as nvcc";
+#else
+        const char *fma = "WITHOUT FMA contraction (this CPU has no FMA; nvcc contracts)";
+#endif
         printf("emu: CPU EMULATION of CUDA (checks/emu): the kernels/*.cu code runs on the "
-               "CPU, cuBLAS is a reference GEMM in double; no GPU is used, and these are not "
-               "GPU results. Every launch runs under %d schedule%s%s.\n",
-               schedules, schedules == 2 ? "s (forward and reversed thread order), compared"
-                                         : " (forward thread order)",
+               "CPU (compiled %s), cuBLAS is a reference GEMM in double; no GPU is used, and "
+               "these are not GPU results. Every launch runs under %d schedule%s%s.\n",
+               fma, schedules,
+               schedules == 2 ? "s (forward and reversed thread order), compared"
+                              : " (forward thread order)",
                protect ? "" : "; device memory readable by host code (DATH_EMU_PROTECT=0)");
         fflush(stdout);
     }
     ~banner_t() {
-        printf("emu: %ld kernel launches (%ld run under both schedules and compared), %ld "
+        printf("emu: %ld kernel launches (%ld run under both schedules and compared%s), %ld "
                "blocks, %ld threads; %ld cuBLAS calls (%.3g flop); %ld copies. CPU emulation, "
                "not a GPU.\n",
-               stats.launches, stats.compared, stats.blocks, stats.threads, stats.gemms,
-               stats.gemm_flops, stats.copies);
+               stats.launches, stats.compared,
+               stats.uncompared ? ", some not: they reached device memory no argument names"
+                                : "",
+               stats.blocks, stats.threads, stats.gemms, stats.gemm_flops, stats.copies);
     }
 } banner;
 
 /* ---- device memory: one mapping per allocation ------------------------------------
- * [guard page][... slack | the allocation, 256-aligned][guard page]: the allocation
- * ends within 255 bytes of the trailing guard page, so running off its end faults.
- * Device allocations are filled with 0xff bytes (NaN, −1) when made and, unless
- * DATH_EMU_PROTECT=0, are PROT_NONE except while the emulator itself (a kernel, a
- * copy, a GEMM) works on them: host code that dereferences a device pointer faults,
- * as on a GPU. Pinned host memory (cudaHostAlloc) is plain readable host memory. */
+ * [guard page][canary … | the allocation, 256-aligned | canary][guard page]: the
+ * allocation ends within 255 bytes of the trailing guard page, so a kernel that runs
+ * off its end either faults on the guard page or writes a canary byte (checked after
+ * the launch). Device allocations are filled with 0xff bytes (NaN, −1) when made and,
+ * unless DATH_EMU_PROTECT=0, are PROT_NONE except while the emulator itself works on
+ * them: a copy or a GEMM opens its operands, a kernel the allocations its arguments
+ * point into, and the fault handler opens any other one a running kernel touches.
+ * Host code that dereferences a device pointer faults, as on a GPU. Pinned host
+ * memory (cudaHostAlloc) is plain host memory, readable by both. */
 
 size_t page_size() {
     static size_t p = (size_t)sysconf(_SC_PAGESIZE);
@@ -140,7 +151,15 @@ struct allocation {
     size_t data_len;  /* the accessible pages */
     bool host;        /* cudaHostAlloc: always accessible */
     int open;         /* emulator work in progress on it */
+    unsigned char canary;
 };
+
+/* The accessible bytes around a device allocation, before it and after its end up to
+ * the guard page, hold a canary byte: a kernel that writes there has run off the
+ * allocation (checked after every launch). The byte is one of 0x71..0x7e, taken in turn
+ * by successive allocations (as floats 1e30..1e38: not a fixed point of tanh, exp, a
+ * product), so that even a copy of one allocation's canary into another's shows. */
+unsigned int canary_turn;
 std::map<uintptr_t, allocation> allocs;   /* by base */
 
 allocation *find_alloc(const void *p) {
@@ -169,6 +188,21 @@ void close_alloc(allocation *a) {
     if (!a || a->host || !protect) return;
     if (--a->open == 0) mprotect(data_start(*a), a->data_len, PROT_NONE);
 }
+/* Device allocations the fault handler opened while a kernel ran (reached through a
+ * pointer that no kernel argument holds); closed when the launch ends. */
+enum { MAX_LAZY = 256 };
+allocation *lazy[MAX_LAZY];
+int n_lazy;
+bool kernel_running;
+struct lazy_guard {
+    lazy_guard() { n_lazy = 0; kernel_running = true; }
+    ~lazy_guard() {
+        kernel_running = false;
+        for (int i = 0; i < n_lazy; i++) close_alloc(lazy[i]);
+        n_lazy = 0;
+    }
+};
+
 /* Opens the allocations for the lifetime of the guard. */
 struct open_guard {
     std::vector<allocation *> opened;
@@ -176,9 +210,6 @@ struct open_guard {
         if (!a) return;
         open_alloc(a);
         opened.push_back(a);
-    }
-    void all() {
-        for (auto &kv : allocs) add(&kv.second);
     }
     ~open_guard() {
         for (allocation *a : opened) close_alloc(a);
@@ -203,7 +234,9 @@ void *map_alloc(size_t bytes, bool host) {
     a.data_len = data;
     a.host = host;
     a.open = 0;
+    a.canary = (unsigned char)(0x71 + canary_turn++ % 14);
     if (!host) {
+        memset(m + pg, a.canary, data);
         memset(a.base, 0xff, bytes);
         if (protect) mprotect(m + pg, data, PROT_NONE);
     }
@@ -289,7 +322,16 @@ cudaError_t refuse_in_capture() {
 
 /* ---- fibers --------------------------------------------------------------------------- */
 
-enum { MAX_THREADS = 1024, STACK_BYTES = 256 << 10, DYN_SHARED_MAX = 48 << 10 };
+/* DYN_SHARED_DEFAULT: what a launch may ask for without cudaFuncSetAttribute;
+ * DYN_SHARED_MAX: the most it may be raised to (sm_90's 227 KB). */
+enum {
+    MAX_THREADS = 1024,
+    STACK_BYTES = 256 << 10,
+    DYN_SHARED_DEFAULT = 48 << 10,
+    DYN_SHARED_MAX = 227 << 10
+};
+std::map<const void *, int> dyn_shared_optin;   /* kernel → cudaFuncSetAttribute's value */
+size_t dyn_arena() { return round_up(DYN_SHARED_MAX, page_size()); }
 enum thread_state { T_RUN, T_BARRIER, T_WARP, T_DONE };
 
 struct fiber {
@@ -303,7 +345,8 @@ struct fiber {
     unsigned int lane, warp, linear;
     thread_state st;
     bool started;       /* ucontext: entered once */
-    void *site;         /* the __syncthreads it waits at */
+    const char *file;   /* the __syncthreads it waits at: where, and which one */
+    int line, site;
 };
 
 struct warp_state {
@@ -334,7 +377,7 @@ const char *collective_name(int kind) {
 fiber fibers[MAX_THREADS];
 warp_state warps[MAX_THREADS / 32];
 char *stacks;                 /* MAX_THREADS × (guard page + STACK_BYTES) */
-char *dyn_map;                /* dynamic shared memory: [DYN_SHARED_MAX][guard page] */
+char *dyn_map;                /* dynamic shared memory: [dyn_arena()][guard page] */
 char *dyn_shared;             /* the running block's arena, ending at the guard page */
 size_t dyn_bytes;
 fiber *cur;                   /* the running fiber, NULL in the scheduler */
@@ -465,7 +508,7 @@ void fiber_main(void *arg) {
 
 void describe_thread(char *buf, size_t len) {
     if (!cur_call) {
-        snprintf(buf, len, "(not in a kernel)");
+        snprintf(buf, len, "host code (not in a kernel)");
         return;
     }
     if (cur)
@@ -506,7 +549,7 @@ void setup_memory() {
     const size_t pg = page_size(), per = pg + STACK_BYTES;
     stacks = (char *)mmap(nullptr, per * MAX_THREADS, PROT_READ | PROT_WRITE,
                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    dyn_map = (char *)mmap(nullptr, DYN_SHARED_MAX + pg, PROT_READ | PROT_WRITE,
+    dyn_map = (char *)mmap(nullptr, dyn_arena() + pg, PROT_READ | PROT_WRITE,
                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (stacks == MAP_FAILED || dyn_map == MAP_FAILED) {
         fprintf(stderr, "emu: cannot map fiber stacks\n");
@@ -516,7 +559,7 @@ void setup_memory() {
         mprotect(stacks + per * t, pg, PROT_NONE);
         fibers[t].stack = stacks + per * t + pg;
     }
-    mprotect(dyn_map + DYN_SHARED_MAX, pg, PROT_NONE);
+    mprotect(dyn_map + dyn_arena(), pg, PROT_NONE);
 }
 
 }  // namespace
@@ -526,9 +569,11 @@ void setup_memory() {
 extern "C" char __start_dath_emu_shared[] __attribute__((weak));
 extern "C" char __stop_dath_emu_shared[] __attribute__((weak));
 
-__attribute__((noinline)) void __syncthreads(void) {
+void emu::syncthreads(const char *file, int line, int site) {
     fiber *f = in_kernel("__syncthreads");
-    f->site = __builtin_return_address(0);
+    f->file = file;
+    f->line = line;
+    f->site = site;
     f->st = T_BARRIER;
     yield();
 }
@@ -642,7 +687,9 @@ void run_block(bool reversed) {
         f.warp = t / 32;
         f.st = T_RUN;
         f.started = false;
-        f.site = nullptr;
+        f.file = nullptr;
+        f.line = 0;
+        f.site = -1;
         fiber_start(&f);
     }
     for (unsigned int w = 0; w < nwarps; w++) {
@@ -669,13 +716,15 @@ void run_block(bool reversed) {
         }
         if (!live) break;
         /* nothing can run: a barrier every live thread waits at, or a deadlock */
-        void *site = nullptr;
+        const fiber *first = nullptr, *other = nullptr;
         unsigned int at_barrier = 0, in_warp = 0, first_warp = 0;
-        bool divergent = false;
         for (unsigned int t = 0; t < T; t++) {
-            if (fibers[t].st == T_BARRIER) {
-                if (at_barrier++ && fibers[t].site != site) divergent = true;
-                site = fibers[t].site;
+            const fiber &f = fibers[t];
+            if (f.st == T_BARRIER) {
+                at_barrier++;
+                if (!first) first = &f;
+                else if (!other && (f.site != first->site || strcmp(f.file, first->file)))
+                    other = &f;
             } else if (fibers[t].st == T_WARP) {
                 if (!in_warp++) first_warp = t / 32;
             }
@@ -689,9 +738,11 @@ void run_block(bool reversed) {
             block_error(cudaErrorEmuDeadlock, msg);
             return;
         }
-        if (divergent) {
-            snprintf(msg, sizeof msg, "divergent __syncthreads: the %u waiting threads wait at "
-                     "different __syncthreads() calls (undefined on a GPU)", at_barrier);
+        if (other) {
+            snprintf(msg, sizeof msg, "divergent __syncthreads: of the %u threads waiting, "
+                     "thread %u waits at %s:%d and thread %u at %s:%d (undefined on a GPU)",
+                     at_barrier, first->linear, first->file, first->line, other->linear,
+                     other->file, other->line);
             block_error(cudaErrorEmuDeadlock, msg);
             return;
         }
@@ -707,7 +758,7 @@ void run_grid(emu::kernel_call *call, dim3 g, dim3 b, size_t smem, bool reversed
     emu::block_dim = uint3{b.x, b.y, b.z};
     block_threads = b.x * b.y * b.z;
     dyn_bytes = smem;
-    dyn_shared = dyn_map + DYN_SHARED_MAX - round_up(smem, 16);
+    dyn_shared = dyn_map + dyn_arena() - round_up(smem, 16);
     const size_t shared_len = __start_dath_emu_shared
                                   ? (size_t)(__stop_dath_emu_shared - __start_dath_emu_shared) : 0;
     const unsigned long long nblocks = (unsigned long long)g.x * g.y * g.z;
@@ -757,29 +808,72 @@ bool reachable(emu::kernel_call *call, std::vector<allocation *> &out) {
     return true;
 }
 
+/* After a grid ran: the canaries around the allocations it reached must be intact
+ * (reported, then restored). Returns false when one was written. */
+bool canaries_intact(emu::kernel_call *call, const std::vector<allocation *> &reach) {
+    for (allocation *a : reach) {
+        if (a->host) continue;
+        char *lo = data_start(*a), *end = a->base + a->bytes, *hi = lo + a->data_len;
+        for (char *p = lo; p < hi; p++) {
+            if (p == a->base) p = end;
+            if (p >= hi || (unsigned char)*p == a->canary) continue;
+            const bool before = p < a->base;
+            fault(cudaErrorIllegalAddress, "kernel %s (launched at %s:%d) wrote outside a "
+                  "%zu-byte device allocation: the first byte changed is %zu bytes %s", call->kernel,
+                  call->file, call->line, a->bytes,
+                  before ? (size_t)(a->base - p) : (size_t)(p - end),
+                  before ? "before its start" : "after its end");
+            memset(lo, a->canary, (size_t)(a->base - lo));
+            memset(end, a->canary, (size_t)(hi - end));
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The fault handler runs on an alternate stack (a kernel thread's stack may be what
+ * overflowed); one per host thread that launches. */
+void setup_altstack() {
+    static thread_local bool done;
+    if (done) return;
+    done = true;
+    stack_t ss;
+    ss.ss_size = 1 << 16;
+    ss.ss_sp = malloc(ss.ss_size);
+    ss.ss_flags = 0;
+    if (ss.ss_sp) sigaltstack(&ss, nullptr);
+}
+
 void run_launch(std::shared_ptr<emu::kernel_call> call, dim3 g, dim3 b, size_t smem) {
     if (sticky_error != cudaSuccess) return;   /* a faulted context runs nothing */
     setup_memory();
+    setup_altstack();
     std::vector<allocation *> reach;
     if (!reachable(call.get(), reach)) return;
     open_guard og;
-    og.all();   /* the kernel may reach any device memory */
+    for (allocation *a : reach) og.add(a);
+    lazy_guard lg;   /* other device memory the kernel touches is opened by the fault handler */
     stats.launches++;
     if (schedules == 1) {
         run_grid(call.get(), g, b, smem, false, 0xff);
+        canaries_intact(call.get(), reach);
         return;
     }
     std::vector<std::vector<char>> before(reach.size()), after_a(reach.size());
     for (size_t i = 0; i < reach.size(); i++)
         before[i].assign(reach[i]->base, reach[i]->base + reach[i]->bytes);
     run_grid(call.get(), g, b, smem, false, 0xff);
-    if (block_failed) return;
+    if (block_failed || !canaries_intact(call.get(), reach)) return;
+    if (n_lazy) {   /* memory not named by the arguments: cannot be restored for B */
+        stats.uncompared++;
+        return;
+    }
     for (size_t i = 0; i < reach.size(); i++) {
         after_a[i].assign(reach[i]->base, reach[i]->base + reach[i]->bytes);
         memcpy(reach[i]->base, before[i].data(), reach[i]->bytes);
     }
     run_grid(call.get(), g, b, smem, true, 0x7f);
-    if (block_failed) return;
+    if (block_failed || !canaries_intact(call.get(), reach)) return;
     stats.compared++;
     for (size_t i = 0; i < reach.size(); i++) {
         const char *x = after_a[i].data(), *y = reach[i]->base;
@@ -824,10 +918,13 @@ void emu::launch(std::shared_ptr<kernel_call> call, dim3 g, dim3 b, size_t smem,
         note(cudaErrorLaunchOutOfResources);
         return;
     }
-    if (smem > DYN_SHARED_MAX) {
+    auto optin = dyn_shared_optin.find(call->function());
+    const size_t smem_max = optin != dyn_shared_optin.end() && optin->second > DYN_SHARED_DEFAULT
+                                ? (size_t)optin->second : (size_t)DYN_SHARED_DEFAULT;
+    if (smem > smem_max) {
         fprintf(stderr, "emu: launch of %s at %s:%d: %zu bytes of dynamic shared memory, more "
-                "than the %d a launch gets without cudaFuncSetAttribute\n", call->kernel,
-                call->file, call->line, smem, (int)DYN_SHARED_MAX);
+                "than the %zu it may have (cudaFuncAttributeMaxDynamicSharedMemorySize)\n",
+                call->kernel, call->file, call->line, smem, smem_max);
         note(cudaErrorInvalidValue);
         return;
     }
@@ -842,6 +939,16 @@ namespace {
 void on_segv(int sig, siginfo_t *si, void *) {
     char where[256], what[320];
     const uintptr_t a = (uintptr_t)si->si_addr;
+    if (kernel_running && protect && n_lazy < MAX_LAZY)   /* device memory a kernel reaches */
+        for (auto &kv : allocs) {
+            allocation &al = kv.second;
+            const uintptr_t d = (uintptr_t)data_start(al);
+            if (!al.host && al.open == 0 && a >= d && a < d + al.data_len) {
+                open_alloc(&al);
+                lazy[n_lazy++] = &al;
+                return;   /* the access is retried, now allowed */
+            }
+        }
     describe_thread(where, sizeof where);
     snprintf(what, sizeof what, "an address the emulator does not know (a host pointer, "
              "freed memory, or a wild index)");
@@ -863,8 +970,8 @@ void on_segv(int sig, siginfo_t *si, void *) {
     if (stacks && a >= st0 && a < st0 + per * MAX_THREADS && (a - st0) % per < page_size())
         snprintf(what, sizeof what, "a fiber's stack guard page: the kernel thread's stack "
                  "(%d KiB) overflowed", (int)(STACK_BYTES >> 10));
-    if (dyn_map && a >= (uintptr_t)dyn_map + DYN_SHARED_MAX &&
-        a < (uintptr_t)dyn_map + DYN_SHARED_MAX + page_size())
+    if (dyn_map && a >= (uintptr_t)dyn_map + dyn_arena() &&
+        a < (uintptr_t)dyn_map + dyn_arena() + page_size())
         snprintf(what, sizeof what, "past the end of the block's %zu bytes of dynamic shared "
                  "memory", dyn_bytes);
     char line[700];
@@ -879,12 +986,6 @@ void on_segv(int sig, siginfo_t *si, void *) {
 
 struct segv_setup {
     segv_setup() {
-        static char altstack[1 << 16];
-        stack_t ss;
-        ss.ss_sp = altstack;
-        ss.ss_size = sizeof altstack;
-        ss.ss_flags = 0;
-        sigaltstack(&ss, nullptr);
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
         sa.sa_sigaction = on_segv;
@@ -896,6 +997,16 @@ struct segv_setup {
 } segv_installed;
 
 }  // namespace
+
+cudaError_t emu::func_set_attribute(const void *f, cudaFuncAttribute attr, int value) {
+    API_LOCK();
+    RETURN_IF_STICKY();
+    if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize || value < 0 ||
+        value > DYN_SHARED_MAX)
+        return note(cudaErrorInvalidValue);
+    dyn_shared_optin[f] = value;
+    return cudaSuccess;
+}
 
 /* ---- the runtime API -------------------------------------------------------------------- */
 
@@ -980,7 +1091,7 @@ cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int dev) {
     memset(p, 0, sizeof *p);
     snprintf(p->name, sizeof p->name, "CPU EMULATION of CUDA (checks/emu), NOT a GPU");
     p->totalGlobalMem = physical_bytes();
-    p->sharedMemPerBlock = DYN_SHARED_MAX;
+    p->sharedMemPerBlock = DYN_SHARED_DEFAULT;
     p->warpSize = 32;
     p->maxThreadsPerBlock = 1024;
     p->maxThreadsDim[0] = 1024; p->maxThreadsDim[1] = 1024; p->maxThreadsDim[2] = 64;
@@ -1182,6 +1293,18 @@ cudaError_t cudaStreamSynchronize(cudaStream_t st) {
     return cudaSuccess;
 }
 
+cudaError_t cudaStreamQuery(cudaStream_t st) {
+    API_LOCK();
+    RETURN_IF_STICKY();
+    return cudaSuccess;   /* work runs when enqueued: a stream is always idle */
+}
+
+cudaError_t cudaEventQuery(cudaEvent_t e) {
+    API_LOCK();
+    RETURN_IF_STICKY();
+    return e ? cudaSuccess : note(cudaErrorInvalidResourceHandle);
+}
+
 cudaError_t cudaStreamWaitEvent(cudaStream_t st, cudaEvent_t e, unsigned int flags) {
     API_LOCK();
     RETURN_IF_STICKY();
@@ -1355,6 +1478,15 @@ void operand_span(long long rows, long long cols, long long ld, long long stride
     *hi = 4 * ((last > 0 ? last : 0) + one);
 }
 
+/* The allocation an operand lies in (NULL for an empty one). */
+allocation *operand_alloc(const void *p, long long rows, long long cols, long long ld,
+                          long long stride, int batch) {
+    if (rows <= 0 || cols <= 0) return nullptr;
+    long long lo, hi;
+    operand_span(rows, cols, ld, stride, batch, &lo, &hi);
+    return find_alloc((const char *)p + lo);
+}
+
 bool operand_ok(const char *name, const void *p, long long rows, long long cols, long long ld,
                 long long stride, int batch, const char *who) {
     if (rows <= 0 || cols <= 0) return true;
@@ -1373,41 +1505,43 @@ void gemm_reference(cublasOperation_t ta, cublasOperation_t tb, int m, int n, in
                     const float *A, int lda, long long sA, const float *B, int ldb, long long sB,
                     float beta, float *C, int ldc, long long sC, int batch,
                     cublasComputeType_t ct, const char *who) {
-    const long long ar = ta == CUBLAS_OP_N ? m : k, ac = ta == CUBLAS_OP_N ? k : m;
-    const long long br = tb == CUBLAS_OP_N ? k : n, bc = tb == CUBLAS_OP_N ? n : k;
-    if (k > 0 && alpha != 0.0f &&
-        (!operand_ok("A", A, ar, ac, lda, sA, batch, who) ||
-         !operand_ok("B", B, br, bc, ldb, sB, batch, who)))
+    const int kr = alpha != 0.0f ? k : 0;   /* terms read: A and B are not read when alpha = 0 */
+    const long long ar = ta == CUBLAS_OP_N ? m : kr, ac = ta == CUBLAS_OP_N ? kr : m;
+    const long long br = tb == CUBLAS_OP_N ? kr : n, bc = tb == CUBLAS_OP_N ? n : kr;
+    if (!operand_ok("A", A, ar, ac, lda, sA, batch, who) ||
+        !operand_ok("B", B, br, bc, ldb, sB, batch, who) ||
+        !operand_ok("C", C, m, n, ldc, sC, batch, who))
         return;
-    if (!operand_ok("C", C, m, n, ldc, sC, batch, who)) return;
     open_guard og;
-    og.all();
-    std::vector<double> pa((size_t)m * (k > 0 ? k : 1)), pb((size_t)n * (k > 0 ? k : 1));
-    std::vector<float> out((size_t)m * n);
+    og.add(operand_alloc(A, ar, ac, lda, sA, batch));
+    og.add(operand_alloc(B, br, bc, ldb, sB, batch));
+    og.add(operand_alloc(C, m, n, ldc, sC, batch));
+    std::vector<double> pa((size_t)m * kr + 1), pb((size_t)n * kr + 1);   /* [m,kr], [n,kr] */
+    std::vector<float> out((size_t)m * n);                                /* [n,m] */
     for (int i = 0; i < batch; i++) {
         const float *Ai = A + i * sA, *Bi = B + i * sB;
         float *Ci = C + i * sC;
-        for (int r = 0; r < m; r++)          /* pa [m,k]: row r of op(A) */
-            for (int p = 0; p < k; p++)
-                pa[(size_t)r * k + p] = operand(ta == CUBLAS_OP_N ? Ai[r + (size_t)p * lda]
-                                                                  : Ai[p + (size_t)r * lda], ct);
-        for (int c = 0; c < n; c++)          /* pb [n,k]: column c of op(B) */
-            for (int p = 0; p < k; p++)
-                pb[(size_t)c * k + p] = operand(tb == CUBLAS_OP_N ? Bi[p + (size_t)c * ldb]
-                                                                  : Bi[c + (size_t)p * ldb], ct);
+        for (int r = 0; r < m; r++)          /* pa: row r of op(A) */
+            for (int p = 0; p < kr; p++)
+                pa[(size_t)r * kr + p] = operand(ta == CUBLAS_OP_N ? Ai[r + (size_t)p * lda]
+                                                                   : Ai[p + (size_t)r * lda], ct);
+        for (int c = 0; c < n; c++)          /* pb: column c of op(B) */
+            for (int p = 0; p < kr; p++)
+                pb[(size_t)c * kr + p] = operand(tb == CUBLAS_OP_N ? Bi[p + (size_t)c * ldb]
+                                                                   : Bi[c + (size_t)p * ldb], ct);
         for (int c = 0; c < n; c++)
             for (int r = 0; r < m; r++) {
                 double s = 0.0;
-                const double *x = &pa[(size_t)r * k], *y = &pb[(size_t)c * k];
-                for (int p = 0; p < k; p++) s += x[p] * y[p];
+                const double *x = &pa[(size_t)r * kr], *y = &pb[(size_t)c * kr];
+                for (int p = 0; p < kr; p++) s += x[p] * y[p];
                 double v = (double)alpha * s;
                 if (beta != 0.0f) v += (double)beta * Ci[r + (size_t)c * ldc];
                 out[(size_t)c * m + r] = (float)v;
             }
-        for (int c = 0; c < n; c++)          /* written after reading: C may alias */
+        for (int c = 0; c < n; c++)          /* written after reading: C may alias A or B */
             for (int r = 0; r < m; r++) Ci[r + (size_t)c * ldc] = out[(size_t)c * m + r];
     }
-    stats.gemm_flops += 2.0 * m * n * (double)k * batch;
+    stats.gemm_flops += 2.0 * m * n * (double)kr * batch;
 }
 
 cublasStatus_t gemm_enqueue(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb,

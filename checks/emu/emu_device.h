@@ -64,8 +64,14 @@ extern uint3 block_idx, block_dim, grid_dim;
 #define gridDim (static_cast<const uint3 &>(::emu::grid_dim))
 enum { warpSize = 32 };
 
-/* ---- block and warp synchronisation ------------------------------------------------ */
-void __syncthreads(void);
+/* ---- block and warp synchronisation ------------------------------------------------
+ * A barrier is identified by its place in the source (__COUNTER__: the compiler may
+ * duplicate one call into several machine call sites): all the threads waiting at once
+ * must wait at the same one. */
+namespace emu {
+void syncthreads(const char *file, int line, int site);
+}
+#define __syncthreads() ::emu::syncthreads(__FILE__, __LINE__, __COUNTER__)
 void __syncwarp(unsigned int mask = 0xffffffffu);
 unsigned int __ballot_sync(unsigned int mask, int pred);
 int __any_sync(unsigned int mask, int pred);
@@ -211,6 +217,7 @@ struct kernel_call {
     unsigned int max_threads;   /* __launch_bounds__, 0: none */
     virtual ~kernel_call() {}
     virtual void run() = 0;
+    virtual const void *function() const = 0;
     virtual int nargs() const = 0;
     virtual arg_bytes arg(int i) const = 0;
 };
@@ -228,6 +235,7 @@ template <class... P> struct kernel_call_of : kernel_call {
         describe(std::index_sequence_for<P...>{});
     }
     void run() override { std::apply(f, a); }
+    const void *function() const override { return (const void *)f; }
     int nargs() const override { return (int)sizeof...(P); }
     arg_bytes arg(int i) const override { return info[i]; }
 };
@@ -263,7 +271,16 @@ launcher<P...> make_launcher(void (*f)(P...), const char *kernel, unsigned int m
     return launcher<P...>{f, kernel, file, line, max_threads, grid, block, smem, st};
 }
 
+cudaError_t func_set_attribute(const void *f, cudaFuncAttribute attr, int value);
+
 }  // namespace emu
+
+/* Only cudaFuncAttributeMaxDynamicSharedMemorySize: the dynamic shared memory the
+ * kernel's launches may ask for beyond the default 48 KB (at most 227 KB). */
+template <class... P>
+cudaError_t cudaFuncSetAttribute(void (*f)(P...), cudaFuncAttribute attr, int value) {
+    return emu::func_set_attribute((const void *)f, attr, value);
+}
 
 /* kernel<<<grid, block[, smem[, stream]]>>>(args), as cu2cpp.py rewrites it. */
 #define EMU_LAUNCH(kernel, name, max_threads, ...)                                     \
