@@ -10,15 +10,23 @@ static int single_all_gather(dath_comm *c, float *recv, const float *send, size_
 static int single_all_reduce(dath_comm *c, float *buf, size_t count, dath_ctx *ctx) { return 0; }
 static void single_destroy(dath_comm *c) { free(c); }
 
-dath_comm *comm_single(const dath_backend *be) {
+dath_comm *comm_new(const dath_backend *be, int rank, int world,
+                    int (*all_gather)(dath_comm *, float *, const float *, size_t, dath_ctx *),
+                    int (*all_reduce_sum)(dath_comm *, float *, size_t, dath_ctx *),
+                    void (*destroy)(dath_comm *), void *impl) {
     dath_comm *c = calloc(1, sizeof *c);
-    c->rank = 0;
-    c->world = 1;
-    c->all_gather = single_all_gather;
-    c->all_reduce_sum = single_all_reduce;
-    c->destroy = single_destroy;
+    c->rank = rank;
+    c->world = world;
+    c->all_gather = all_gather;
+    c->all_reduce_sum = all_reduce_sum;
+    c->destroy = destroy;
     c->be = be;
+    c->impl = impl;
     return c;
+}
+
+dath_comm *comm_single(const dath_backend *be) {
+    return comm_new(be, 0, 1, single_all_gather, single_all_reduce, single_destroy, NULL);
 }
 
 /* ---- ranks as threads over host memory ---------------------------------------------- */
@@ -94,16 +102,7 @@ int comm_threads_create(const dath_backend *be, int world, dath_comm **comms, ch
     t->buf = calloc((size_t)world, sizeof *t->buf);
     pthread_barrier_init(&t->bar, NULL, (unsigned)world);
     pthread_mutex_init(&t->lock, NULL);
-    for (int r = 0; r < world; r++) {
-        dath_comm *c = calloc(1, sizeof *c);
-        c->rank = r;
-        c->world = world;
-        c->all_gather = threads_all_gather;
-        c->all_reduce_sum = threads_all_reduce;
-        c->destroy = threads_destroy;
-        c->be = be;
-        c->impl = t;
-        comms[r] = c;
-    }
+    for (int r = 0; r < world; r++)
+        comms[r] = comm_new(be, r, world, threads_all_gather, threads_all_reduce, threads_destroy, t);
     return 0;
 }

@@ -24,6 +24,13 @@ struct dath_comm {
     void *impl;
 };
 
+/* A communicator of rank `rank` of `world` with the given functions and implementation
+ * state: what every communicator's constructor fills in. */
+dath_comm *comm_new(const dath_backend *be, int rank, int world,
+                    int (*all_gather)(dath_comm *, float *, const float *, size_t, dath_ctx *),
+                    int (*all_reduce_sum)(dath_comm *, float *, size_t, dath_ctx *),
+                    void (*destroy)(dath_comm *), void *impl);
+
 /* One rank: all_gather copies, all_reduce_sum does nothing. */
 dath_comm *comm_single(const dath_backend *be);
 

@@ -76,18 +76,10 @@ int comm_nccl_create(const dath_backend *be, int world, dath_comm **comms, char 
     sh->alive = world;
     pthread_mutex_init(&sh->lock, NULL);
     for (int r = 0; r < world; r++) {
-        dath_comm *c = calloc(1, sizeof *c);
         nccl_rank *k = calloc(1, sizeof *k);
         k->comm = cs[r];
         k->shared = sh;
-        c->rank = r;
-        c->world = world;
-        c->all_gather = nccl_all_gather;
-        c->all_reduce_sum = nccl_all_reduce;
-        c->destroy = nccl_destroy;
-        c->be = be;
-        c->impl = k;
-        comms[r] = c;
+        comms[r] = comm_new(be, r, world, nccl_all_gather, nccl_all_reduce, nccl_destroy, k);
     }
     free(cs);
     return 0;

@@ -24,7 +24,6 @@ struct dath_feed {
     int B, R, S, C, data_mode;
     float *x, *lab;           /* [B, 3, S, S], [B, C] backend: what the step reads */
     uint8_t *set;             /* [n, R, R, 3] backend: the decoded set, or NULL */
-    size_t set_n;
     feed_slot slot[2];
     int push_at, pop_at;      /* the slot the next push / pop uses */
 };
@@ -91,7 +90,6 @@ int feed_epoch(dath_feed *f, char *note, size_t note_len, char *err, size_t err_
     }
     be->upload(f->set, images, bytes, f->ctx);
     be->sync(f->ctx);
-    f->set_n = n;
     snprintf(note, note_len, "the %zu decoded images (%.2f GiB) are now in %s memory; batches carry rows only",
              n, bytes / 1073741824.0, be->name);
     return 0;

@@ -166,8 +166,6 @@ int stepper_launch(dath_stepper *s, const float *x, const float *lab, int B, uin
         snprintf(err, err_len, "stepper_launch: the previous step was not finished");
         return -1;
     }
-    step_config key;
-    memcpy(&key, cfg, sizeof key);   /* compared with memcmp: byte for byte */
     be->upload(s->step, &step, sizeof step, ctx);
     s->pending = 1;
     s->p_step = step;
@@ -175,11 +173,11 @@ int stepper_launch(dath_stepper *s, const float *x, const float *lab, int B, uin
 
     step_graph *g = NULL;
     if (s->graphs && be->graph_begin) {
-        g = stepper_find(s, x, lab, B, update, &key);
+        g = stepper_find(s, x, lab, B, update, cfg);
         if (!g && s->ng < STEPPER_GRAPHS) {   /* first sight: remember, run eagerly */
             g = &s->g[s->ng++];
             memset(g, 0, sizeof *g);
-            g->x = x; g->lab = lab; g->B = B; g->update = update; g->cfg = key;
+            g->x = x; g->lab = lab; g->B = B; g->update = update; g->cfg = *cfg;
             g = NULL;
         } else if (g && !g->exec) {           /* second sight: capture */
             if (be->graph_begin(ctx) == 0) {
