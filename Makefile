@@ -144,7 +144,7 @@ $(EMU)/kernels/%.cu.o: $(EMU)/kernels/%.cpp $(CONFIG_STAMP)
 
 $(EMU)/emu.o: checks/emu/emu.cpp $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
-	$(CXX) $(EMU_CXXFLAGS) -ffp-contract=off -c $< -o $@
+	$(CXX) $(EMU_CXXFLAGS) -ffp-contract=off -fno-trapping-math -c $< -o $@
 
 $(EMU)/libdath_emu.a: $(EMU_OBJ)
 	@rm -f $@
@@ -158,3 +158,9 @@ $(EMU)/%_emu: checks/%.c $(EMU)/libdath_emu.a
 TEST_TOOLS   += $(EMU)/dath_emu
 $(EMU)/dath_emu: $(EMU)/host/main.o $(EMU)/libdath_emu.a
 	$(CC) -o $@ $^ $(EMU_LDLIBS)
+
+# The emulated cuBLAS's arithmetic, bit for bit, under each of its models
+# (checks/test_cuda_precisions_emu.sh runs it).
+TEST_TOOLS   += $(EMU)/test_emu_gemm
+$(EMU)/test_emu_gemm: checks/emu/test_gemm.c $(EMU)/emu.o
+	$(CC) $(EMU_CFLAGS) -o $@ $< $(EMU)/emu.o -lstdc++ -lm -lpthread

@@ -1,8 +1,11 @@
 /* checks/emu/cublas_v2.h — the cuBLAS calls dath makes, emulated on the CPU
- * (checks/emu/README.md). Each product is a reference computation, not cuBLAS's
- * algorithm: every output element is one sum in double, in index order, of the
- * products of the (fp32, or tf32/bf16-rounded) operands, then alpha, beta and one
- * rounding to float. Arguments are validated as cuBLAS validates them
+ * (checks/emu/README.md, "cuBLAS numerics"). Each output element is one chain over k in
+ * index order: CUBLAS_COMPUTE_32F a chain of fp32 FMAs (cuBLAS's CUDA-core kernels);
+ * FAST_TF32 / FAST_16BF the operands converted to tf32 / bf16, then block FMAs of 8 / 16
+ * exact products as sm_90's tensor cores sum them (aligned, truncated, the sum truncated
+ * to fp32); then alpha and beta in fp32 as cuBLAS's epilogue (fma(alpha, acc, beta·C)).
+ * DATH_EMU_GEMM=fma|double and DATH_EMU_TC_ROUND=rn|rna|rz choose other models. Not
+ * cuBLAS's blocking or split-K order. Arguments are validated as cuBLAS validates them
  * (CUBLAS_STATUS_INVALID_VALUE), and every operand's extent must lie inside one
  * device allocation (else a sticky cudaErrorIllegalAddress, as a GPU would fault).
  * Work goes to the handle's stream: run at once, or recorded while that stream is
@@ -64,7 +67,8 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta
                                           void *C, cudaDataType_t Ctype, int ldc,
                                           long long strideC, int batch,
                                           cublasComputeType_t compute, cublasGemmAlgo_t algo);
-/* y [n·incy] += alpha · x [n·incx], each element in double, rounded once. */
+/* y [n·incy] += alpha · x [n·incx], each element one fp32 FMA (in double, rounded once,
+ * under DATH_EMU_GEMM=double). */
 cublasStatus_t cublasSaxpy(cublasHandle_t h, int n, const float *alpha, const float *x,
                            int incx, float *y, int incy);
 

@@ -59,6 +59,42 @@ namespace {
 
 int schedules = 2;        /* DATH_EMU_SCHEDULES: 2 (A and B, compared) or 1 (A) */
 int protect = 1;          /* DATH_EMU_PROTECT: device memory unreadable by host code */
+
+/* The cuBLAS reference's arithmetic (README.md, "cuBLAS numerics"). DATH_EMU_GEMM:
+ *   hw      (default) CUBLAS_COMPUTE_32F: per output element one chain of fp32 FMAs
+ *           over k in index order, as cuBLAS's SGEMM kernels accumulate on the CUDA
+ *           cores (one chain: no split-K). FAST_TF32 / FAST_16BF: the operands converted
+ *           to tf32 / bf16, then per k-block of TC_K products (8 tf32, 16 bf16) one block
+ *           FMA as sm_90's tensor cores do it: the exact products and the running fp32
+ *           sum aligned to the largest exponent e, the bits below 2^(e-23-TC_EXTRA)
+ *           truncated, summed exactly, the sum truncated (RZ) to fp32.
+ *   fma     every compute type one chain of fp32 FMAs of the (converted) operands:
+ *           exact products, one round-to-nearest per add.
+ *   double  the former reference: one sum in double per element, rounded once.
+ * DATH_EMU_TC_ROUND, the conversion to tf32 / bf16: rn (to nearest, ties to even;
+ * default), rna (to nearest, ties away from zero: cvt.rna.tf32.f32), rz (truncation:
+ * the low bits ignored, as a tensor core fed raw fp32 reads them). */
+enum gemm_model_t { GEMM_HW, GEMM_FMA, GEMM_DOUBLE };
+gemm_model_t gemm_model = GEMM_HW;
+enum tc_round_t { TC_RN, TC_RNA, TC_RZ };
+tc_round_t tc_round = TC_RN;
+const int TC_K_TF32 = 8, TC_K_BF16 = 16;   /* products per block FMA on sm_90 */
+const int TC_EXTRA = 2;                     /* alignment bits kept below fp32's 24 */
+const char *const gemm_model_name[] = {"hw", "fma", "double"};
+const char *const tc_round_name[] = {"rn", "rna", "rz"};
+
+/* The value of environment variable `var` among `names` (n of them), `def` when unset;
+ * an unknown value stops the program with a message naming it (a test set up wrong). */
+int env_choice(const char *var, const char *const *names, int n, int def) {
+    const char *v = getenv(var);
+    if (!v || !*v) return def;
+    for (int i = 0; i < n; i++)
+        if (!strcmp(v, names[i])) return i;
+    fprintf(stderr, "emu: %s=%s: expected one of", var, v);
+    for (int i = 0; i < n; i++) fprintf(stderr, " %s", names[i]);
+    fprintf(stderr, "\n");
+    exit(2);
+}
 struct {
     long launches, compared, uncompared, blocks, threads, gemms, copies;
     double gemm_flops;
@@ -101,15 +137,22 @@ struct banner_t {
         if (s && atoi(s) == 1) schedules = 1;
         const char *p = getenv("DATH_EMU_PROTECT");
         if (p && atoi(p) == 0) protect = 0;
+        gemm_model = (gemm_model_t)env_choice("DATH_EMU_GEMM", gemm_model_name, 3, GEMM_HW);
+        tc_round = (tc_round_t)env_choice("DATH_EMU_TC_ROUND", tc_round_name, 3, TC_RN);
 #if defined(__FMA__) || defined(__ARM_FEATURE_FMA)
         const char *fma = "with FMA contraction as nvcc";
 #else
         const char *fma = "WITHOUT FMA contraction (this CPU has no FMA; nvcc contracts)";
 #endif
+        static const char *const model[] = {
+            "fp32 FMA chains (32F), sm_90-style tensor-core block FMAs (TF32/BF16)",
+            "fp32 FMA chains for every compute type (DATH_EMU_GEMM=fma)",
+            "sums in double (DATH_EMU_GEMM=double)"};
         printf("emu: CPU EMULATION of CUDA (checks/emu): the kernels/*.cu code runs on the "
-               "CPU (compiled %s), cuBLAS is a reference GEMM in double; no GPU is used, and "
-               "these are not GPU results. Every launch runs under %d schedule%s%s.\n",
-               fma, schedules,
+               "CPU (compiled %s), cuBLAS is a reference GEMM with %s, tf32/bf16 operands "
+               "rounded %s; no GPU is used, and these are not GPU results. Every launch runs "
+               "under %d schedule%s%s.\n",
+               fma, model[gemm_model], tc_round_name[tc_round], schedules,
                schedules == 2 ? "s (forward and reversed thread order), compared"
                               : " (forward thread order)",
                protect ? "" : "; device memory readable by host code (DATH_EMU_PROTECT=0)");
@@ -1453,19 +1496,95 @@ cublasStatus_t cublasLtDestroy(cublasLtHandle_t h) {
 
 namespace {
 
-/* The operand as the compute type sees it: fp32, or rounded to nearest (ties to even)
- * tf32 (10 mantissa bits) or bf16 (7 bits). A model of the tensor-core input rounding,
- * not cuBLAS's exact numerics. */
-double operand(float x, cublasComputeType_t ct) {
-    int drop = ct == CUBLAS_COMPUTE_32F_FAST_TF32 ? 13 : ct == CUBLAS_COMPUTE_32F_FAST_16BF ? 16 : 0;
-    if (!drop || !isfinite(x)) return x;
+/* The operand as the compute type sees it: fp32, or converted to tf32 (10 mantissa
+ * bits) or bf16 (7 bits) by DATH_EMU_TC_ROUND's rule. Infinities and NaN stay. */
+float operand(float x, cublasComputeType_t ct) {
+    const int drop = ct == CUBLAS_COMPUTE_32F_FAST_TF32 ? 13
+                   : ct == CUBLAS_COMPUTE_32F_FAST_16BF ? 16 : 0;
+    if (!drop || !std::isfinite(x)) return x;
     uint32_t u;
     memcpy(&u, &x, 4);
-    const uint32_t half = 1u << (drop - 1), lsb = u >> drop & 1u;
-    u = (u + half - 1 + lsb) & ~((1u << drop) - 1u);
+    const uint32_t half = 1u << (drop - 1);
+    if (tc_round == TC_RN) u += half - 1 + (u >> drop & 1u);
+    else if (tc_round == TC_RNA) u += half;
+    u &= ~((1u << drop) - 1u);
     float r;
     memcpy(&r, &u, 4);
     return r;
+}
+
+/* o [m] = Σ_p row_p [m] · b_p, one fp32 FMA chain per element in p order (rows [kr]
+ * consecutive rows of length m): cuBLAS's CUDA-core accumulation. */
+void chain_fma(float *__restrict__ o, const float *__restrict__ rows,
+               const float *__restrict__ b, int m, int kr) {
+    for (int r = 0; r < m; r++) o[r] = 0.0f;
+    for (int p = 0; p < kr; p++) {
+        const float *row = rows + (size_t)p * m, bv = b[p];
+        for (int r = 0; r < m; r++) o[r] = std::fma(row[r], bv, o[r]);
+    }
+}
+
+/* s [m] = Σ_p row_p · b_p in double, in p order (the former reference; not rounded). */
+void chain_double(double *__restrict__ s, const float *__restrict__ rows,
+                  const float *__restrict__ b, int m, int kr) {
+    for (int r = 0; r < m; r++) s[r] = 0.0;
+    for (int p = 0; p < kr; p++) {
+        const float *row = rows + (size_t)p * m;
+        const double bv = b[p];
+        for (int r = 0; r < m; r++) s[r] += (double)row[r] * bv;
+    }
+}
+
+/* Truncation (toward zero) of a double to fp32's 24 significant bits, as fp32: exact
+ * for results in fp32's normal range (subnormal ones are then rounded to nearest). */
+inline float rz_float(double d) {
+    uint64_t u;
+    memcpy(&u, &d, 8);
+    u &= ~((UINT64_C(1) << 29) - 1);
+    memcpy(&d, &u, 8);
+    return (float)d;
+}
+
+/* o [m] = Σ_p row_p · b_p as sm_90's tensor cores sum it (Khattak & Mikaitis 2025's
+ * model of the H100/H200 block FMA): the k terms in blocks of bk; per block, the
+ * running fp32 sum c and the bk exact products are aligned to the largest exponent e
+ * among them, each truncated to a multiple of 2^(e-23-TC_EXTRA), summed exactly, and
+ * the sum truncated to fp32 (RZ), which is the next block's c. Exponents below fp32's
+ * smallest normal (-126) count as -126. mx, sc, isc, s: scratch of m doubles each. */
+void chain_block(float *__restrict__ o, const float *__restrict__ rows,
+                 const float *__restrict__ b, int m, int kr, int bk, double *__restrict__ mx,
+                 double *__restrict__ sc, double *__restrict__ isc, double *__restrict__ s) {
+    for (int r = 0; r < m; r++) o[r] = 0.0f;
+    for (int p0 = 0; p0 < kr; p0 += bk) {
+        const int p1 = kr - p0 < bk ? kr : p0 + bk;
+        for (int r = 0; r < m; r++) mx[r] = std::fabs((double)o[r]);
+        for (int p = p0; p < p1; p++) {
+            const float *row = rows + (size_t)p * m;
+            const double bv = b[p];
+            for (int r = 0; r < m; r++) {
+                const double t = std::fabs((double)row[r] * bv);   /* exact */
+                mx[r] = mx[r] < t ? t : mx[r];
+            }
+        }
+        for (int r = 0; r < m; r++) {   /* sc = 2^(23+TC_EXTRA-e), isc = 1/sc */
+            uint64_t u;
+            memcpy(&u, &mx[r], 8);
+            int64_t e = (int64_t)(u >> 52) - 1023;   /* 1024 for inf, NaN */
+            e = e < -126 ? -126 : e;
+            uint64_t us = (uint64_t)(1023 + 23 + TC_EXTRA - e) << 52;
+            uint64_t ui = (uint64_t)(1023 - 23 - TC_EXTRA + e) << 52;
+            memcpy(&sc[r], &us, 8);
+            memcpy(&isc[r], &ui, 8);
+        }
+        /* in units of 2^(e-23-TC_EXTRA) every term is below 2^26: the sum is exact */
+        for (int r = 0; r < m; r++) s[r] = std::trunc((double)o[r] * sc[r]);
+        for (int p = p0; p < p1; p++) {
+            const float *row = rows + (size_t)p * m;
+            const double bv = b[p];
+            for (int r = 0; r < m; r++) s[r] += std::trunc((double)row[r] * bv * sc[r]);
+        }
+        for (int r = 0; r < m; r++) o[r] = rz_float(s[r] * isc[r]);
+    }
 }
 
 /* Bytes [lo, hi) that a column-major operand of `rows` × `cols` (leading dimension ld)
@@ -1500,7 +1619,10 @@ bool operand_ok(const char *name, const void *p, long long rows, long long cols,
     return false;
 }
 
-/* C = alpha op(A) op(B) + beta C for each product of the batch (column-major). */
+/* C = alpha op(A) op(B) + beta C for each product of the batch (column-major), each
+ * element summed as DATH_EMU_GEMM says (see above), then alpha and beta as cuBLAS's
+ * epilogue applies them in fp32: fma(alpha, acc, beta·C), or alpha·acc when beta = 0
+ * (C is then not read). The double model keeps its former epilogue (in double). */
 void gemm_reference(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha,
                     const float *A, int lda, long long sA, const float *B, int ldb, long long sB,
                     float beta, float *C, int ldc, long long sC, int batch,
@@ -1516,30 +1638,53 @@ void gemm_reference(cublasOperation_t ta, cublasOperation_t tb, int m, int n, in
     og.add(operand_alloc(A, ar, ac, lda, sA, batch));
     og.add(operand_alloc(B, br, bc, ldb, sB, batch));
     og.add(operand_alloc(C, m, n, ldc, sC, batch));
-    std::vector<double> pa((size_t)m * kr + 1), pb((size_t)n * kr + 1);   /* [m,kr], [n,kr] */
-    std::vector<float> out((size_t)m * n);                                /* [n,m] */
+    const bool tc = ct != CUBLAS_COMPUTE_32F;
+    const int bk = ct == CUBLAS_COMPUTE_32F_FAST_16BF ? TC_K_BF16 : TC_K_TF32;
+    /* scratch kept between calls (fc6's operand is 150 MB: allocating and faulting it in
+     * again for every GEMM cost more than the GEMM) */
+    static std::vector<float> fbuf;
+    static std::vector<double> dbuf;
+    const size_t na = (size_t)kr * m, nbo = (size_t)n * kr, nacc = (size_t)m * n;
+    const size_t nd = 4 * (size_t)m + (gemm_model == GEMM_DOUBLE ? nacc : 0);
+    if (fbuf.size() < na + nbo + nacc + 1) fbuf.resize(na + nbo + nacc + 1);
+    if (dbuf.size() < nd + 1) dbuf.resize(nd + 1);
+    float *pa = fbuf.data(), *pb = pa + na, *acc = pb + nbo;   /* [kr,m], [n,kr], [n,m] */
+    double *s0 = dbuf.data(), *s1 = s0 + m, *s2 = s1 + m, *s3 = s2 + m, *dacc = s3 + m;
     for (int i = 0; i < batch; i++) {
         const float *Ai = A + i * sA, *Bi = B + i * sB;
         float *Ci = C + i * sC;
-        for (int r = 0; r < m; r++)          /* pa: row r of op(A) */
-            for (int p = 0; p < kr; p++)
-                pa[(size_t)r * kr + p] = operand(ta == CUBLAS_OP_N ? Ai[r + (size_t)p * lda]
-                                                                   : Ai[p + (size_t)r * lda], ct);
+        for (int p = 0; p < kr; p++)         /* pa: row p holds column p of op(A) */
+            for (int r = 0; r < m; r++)
+                pa[(size_t)p * m + r] = operand(ta == CUBLAS_OP_N ? Ai[r + (size_t)p * lda]
+                                                                  : Ai[p + (size_t)r * lda], ct);
         for (int c = 0; c < n; c++)          /* pb: column c of op(B) */
             for (int p = 0; p < kr; p++)
                 pb[(size_t)c * kr + p] = operand(tb == CUBLAS_OP_N ? Bi[p + (size_t)c * ldb]
                                                                    : Bi[c + (size_t)p * ldb], ct);
-        for (int c = 0; c < n; c++)
-            for (int r = 0; r < m; r++) {
-                double s = 0.0;
-                const double *x = &pa[(size_t)r * kr], *y = &pb[(size_t)c * kr];
-                for (int p = 0; p < kr; p++) s += x[p] * y[p];
-                double v = (double)alpha * s;
-                if (beta != 0.0f) v += (double)beta * Ci[r + (size_t)c * ldc];
-                out[(size_t)c * m + r] = (float)v;
-            }
+        for (int c = 0; c < n; c++) {
+            float *o = &acc[(size_t)c * m];
+            const float *bcol = &pb[(size_t)c * kr];
+            if (gemm_model == GEMM_DOUBLE) chain_double(&dacc[(size_t)c * m], pa, bcol, m, kr);
+            else if (gemm_model == GEMM_HW && tc) chain_block(o, pa, bcol, m, kr, bk, s0, s1, s2, s3);
+            else chain_fma(o, pa, bcol, m, kr);
+        }
+        if (gemm_model == GEMM_DOUBLE) {    /* the former reference's epilogue, in double */
+            for (int c = 0; c < n; c++)
+                for (int r = 0; r < m; r++) {
+                    double v = (double)alpha * dacc[(size_t)c * m + r];
+                    if (beta != 0.0f) v += (double)beta * Ci[r + (size_t)c * ldc];
+                    acc[(size_t)c * m + r] = (float)v;
+                }
+        } else {
+            for (int c = 0; c < n; c++)
+                for (int r = 0; r < m; r++) {
+                    float &v = acc[(size_t)c * m + r];
+                    v = beta != 0.0f ? std::fma(alpha, v, beta * Ci[r + (size_t)c * ldc])
+                                     : alpha * v;
+                }
+        }
         for (int c = 0; c < n; c++)          /* written after reading: C may alias A or B */
-            for (int r = 0; r < m; r++) Ci[r + (size_t)c * ldc] = out[(size_t)c * m + r];
+            for (int r = 0; r < m; r++) Ci[r + (size_t)c * ldc] = acc[(size_t)c * m + r];
     }
     stats.gemm_flops += 2.0 * m * n * (double)kr * batch;
 }
@@ -1629,7 +1774,9 @@ cublasStatus_t cublasSaxpy(cublasHandle_t h, int n, const float *alpha, const fl
         og.add(find_alloc(x));
         og.add(find_alloc(y));
         for (int i = 0; i < n; i++)
-            y[(size_t)i * incy] = (float)((double)a * x[(size_t)i * incx] + y[(size_t)i * incy]);
+            y[(size_t)i * incy] = gemm_model == GEMM_DOUBLE
+                ? (float)((double)a * x[(size_t)i * incx] + y[(size_t)i * incy])
+                : std::fma(a, x[(size_t)i * incx], y[(size_t)i * incy]);
         stats.gemm_flops += 2.0 * n;
     });
     if (e != cudaSuccess) {
