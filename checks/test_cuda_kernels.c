@@ -8,6 +8,13 @@
  *                               N = 13×13 attention with C = 256, Cq = 32, fc 9216 →
  *                               4096 → 4096, K ∈ {16, 64}, C ∈ {21, 80}, J1 at B = 128
  *                               (and the 2-GPU global batch 256)
+ *   --precision fp32|tf32|bf16  the CUDA context's GEMM precision (default fp32; the CPU
+ *                               reference is always fp32). At tf32/bf16 every tensor a
+ *                               GEMM feeds (conv, conv_multi, linear, PAM, CAM) gets, on
+ *                               top of its fp32 tolerance, the error band of
+ *                               checks/gemm_error.h, element by element; the other ops
+ *                               do not touch a GEMM and keep their tolerances (exact
+ *                               stays exact).
  *
  * Device memory comes from cudaMalloc directly; the op context (stream, cuBLAS
  * handles, scratch) from backend_cuda()->ctx_init, as dath itself makes it. Outputs
@@ -37,6 +44,7 @@ int main(void) {
 #include "../host/backend.h"
 #include "../host/model.h"
 #include "../kernels/rng.h"
+#include "gemm_error.h"
 
 /* ---- tolerances: |got − ref| ≤ atol_abs + atol_frac·max|ref| + rtol·|ref| --------- */
 
@@ -81,6 +89,28 @@ static const tol TOL_WGRAD = {0.0, 1e-4, 1e-3};
 #define SCALAR_REDUCE_FRAC 1e-4
 #define SCALAR_REDUCE_RTOL 1e-4
 
+/* At --precision tf32 or bf16 every tensor a GEMM feeds keeps its fp32 tolerance above and
+ * adds, element by element, the error band of checks/gemm_error.h (its header says why,
+ * and what margin it leaves at these shapes): 6σ of the operands' conversion errors
+ * (σ = 0.82·u·T2 for one GEMM of exact operands, T2 = √Σ t² of its K terms; u = 2^-11 at
+ * tf32, 2^-8 at bf16), the fp32 accumulation of the tensor cores' blocks (3 or 5·2^-24
+ * per block of 8 or 16 products, times |y| + T2), and a shrink of 3u a conversion when
+ * the probe sees the device truncate the operands. Per tensor, the GEMM behind it (K at
+ * --full):
+ *   conv.*.out           K = Ci·k² (363 to 3456); T2 from the op on x², w²
+ *   conv.*.din           K = Co (64 to 384) a window, up to ⌈k/stride⌉² windows (col2im)
+ *   conv.*.dw            K = B·Ho·Wo (387,200 at conv1), one chain a chunk of images
+ *   conv_multi.*         as conv, set by set; din sums nw·Co terms
+ *   linear.*.out, din, dw  K = I (up to 9216), O (up to 4096), B (128)
+ *   attention.pam.q,k,v  K = C (256)
+ *   attention.pam.a, o, out  softmax of qᵀk (K = Cq = 32) with q, k's errors; o = v·aᵀ
+ *                        (K = N = 169 along a's rows); out = γ·o + x
+ *   attention.pam.dx, dw*, db*  the backward's chain, stage by stage (test_pam)
+ *   attention.cam.a, o, out, dx  e = x·xᵀ (K = N), softmax(−e), o = a·x (K = C), and
+ *                        the backward's chain (test_cam)
+ * conv's and linear's db and every dγ are no GEMM's (reductions of dout, o): fp32
+ * tolerances, as every other op's, whatever the precision. */
+
 /* ---- the result table ------------------------------------------------------------- */
 
 #define MAX_ROWS 512
@@ -103,8 +133,8 @@ static void table_add(const char *op, const char *tensor, size_t n, double err, 
 }
 
 static void table_print(void) {
-    printf("\n%-28s %-14s %10s %12s %12s  %s\n", "op", "tensor", "n", "worst |err|",
-           "tolerance", "result");
+    printf("\n%-28s %-14s %10s %12s %12s  %s  (precision %s)\n", "op", "tensor", "n",
+           "worst |err|", "tolerance", "result", GE.name);
     for (int i = 0; i < nrows; i++)
         printf("%-28s %-14s %10zu %12.3e %12.3e  %s\n", rows[i].op, rows[i].tensor, rows[i].n,
                rows[i].err, rows[i].tol, rows[i].ok ? "pass" : "FAIL");
@@ -221,11 +251,66 @@ static int same(const char *op, const char *tensor, const void *a, const void *b
     return ok;
 }
 
+/* A tensor a GEMM feeds: the fp32 tolerance t, plus at tf32/bf16 the error band b of
+ * checks/gemm_error.h, element by element (b NULL, or fp32: cmp itself). */
+static int cmp_band(const char *op, const char *tensor, const float *got, const float *ref,
+                    size_t n, tol t, const band *b) {
+    if (!b || GE.u == 0.0) return cmp(op, tensor, got, ref, n, t);
+    double mx = 0.0;
+    for (size_t i = 0; i < n; i++) mx = fmax(mx, fabs((double)ref[i]));
+    const double atol = t.atol_abs + t.atol_frac * mx;
+    size_t wi = 0;
+    double worst_err = 0.0, worst_tol = atol, worst_band = 0.0, worst_excess = -INFINITY;
+    double ratio = 0.0;   /* the largest err/tol: how much of the tolerance is used */
+    int ok = 1;
+    for (size_t i = 0; i < n; i++) {
+        const double err = fabs((double)got[i] - (double)ref[i]);
+        const double bt = band_tol(b, i, ref[i]);
+        const double tl = atol + t.rtol * fabs((double)ref[i]) + bt;
+        const double ex = (isnan(got[i]) || isnan(ref[i])) ? INFINITY : err - tl;
+        if (tl > 0) ratio = fmax(ratio, err / tl);
+        if (ex > 0) ok = 0;
+        if (ex > worst_excess) {
+            worst_excess = ex; wi = i; worst_err = err; worst_tol = tl; worst_band = bt;
+        }
+    }
+    check_count++;
+    if (!ok) check_failures++;
+    char name[96];
+    snprintf(name, sizeof name, "%s.%s", op, tensor);
+    printf("%s %-40s n=%-9zu worst |err|=%.3e at [%zu] (got %.7g, ref %.7g; tol %.3e = fp32 "
+           "%.1e + %.1e·|ref| + %s band %.3e); max err/tol %.3f\n", ok ? "ok  " : "FAIL", name, n,
+           worst_err, wi, n ? got[wi] : 0.0, n ? ref[wi] : 0.0, worst_tol, atol, t.rtol, GE.name,
+           worst_band, ratio);
+    table_add(op, tensor, n, worst_err, worst_tol, ok);
+    return ok;
+}
+
 /* ---- contexts --------------------------------------------------------------------- */
 
 static const dath_backend *gpu;
 static dath_ctx gctx, cctx;
 static int full;
+static int precision = DATH_FP32;   /* --precision: the CUDA context's GEMMs */
+
+/* At tf32/bf16: the error bands are computed (they cost a few reference-sized GEMMs). */
+static int bands(void) { return GE.u > 0.0; }
+
+static float *hsq(const float *x, size_t n) {   /* x² element-wise */
+    float *p = xmalloc(n * sizeof *p);
+    for (size_t i = 0; i < n; i++) p[i] = x[i] * x[i];
+    return p;
+}
+static float *hzero(size_t n) {
+    float *p = xmalloc(n * sizeof *p);
+    memset(p, 0, n * sizeof *p);
+    return p;
+}
+static float *hdiff(const float *a, const float *b, size_t n) {   /* a − b */
+    float *p = xmalloc(n * sizeof *p);
+    for (size_t i = 0; i < n; i++) p[i] = a[i] - b[i];
+    return p;
+}
 
 /* ---- convolution ------------------------------------------------------------------ */
 
@@ -250,7 +335,19 @@ static void test_conv(const char *op, int B, int Ci, int H, int Co, int k, int s
         gsync();
         down(got[r], d_out, nout * 4);
     }
-    cmp(op, "out", got[0], out_ref, nout, TOL_FWD);
+    /* tf32/bf16: T2² = conv(x², w²) and the products y = conv(x, w), neither with bias nor
+     * ReLU; R = Ci·k² terms an output, one chain */
+    band bo = {0};
+    if (bands()) {
+        float *x2 = hsq(x, nin), *w2 = hsq(w, nw), *z = hzero(Co);
+        float *t2 = xmalloc(nout * 4), *y = xmalloc(nout * 4);
+        conv2d_forward_cpu(t2, x2, w2, z, &s, 0, &cctx);
+        conv2d_forward_cpu(y, x, w, z, &s, 0, &cctx);
+        bo = band_new(nout);
+        band_terms(&bo, t2, y, (long long)Ci * k * k, 1.0);
+        free(x2); free(w2); free(z); free(t2); free(y);
+    }
+    cmp_band(op, "out", got[0], out_ref, nout, TOL_FWD, &bo);
     same(op, "out", got[0], got[1], nout * 4);
 
     /* backward from the reference's out (its ReLU mask) */
@@ -275,14 +372,35 @@ static void test_conv(const char *op, int B, int Ci, int H, int Co, int k, int s
         if (with_din) down(gd[r], d_din, nin * 4);
         down(gw[r], d_dw, nw * 4); down(gb[r], d_db, Co * 4); down(gg[r], d_g, nout * 4);
     }
-    if (with_din) { cmp(op, "din", gd[0], din_ref, nin, TOL_DGRAD); same(op, "din", gd[0], gd[1], nin * 4); }
-    cmp(op, "dw", gw[0], dw_ref, nw, TOL_WGRAD); same(op, "dw", gw[0], gw[1], nw * 4);
+    /* tf32/bf16: T2² from the backward of the squares (same ReLU mask); din: Co terms a
+     * window, up to ⌈k/stride⌉² windows summed by col2im; dw: B·Ho·Wo terms, in chunks
+     * of images (at most B more blocks); db is no GEMM (a reduction of dout) */
+    band bdin = {0}, bdw = {0};
+    if (bands()) {
+        float *x2 = hsq(x, nin), *w2 = hsq(w, nw), *g2 = hsq(g, nout);
+        float *din2 = with_din ? hzero(nin) : NULL, *dw2 = hzero(nw), *db2 = hzero(Co);
+        conv2d_backward_cpu(din2, dw2, db2, g2, x2, w2, out_ref, &s, 1, &cctx);
+        if (with_din) {
+            const int win = (k + stride - 1) / stride;
+            float *y = hdiff(din_ref, din0, nin);
+            bdin = band_new(nin);
+            band_terms(&bdin, din2, y, Co, (double)win * win);
+            free(y);
+        }
+        float *y = hdiff(dw_ref, dw0, nw);
+        bdw = band_new(nw);
+        band_terms(&bdw, dw2, y, (long long)B * s.Ho * s.Wo + (long long)GE.bk * B, 1.0);
+        free(y); free(x2); free(w2); free(g2); free(din2); free(dw2); free(db2);
+    }
+    if (with_din) { cmp_band(op, "din", gd[0], din_ref, nin, TOL_DGRAD, &bdin); same(op, "din", gd[0], gd[1], nin * 4); }
+    cmp_band(op, "dw", gw[0], dw_ref, nw, TOL_WGRAD, &bdw); same(op, "dw", gw[0], gw[1], nw * 4);
     cmp(op, "db", gb[0], db_ref, Co, TOL_WGRAD); same(op, "db", gb[0], gb[1], Co * 4);
     cmp(op, "dout(masked)", gg[0], g_ref, nout, TOL_EXACT);
 
     for (int r = 0; r < 2; r++) { free(got[r]); free(gd[r]); free(gw[r]); free(gb[r]); free(gg[r]); }
     free(x); free(w); free(b); free(out_ref); free(g); free(din0); free(dw0); free(db0);
     free(din_ref); free(dw_ref); free(db_ref); free(g_ref);
+    band_free(&bo); band_free(&bdin); band_free(&bdw);
     cudaFree(d_x); cudaFree(d_w); cudaFree(d_b); cudaFree(d_out); cudaFree(d_g);
     cudaFree(d_dw); cudaFree(d_db); cudaFree(d_din);
 }
@@ -346,7 +464,23 @@ static void test_conv_multi(const char *op, int B, int Ci, int H, int Co, int k,
         gsync();
         down(got[r], d_out, (size_t)nw * nout * 4);
     }
-    cmp(op, "out", got[0], out_ref, (size_t)nw * nout, TOL_FWD);
+    /* tf32/bf16: as test_conv's, per set */
+    band bo = {0};
+    if (bands()) {
+        float *x2 = hsq(x, nin), *w2 = hsq(w, nflat), *z = hzero(nflatb);
+        float *t2 = xmalloc((size_t)nw * nout * 4), *y = xmalloc((size_t)nw * nout * 4);
+        float *pt[CONV_MULTI_MAX], *py[CONV_MULTI_MAX];
+        const float *pw2[CONV_MULTI_MAX], *pz[CONV_MULTI_MAX];
+        for (int j = 0; j < nw; j++) {
+            pt[j] = t2 + j * nout; py[j] = y + j * nout; pw2[j] = w2 + off[j]; pz[j] = z + offb[j];
+        }
+        conv2d_forward_multi_cpu(pt, x2, pw2, pz, nw, &s, 0, &cctx);
+        conv2d_forward_multi_cpu(py, x, pw, pz, nw, &s, 0, &cctx);
+        bo = band_new((size_t)nw * nout);
+        band_terms(&bo, t2, y, (long long)Ci * k * k, 1.0);
+        free(x2); free(w2); free(z); free(t2); free(y);
+    }
+    cmp_band(op, "out", got[0], out_ref, (size_t)nw * nout, TOL_FWD, &bo);
     same(op, "out", got[0], got[1], (size_t)nw * nout * 4);
 
     /* backward from the reference's out (its ReLU masks) */
@@ -385,14 +519,40 @@ static void test_conv_multi(const char *op, int B, int Ci, int H, int Co, int k,
         down(gw[r], d_dw, nflat * 4); down(gb[r], d_db, nflatb * 4);
         down(gg[r], d_g, (size_t)nw * nout * 4);
     }
-    if (with_din) { cmp(op, "din", gd[0], din_ref, nin, TOL_DGRAD); same(op, "din", gd[0], gd[1], nin * 4); }
-    cmp(op, "dw(flat)", gw[0], dw_ref, nflat, TOL_WGRAD); same(op, "dw", gw[0], gw[1], nflat * 4);
+    /* tf32/bf16: as test_conv's; din sums the nw sets' column gradients (nw·Co terms a
+     * window); the gaps between the sets have no terms: their band is 0 */
+    band bdin = {0}, bdw = {0};
+    if (bands()) {
+        float *x2 = hsq(x, nin), *w2 = hsq(w, nflat), *g2 = hsq(g, (size_t)nw * nout);
+        float *din2 = with_din ? hzero(nin) : NULL, *dw2 = hzero(nflat), *db2 = hzero(nflatb);
+        float *pdw2[CONV_MULTI_MAX], *pdb2[CONV_MULTI_MAX], *pg2[CONV_MULTI_MAX];
+        const float *pw2[CONV_MULTI_MAX];
+        for (int j = 0; j < nw; j++) {
+            pdw2[j] = dw2 + off[j]; pdb2[j] = db2 + offb[j]; pg2[j] = g2 + j * nout;
+            pw2[j] = w2 + off[j];
+        }
+        conv2d_backward_multi_cpu(din2, pdw2, pdb2, pg2, x2, pw2, pout, nw, &s, 1, &cctx);
+        if (with_din) {
+            const int win = (k + stride - 1) / stride;
+            float *y = hdiff(din_ref, din0, nin);
+            bdin = band_new(nin);
+            band_terms(&bdin, din2, y, (long long)nw * Co, (double)win * win);
+            free(y);
+        }
+        float *y = hdiff(dw_ref, dw0, nflat);
+        bdw = band_new(nflat);
+        band_terms(&bdw, dw2, y, (long long)B * s.Ho * s.Wo + (long long)GE.bk * B, 1.0);
+        free(y); free(x2); free(w2); free(g2); free(din2); free(dw2); free(db2);
+    }
+    if (with_din) { cmp_band(op, "din", gd[0], din_ref, nin, TOL_DGRAD, &bdin); same(op, "din", gd[0], gd[1], nin * 4); }
+    cmp_band(op, "dw(flat)", gw[0], dw_ref, nflat, TOL_WGRAD, &bdw); same(op, "dw", gw[0], gw[1], nflat * 4);
     cmp(op, "db(flat)", gb[0], db_ref, nflatb, TOL_WGRAD); same(op, "db", gb[0], gb[1], nflatb * 4);
     cmp(op, "dout(masked)", gg[0], g_ref, (size_t)nw * nout, TOL_EXACT);
 
     for (int r = 0; r < 2; r++) { free(got[r]); free(gd[r]); free(gw[r]); free(gb[r]); free(gg[r]); }
     free(x); free(w); free(b); free(out_ref); free(g); free(din0); free(dw0); free(db0);
     free(din_ref); free(dw_ref); free(db_ref); free(g_ref);
+    band_free(&bo); band_free(&bdin); band_free(&bdw);
     cudaFree(d_x); cudaFree(d_w); cudaFree(d_b); cudaFree(d_out); cudaFree(d_g);
     cudaFree(d_dw); cudaFree(d_db); cudaFree(d_din); cudaFree(mctx.work);
 }
@@ -416,7 +576,18 @@ static void test_linear(const char *op, int B, int I, int O, int relu) {
         gsync();
         down(got[r], d_out, nout * 4);
     }
-    cmp(op, "out", got[0], out_ref, nout, TOL_FWD);
+    /* tf32/bf16: T2² = x²·(w²)ᵀ, y = x·wᵀ (no bias, no ReLU): I terms an output */
+    band bo = {0};
+    if (bands()) {
+        float *x2 = hsq(x, nin), *w2 = hsq(w, nw), *z = hzero(O);
+        float *t2 = xmalloc(nout * 4), *y = xmalloc(nout * 4);
+        linear_forward_cpu(t2, x2, w2, z, B, I, O, 0, &cctx);
+        linear_forward_cpu(y, x, w, z, B, I, O, 0, &cctx);
+        bo = band_new(nout);
+        band_terms(&bo, t2, y, I, 1.0);
+        free(x2); free(w2); free(z); free(t2); free(y);
+    }
+    cmp_band(op, "out", got[0], out_ref, nout, TOL_FWD, &bo);
     same(op, "out", got[0], got[1], nout * 4);
 
     float *g = hrand(nout, -0.5f, 1.0f);                                 /* dout [B,O] */
@@ -439,14 +610,31 @@ static void test_linear(const char *op, int B, int I, int O, int relu) {
         down(gd[r], d_din, nin * 4); down(gw[r], d_dw, nw * 4); down(gb[r], d_db, O * 4);
         down(gg[r], d_g, nout * 4);
     }
-    cmp(op, "din", gd[0], din_ref, nin, TOL_DGRAD); same(op, "din", gd[0], gd[1], nin * 4);
-    cmp(op, "dw", gw[0], dw_ref, nw, TOL_WGRAD); same(op, "dw", gw[0], gw[1], nw * 4);
+    /* tf32/bf16: T2² from the backward of the squares (same ReLU mask); din: O terms,
+     * dw: B terms; db is no GEMM (a column sum of dout) */
+    band bdin = {0}, bdw = {0};
+    if (bands()) {
+        float *x2 = hsq(x, nin), *w2 = hsq(w, nw), *g2 = hsq(g, nout);
+        float *din2 = hzero(nin), *dw2 = hzero(nw), *db2 = hzero(O);
+        linear_backward_cpu(din2, dw2, db2, g2, x2, w2, out_ref, B, I, O, relu, &cctx);
+        float *y = hdiff(din_ref, din0, nin);
+        bdin = band_new(nin);
+        band_terms(&bdin, din2, y, O, 1.0);
+        free(y);
+        y = hdiff(dw_ref, dw0, nw);
+        bdw = band_new(nw);
+        band_terms(&bdw, dw2, y, B, 1.0);
+        free(y); free(x2); free(w2); free(g2); free(din2); free(dw2); free(db2);
+    }
+    cmp_band(op, "din", gd[0], din_ref, nin, TOL_DGRAD, &bdin); same(op, "din", gd[0], gd[1], nin * 4);
+    cmp_band(op, "dw", gw[0], dw_ref, nw, TOL_WGRAD, &bdw); same(op, "dw", gw[0], gw[1], nw * 4);
     cmp(op, "db", gb[0], db_ref, O, TOL_WGRAD); same(op, "db", gb[0], gb[1], O * 4);
     if (relu) cmp(op, "dout(masked)", gg[0], g_ref, nout, TOL_EXACT);
 
     for (int r = 0; r < 2; r++) { free(got[r]); free(gd[r]); free(gw[r]); free(gb[r]); free(gg[r]); }
     free(x); free(w); free(b); free(out_ref); free(g); free(din0); free(dw0); free(db0);
     free(din_ref); free(dw_ref); free(db_ref); free(g_ref);
+    band_free(&bo); band_free(&bdin); band_free(&bdw);
     cudaFree(d_x); cudaFree(d_w); cudaFree(d_b); cudaFree(d_out); cudaFree(d_g);
     cudaFree(d_din); cudaFree(d_dw); cudaFree(d_db);
 }
@@ -539,23 +727,44 @@ static tol scalar_reduce_tol(const float *dout, const float *o, size_t n) {
     return t;
 }
 
+/* C [batch][M,N] = op(A)·op(B), row-major (as gemm_rm_batched), in fp32 on the CPU: the
+ * attention's intermediate values that the bands need (E = qᵀk, dv, da, dq, dk). */
+static void mm(float *Cm, bool ta, bool tb, int M, int N, int K, const float *A, int lda,
+               long long sA, const float *Bm, int ldb, long long sB, int ldc, long long sC,
+               int batch) {
+    for (int i = 0; i < batch; i++)
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                    M, N, K, 1.0f, A + i * sA, lda, Bm + i * sB, ldb, 0.0f, Cm + i * sC, ldc);
+}
+
+/* de [R,L] = sign·a⊙(da − Σ_l a_l da_l), row by row (the softmax backward). */
+static void softmax_bwd_values(float *de, const float *a, const float *da, size_t R, int L,
+                               float sign) {
+    for (size_t r = 0; r < R; r++) {
+        double s = 0.0;
+        for (int l = 0; l < L; l++) s += (double)a[r * L + l] * da[r * L + l];
+        for (int l = 0; l < L; l++)
+            de[r * L + l] = sign * a[r * L + l] * (float)(da[r * L + l] - s);
+    }
+}
+
 static void test_pam(const char *op, int B, int C, int Cq, int N) {
     size_t nx = (size_t)B * C * N, nq = (size_t)B * Cq * N, na = (size_t)B * N * N;
     size_t nwq = (size_t)Cq * C, nwv = (size_t)C * C;
     float bd = 1.0f / sqrtf((float)C);
     float *x = hrand(nx, 0.0f, 1.0f);                                   /* [B,C,N] */
-    float *wq = hrand(nwq, -bd, bd), *bq = hrand(Cq, -bd, bd);          /* [Cq,C], [Cq] */
-    float *wk = hrand(nwq, -bd, bd), *bk = hrand(Cq, -bd, bd);
-    float *wv = hrand(nwv, -bd, bd), *bv = hrand(C, -bd, bd);           /* [C,C], [C] */
+    float *wq = hrand(nwq, -bd, bd), *bq_ = hrand(Cq, -bd, bd);         /* [Cq,C], [Cq] */
+    float *wk = hrand(nwq, -bd, bd), *bk_ = hrand(Cq, -bd, bd);
+    float *wv = hrand(nwv, -bd, bd), *bv_ = hrand(C, -bd, bd);          /* [C,C], [C] */
     float gamma[1] = {0.7f};
     float *out_r = xmalloc(nx * 4), *q_r = xmalloc(nq * 4), *k_r = xmalloc(nq * 4);
     float *v_r = xmalloc(nx * 4), *a_r = xmalloc(na * 4), *o_r = xmalloc(nx * 4);
-    pam_forward_cpu(out_r, q_r, k_r, v_r, a_r, o_r, x, wq, bq, wk, bk, wv, bv, gamma, B, C,
+    pam_forward_cpu(out_r, q_r, k_r, v_r, a_r, o_r, x, wq, bq_, wk, bk_, wv, bv_, gamma, B, C,
                     Cq, N, &cctx);
 
-    float *d_x = dup_dev(x, nx * 4), *d_wq = dup_dev(wq, nwq * 4), *d_bq = dup_dev(bq, Cq * 4);
-    float *d_wk = dup_dev(wk, nwq * 4), *d_bk = dup_dev(bk, Cq * 4);
-    float *d_wv = dup_dev(wv, nwv * 4), *d_bv = dup_dev(bv, C * 4), *d_gamma = dup_dev(gamma, 4);
+    float *d_x = dup_dev(x, nx * 4), *d_wq = dup_dev(wq, nwq * 4), *d_bq = dup_dev(bq_, Cq * 4);
+    float *d_wk = dup_dev(wk, nwq * 4), *d_bk = dup_dev(bk_, Cq * 4);
+    float *d_wv = dup_dev(wv, nwv * 4), *d_bv = dup_dev(bv_, C * 4), *d_gamma = dup_dev(gamma, 4);
     float *d_out = dalloc(nx * 4), *d_q = dalloc(nq * 4), *d_k = dalloc(nq * 4);
     float *d_v = dalloc(nx * 4), *d_a = dalloc(na * 4), *d_o = dalloc(nx * 4);
     float *go[2], *gq[2], *gk[2], *gv[2], *ga[2], *gO[2];
@@ -570,12 +779,36 @@ static void test_pam(const char *op, int B, int C, int Cq, int N) {
         down(go[r], d_out, nx * 4); down(gq[r], d_q, nq * 4); down(gk[r], d_k, nq * 4);
         down(gv[r], d_v, nx * 4); down(ga[r], d_a, na * 4); down(gO[r], d_o, nx * 4);
     }
-    cmp(op, "out", go[0], out_r, nx, TOL_ATTN); same(op, "out", go[0], go[1], nx * 4);
-    cmp(op, "q", gq[0], q_r, nq, TOL_FWD); same(op, "q", gq[0], gq[1], nq * 4);
-    cmp(op, "k", gk[0], k_r, nq, TOL_FWD); same(op, "k", gk[0], gk[1], nq * 4);
-    cmp(op, "v", gv[0], v_r, nx, TOL_FWD); same(op, "v", gv[0], gv[1], nx * 4);
-    cmp(op, "a", ga[0], a_r, na, TOL_ATTN); same(op, "a", ga[0], ga[1], na * 4);
-    cmp(op, "o", gO[0], o_r, nx, TOL_ATTN); same(op, "o", gO[0], gO[1], nx * 4);
+    /* tf32/bf16, the forward's chain: q, k, v (C terms; the bias add keeps the
+     * shrink of the product: ρ(q − b) = ρq − ρb), e = qᵀk (Cq terms, q and k with their
+     * errors), a = softmax(e), o = v·aᵀ (N terms along a's rows), out = γ·o + x */
+    const long long cn = (long long)C * N, qn = (long long)Cq * N, nn = (long long)N * N;
+    band bq = {0}, bk = {0}, bv = {0}, be = {0}, ba = {0}, bo = {0}, bout = {0};
+    float *e_r = NULL;
+    if (bands()) {
+        bq = band_new(nq); bk = band_new(nq); bv = band_new(nx); be = band_new(na);
+        ba = band_new(na); bo = band_new(nx); bout = band_new(nx);
+        band_gemm(&bq, 0, false, false, Cq, N, C, wq, C, 0, NULL, x, N, cn, NULL, N, qn, B);
+        band_gemm(&bk, 0, false, false, Cq, N, C, wk, C, 0, NULL, x, N, cn, NULL, N, qn, B);
+        band_gemm(&bv, 0, false, false, C, N, C, wv, C, 0, NULL, x, N, cn, NULL, N, cn, B);
+        for (size_t i = 0; i < nq; i++) {
+            bq.ab[i] += bq.rel * fabs(bq_[(i / N) % Cq]);
+            bk.ab[i] += bk.rel * fabs(bk_[(i / N) % Cq]);
+        }
+        for (size_t i = 0; i < nx; i++) bv.ab[i] += bv.rel * fabs(bv_[(i / N) % C]);
+        band_gemm(&be, 0, true, false, N, N, Cq, q_r, N, qn, &bq, k_r, N, qn, &bk, N, nn, B);
+        e_r = xmalloc(na * 4);
+        mm(e_r, true, false, N, N, Cq, q_r, N, qn, k_r, N, qn, N, nn, B);
+        band_softmax(&ba, a_r, e_r, &be, (size_t)B * N, N, 1);
+        band_softmax_gemm(&bo, 0, C, N, N, B, v_r, cn, N, 1, &bv, a_r, a_r, e_r, &be, nn, cn, N, 1);
+        band_affine(&bout, &bo, gamma[0], o_r);
+    }
+    cmp_band(op, "out", go[0], out_r, nx, TOL_ATTN, &bout); same(op, "out", go[0], go[1], nx * 4);
+    cmp_band(op, "q", gq[0], q_r, nq, TOL_FWD, &bq); same(op, "q", gq[0], gq[1], nq * 4);
+    cmp_band(op, "k", gk[0], k_r, nq, TOL_FWD, &bk); same(op, "k", gk[0], gk[1], nq * 4);
+    cmp_band(op, "v", gv[0], v_r, nx, TOL_FWD, &bv); same(op, "v", gv[0], gv[1], nx * 4);
+    cmp_band(op, "a", ga[0], a_r, na, TOL_ATTN, &ba); same(op, "a", ga[0], ga[1], na * 4);
+    cmp_band(op, "o", gO[0], o_r, nx, TOL_ATTN, &bo); same(op, "o", gO[0], gO[1], nx * 4);
 
     /* backward from the reference's saved tensors */
     float *g = hrand(nx, -0.5f, 1.0f);                                  /* dout [B,C,N] */
@@ -611,13 +844,62 @@ static void test_pam(const char *op, int B, int C, int Cq, int N) {
         down(r_dwk[r], d_dwk, nwq * 4); down(r_dbk[r], d_dbk, Cq * 4);
         down(r_dwv[r], d_dwv, nwv * 4); down(r_dbv[r], d_dbv, C * 4); down(&r_dg[r], d_dg, 4);
     }
-    cmp(op, "dx", r_dx[0], dx_r, nx, TOL_DGRAD); same(op, "dx", r_dx[0], r_dx[1], nx * 4);
-    cmp(op, "dwq", r_dwq[0], dwq_r, nwq, TOL_WGRAD); same(op, "dwq", r_dwq[0], r_dwq[1], nwq * 4);
-    cmp(op, "dbq", r_dbq[0], dbq_r, Cq, TOL_WGRAD); same(op, "dbq", r_dbq[0], r_dbq[1], Cq * 4);
-    cmp(op, "dwk", r_dwk[0], dwk_r, nwq, TOL_WGRAD); same(op, "dwk", r_dwk[0], r_dwk[1], nwq * 4);
-    cmp(op, "dbk", r_dbk[0], dbk_r, Cq, TOL_WGRAD); same(op, "dbk", r_dbk[0], r_dbk[1], Cq * 4);
-    cmp(op, "dwv", r_dwv[0], dwv_r, nwv, TOL_WGRAD); same(op, "dwv", r_dwv[0], r_dwv[1], nwv * 4);
-    cmp(op, "dbv", r_dbv[0], dbv_r, C, TOL_WGRAD); same(op, "dbv", r_dbv[0], r_dbv[1], C * 4);
+    /* tf32/bf16, the backward's chain (as pam_backward_cuda, from the reference's saved
+     * tensors): g = γ·dout; dv = g·a (N terms), da = gᵀ·v (C terms), de = softmax
+     * backward of da, dq = k·deᵀ (N terms along a's rows), dk = q·de (N terms across
+     * them), dw += dy·xᵀ (B·N terms, one GEMM for the batch), db += Σ dy (no GEMM, but dy
+     * carries its errors), dx += dout + wᵀ·dy for y = q, k, v (Cq, Cq, C terms).
+     * dk's errors from de sum to 0 along its rows (as de's do), so dwk and dbk take them
+     * through a virtual stage (gemm_error.h): dwk's error from de is q·(δde·xᵀ), dbk gets
+     * none; both keep those of dk's own conversions and their own.
+     * dγ = Σ dout·o needs no GEMM: its fp32 tolerance stays. */
+    band bdx = {0}, bdwq = {0}, bdbq = {0}, bdwk = {0}, bdbk = {0}, bdwv = {0}, bdbv = {0};
+    if (bands()) {
+        float *gd = xmalloc(nx * 4), *dv = xmalloc(nx * 4), *da = xmalloc(na * 4);
+        float *de = xmalloc(na * 4), *dq = xmalloc(nq * 4), *dk = xmalloc(nq * 4);
+        for (size_t i = 0; i < nx; i++) gd[i] = gamma[0] * g[i];
+        band bdv = band_new(nx), bda = band_new(na), bde = band_new(na);
+        band bdq = band_new(nq), bdk = band_new(nq);
+        bdx = band_new(nx); bdwq = band_new(nwq); bdbq = band_new(Cq); bdwk = band_new(nwq);
+        bdbk = band_new(Cq); bdwv = band_new(nwv); bdbv = band_new(C);
+        band_gemm(&bdv, 0, false, false, C, N, N, gd, N, cn, NULL, a_r, N, nn, NULL, N, cn, B);
+        mm(dv, false, false, C, N, N, gd, N, cn, a_r, N, nn, N, cn, B);
+        band_gemm(&bda, 0, true, false, N, N, C, gd, N, cn, NULL, v_r, N, cn, NULL, N, nn, B);
+        mm(da, true, false, N, N, C, gd, N, cn, v_r, N, cn, N, nn, B);
+        band_softmax(&bde, a_r, NULL, &bda, (size_t)B * N, N, 0);
+        softmax_bwd_values(de, a_r, da, (size_t)B * N, N, 1.0f);
+        band_softmax_gemm(&bdq, 0, Cq, N, N, B, k_r, qn, N, 1, NULL, a_r, de, NULL, &bda, nn, qn, N, 1);
+        mm(dq, false, true, Cq, N, N, k_r, N, qn, de, N, nn, N, qn, B);
+        band_gemm(&bdk, 0, false, false, Cq, N, N, q_r, N, qn, NULL, de, N, nn, &bde, N, qn, B);
+        band bdk_own = band_new(nq), bt = band_new(nx);
+        band_gemm(&bdk_own, 0, false, false, Cq, N, N, q_r, N, qn, NULL, de, N, nn, NULL, N, qn, B);
+        mm(dk, false, false, Cq, N, N, q_r, N, qn, de, N, nn, N, qn, B);
+        band_gemm(&bdwq, 1, false, true, Cq, C, N, dq, N, qn, &bdq, x, N, cn, NULL, C, 0, B);
+        band_gemm(&bdwk, 1, false, true, Cq, C, N, dk, N, qn, &bdk_own, x, N, cn, NULL, C, 0, B);
+        float *t = xmalloc(nx * 4);                     /* [B,C,N] t = x·deᵀ (virtual) */
+        mm(t, false, true, C, N, N, x, N, cn, de, N, nn, N, cn, B);
+        GE.virt = 1;
+        band_softmax_gemm(&bt, 0, C, N, N, B, x, cn, N, 1, NULL, a_r, de, NULL, &bda, nn, cn, N, 1);
+        band_gemm(&bdwk, 1, false, true, Cq, C, N, q_r, N, qn, NULL, t, N, cn, &bt, C, 0, B);
+        GE.virt = 0;
+        band_gemm(&bdwv, 1, false, true, C, C, N, dv, N, cn, &bdv, x, N, cn, NULL, C, 0, B);
+        band_rowsum(&bdbq, &bdq, dq, B, Cq, N);
+        band_rowsum(&bdbk, &bdk_own, dk, B, Cq, N);
+        band_free(&bdk_own); band_free(&bt); free(t);
+        band_rowsum(&bdbv, &bdv, dv, B, C, N);
+        band_gemm(&bdx, 1, true, false, C, N, Cq, wq, C, 0, NULL, dq, N, qn, &bdq, N, cn, B);
+        band_gemm(&bdx, 1, true, false, C, N, Cq, wk, C, 0, NULL, dk, N, qn, &bdk, N, cn, B);
+        band_gemm(&bdx, 1, true, false, C, N, C, wv, C, 0, NULL, dv, N, cn, &bdv, N, cn, B);
+        band_free(&bdv); band_free(&bda); band_free(&bde); band_free(&bdq); band_free(&bdk);
+        free(gd); free(dv); free(da); free(de); free(dq); free(dk);
+    }
+    cmp_band(op, "dx", r_dx[0], dx_r, nx, TOL_DGRAD, &bdx); same(op, "dx", r_dx[0], r_dx[1], nx * 4);
+    cmp_band(op, "dwq", r_dwq[0], dwq_r, nwq, TOL_WGRAD, &bdwq); same(op, "dwq", r_dwq[0], r_dwq[1], nwq * 4);
+    cmp_band(op, "dbq", r_dbq[0], dbq_r, Cq, TOL_WGRAD, &bdbq); same(op, "dbq", r_dbq[0], r_dbq[1], Cq * 4);
+    cmp_band(op, "dwk", r_dwk[0], dwk_r, nwq, TOL_WGRAD, &bdwk); same(op, "dwk", r_dwk[0], r_dwk[1], nwq * 4);
+    cmp_band(op, "dbk", r_dbk[0], dbk_r, Cq, TOL_WGRAD, &bdbk); same(op, "dbk", r_dbk[0], r_dbk[1], Cq * 4);
+    cmp_band(op, "dwv", r_dwv[0], dwv_r, nwv, TOL_WGRAD, &bdwv); same(op, "dwv", r_dwv[0], r_dwv[1], nwv * 4);
+    cmp_band(op, "dbv", r_dbv[0], dbv_r, C, TOL_WGRAD, &bdbv); same(op, "dbv", r_dbv[0], r_dbv[1], C * 4);
     cmp(op, "dgamma", &r_dg[0], dg_r, 1, scalar_reduce_tol(g, o_r, nx));
     same(op, "dgamma", &r_dg[0], &r_dg[1], 4);
 
@@ -626,7 +908,10 @@ static void test_pam(const char *op, int B, int C, int Cq, int N) {
         free(r_dx[r]); free(r_dwq[r]); free(r_dbq[r]); free(r_dwk[r]); free(r_dbk[r]);
         free(r_dwv[r]); free(r_dbv[r]);
     }
-    free(x); free(wq); free(bq); free(wk); free(bk); free(wv); free(bv);
+    free(x); free(wq); free(bq_); free(wk); free(bk_); free(wv); free(bv_); free(e_r);
+    band_free(&bq); band_free(&bk); band_free(&bv); band_free(&be); band_free(&ba);
+    band_free(&bo); band_free(&bout); band_free(&bdx); band_free(&bdwq); band_free(&bdbq);
+    band_free(&bdwk); band_free(&bdbk); band_free(&bdwv); band_free(&bdbv);
     free(out_r); free(q_r); free(k_r); free(v_r); free(a_r); free(o_r); free(g); free(dx0);
     free(dwq0); free(dbq0); free(dwk0); free(dbk0); free(dwv0); free(dbv0);
     free(dx_r); free(dwq_r); free(dbq_r); free(dwk_r); free(dbk_r); free(dwv_r); free(dbv_r);
@@ -654,9 +939,23 @@ static void test_cam(const char *op, int B, int C, int N) {
         go[r] = xmalloc(nx * 4); ga[r] = xmalloc(na * 4); gO[r] = xmalloc(nx * 4);
         down(go[r], d_out, nx * 4); down(ga[r], d_a, na * 4); down(gO[r], d_o, nx * 4);
     }
-    cmp(op, "out", go[0], out_r, nx, TOL_ATTN); same(op, "out", go[0], go[1], nx * 4);
-    cmp(op, "a", ga[0], a_r, na, TOL_ATTN); same(op, "a", ga[0], ga[1], na * 4);
-    cmp(op, "o", gO[0], o_r, nx, TOL_ATTN); same(op, "o", gO[0], gO[1], nx * 4);
+    /* tf32/bf16, the forward's chain: e = x·xᵀ (N terms), a = softmax(−e) (the sign
+     * changes no magnitude), o = a·x (C terms along a's rows), out = γ·o + x */
+    const long long cn = (long long)C * N, cc = (long long)C * C;
+    band be = {0}, ba = {0}, bo = {0}, bout = {0};
+    if (bands()) {
+        be = band_new(na); ba = band_new(na); bo = band_new(nx); bout = band_new(nx);
+        float *e_r = xmalloc(na * 4);
+        band_gemm(&be, 0, false, true, C, C, N, x, N, cn, NULL, x, N, cn, NULL, C, cc, B);
+        mm(e_r, false, true, C, C, N, x, N, cn, x, N, cn, C, cc, B);
+        band_softmax(&ba, a_r, e_r, &be, (size_t)B * C, C, 1);
+        band_softmax_gemm(&bo, 0, N, C, C, B, x, cn, 1, N, NULL, a_r, a_r, e_r, &be, cc, cn, 1, N);
+        band_affine(&bout, &bo, gamma[0], o_r);
+        free(e_r);
+    }
+    cmp_band(op, "out", go[0], out_r, nx, TOL_ATTN, &bout); same(op, "out", go[0], go[1], nx * 4);
+    cmp_band(op, "a", ga[0], a_r, na, TOL_ATTN, &ba); same(op, "a", ga[0], ga[1], na * 4);
+    cmp_band(op, "o", gO[0], o_r, nx, TOL_ATTN, &bo); same(op, "o", gO[0], gO[1], nx * 4);
 
     float *g = hrand(nx, -0.5f, 1.0f), *dx0 = hrand(nx, -0.1f, 0.1f);
     float dg0[1] = {-0.125f};
@@ -672,10 +971,30 @@ static void test_cam(const char *op, int B, int C, int N) {
         r_dx[r] = xmalloc(nx * 4);
         down(r_dx[r], d_dx, nx * 4); down(&r_dg[r], d_dg, 4);
     }
-    cmp(op, "dx", r_dx[0], dx_r, nx, TOL_DGRAD); same(op, "dx", r_dx[0], r_dx[1], nx * 4);
+    /* tf32/bf16, the backward's chain (as cam_backward_cuda): g = γ·dout; da = g·xᵀ (N
+     * terms), dx += aᵀ·g (C terms), de = −softmax backward of da, dx += de·x (C terms
+     * along a's rows) + deᵀ·x (C terms across them). dγ: no GEMM, fp32 tolerance. */
+    band bdx = {0};
+    if (bands()) {
+        float *gd = xmalloc(nx * 4), *da = xmalloc(na * 4), *de = xmalloc(na * 4);
+        for (size_t i = 0; i < nx; i++) gd[i] = gamma[0] * g[i];
+        band bda = band_new(na), bde = band_new(na);
+        bdx = band_new(nx);
+        band_gemm(&bda, 0, false, true, C, C, N, gd, N, cn, NULL, x, N, cn, NULL, C, cc, B);
+        mm(da, false, true, C, C, N, gd, N, cn, x, N, cn, C, cc, B);
+        band_gemm(&bdx, 1, true, false, C, N, C, a_r, C, cc, NULL, gd, N, cn, NULL, N, cn, B);
+        band_softmax(&bde, a_r, NULL, &bda, (size_t)B * C, C, 0);
+        softmax_bwd_values(de, a_r, da, (size_t)B * C, C, -1.0f);
+        band_softmax_gemm(&bdx, 1, N, C, C, B, x, cn, 1, N, NULL, a_r, de, NULL, &bda, cc, cn, 1, N);
+        band_gemm(&bdx, 1, true, false, C, N, C, de, C, cc, &bde, x, N, cn, NULL, N, cn, B);
+        band_free(&bda); band_free(&bde);
+        free(gd); free(da); free(de);
+    }
+    cmp_band(op, "dx", r_dx[0], dx_r, nx, TOL_DGRAD, &bdx); same(op, "dx", r_dx[0], r_dx[1], nx * 4);
     cmp(op, "dgamma", &r_dg[0], dg_r, 1, scalar_reduce_tol(g, o_r, nx));
     same(op, "dgamma", &r_dg[0], &r_dg[1], 4);
 
+    band_free(&be); band_free(&ba); band_free(&bo); band_free(&bout); band_free(&bdx);
     for (int r = 0; r < 2; r++) { free(go[r]); free(ga[r]); free(gO[r]); free(r_dx[r]); }
     free(x); free(out_r); free(a_r); free(o_r); free(g); free(dx0); free(dx_r);
     cudaFree(d_x); cudaFree(d_gamma); cudaFree(d_out); cudaFree(d_a); cudaFree(d_o);
@@ -1059,6 +1378,63 @@ static void test_transform(const char *op, int B, int S) {
     cudaFree(d_in); cudaFree(d_crop); cudaFree(d_index); cudaFree(d_out);
 }
 
+/* ---- what the device's GEMMs do at tf32/bf16: two probes ------------------------------- */
+
+/* Both through linear_forward_cuda (out = in·wᵀ + b, b = 0: one GEMM), at B × I → O.
+ * Conversion: in[b] = (x1 or x2 for even or odd b, 0, …), w[o] = (1, 0, …): out holds the
+ * converted operands. x1 = 1 + 2^-(m+1) is a tie at m mantissa bits, x2 = x1 + 2^-(m+3)
+ * just above it: to nearest-even gives (1, 1 + 2^-m), to nearest-away (1 + 2^-m, 1 + 2^-m),
+ * truncation (1, 1), no conversion (x1, x2). Accumulation (B = I = O = 64): in[b] = (1, δ,
+ * …, δ), 63 terms δ = 3·2^-26, w all ones: an exact sum rounded once is 1 + 24·2^-23, an
+ * fp32 chain that rounds to nearest 1, the sm_90 block-FMA model of checks/emu 1 + 15·2^-23
+ * (blocks of 8 or 16 products aligned to 2^-25, truncated). Printed; returns 1 unless every
+ * conversion probe rounded to nearest (then the tolerances allow no truncation shrink). */
+static int probe_tc(int mbits) {
+    static const int shapes[2][3] = {{64, 64, 64}, {256, 1024, 128}};   /* B, I, O */
+    const float x1 = 1.0f + ldexpf(1.0f, -(mbits + 1)), x2 = x1 + ldexpf(1.0f, -(mbits + 3));
+    const float up = 1.0f + ldexpf(1.0f, -mbits);
+    int truncates = 0;
+    for (int t = 0; t < 3; t++) {
+        const int accum = t == 2, B = shapes[accum ? 0 : t][0], I = shapes[accum ? 0 : t][1];
+        const int O = shapes[accum ? 0 : t][2];
+        float *in = hzero((size_t)B * I), *w = hzero((size_t)O * I), *z = hzero(O);   /* [B,I], [O,I] */
+        for (int b = 0; b < B; b++)
+            for (int i = 0; i < I; i++)
+                in[(size_t)b * I + i] = accum ? (i ? 3.0f * ldexpf(1.0f, -26) : 1.0f)
+                                              : (i ? 0.0f : (b & 1) ? x2 : x1);
+        for (int o = 0; o < O; o++)
+            for (int i = 0; i < I; i++) w[(size_t)o * I + i] = accum || i == 0 ? 1.0f : 0.0f;
+        float *d_in = dup_dev(in, (size_t)B * I * 4), *d_w = dup_dev(w, (size_t)O * I * 4);
+        float *d_z = dup_dev(z, O * 4), *d_out = dalloc((size_t)B * O * 4);
+        float *out = xmalloc((size_t)B * O * 4);
+        linear_forward_cuda(d_out, d_in, d_w, d_z, B, I, O, 0, &gctx);
+        gsync();
+        down(out, d_out, (size_t)B * O * 4);
+        if (accum) {
+            const double n = (out[0] - 1.0) * 8388608.0;   /* in units of 2^-23 */
+            printf("probe: %s accumulation of 1 + 63·(3·2^-26) = 1 + %g·2^-23 (an exact sum "
+                   "rounded once: 24; an fp32 chain rounding to nearest: 0; the sm_90 block-FMA "
+                   "model: 15)\n", GE.name, n);
+        } else {
+            const float r1 = out[0], r2 = out[O];
+            const char *mode = r1 == 1.0f && r2 == up ? "to nearest, ties to even"
+                             : r1 == up && r2 == up ? "to nearest, ties away"
+                             : r1 == 1.0f && r2 == 1.0f ? "truncation"
+                             : r1 == x1 && r2 == x2 ? "none (not converted)" : "unrecognised";
+            if (r2 != up) truncates = 1;
+            printf("probe: %s operand conversion at %d×%d→%d: %s (1 + 2^-%d + [0 | 2^-%d] "
+                   "came out 1 + %g·2^-%d and 1 + %g·2^-%d)\n", GE.name, B, I, O, mode,
+                   mbits + 1, mbits + 3, (r1 - 1.0) * ldexp(1.0, mbits + 3), mbits + 3,
+                   (r2 - 1.0) * ldexp(1.0, mbits + 3), mbits + 3);
+        }
+        free(in); free(w); free(z); free(out);
+        cudaFree(d_in); cudaFree(d_w); cudaFree(d_z); cudaFree(d_out);
+    }
+    printf("probe: %s tolerances %s a truncation shrink of the products (≤ %g·u a conversion)\n",
+           GE.name, truncates ? "allow" : "leave out", GE_SHRINK);
+    return truncates;
+}
+
 /* ---- main ------------------------------------------------------------------------------ */
 
 typedef struct conv_case { const char *name; int Ci, H, Co, k, stride, pad, din; } conv_case;
@@ -1085,7 +1461,19 @@ static double now_s(void) {
 int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--full")) full = 1;
-        else { fprintf(stderr, "usage: %s [--full]\n", argv[0]); return 2; }
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc) {
+            const char *p = argv[++i];
+            if (!strcmp(p, "fp32")) precision = DATH_FP32;
+            else if (!strcmp(p, "tf32")) precision = DATH_TF32;
+            else if (!strcmp(p, "bf16")) precision = DATH_BF16;
+            else {
+                fprintf(stderr, "%s: --precision %s: expected fp32, tf32 or bf16\n", argv[0], p);
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "usage: %s [--full] [--precision fp32|tf32|bf16]\n", argv[0]);
+            return 2;
+        }
     }
     int ndev = 0;
     cudaError_t e = cudaGetDeviceCount(&ndev);
@@ -1129,10 +1517,14 @@ int main(int argc, char **argv) {
     if (j1 > work) work = j1;
 
     char err[256];
-    if (gpu->ctx_init(&gctx, work, DATH_FP32, err, sizeof err)) {
-        fprintf(stderr, "FAIL: CUDA ctx_init: %s\n", err);
+    if (gpu->ctx_init(&gctx, work, precision, err, sizeof err)) {
+        fprintf(stderr, "FAIL: CUDA ctx_init at --precision %s: %s\n",
+                precision == DATH_TF32 ? "tf32" : precision == DATH_BF16 ? "bf16" : "fp32", err);
         return 1;
     }
+    struct cudaDeviceProp prop;
+    TCUDA(cudaGetDeviceProperties(&prop, 0));
+    ge_init(precision, prop.major, 1);
     if (backend_cpu()->ctx_init(&cctx, work, DATH_FP32, err, sizeof err)) {
         fprintf(stderr, "FAIL: CPU ctx_init: %s\n", err);
         return 1;
@@ -1140,6 +1532,17 @@ int main(int argc, char **argv) {
     printf("device: %s\nshapes: %s (B = %d, S = %d, hidden %d, C5 = %d, Cq = %d, N = %d); "
            "scratch %.1f MB\n", gpu->device, full ? "full" : "small", B, S, HID, C5, CQ, N,
            work / 1e6);
+    if (GE.u > 0.0) {
+        const int mbits = precision == DATH_TF32 ? 10 : 7;
+        ge_init(precision, prop.major, probe_tc(mbits));
+        printf("precision: %s: the CUDA GEMMs on %s tensor cores (operands to %d mantissa bits, "
+               "u = 2^-%d), the CPU reference in fp32; tolerances: fp32's plus the error band of "
+               "checks/gemm_error.h (%gσ of %g·u·T2, shrink ≤ %g·u, %g·2^-24 per block of %d, "
+               "sm_%d%d)\n", GE.name, GE.name, mbits, mbits + 1, GE_NSIGMA, GE_SIGMA,
+               GE.shrink / GE.u, GE.acc, GE.bk, prop.major, prop.minor);
+    } else
+        printf("precision: fp32: the CUDA GEMMs in fp32 (CUBLAS_COMPUTE_32F), as the CPU "
+               "reference; fp32 tolerances\n");
 
     double t0 = now_s();
     char name[64];
