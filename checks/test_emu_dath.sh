@@ -5,7 +5,9 @@
 # launches and replays them). A CPU emulation, not a GPU result (checks/emu/README.md).
 #   - `dath step --update` on "cuda" against the CPU reference: every tensor of the dump
 #     (h, y, losses, triplets, every gradient, every parameter after RMSProp) within
-#     checks/compare_dumps.py's tolerances (those of checks/gpu);
+#     checks/compare_dumps.py's tolerances (those of checks/gpu); then the same step with
+#     the GEMMs at --precision tf32 and bf16 (the emulator's tensor-core model) against
+#     the same CPU dump, within compare_dumps.py --precision tf32|bf16;
 #   - `dath train` on "cuda" (DATH-N: the host side is what is tested here), 2 epochs:
 #     the step captured in a graph and replayed, the decoded set moved to "device" memory
 #     after epoch 1, batches through the copy stream and fences; its per-step losses equal, digit for digit, those of the same run
@@ -42,6 +44,17 @@ if "$PY" checks/compare_dumps.py "$tmp/cu.st" "$tmp/cpu.st" --lr 1e-3 >"$tmp/cmp
 else
   bad "emulated CUDA step vs CPU"; grep -E "FAIL|fail" "$tmp/cmp.log" | head -n 10
 fi
+[ -n "${KEEP:-}" ] || rm -f "$tmp/cu.st"   # ~0.9 GB each: one CUDA dump on disk at a time
+for P in tf32 bf16; do
+  $E $step --device cuda --precision $P --dump "$tmp/cu-$P.st" >"$tmp/cu-$P.log" 2>&1
+  if "$PY" checks/compare_dumps.py "$tmp/cu-$P.st" "$tmp/cpu.st" --lr 1e-3 --precision $P \
+       >"$tmp/cmp-$P.log" 2>&1; then
+    ok "emulated CUDA step at $P vs CPU: $(grep 'tensors within' "$tmp/cmp-$P.log")"
+  else
+    bad "emulated CUDA step at $P vs CPU"; grep -E "FAIL|fail|rror" "$tmp/cmp-$P.log" "$tmp/cu-$P.log" | head -n 10
+  fi
+  [ -n "${KEEP:-}" ] || rm -f "$tmp/cu-$P.st"
+done
 
 # --- training: graphs, the set on the device, the copy stream
 train="train --train $tmp/demo/train.txt --root $tmp/demo --variant dath-n --bits 16 --batch 4 --input-size 64 --epochs 2 --seed 5 --workers 2"
