@@ -49,7 +49,27 @@
  *
  * The tolerance of element i is then the fp32 one plus GE_NSIGMA·(e+r+c+g)_i + ab_i + rel·|ref_i|.
  * With --precision fp32 nothing here is used (u = 0). All sums are in double (OpenBLAS's
- * dgemm); the bands cost a few reference-sized GEMMs per op. */
+ * dgemm and OpenMP loops); the bands cost a few reference-sized GEMMs per op.
+ *
+ * Margins at DATH's real shapes (test_cuda_kernels --full, for an H200), by term:
+ *  - conversion: 6σ with σ taken 1.37 times the typical std is 8.2 true σ; the largest
+ *    tensors have 25 M elements (conv1's out), whose largest error is ~5.6σ: 0.68 of
+ *    the tolerance expected, 0.60-0.63 seen on the emulator at that shape (tf32 and
+ *    bf16, operands rounded or truncated): margin 1.6. At the small shapes of make test
+ *    (10^3-10^5 elements) it is 0.4-0.55.
+ *  - accumulation: GE_ACC is >= 2.7 times the mean loss of a steadily growing sum and 7
+ *    times that of a wandering one, over one chain of all K terms, the longest cuBLAS
+ *    could run (split-K only shortens it). conv1's weight gradient (K = 387,200: 48,400
+ *    blocks at tf32) used 0.15 of its tolerance on the emulator at that shape, 0.28 at
+ *    bf16. On sm_80 ge_init takes A100's blocks (4/8 products, 1 extra bit): twice the
+ *    blocks, the same GE_ACC.
+ *  - truncated operands: 3u a conversion against 1.44u expected (2u at worst): 2.1.
+ *  - the attention chains: their bands are upper bounds (correlations taken linearly
+ *    where not known independent); at the full shapes on the emulator PAM and CAM used
+ *    at most 0.45 (PAM's dwv at bf16 with truncated operands), the forward's q, k, v
+ *    0.43, the rest 0.02-0.32.
+ * (Not run at full on the emulator: conv2-5, conv_multi, fc7 and the heads, whose K
+ * and element counts are within those above.) */
 #ifndef DATH_GEMM_ERROR_H
 #define DATH_GEMM_ERROR_H
 

@@ -47,6 +47,8 @@ fi
 [ -n "${KEEP:-}" ] || rm -f "$tmp/cu.st"   # ~0.9 GB each: one CUDA dump on disk at a time
 for P in tf32 bf16; do
   $E $step --device cuda --precision $P --dump "$tmp/cu-$P.st" >"$tmp/cu-$P.log" 2>&1
+  case $P in tf32) want="GEMMs fp32 0, tf32 [1-9][0-9]*, bf16 0" ;; *) want="GEMMs fp32 0, tf32 0, bf16 [1-9]" ;; esac
+  check "the $P step's GEMMs all ran at $P" "grep -q '$want' $tmp/cu-$P.log"
   if "$PY" checks/compare_dumps.py "$tmp/cu-$P.st" "$tmp/cpu.st" --lr 1e-3 --precision $P \
        >"$tmp/cmp-$P.log" 2>&1; then
     ok "emulated CUDA step at $P vs CPU: $(grep 'tensors within' "$tmp/cmp-$P.log")"

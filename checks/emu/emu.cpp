@@ -97,6 +97,7 @@ int env_choice(const char *var, const char *const *names, int n, int def) {
 }
 struct {
     long launches, compared, uncompared, blocks, threads, gemms, copies;
+    long gemm_by_type[3];   /* GEMM calls by compute type: 32F, FAST_TF32, FAST_16BF */
     double gemm_flops;
 } stats;
 
@@ -160,12 +161,13 @@ struct banner_t {
     }
     ~banner_t() {
         printf("emu: %ld kernel launches (%ld run under both schedules and compared%s), %ld "
-               "blocks, %ld threads; %ld cuBLAS calls (%.3g flop); %ld copies. CPU emulation, "
-               "not a GPU.\n",
+               "blocks, %ld threads; %ld cuBLAS calls (%.3g flop; GEMMs fp32 %ld, tf32 %ld, "
+               "bf16 %ld); %ld copies. CPU emulation, not a GPU.\n",
                stats.launches, stats.compared,
                stats.uncompared ? ", some not: they reached device memory no argument names"
                                 : "",
-               stats.blocks, stats.threads, stats.gemms, stats.gemm_flops, stats.copies);
+               stats.blocks, stats.threads, stats.gemms, stats.gemm_flops,
+               stats.gemm_by_type[0], stats.gemm_by_type[1], stats.gemm_by_type[2], stats.copies);
     }
 } banner;
 
@@ -1714,6 +1716,7 @@ cublasStatus_t gemm_enqueue(cublasHandle_t h, cublasOperation_t ta, cublasOperat
         return CUBLAS_STATUS_INVALID_VALUE;
     }
     stats.gemms++;
+    stats.gemm_by_type[ct == CUBLAS_COMPUTE_32F_FAST_TF32 ? 1 : ct == CUBLAS_COMPUTE_32F_FAST_16BF ? 2 : 0]++;
     if (!m || !n || !batch) return CUBLAS_STATUS_SUCCESS;
     const float a = *(const float *)alpha, b = *(const float *)beta;   /* host pointer mode */
     const float *pA = (const float *)A, *pB = (const float *)B;
