@@ -247,3 +247,9 @@ $(EMU)/%_emu: checks/%.c $(EMU)/libdath_emu.a
 TEST_TOOLS   += $(EMU)/dath_emu
 $(EMU)/dath_emu: $(EMU)/host/main.o $(EMU)/libdath_emu.a
 	$(CC) -o $@ $^ $(EMU_LDLIBS)
+
+# Benchmarks against the emulator: what checks/device --dry-run runs in place of the GPU's.
+TEST_TOOLS   += $(EMU)/bench/bench_encode_emu $(EMU)/bench/bench_peak_emu
+$(EMU)/bench/%_emu: bench/%.c $(EMU)/libdath_emu.a
+	@mkdir -p $(dir $@)
+	$(CC) $(EMU_CFLAGS) -o $@ $< $(EMU)/libdath_emu.a $(EMU_LDLIBS)
