@@ -17,6 +17,7 @@ static const struct {
     {"eval", cmd_eval, "Hamming ranking: MAP@K, P@N, R@N, P@r<=2, PR curves and plots"},
     {"baseline", cmd_baseline, "LSH, PCAH, ITQ, ITQ-CCA, SDH on feature vectors: learn, encode to codes (.npy)"},
     {"mkdemo", cmd_mkdemo, "build the demo data set (Fashion-MNIST mosaics, multi-label)"},
+    {"cost", cmd_cost, "the cost model: every CUDA kernel's FLOPs, bytes and floor on a GPU"},
 };
 
 static void usage(FILE *f) {
