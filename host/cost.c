@@ -920,7 +920,7 @@ static void cost_tanh_backward(float *dz, const float *dh, const float *h, size_
 
 /* j1_triplet_cuda: j1_anchor_kernel (block a: Θ_a· from h, a's positives and negatives
  * from lab, row a of G, a's loss and count) and j1_finish_kernel (T, the loss, and with
- * dh row i of ½(G + Gᵀ)·h). The triplets: the most any label set gives (cost.h): every
+ * dh row i of ½(G + Gᵀ)·h). The triplets: the bound of cost.h, every
  * anchor with ⌊(B−1)/2⌋ positives and ⌈(B−1)/2⌉ negatives. FLOPs (doubles):
  *   anchor  Θ: B²·(2K + 1); per positive: margin − Θ_ap; per triplet 8 in the positives'
  *           loop (t, exp, 1 + e, σ's division, log1p, softplus's add, two sums) and 8 in

@@ -27,8 +27,8 @@
  *   - Host↔device transfers (the batch upload, the step index, the losses read back)
  *     are not device-memory kernels: they are counted apart and are not in any floor.
  *   - J1's work depends on the labels: the model takes every anchor with ⌊(B−1)/2⌋
- *     positives and ⌈(B−1)/2⌉ negatives, the most any label set gives (two equal classes
- *     reach it; 516,096 triplets at B = 128).
+ *     positives and ⌈(B−1)/2⌉ negatives, a bound no label set exceeds (np + nn = B − 1
+ *     for each anchor) and two equal classes reach at even B: 516,096 triplets at 128.
  *
  * Floors. With a GPU's peaks (cost_peaks): a kernel's floor is
  *   max(FLOPs / peak of its unit, bytes / bandwidth),
