@@ -4,15 +4,54 @@
 #   ARCH="80 90"  narrow the CUDA architectures (default: chosen from nvcc's version)
 #   DEBUG=1       -O0 -g, and a device synchronise after every CUDA launch
 #   PYTHON=...    the Python that has torch/numpy (default: Debian's /usr/bin/python3)
+#   DEPS_PREFIX=  where OpenBLAS, stb and libjpeg come from when not from the system
+#                 (default: .carry/prefix, the device kit, when the system lacks one of them)
+# `make` itself never installs anything: it names what is missing. `make deps` installs
+# the build's Debian packages (as root, with apt-get); `make test` and `make demo` install
+# what they and the build need first (mk/deps.sh), then build. `make device-kit` puts
+# what a bare GPU machine lacks into .carry/prefix (mk/device-kit.sh).
 
 CC      ?= cc
 PYTHON  ?= /usr/bin/python3
 BUILD   := build
 OPT     := $(if $(DEBUG),-O0 -g -DDATH_DEBUG=1,-O3 -march=x86-64-v2)
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers $(OPT) -fopenmp -MMD -MP
-LDLIBS  += -lopenblas -lm -lpthread -fopenmp
+DEPGEN  ?= -MMD -MP
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers $(OPT) -fopenmp $(DEPGEN)
 
 # ---- what is there ------------------------------------------------------------
+# OpenBLAS, stb_image and libjpeg: the system's (Debian's packages), or all three from a
+# prefix laid out as mk/device-kit.sh lays it out: DEPS_PREFIX when given, else
+# .carry/prefix when it exists and the system lacks one of them. A kit's libraries are
+# linked by their sonames and found at run time through the binary's run path.
+SYS_BLAS := $(wildcard /usr/include/cblas.h /usr/include/x86_64-linux-gnu/cblas.h)
+SYS_STB  := $(wildcard /usr/include/stb/stb_image.h)
+SYS_JPEG := $(wildcard /usr/include/jpeglib.h)
+ifeq ($(origin DEPS_PREFIX),undefined)
+  ifeq ($(and $(SYS_BLAS),$(SYS_STB),$(SYS_JPEG)),)
+    DEPS_PREFIX := $(if $(wildcard .carry/prefix/MANIFEST),.carry/prefix)
+  endif
+endif
+ifneq ($(DEPS_PREFIX),)
+  KIT       := $(abspath $(DEPS_PREFIX))
+  HAVE_BLAS := $(wildcard $(KIT)/include/cblas.h)
+  HAVE_STB  := $(wildcard $(KIT)/include/stb/stb_image.h)
+  HAVE_JPEG := $(wildcard $(KIT)/include/jpeglib.h)
+  DEPS_FROM := kit $(DEPS_PREFIX)
+  BASE_CFLAGS += -I$(KIT)/include
+  DEPS_LIBS := -L$(KIT)/lib -Wl,--disable-new-dtags,-rpath,$(KIT)/lib -l:libopenblas.so.0 -l:libjpeg.so.62
+else
+  HAVE_BLAS := $(SYS_BLAS)
+  HAVE_STB  := $(SYS_STB)
+  HAVE_JPEG := $(SYS_JPEG)
+  DEPS_FROM := system
+  DEPS_LIBS := -lopenblas -ljpeg
+endif
+BASE_LDLIBS := $(DEPS_LIBS) -lm -lpthread -fopenmp
+MISSING := $(if $(HAVE_BLAS),,libopenblas-dev) $(if $(HAVE_STB),,libstb-dev) $(if $(HAVE_JPEG),,libjpeg62-turbo-dev)
+
+# CUDA: nvcc on the PATH (or NVCC=...); cuBLAS from the toolkit, else from the cuBLAS
+# Python wheel (nvidia/cu13, as PyTorch installs it); NCCL from the toolkit or
+# /usr/include, else from the nvidia-nccl Python wheel.
 NVCC      ?= $(shell command -v nvcc 2>/dev/null)
 CUDA_HOME ?= $(if $(NVCC),$(patsubst %/bin/nvcc,%,$(NVCC)),/usr/local/cuda)
 ifeq ($(CUDA),0)
@@ -20,9 +59,35 @@ ifeq ($(CUDA),0)
 else ifneq ($(NVCC),)
   HAVE_CUDA := 1
 endif
-HAVE_NCCL := $(if $(HAVE_CUDA),$(wildcard $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h))
-HAVE_BLAS := $(wildcard /usr/include/cblas.h /usr/include/x86_64-linux-gnu/cblas.h)
-HAVE_STB  := $(wildcard /usr/include/stb/stb_image.h)
+WHEEL_PY := $(or $(shell command -v python3 2>/dev/null),$(PYTHON))
+# wheel_dir SUBDIR FILE: the first nvidia/SUBDIR of the Python's packages holding FILE
+wheel_dir = $(shell for d in $$($(WHEEL_PY) -c 'import nvidia; print(" ".join(nvidia.__path__))' 2>/dev/null); do \
+              [ -f "$$d/$(1)/$(2)" ] && { echo "$$d/$(1)"; break; }; done)
+ifneq ($(HAVE_CUDA),)
+  ifneq ($(wildcard $(CUDA_HOME)/include/cublas_v2.h),)
+    CUBLAS_FROM := toolkit
+    CUBLAS_LIBS := -lcublasLt -lcublas
+  else
+    CUBLAS_DIR  := $(call wheel_dir,cu13,include/cublas_v2.h)
+    CUBLAS_FROM := $(if $(CUBLAS_DIR),wheel $(CUBLAS_DIR),NOT FOUND)
+    CUBLAS_INC  := $(if $(CUBLAS_DIR),-I$(CUBLAS_DIR)/include)
+    CUBLAS_LIBS := $(if $(CUBLAS_DIR),-L$(CUBLAS_DIR)/lib -Wl,-rpath,$(CUBLAS_DIR)/lib -l:libcublasLt.so.13 -l:libcublas.so.13)
+    MISSING     += $(if $(CUBLAS_DIR),,cuBLAS)
+  endif
+  NCCL_H := $(firstword $(wildcard $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h))
+  ifneq ($(NCCL_H),)
+    NCCL_FROM := $(NCCL_H)
+    NCCL_LIBS := -lnccl
+  else
+    NCCL_DIR  := $(call wheel_dir,nccl,include/nccl.h)
+    NCCL_H    := $(if $(NCCL_DIR),$(NCCL_DIR)/include/nccl.h)
+    NCCL_FROM := $(if $(NCCL_DIR),wheel $(NCCL_DIR))
+    NCCL_INC  := $(if $(NCCL_DIR),-I$(NCCL_DIR)/include)
+    NCCL_LIBS := $(if $(NCCL_DIR),-L$(NCCL_DIR)/lib -Wl,-rpath,$(NCCL_DIR)/lib -l:libnccl.so.2)
+  endif
+  HAVE_NCCL := $(NCCL_H)
+  NCCL_VER  := $(if $(NCCL_H),$(shell sed -n 's/^\#define NCCL_\(MAJOR\|MINOR\|PATCH\) *\([0-9]*\).*/\2/p' $(NCCL_H) | paste -sd.))
+endif
 
 ifneq ($(HAVE_CUDA),)
   NVCC_VER  := $(shell $(NVCC) --version | sed -n 's/.*release \([0-9]*\)\.\([0-9]*\).*/\1.\2/p')
@@ -35,19 +100,22 @@ ifneq ($(HAVE_CUDA),)
   # machine code for every architecture, plus PTX of each so newer GPUs JIT it
   GENCODE  := $(foreach a,$(ARCH),-gencode arch=compute_$(a),code=[sm_$(a),compute_$(a)])
   NVFLAGS  += -std=c++17 $(if $(DEBUG),-O0 -g -lineinfo -DDATH_DEBUG=1,-O3 -lineinfo) \
-              -DDATH_CUDA $(GENCODE) -Xcompiler -fopenmp,-Wall -MMD -MP
-  CFLAGS   += -DDATH_CUDA -I$(CUDA_HOME)/include
-  LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+              -DDATH_CUDA $(GENCODE) -Xcompiler -fopenmp,-Wall $(DEPGEN) $(CUBLAS_INC) \
+              $(if $(KIT),-I$(KIT)/include)
+  CUDA_CFLAGS := -DDATH_CUDA -I$(CUDA_HOME)/include $(CUBLAS_INC)
+  CUDA_LIBS   := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 $(CUBLAS_LIBS) -lcudart -lstdc++
   ifneq ($(HAVE_NCCL),)
-    CFLAGS  += -DDATH_NCCL
-    NVFLAGS += -DDATH_NCCL
-    LDLIBS  += -lnccl
+    CUDA_CFLAGS += -DDATH_NCCL $(NCCL_INC)
+    NVFLAGS     += -DDATH_NCCL $(NCCL_INC)
+    CUDA_LIBS   += $(NCCL_LIBS)
   endif
 endif
+CFLAGS += $(BASE_CFLAGS) $(CUDA_CFLAGS)
+LDLIBS += $(BASE_LDLIBS) $(CUDA_LIBS)
 
-# A build directory made with other settings (CUDA=0 then CUDA, DEBUG, ARCH) is rebuilt:
-# every object depends on a stamp that changes only when the settings do.
-CONFIG_STR   := cuda=$(HAVE_CUDA) arch=$(ARCH) nccl=$(if $(HAVE_NCCL),1) debug=$(DEBUG)
+# A build directory made with other settings (CUDA=0 then CUDA, DEBUG, ARCH, another
+# prefix) is rebuilt: every object depends on a stamp that changes only when they do.
+CONFIG_STR   := cuda=$(HAVE_CUDA) arch=$(ARCH) nccl=$(NCCL_FROM) cublas=$(CUBLAS_FROM) debug=$(DEBUG) deps=$(DEPS_FROM)
 CONFIG_STAMP := $(BUILD)/.config
 $(shell mkdir -p $(BUILD); [ "$$(cat $(CONFIG_STAMP) 2>/dev/null)" = "$(CONFIG_STR)" ] || echo "$(CONFIG_STR)" > $(CONFIG_STAMP))
 
@@ -62,15 +130,28 @@ LIB_OBJ  := $(LIB_C:%.c=$(BUILD)/%.o) $(LIB_CU:%.cu=$(BUILD)/%.cu.o)
 TESTS    := $(patsubst checks/%.c,$(BUILD)/checks/%,$(wildcard checks/test_*.c))
 BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
 
-.PHONY: all deps info test demo clean check-sm61
-all: deps info dath
+.PHONY: all deps info test test-run demo demo-run clean check-sm61 device-kit
+all: info dath
+
+# A build that lacks a library stops here, before compiling anything, and says what to do.
+NO_DEPS_GOALS := deps clean device-kit check-sm61 test demo
+ifneq ($(strip $(MISSING)),)
+  ifneq ($(filter-out $(NO_DEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
+    $(error dath build: missing $(strip $(MISSING)) (looked in the $(DEPS_FROM)). Install Debian's packages with `make deps` \
+      (as root), or carry a device kit made by `make device-kit` on a machine with the registry \
+      into .carry/ (or set DEPS_PREFIX))
+  endif
+endif
 
 deps:
 	@mk/deps.sh build
 
+device-kit:
+	@mk/device-kit.sh .carry
+
 info:
-	@echo "dath build: cc=$(CC)  openblas=$(if $(HAVE_BLAS),yes,NO)  stb_image=$(if $(HAVE_STB),yes,NO)"
-	@echo "dath build: nvcc=$(if $(HAVE_CUDA),$(NVCC) (CUDA $(NVCC_VER), sm_$(subst $() ,/,$(ARCH))),$(if $(filter 0,$(CUDA)),disabled by CUDA=0,not found: CPU-only))  cublas=$(if $(HAVE_CUDA),yes,no)  nccl=$(if $(HAVE_NCCL),yes,no)"
+	@echo "dath build: cc=$(CC)  openblas=$(if $(HAVE_BLAS),yes,NO)  stb_image=$(if $(HAVE_STB),yes,NO)  libjpeg=$(if $(HAVE_JPEG),yes,NO)  (from the $(DEPS_FROM))"
+	@echo "dath build: nvcc=$(if $(HAVE_CUDA),$(NVCC) (CUDA $(NVCC_VER), sm_$(subst $() ,/,$(ARCH))),$(if $(filter 0,$(CUDA)),disabled by CUDA=0,not found: CPU-only))  cublas=$(if $(HAVE_CUDA),$(CUBLAS_FROM),no)  nccl=$(if $(HAVE_NCCL),$(NCCL_VER) ($(NCCL_FROM)),no)"
 
 dath: $(BUILD)/host/main.o $(BUILD)/libdath.a
 	$(CC) -o $@ $^ $(LDLIBS)
@@ -95,13 +176,21 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libdath.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libdath.a $(LDLIBS)
 
-test: all
+# make test / make demo: first the Debian packages they need (installed as root, else named),
+# then a fresh make, which detects what is there after the install.
+test:
 	@mk/deps.sh test
+	@$(MAKE) --no-print-directory test-run
+
+test-run: all
 	@$(MAKE) --no-print-directory $(TESTS) $(BENCHES) $(TEST_TOOLS)
 	@PYTHON=$(PYTHON) checks/run.sh $(TESTS)
 
-demo: all
+demo:
 	@mk/deps.sh test
+	@$(MAKE) --no-print-directory demo-run
+
+demo-run: all
 	@PYTHON=$(PYTHON) checks/demo.sh
 
 clean:
@@ -122,10 +211,10 @@ check-sm61:
 # and test_cuda_hamming_emu: the real kernel code, on the CPU; not a GPU result. Kernels
 # get FMA contraction as nvcc does (-mfma where the CPU has FMA); the emulator does not.
 EMU          := $(BUILD)/emu
-EMU_CFLAGS   := $(filter-out -DDATH_CUDA -DDATH_NCCL -I$(CUDA_HOME)/include,$(CFLAGS)) -DDATH_CUDA -Ichecks/emu
+EMU_CFLAGS   := $(BASE_CFLAGS) -DDATH_CUDA -Ichecks/emu
 EMU_CXXFLAGS := -std=c++17 $(OPT) -Wall -Wextra -Wno-unused-parameter -fno-strict-aliasing -ffp-contract=fast \
                 $(if $(shell grep -qw fma /proc/cpuinfo 2>/dev/null && echo y),-mfma) -DDATH_CUDA -Ichecks/emu -Ikernels -MMD -MP
-EMU_LDLIBS   := $(filter-out -L% -Wl% -lcublasLt -lcublas -lcudart -lnccl,$(LDLIBS)) -lstdc++
+EMU_LDLIBS   := $(BASE_LDLIBS) -lstdc++
 EMU_OBJ      := $(patsubst %.c,$(EMU)/%.o,$(filter-out host/main.c,$(ALL_C))) $(EMU)/emu.o \
                 $(patsubst kernels/%.cu,$(EMU)/kernels/%.cu.o,$(wildcard kernels/*.cu))
 TESTS        += $(EMU)/test_cuda_kernels_emu $(EMU)/test_cuda_hamming_emu
@@ -158,6 +247,12 @@ $(EMU)/%_emu: checks/%.c $(EMU)/libdath_emu.a
 TEST_TOOLS   += $(EMU)/dath_emu
 $(EMU)/dath_emu: $(EMU)/host/main.o $(EMU)/libdath_emu.a
 	$(CC) -o $@ $^ $(EMU_LDLIBS)
+
+# Benchmarks against the emulator: what checks/device --dry-run runs in place of the GPU's.
+TEST_TOOLS   += $(EMU)/bench/bench_encode_emu $(EMU)/bench/bench_peak_emu
+$(EMU)/bench/%_emu: bench/%.c $(EMU)/libdath_emu.a
+	@mkdir -p $(dir $@)
+	$(CC) $(EMU_CFLAGS) -o $@ $< $(EMU)/libdath_emu.a $(EMU_LDLIBS)
 
 # The emulated cuBLAS's arithmetic, bit for bit, under each of its models
 # (checks/test_cuda_precisions_emu.sh runs it).

@@ -3,12 +3,12 @@
  *
  *   build/bench/bench_encode [--variant V] [--bits K] [--classes C] [--input-size S]
  *                            [--batches 1,128] [--reps N] [--precision P] [--device D]
- *                            [--no-graphs] [--json]
+ *                            [--no-graphs] [--warmup W] [--json]
  *
  * What is timed: one encoder_run (host/encoder.h) — the upload of B decoded images of
  * the cached unit (uint8, R×R×3, from pinned memory), the centre-crop transform, the
  * forward pass without dropout (one CUDA graph replay after a warm-up) and the
- * download of h — repeated N times after 3 warm-ups; the median and the minimum over
+ * download of h — repeated N times after W warm-ups (default 3); the median and the minimum over
  * the repetitions, per batch and per image. JPEG decoding is not included (it is the
  * loader's, measured by bench_loader). Random weights and images: the work does not
  * depend on the values. On the CPU backend the same numbers are the CPU's latency. */
@@ -34,7 +34,7 @@ static int cmp_double(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
     const char *variant = "dath", *batches = "1,128", *precision = "fp32", *device = "auto";
-    int K = 64, C = 80, S = 224, reps = 30, graphs = 1, json = 0;
+    int K = 64, C = 80, S = 224, reps = 30, graphs = 1, json = 0, warmup = 3;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--variant") && v) variant = argv[++i];
@@ -46,6 +46,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--precision") && v) precision = argv[++i];
         else if (!strcmp(a, "--device") && v) device = argv[++i];
         else if (!strcmp(a, "--no-graphs")) graphs = 0;
+        else if (!strcmp(a, "--warmup") && v) warmup = atoi(argv[++i]);
         else if (!strcmp(a, "--json")) json = 1;
         else {
             fprintf(stderr, "bench_encode: unknown or incomplete option '%s' (see the comment at the top of bench/bench_encode.c)\n", a);
@@ -58,6 +59,7 @@ int main(int argc, char **argv) {
     int prec = backend_precision_parse(precision);
     if (prec < 0) { fprintf(stderr, "bench_encode: --precision '%s'\n", precision); return 2; }
     if (reps < 1) reps = 1;
+    if (warmup < 1) warmup = 1;   /* the first run captures the graph */
     const dath_backend *be = backend_choose(device, err, sizeof err);
     if (!be) { fprintf(stderr, "bench_encode: %s\n", err); return 2; }
     dath_model *m = model_create(var, K, C, S, err, sizeof err);
@@ -90,10 +92,10 @@ int main(int argc, char **argv) {
         float *h = malloc((size_t)B * K * sizeof *h);   /* [B, K] */
         double *t = malloc((size_t)reps * sizeof *t);   /* [reps] seconds */
         int ok = 1;
-        for (int i = 0; i < 3 + reps && ok; i++) {
+        for (int i = 0; i < warmup + reps && ok; i++) {
             double t0 = bench_now();
             ok = encoder_run(e, B, h, err, sizeof err) == 0;
-            if (i >= 3) t[i - 3] = bench_now() - t0;
+            if (i >= warmup) t[i - warmup] = bench_now() - t0;
         }
         if (!ok) { fprintf(stderr, "bench_encode: %s\n", err); rc = 1; }
         else {

@@ -8,61 +8,23 @@
  *   bench_gpu_kernels [--reps N] [--batch B] [--precision fp32|tf32|bf16]
  *                     [--csv FILE] [--md FILE]
  *   bench_gpu_kernels --step-flops VARIANT [--bits K] [--classes C] [--batch B]
- *                     [--input-size S]      FLOPs of one training step (forward and
- *                                           backward, GEMMs and attention products)
+ *                     [--input-size S]      FLOPs of one training step: the cost model's
+ *                                           (host/cost.h) sum over every kernel the step
+ *                                           launches (`dath cost` prints them one by one)
  *   bench_gpu_kernels --peak fp32|tf32|bf16 the GPU's peak TFLOP/s and where it came from
  *
- * Peak: a table of datasheet dense rates by device name (H100/H200 SXM, H100 PCIe,
- * A100, L40S, V100, GTX 1080 Ti); otherwise SMs × clock × FLOPs per clock per SM for
- * the compute capability (an estimate, labelled as such). Exit 1 without a GPU. */
+ * Peak: the cost model's table of datasheet dense rates, matched by device name
+ * (cost_gpu_match: H200, H100 SXM/PCIe, A100, L40S, RTX 4090, V100, GTX 1080 Ti);
+ * otherwise SMs × clock × FLOPs per clock per SM for the compute capability (an
+ * estimate, labelled as such). Exit 1 without a GPU. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../host/backend.h"
+#include "../host/cost.h"
 #include "../host/model.h"
 #include "../kernels/rng.h"
-
-/* ---- FLOP counts (2 per multiply-add) ------------------------------------------------ */
-
-static double conv_flops(int B, int Ci, int H, int Co, int k, int stride, int pad) {
-    int Ho = (H + 2 * pad - k) / stride + 1;
-    return 2.0 * B * Co * Ho * Ho * (double)Ci * k * k;
-}
-static double linear_flops(int B, int I, int O) { return 2.0 * B * (double)I * O; }
-static double pam_flops(int B, int C, int Cq, int N) {
-    return 2.0 * B * N * (2.0 * Cq * C + (double)C * C)   /* q, k, v */
-         + 2.0 * B * (double)N * N * Cq                   /* e = qᵀk */
-         + 2.0 * B * (double)C * N * N;                   /* o = v·aᵀ */
-}
-static double cam_flops(int B, int C, int N) { return 2.0 * 2.0 * B * (double)C * C * N; }
-
-/* One training step: forward, and a backward of twice the forward for every layer
- * whose input needs a gradient (conv1's image does not: its backward is dw only). */
-static double step_flops(dath_variant v, int K, int C, int B, int S) {
-    int h1 = (S + 4 - 11) / 4 + 1, h2 = maxpool_out(h1), h3 = maxpool_out(h2);
-    int N = h3 * h3;
-    double c1 = conv_flops(B, 3, S, 64, 11, 4, 2);
-    double trunk = conv_flops(B, 64, h2, 192, 5, 1, 2) + conv_flops(B, 192, h3, 384, 3, 1, 1) +
-                   conv_flops(B, 384, h3, 256, 3, 1, 1) + conv_flops(B, 256, h3, 256, 3, 1, 1);
-    double fc = linear_flops(B, MODEL_C5 * MODEL_POOL * MODEL_POOL, MODEL_HIDDEN) +
-                linear_flops(B, MODEL_HIDDEN, MODEL_HIDDEN);
-    double pam = pam_flops(B, MODEL_C5, MODEL_CQ, N), cam = cam_flops(B, MODEL_C5, N);
-    double attn = 0.0;
-    int streams = 1;
-    switch (v) {
-    case VARIANT_DATH: streams = 2; attn = pam + cam; break;   /* one PAM, one CAM stream */
-    case VARIANT_S: attn = pam; break;
-    case VARIANT_C: attn = cam; break;
-    case VARIANT_N: attn = 0.0; break;
-    case VARIANT_1: attn = pam + cam; break;                  /* both on one trunk */
-    }
-    double fwd = streams * (c1 + trunk + fc) + attn + linear_flops(B, MODEL_HIDDEN, K) +
-                 linear_flops(B, K, C);
-    double bwd = streams * (c1 + 2.0 * (trunk + fc)) + 2.0 * attn +
-                 2.0 * (linear_flops(B, MODEL_HIDDEN, K) + linear_flops(B, K, C));
-    return fwd + bwd;
-}
 
 static const char *arg_after(int argc, char **argv, const char *name, const char *def) {
     for (int i = 1; i + 1 < argc; i++)
@@ -76,11 +38,23 @@ static int step_flops_main(int argc, char **argv, const char *vname) {
         fprintf(stderr, "bench_gpu_kernels: unknown variant '%s'\n", vname);
         return 2;
     }
-    int K = atoi(arg_after(argc, argv, "--bits", "64"));
-    int C = atoi(arg_after(argc, argv, "--classes", "80"));
-    int B = atoi(arg_after(argc, argv, "--batch", "128"));
-    int S = atoi(arg_after(argc, argv, "--input-size", "224"));
-    printf("%.6e\n", step_flops(v, K, C, B, S));
+    cost_config cf = {0};
+    cf.variant = v;
+    cf.K = atoi(arg_after(argc, argv, "--bits", "64"));
+    cf.C = atoi(arg_after(argc, argv, "--classes", "80"));
+    cf.B = atoi(arg_after(argc, argv, "--batch", "128"));
+    cf.S = atoi(arg_after(argc, argv, "--input-size", "224"));
+    cf.precision = DATH_FP32;   /* FLOPs do not depend on the GEMMs' unit */
+    cost_model cm;
+    char err[256];
+    if (cost_build(&cm, &cf, err, sizeof err)) {
+        fprintf(stderr, "bench_gpu_kernels: --step-flops: %s\n", err);
+        return 2;
+    }
+    double flops = 0;
+    for (int i = 0; i < cm.step.nkernels; i++) flops += cm.step.kernels[i].flops;
+    cost_free(&cm);
+    printf("%.6e\n", flops);
     return 0;
 }
 
@@ -97,6 +71,22 @@ int main(int argc, char **argv) {
 
 #include <cuda_runtime.h>
 
+/* ---- FLOP counts (2 per multiply-add) of one op, for its TFLOP/s line ------------------ */
+/* The GEMM products of the op (the cost model counts the same ones launch by launch,
+ * host/cost.c; the step's total, --step-flops, is the model's). */
+
+static double conv_flops(int B, int Ci, int H, int Co, int k, int stride, int pad) {
+    int Ho = (H + 2 * pad - k) / stride + 1;
+    return 2.0 * B * Co * Ho * Ho * (double)Ci * k * k;
+}
+static double linear_flops(int B, int I, int O) { return 2.0 * B * (double)I * O; }
+static double pam_flops(int B, int C, int Cq, int N) {
+    return 2.0 * B * N * (2.0 * Cq * C + (double)C * C)   /* q, k, v */
+         + 2.0 * B * (double)N * N * Cq                   /* e = qᵀk */
+         + 2.0 * B * (double)C * N * N;                   /* o = v·aᵀ */
+}
+static double cam_flops(int B, int C, int N) { return 2.0 * 2.0 * B * (double)C * C * N; }
+
 #define BCUDA(call)                                                                    \
     do {                                                                               \
         cudaError_t e_ = (call);                                                       \
@@ -109,23 +99,6 @@ int main(int argc, char **argv) {
     } while (0)
 
 /* ---- the GPU's peak ------------------------------------------------------------------- */
-
-typedef struct peak_row {
-    const char *name;             /* substring of the device name */
-    double fp32, tf32, bf16;      /* dense TFLOP/s; 0 where there is no such unit */
-} peak_row;
-
-/* Datasheet dense rates (no sparsity), SXM parts at boost clock. */
-static const peak_row PEAKS[] = {
-    {"H200", 66.9, 494.7, 989.4},
-    {"H100 80GB HBM3", 66.9, 494.7, 989.4},
-    {"H100 SXM", 66.9, 494.7, 989.4},
-    {"H100 PCIe", 51.2, 378.0, 756.0},
-    {"A100", 19.5, 156.0, 312.0},
-    {"L40S", 91.6, 183.2, 362.1},
-    {"V100", 15.7, 0.0, 0.0},
-    {"1080 Ti", 11.3, 0.0, 0.0},
-};
 
 /* FP32 lanes per SM by compute capability (×2 FLOPs a clock), and dense tensor FLOPs
  * per clock per SM for tf32 and bf16 (data-centre parts; GeForce parts may run bf16 at
@@ -143,13 +116,12 @@ static void per_sm(int major, int minor, double *fp32, double *tf32, double *bf1
 static double gpu_peak(int precision, char *src, size_t src_len) {
     struct cudaDeviceProp p;
     BCUDA(cudaGetDeviceProperties(&p, 0));
-    for (size_t i = 0; i < sizeof PEAKS / sizeof PEAKS[0]; i++)
-        if (strstr(p.name, PEAKS[i].name)) {
-            double v = precision == DATH_TF32 ? PEAKS[i].tf32
-                     : precision == DATH_BF16 ? PEAKS[i].bf16 : PEAKS[i].fp32;
-            snprintf(src, src_len, "datasheet dense rate for '%s' (%.80s)", PEAKS[i].name, p.name);
-            return v;
-        }
+    const cost_gpu *g = cost_gpu_match(p.name);   /* the cost model's datasheet table */
+    if (g) {
+        double v = precision == DATH_TF32 ? g->tf32 : precision == DATH_BF16 ? g->bf16 : g->fp32;
+        snprintf(src, src_len, "datasheet dense rate for %s (%.80s; host/cost.c)", g->label, p.name);
+        return v;
+    }
     int khz = 0;
     BCUDA(cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, 0));
     double fp32, tf32, bf16;

@@ -19,7 +19,14 @@ Script (benchmark):
   to the device each step and transformed there as dath does (random S×S crop,
   random horizontal flip, ImageNet normalisation); prints ms/step and images/s.
     --encode-latency   ms per image at batch 1 and at batch 128 (eval mode, centre crop;
-                       timed from the pinned uint8 batch to the codes on the host)
+                       timed from the pinned uint8 batch to the codes on the host);
+                       --batches 1,128 chooses the batches
+    --epoch N          one warm epoch of N images, as `dath train --data-on-device` runs
+                       its second epoch: the decoded set (random uint8, N × R×R×3) held in
+                       device memory, a permutation of it in batches of --batch (the last
+                       partial one kept), each batch gathered, cropped, flipped and
+                       normalised on the device, then forward, backward, RMSProp; timed
+                       after --warmup untimed steps; prints epoch_s and ms_per_step
     --losses-from M    loads M (a dath model file), dropout off, prints the losses of the
                        first --steps training steps (RMSProp between them), one JSON line
                        a step; the batch is --inputs D.safetensors (the `input` and
@@ -389,6 +396,71 @@ def run_train(args, device):
               f"(last loss {float(total):.4f})")
 
 
+def run_epoch(args, device):
+    """A warm epoch of args.epoch images from a device-resident set (see --epoch)."""
+    model = build_model(args.variant, args.bits, args.classes).to(device).train()
+    opt = make_optimizer(model, args.lr, args.wd)
+    fwd, compiled = maybe_compile(model, args.compile)
+    r = cache_side(args.input_size)
+    tf = Transform(args.input_size, r, device)
+    n, b = args.epoch, args.batch
+    g = torch.Generator(device="cpu")
+    g.manual_seed(args.seed)
+    chunks, left = [], n          # the set, made on the device in pieces (host memory stays small)
+    while left:
+        k = min(left, 1024)
+        chunks.append(torch.randint(0, 256, (k, r, r, 3), dtype=torch.uint8, generator=g).to(device))
+        left -= k
+    images = torch.cat(chunks)                                            # [N,R,R,3]
+    del chunks
+    labels = (torch.rand(n, args.classes, generator=g) < 2.0 / args.classes).float().to(device)
+    gen = torch.Generator(device=device)
+    gen.manual_seed(args.seed)
+
+    def step(idx):
+        x = tf(images[idx], True, gen)
+        with autocast_ctx(args.precision, device):
+            h, y = fwd(x)
+        _, _, _, total, _ = losses(h, y, labels[idx], True, args.margin, args.beta, args.gamma_loss, 1.0)
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+        return total
+
+    warm = torch.arange(min(b, n), device=device)
+    for i in range(max(args.warmup, 1)):
+        try:
+            step(warm)
+        except Exception as e:  # a failing torch.compile falls back to eager
+            if not compiled:
+                raise
+            print(f"warning: torch.compile failed ({type(e).__name__}: {e}); running eager",
+                  file=sys.stderr)
+            fwd, compiled = model, False
+            step(warm)
+    order = torch.randperm(n, generator=g).to(device)
+    batches = [order[i:i + b] for i in range(0, n, b)]
+    if len(batches) > 1 and len(batches[-1]) == 1:   # dath drops a last batch of one image
+        batches.pop()
+    sync(device)
+    t0 = time.perf_counter()
+    for idx in batches:
+        total = step(idx)
+    sync(device)
+    dt = time.perf_counter() - t0
+    res = {"variant": args.variant, "bits": args.bits, "batch": b, "images": n,
+           "steps": len(batches), "precision": args.precision, "compile": compiled,
+           "epoch_s": round(dt, 4), "ms_per_step": round(dt / len(batches) * 1e3, 3),
+           "images_per_s": round(sum(len(x) for x in batches) / dt, 1),
+           "device": device_name(device)}
+    if args.json:
+        print(json.dumps(res))
+    else:
+        print(f"warm epoch of {n} images, {args.variant}, batch {b}, {args.precision}"
+              f"{' compiled' if compiled else ''} on {res['device']}: {dt:.2f} s "
+              f"({res['ms_per_step']:.2f} ms/step, last loss {float(total):.4f})")
+
+
 def run_encode(args, device):
     model = build_model(args.variant, args.bits, args.classes).to(device).eval()
     fwd, compiled = maybe_compile(model, args.compile)
@@ -397,7 +469,7 @@ def run_encode(args, device):
     pin = device.type == "cuda"
     res = {"variant": args.variant, "bits": args.bits, "precision": args.precision,
            "device": device_name(device)}
-    for b in (1, 128):
+    for b in args.batches:
         img, _ = random_batches(1, b, r, args.classes, args.seed, pin)[0]
 
         def encode():
@@ -427,8 +499,8 @@ def run_encode(args, device):
         print(json.dumps(res))
     else:
         print(f"{args.variant} {args.bits} bits, {args.precision}{' compiled' if compiled else ''} "
-              f"on {res['device']}: {res['ms_per_image_b1']:.3f} ms/image at batch 1, "
-              f"{res['ms_per_image_b128']:.4f} ms/image at batch 128")
+              f"on {res['device']}: " + ", ".join(f"{res[f'ms_per_image_b{b}']:.4f} ms/image at batch {b}"
+                                                  for b in args.batches))
 
 
 def run_losses(args, device):
@@ -483,6 +555,8 @@ def main(argv=None):
     ap.add_argument("--compile", action="store_true", help="torch.compile the model where available")
     ap.add_argument("--json", action="store_true", help="one JSON line of results")
     ap.add_argument("--encode-latency", action="store_true", help="time encoding instead of training")
+    ap.add_argument("--batches", default="1,128", help="with --encode-latency: the batches, comma-separated")
+    ap.add_argument("--epoch", type=int, metavar="N", help="time one warm epoch of N device-resident images")
     ap.add_argument("--losses-from", metavar="M", help="print the first steps' losses from a dath model")
     ap.add_argument("--inputs", metavar="D", help="with --losses-from: a dath step dump's input/labels")
     ap.add_argument("--lr", type=float, default=1e-5)
@@ -494,6 +568,13 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.input_size < 63:
         ap.error(f"--input-size {args.input_size}: AlexNet's trunk needs at least 63")
+    try:
+        args.batches = [int(b) for b in args.batches.split(",")]
+        assert args.batches and min(args.batches) >= 1
+    except (ValueError, AssertionError):
+        ap.error(f"--batches '{args.batches}': positive integers, comma-separated")
+    if args.epoch is not None and args.epoch < 2:
+        ap.error(f"--epoch {args.epoch}: at least 2 images")
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         ap.error("--device cuda: this torch sees no CUDA device")
@@ -503,6 +584,8 @@ def main(argv=None):
         run_losses(args, device)
     elif args.encode_latency:
         run_encode(args, device)
+    elif args.epoch is not None:
+        run_epoch(args, device)
     else:
         run_train(args, device)
     return 0

@@ -79,6 +79,7 @@ dath_encoder *encoder_create(const dath_backend *be, dath_ctx *ctx, const dath_m
 
 uint8_t *encoder_images(dath_encoder *e) { return e->img; }
 long encoder_replayed(const dath_encoder *e) { return e->replayed; }
+dath_net *encoder_net(dath_encoder *e) { return e->net; }
 
 void encoder_set_graphs(dath_encoder *e, int on) {
     if (!on && e->graph) {

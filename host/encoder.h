@@ -33,6 +33,9 @@ uint8_t *encoder_images(dath_encoder *e);
  * -1 with a message. */
 int encoder_run(dath_encoder *e, int B, float *h, char *err, size_t err_len);
 
+/* The net the encoder runs (the cost model names parameter pointers through it). */
+struct dath_net *encoder_net(dath_encoder *e);
+
 /* Graphs on (1, the default) or off (0). Batches replayed from a graph so far. */
 void encoder_set_graphs(dath_encoder *e, int on);
 long encoder_replayed(const dath_encoder *e);

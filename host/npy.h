@@ -1,4 +1,5 @@
-/* host/npy.h — 2-D uint8 .npy files: packed codes and 0/1 label rows (DESIGN.md §7).
+/* host/npy.h — 2-D uint8 .npy files: packed codes and 0/1 label rows (DESIGN.md §7);
+ * 2-D float32 files: features (npy_read_f32 / npy_write_f32, at the end).
  *
  * Written: format version 1.0, dtype '|u1', C order, shape (rows, cols); atomically
  * (atomic_write of host/safetensors.h), so a crash never leaves a broken file.
@@ -21,5 +22,16 @@ int npy_read_u8(const char *path, uint8_t **data, int64_t *rows, int64_t *cols, 
 /* data [rows, cols]; rows may be 0 */
 int npy_write_u8(const char *path, const uint8_t *data, int64_t rows, int64_t cols, char *err,
                  size_t err_len);
+
+/* Features, float32 [rows, cols]. Read: dtype '<f4' or '>f4', or float64 ('<f8', '>f8',
+ * numpy's default), converted to float32 (a value outside float32's range is an error;
+ * NaN and infinity are passed through for the caller to judge). The file's size is
+ * checked against rows × cols × itemsize, with overflow-safe products, before anything
+ * is allocated for the data. Written: version 1.0, '<f4' (the host's order), C order,
+ * atomically. *data is malloc'd and belongs to the caller (free). */
+int npy_read_f32(const char *path, float **data, int64_t *rows, int64_t *cols, char *err,
+                 size_t err_len);
+int npy_write_f32(const char *path, const float *data, int64_t rows, int64_t cols, char *err,
+                  size_t err_len);
 
 #endif

@@ -1,12 +1,22 @@
 #!/bin/sh
 # mk/deps.sh — make sure the Debian packages dath needs are installed.
-#   mk/deps.sh build   packages needed to build dath
-#   mk/deps.sh test    packages needed by `make test` (and `make demo`)
+#   mk/deps.sh build   what building dath needs (`make deps`)
+#   mk/deps.sh test    that, and what `make test` and `make demo` need
 # As root, missing packages are installed with apt-get. Otherwise the script names
-# each missing package and the command that installs it, and fails.
+# each missing package and the command that installs it, and fails. `make` alone never
+# calls this script: only `make deps`, `make test` and `make demo` do.
+#
+# A machine needs only a C compiler, make and git (and, as root, apt-get) before
+# `make test` or `make demo`; everything else is here. The CUDA toolkit is not a Debian
+# package dath installs: it is used where nvcc is found (`make check-sm61` installs
+# Debian's CUDA 11.8 for itself).
 set -u
-build="libstb-dev libopenblas-dev"
-test="python3-numpy python3-torch dataset-fashion-mnist gnuplot-nox"
+# the build: OpenBLAS (the CPU backend's GEMMs), stb (PNG and other formats, resizing,
+# writing the demo's images), libjpeg-turbo (JPEG)
+build="libopenblas-dev libstb-dev libjpeg62-turbo-dev"
+# the checks and the demo: g++ (the CUDA emulator is C++), Python with numpy and torch
+# (the PyTorch comparison, the dump comparisons), the demo's images, gnuplot (plots)
+test="g++ python3 python3-numpy python3-torch dataset-fashion-mnist gnuplot-nox"
 case "${1:-build}" in
   build) want="$build" ;;
   test)  want="$build $test" ;;
