@@ -243,7 +243,7 @@ $(EMU)/%_emu: checks/%.c $(EMU)/libdath_emu.a
 	$(CC) $(EMU_CFLAGS) -o $@ $< $(EMU)/libdath_emu.a $(EMU_LDLIBS)
 
 # dath itself against the emulator: the CUDA backend's host side (streams, fences, graphs,
-# the feed, the stepper's capture) runs end to end on the CPU (checks/test_emu_dath.sh).
+# the feed, the stepper's capture) runs end to end on the CPU (checks/device --dry-run).
 TEST_TOOLS   += $(EMU)/dath_emu
 $(EMU)/dath_emu: $(EMU)/host/main.o $(EMU)/libdath_emu.a
 	$(CC) -o $@ $^ $(EMU_LDLIBS)
