@@ -10,7 +10,7 @@ PYTHON  ?= /usr/bin/python3
 BUILD   := build
 OPT     := $(if $(DEBUG),-O0 -g -DDATH_DEBUG=1,-O3 -march=x86-64-v2)
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers $(OPT) -fopenmp -MMD -MP
-LDLIBS  += -lopenblas -lm -lpthread -fopenmp
+LDLIBS  += -lopenblas -ljpeg -lm -lpthread -fopenmp
 
 # ---- what is there ------------------------------------------------------------
 NVCC      ?= $(shell command -v nvcc 2>/dev/null)
@@ -23,6 +23,7 @@ endif
 HAVE_NCCL := $(if $(HAVE_CUDA),$(wildcard $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h))
 HAVE_BLAS := $(wildcard /usr/include/cblas.h /usr/include/x86_64-linux-gnu/cblas.h)
 HAVE_STB  := $(wildcard /usr/include/stb/stb_image.h)
+HAVE_JPEG := $(wildcard /usr/include/jpeglib.h)
 
 ifneq ($(HAVE_CUDA),)
   NVCC_VER  := $(shell $(NVCC) --version | sed -n 's/.*release \([0-9]*\)\.\([0-9]*\).*/\1.\2/p')

@@ -5,8 +5,8 @@
 # As root, missing packages are installed with apt-get. Otherwise the script names
 # each missing package and the command that installs it, and fails.
 set -u
-build="libstb-dev libopenblas-dev"
-test="python3-numpy python3-torch dataset-fashion-mnist gnuplot-nox"
+build="libstb-dev libopenblas-dev libjpeg62-turbo-dev"
+test="python3-numpy python3-torch dataset-fashion-mnist gnuplot-nox clang libclang-rt-14-dev"
 case "${1:-build}" in
   build) want="$build" ;;
   test)  want="$build $test" ;;
