@@ -123,13 +123,13 @@ static void bench_set(const char *dir, int R, int n, int cores) {
     uint8_t *out = malloc((size_t)R * R * 3);   /* [R, R, 3] */
     char why[128];
     int m = l->n < n ? l->n : n, bad = 0;
-    for (int i = 0; i < (m < 10 ? m : 10); i++) bad += image_load(l->paths[i], R, out, why, sizeof why) != 0;   /* warm the page cache */
+    for (int i = 0; i < (m < 10 ? m : 10); i++) bad += image_load(l->paths[i], R, 0, out, why, sizeof why) != 0;   /* warm the page cache */
     double t0 = now();
-    for (int i = 0; i < m; i++) bad += image_load(l->paths[i], R, out, why, sizeof why) != 0;
+    for (int i = 0; i < m; i++) bad += image_load(l->paths[i], R, 0, out, why, sizeof why) != 0;
     double one = now() - t0;
     free(out);
 
-    dath_cache *c = cache_create(l, R, NULL, err, sizeof err);
+    dath_cache *c = cache_create(l, R, 0, NULL, err, sizeof err);
     double all = 0;
     if (c) {
         t0 = now();

@@ -40,11 +40,13 @@ int cmd_encode(int argc, char **argv) {
     const char *model_path = NULL, *list_path = NULL, *root = "", *device = "auto", *precision = "fp32";
     const char *out = NULL, *labels_out = NULL;
     int batch = 256;
+    float max_mp = 64;
     opt_spec spec[] = {
         {"model", OPT_STR, &model_path, NULL, "model or checkpoint (.safetensors)", OPT_REQUIRED},
         {"list", OPT_STR, &list_path, NULL, "image list: path and C labels a line", OPT_REQUIRED},
         {"root", OPT_STR, &root, "", "directory the list's paths are relative to", 0},
-        {"batch", OPT_INT, &batch, "256", "images per forward pass", 0},
+        {"batch", OPT_INT, &batch, "256", "images per forward pass", OPT_POSITIVE},
+        {"max-megapixels", OPT_FLOAT, &max_mp, "64", "refuse (leave out) images of more pixels, read from the header before decoding", OPT_POSITIVE},
         {"device", OPT_STR, &device, "auto", "auto, cpu or cuda", 0},
         {"precision", OPT_STR, &precision, "fp32", "fp32, tf32 or bf16 (CUDA, sm_80+)", 0},
         {"out", OPT_STR, &out, NULL, "codes file (.npy, uint8, numpy.packbits order)", OPT_REQUIRED},
@@ -93,7 +95,7 @@ int cmd_encode(int argc, char **argv) {
             variant_name(m->variant), m->K, m->S, be->device, precision, l->n, list_path);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (evaluate_encode(be, &ctx, m, l, batch, 1, &codes, &kept, &n_ok, err, sizeof err)) {
+    if (evaluate_encode(be, &ctx, m, l, batch, (int64_t)((double)max_mp * 1e6), 1, &codes, &kept, &n_ok, err, sizeof err)) {
         fprintf(stderr, "dath encode: %s\n", err);
         goto out;
     }

@@ -56,7 +56,7 @@ typedef struct train_opts {
     const char *train, *root, *variant, *init, *out, *resume, *query, *database, *device, *precision, *cache;
     const char *data_on_device;
     int bits, epochs, batch, size, eval_every, topk, workers, strict, max_steps, log_every, no_graphs, ranks;
-    float lr, wd, beta, gamma, margin;
+    float lr, wd, beta, gamma, margin, max_mp;
     uint64_t seed;
 } train_opts;
 
@@ -65,33 +65,34 @@ typedef struct train_opts {
         {"train", OPT_STR, &(o).train, NULL, "training list (path and C 0/1 labels a line)"},              \
         {"root", OPT_STR, &(o).root, "", "directory the lists' paths are relative to"},                  \
         {"variant", OPT_STR, &(o).variant, "dath", "dath, dath-s, dath-c, dath-n or dath-1"},             \
-        {"bits", OPT_INT, &(o).bits, "64", "hash code length K"},                                         \
-        {"epochs", OPT_INT, &(o).epochs, "200", "epochs to train (in all, counting resumed ones)"},       \
-        {"batch", OPT_INT, &(o).batch, "128", "batch size (the global batch)"},                          \
-        {"lr", OPT_FLOAT, &(o).lr, "1e-5", "RMSProp learning rate"},                                     \
-        {"wd", OPT_FLOAT, &(o).wd, "1e-5", "weight decay"},                                               \
-        {"beta", OPT_FLOAT, &(o).beta, "1", "weight β of J2 (classification)"},                           \
-        {"gamma", OPT_FLOAT, &(o).gamma, "0.01", "weight γ of J3 (quantisation)"},                        \
-        {"margin", OPT_FLOAT, &(o).margin, "5", "triplet margin α of J1"},                                \
+        {"bits", OPT_INT, &(o).bits, "64", "hash code length K", OPT_POSITIVE},                                         \
+        {"epochs", OPT_INT, &(o).epochs, "200", "epochs to train (in all, counting resumed ones)", OPT_POSITIVE},       \
+        {"batch", OPT_INT, &(o).batch, "128", "batch size (the global batch)", OPT_POSITIVE},                          \
+        {"lr", OPT_FLOAT, &(o).lr, "1e-5", "RMSProp learning rate", OPT_POSITIVE},                                     \
+        {"wd", OPT_FLOAT, &(o).wd, "1e-5", "weight decay", OPT_NONNEG},                                               \
+        {"beta", OPT_FLOAT, &(o).beta, "1", "weight β of J2 (classification)", OPT_NONNEG},                           \
+        {"gamma", OPT_FLOAT, &(o).gamma, "0.01", "weight γ of J3 (quantisation)", OPT_NONNEG},                        \
+        {"margin", OPT_FLOAT, &(o).margin, "5", "triplet margin α of J1", OPT_NONNEG},                                \
         {"init", OPT_STR, &(o).init, NULL, "torchvision AlexNet safetensors for the trunks"},             \
-        {"input-size", OPT_INT, &(o).size, "224", "input side S (at least 63)"},                          \
+        {"input-size", OPT_INT, &(o).size, "224", "input side S (at least 63)", OPT_POSITIVE},                          \
         {"seed", OPT_U64, &(o).seed, "0", "seed of initialisation, order, crops, flips, dropout"},        \
         {"out", OPT_STR, &(o).out, "out", "directory for last.safetensors, model.safetensors, log.jsonl"}, \
         {"resume", OPT_STR, &(o).resume, NULL, "continue the run whose checkpoint is DIR/last.safetensors"}, \
-        {"eval-every", OPT_INT, &(o).eval_every, "0", "MAP every E epochs (needs --query and --database)"}, \
+        {"eval-every", OPT_INT, &(o).eval_every, "0", "MAP every E epochs (needs --query and --database)", OPT_NONNEG}, \
         {"query", OPT_STR, &(o).query, NULL, "query list for MAP"},                                       \
         {"database", OPT_STR, &(o).database, NULL, "database list for MAP"},                              \
-        {"topk", OPT_INT, &(o).topk, "5000", "MAP@K (0: all)"},                                           \
+        {"topk", OPT_INT, &(o).topk, "5000", "MAP@K (0: all)", OPT_NONNEG},                                           \
         {"device", OPT_STR, &(o).device, "auto", "auto, cpu or cuda"},                                    \
         {"precision", OPT_STR, &(o).precision, "fp32", "fp32, tf32 or bf16 (CUDA, sm_80+)"},              \
-        {"workers", OPT_INT, &(o).workers, "0", "decoding threads (0: one per core)"},                    \
+        {"workers", OPT_INT, &(o).workers, "0", "decoding threads (0: one per core)", OPT_NONNEG},                    \
         {"strict", OPT_FLAG, &(o).strict, "0", "stop at the first unreadable image instead of skipping it"}, \
         {"cache", OPT_STR, &(o).cache, NULL, "directory for the decoded-image cache file"},               \
-        {"max-steps", OPT_INT, &(o).max_steps, "0", "stop (with a checkpoint) after this global step"},   \
-        {"log-every", OPT_INT, &(o).log_every, "0", "plain progress line every N steps (0: each epoch)"},  \
+        {"max-megapixels", OPT_FLOAT, &(o).max_mp, "64", "refuse (skip) images of more pixels, read from the header before decoding", OPT_POSITIVE}, \
+        {"max-steps", OPT_INT, &(o).max_steps, "0", "stop (with a checkpoint) after this global step", OPT_NONNEG},   \
+        {"log-every", OPT_INT, &(o).log_every, "0", "plain progress line every N steps (0: each epoch)", OPT_NONNEG},  \
         {"data-on-device", OPT_STR, &(o).data_on_device, "auto", "keep the decoded set in device memory after the first epoch: auto (when it fits in half the free memory), yes, no"}, \
         {"no-graphs", OPT_FLAG, &(o).no_graphs, "0", "run every step eagerly instead of replaying a CUDA graph"}, \
-        {"ranks", OPT_INT, &(o).ranks, "1", "data-parallel ranks: GPUs 0..N-1 over NCCL (CUDA), threads (CPU); --batch is split evenly"}, \
+        {"ranks", OPT_INT, &(o).ranks, "1", "data-parallel ranks: GPUs 0..N-1 over NCCL (CUDA), threads (CPU); --batch is split evenly", OPT_POSITIVE}, \
         {0}                                                                                                \
     }
 
@@ -102,9 +103,9 @@ static void train_args_string(const train_opts *o, char *buf, size_t len) {
     snprintf(buf, len,
              "--train\t%s\t--root\t%s\t--variant\t%s\t--bits\t%d\t--epochs\t%d\t--batch\t%d\t--lr\t%.9g\t--wd\t%.9g\t"
              "--beta\t%.9g\t--gamma\t%.9g\t--margin\t%.9g\t--input-size\t%d\t--seed\t%" PRIu64 "\t--topk\t%d\t"
-             "--eval-every\t%d%s%s%s%s",
+             "--eval-every\t%d\t--max-megapixels\t%.9g%s%s%s%s",
              o->train, o->root, o->variant, o->bits, o->epochs, o->batch, o->lr, o->wd, o->beta, o->gamma,
-             o->margin, o->size, o->seed, o->topk, o->eval_every, o->query ? "\t--query\t" : "",
+             o->margin, o->size, o->seed, o->topk, o->eval_every, o->max_mp, o->query ? "\t--query\t" : "",
              o->query ? o->query : "", o->database ? "\t--database\t" : "", o->database ? o->database : "");
 }
 
@@ -247,7 +248,8 @@ int cmd_train(int argc, char **argv) {
     int data_mode = !strcmp(o.data_on_device, "yes") ? FEED_DATA_YES : !strcmp(o.data_on_device, "no") ? FEED_DATA_NO : FEED_DATA_AUTO;
     prefetch_config pc = {.list = l, .mode = PREFETCH_TRAIN, .R = R, .S = S, .B = B, .seed = o.seed,
                           .workers = o.workers, .ring = 4, .strict = o.strict, .cache_dir = o.cache,
-                          .host_alloc = be->host_alloc, .host_free = be->host_free};
+                          .host_alloc = be->host_alloc, .host_free = be->host_free,
+                          .max_pixels = (int64_t)((double)o.max_mp * 1e6)};
     dath_prefetch *pf = prefetch_create(&pc, err, sizeof err);
     ranks_config rc_ = {.be = be, .m = m, .pf = pf, .world = o.ranks, .B = B, .R = R, .S = S, .C = C,
                         .precision = prec, .data_mode = data_mode, .graphs = !o.no_graphs,
@@ -366,7 +368,8 @@ int cmd_train(int argc, char **argv) {
         double map = NAN;
         if (o.eval_every > 0 && ((epoch + 1) % o.eval_every == 0 || epoch + 1 == o.epochs)) {
             ranks_download(rk, m);
-            if (evaluate_model_map(be, ranks_ctx0(rk), m, o.query, o.database, o.root, o.topk, &map, err, sizeof err)) {
+            if (evaluate_model_map(be, ranks_ctx0(rk), m, o.query, o.database, o.root, o.topk, pc.max_pixels, &map,
+                                   err, sizeof err)) {
                 fprintf(stderr, "dath train: evaluation: %s\n", err);
                 failed = 1;
             }
