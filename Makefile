@@ -159,3 +159,6 @@ $(EMU)/%_emu: checks/%.c $(EMU)/libdath_emu.a
 TEST_TOOLS   += $(EMU)/dath_emu
 $(EMU)/dath_emu: $(EMU)/host/main.o $(EMU)/libdath_emu.a
 	$(CC) -o $@ $^ $(EMU_LDLIBS)
+
+# ---- the sanitizer build and the fuzz targets (mk/fuzz.mk, checks/fuzz/) -----------------
+include mk/fuzz.mk
