@@ -54,6 +54,7 @@ FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-
 FUZZ_SRC     := loader/image.c loader/list.c loader/cache.c host/safetensors.c host/npy.c host/atomic.c
 FUZZ_OBJ     := $(FUZZ_SRC:%.c=$(FUZZ)/obj/%.o)
 FUZZ_BINS    := $(patsubst %,$(FUZZ)/fuzz_%,list safetensors npy cache image)
+.SECONDARY: $(FUZZ_OBJ)   # made through a pattern rule: kept, not deleted as intermediates
 TEST_TOOLS   += $(FUZZ)/make_seeds $(if $(HAVE_FUZZ),$(FUZZ_BINS))
 
 $(FUZZ)/obj/%.o: %.c $(CONFIG_STAMP) mk/fuzz.mk
