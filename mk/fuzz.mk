@@ -9,7 +9,7 @@
 # The fuzz targets ($(BUILD)/fuzz, checks/fuzz/): one libFuzzer target per parser of
 # untrusted bytes (list, safetensors, npy, cache, image), built by clang with
 # -fsanitize=fuzzer,address,undefined over the parsers' sources only; the seed corpus is
-# written by $(BUILD)/fuzz/make_seeds (built by $(CC)). Without clang and libFuzzer
+# written by $(BUILD)/fuzz/make_seeds (built by $(CC) from the same sources). Without clang and libFuzzer
 # (Debian: clang, libclang-rt-14-dev) nothing is built and checks/test_fuzz.sh skips.
 #   make fuzz [FUZZ_TIME=60] [FUZZ_TARGETS="list npy"]   each target for FUZZ_TIME seconds,
 #                                                         corpus kept in $(BUILD)/fuzz/corpus
@@ -64,9 +64,12 @@ $(FUZZ)/obj/%.o: %.c $(CONFIG_STAMP) mk/fuzz.mk
 $(FUZZ)/fuzz_%: checks/fuzz/fuzz_%.c checks/fuzz/fuzz.h $(FUZZ_OBJ)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) -ljpeg -lm -lpthread
 
-$(FUZZ)/make_seeds: checks/fuzz/make_seeds.c $(BUILD)/libdath.a
+# the seed maker: the parsers' sources only (no library build, so `make fuzz` on a fresh
+# clone does not wait for the CUDA build)
+$(FUZZ)/make_seeds: checks/fuzz/make_seeds.c checks/jpeg_fixtures.h $(FUZZ_SRC)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libdath.a $(LDLIBS)
+	$(CC) -std=c11 -D_GNU_SOURCE -O1 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
+	  -o $@ $< $(FUZZ_SRC) -ljpeg -lm -lpthread
 
 .PHONY: fuzz
 fuzz: $(FUZZ)/make_seeds

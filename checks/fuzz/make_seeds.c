@@ -14,7 +14,9 @@
  *                crashed stb_image 2.27), PNGs written here (grey 1/8 bit, palette with
  *                transparency, RGB 16 bit, grey + alpha, RGBA, Adam7 interlaced) and
  *                BMPs (24, 32 bit).
- * Deterministic: the same files every time. Exit status 0, or 1 with a message. */
+ * Deterministic: the same files every time, but for the cache file's key and list path,
+ * which depend on DIR and the time its images were written (fuzz_cache patches the key).
+ * Exit status 0, or 1 with a message. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
