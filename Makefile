@@ -259,3 +259,6 @@ $(EMU)/bench/%_emu: bench/%.c $(EMU)/libdath_emu.a
 TEST_TOOLS   += $(EMU)/test_emu_gemm
 $(EMU)/test_emu_gemm: checks/emu/test_gemm.c $(EMU)/emu.o
 	$(CC) $(EMU_CFLAGS) -o $@ $< $(EMU)/emu.o -lstdc++ -lm -lpthread
+
+# ---- the sanitizer build and the fuzz targets (mk/fuzz.mk, checks/fuzz/) -----------------
+include mk/fuzz.mk

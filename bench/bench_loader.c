@@ -5,11 +5,14 @@
  *   build/bench/bench_loader [--dir DIR] [--n N]
  * Images are made with `dath mkdemo` (Fashion-MNIST mosaics) in DIR (default: a new
  * temporary directory, removed at the end): the demo's 64×64 JPEGs at R = 64 (the
- * cached side for input size 56), and 480×480 JPEGs at R = 256 (the paper's setting).
- * Mosaics have flat backgrounds, so they decode somewhat faster than photographs of
- * the same size. Prints; asserts nothing. */
+ * cached side for input size 56), 480×480 JPEGs at R = 256 (the paper's setting), and
+ * the photo sizes of MS-COCO and NUS-WIDE at R = 256: 640×480 and 1024×768, the centre
+ * windows of 1024×1024 mosaics re-encoded with libjpeg (quality 90, 4:2:0 chroma, as
+ * most camera JPEGs). Mosaics are upscaled items on flat backgrounds, so they decode
+ * somewhat faster than photographs of the same size. Prints; asserts nothing. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,6 +22,8 @@
 #include "../loader/image.h"
 #include "../loader/list.h"
 #include "../loader/prefetch.h"
+
+#include <jpeglib.h>
 
 static double now(void) {
     struct timespec t;
@@ -32,6 +37,84 @@ static int make_set(const char *dir, const char *side, const char *n) {
     return cmd_mkdemo(11, argv);
 }
 
+/* Decodes a JPEG to RGB. Returns the pixels [h, w, 3] (caller frees) or NULL. No error
+ * handler beyond libjpeg's default (which exits): the inputs are the bench's own files. */
+static unsigned char *bench_read_jpeg(const char *path, int *w, int *h) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    struct jpeg_decompress_struct d;
+    struct jpeg_error_mgr jerr;
+    d.err = jpeg_std_error(&jerr);
+    jpeg_create_decompress(&d);
+    jpeg_stdio_src(&d, f);
+    jpeg_read_header(&d, TRUE);
+    d.out_color_space = JCS_RGB;
+    jpeg_start_decompress(&d);
+    *w = (int)d.output_width;
+    *h = (int)d.output_height;
+    unsigned char *p = malloc((size_t)*w * *h * 3);
+    while (p && d.output_scanline < d.output_height) {
+        JSAMPROW row = p + (size_t)d.output_scanline * *w * 3;
+        jpeg_read_scanlines(&d, &row, 1);
+    }
+    jpeg_finish_decompress(&d);
+    jpeg_destroy_decompress(&d);
+    fclose(f);
+    return p;
+}
+
+/* Writes rows [h, w, 3] (row stride `stride` bytes) as a JPEG of the given quality. */
+static int bench_write_jpeg(const char *path, const unsigned char *p, int w, int h, size_t stride, int quality) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    struct jpeg_compress_struct c;
+    struct jpeg_error_mgr jerr;
+    c.err = jpeg_std_error(&jerr);
+    jpeg_create_compress(&c);
+    jpeg_stdio_dest(&c, f);
+    c.image_width = (JDIMENSION)w;
+    c.image_height = (JDIMENSION)h;
+    c.input_components = 3;
+    c.in_color_space = JCS_RGB;
+    jpeg_set_defaults(&c);
+    jpeg_set_quality(&c, quality, TRUE);
+    jpeg_start_compress(&c, TRUE);
+    while (c.next_scanline < c.image_height) {
+        JSAMPROW row = (JSAMPROW)(p + (size_t)c.next_scanline * stride);
+        jpeg_write_scanlines(&c, &row, 1);
+    }
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    return fclose(f) ? -1 : 0;
+}
+
+/* dst/train.txt and dst/NNNNNN.jpg: the centre W×H window of each image of src's list. */
+static int make_cropped(const char *src, const char *dst, int W, int H) {
+    char list[1024], err[1024], path[1200];
+    snprintf(list, sizeof list, "%s/train.txt", src);
+    dath_list *l = list_read(list, src, err, sizeof err);
+    if (!l || mkdir(dst, 0755)) { fprintf(stderr, "bench_loader: %s\n", l ? dst : err); list_free(l); return -1; }
+    snprintf(path, sizeof path, "%s/train.txt", dst);
+    FILE *lf = fopen(path, "w");
+    int rc = lf ? 0 : -1;
+    for (int i = 0; i < l->n && rc == 0; i++) {
+        int w, h;
+        unsigned char *p = bench_read_jpeg(l->paths[i], &w, &h);   /* [h, w, 3] */
+        if (!p || w < W || h < H) { free(p); rc = -1; break; }
+        const unsigned char *win = p + ((size_t)((h - H) / 2) * w + (size_t)((w - W) / 2)) * 3;
+        snprintf(path, sizeof path, "%s/%06d.jpg", dst, i);
+        rc = bench_write_jpeg(path, win, W, H, (size_t)w * 3, 90);
+        free(p);
+        fprintf(lf, "%06d.jpg", i);
+        for (int j = 0; j < l->C; j++) fprintf(lf, " %d", l->labels[(size_t)i * l->C + j]);
+        fputc('\n', lf);
+    }
+    if (lf && fclose(lf)) rc = -1;
+    list_free(l);
+    if (rc) fprintf(stderr, "bench_loader: cannot make the %dx%d set in %s\n", W, H, dst);
+    return rc;
+}
+
 static void bench_set(const char *dir, int R, int n, int cores) {
     char list[1024], err[1024];
     snprintf(list, sizeof list, "%s/train.txt", dir);
@@ -40,13 +123,13 @@ static void bench_set(const char *dir, int R, int n, int cores) {
     uint8_t *out = malloc((size_t)R * R * 3);   /* [R, R, 3] */
     char why[128];
     int m = l->n < n ? l->n : n, bad = 0;
-    for (int i = 0; i < (m < 10 ? m : 10); i++) bad += image_load(l->paths[i], R, out, why, sizeof why) != 0;   /* warm the page cache */
+    for (int i = 0; i < (m < 10 ? m : 10); i++) bad += image_load(l->paths[i], R, 0, out, why, sizeof why) != 0;   /* warm the page cache */
     double t0 = now();
-    for (int i = 0; i < m; i++) bad += image_load(l->paths[i], R, out, why, sizeof why) != 0;
+    for (int i = 0; i < m; i++) bad += image_load(l->paths[i], R, 0, out, why, sizeof why) != 0;
     double one = now() - t0;
     free(out);
 
-    dath_cache *c = cache_create(l, R, NULL, err, sizeof err);
+    dath_cache *c = cache_create(l, R, 0, NULL, err, sizeof err);
     double all = 0;
     if (c) {
         t0 = now();
@@ -94,18 +177,24 @@ int main(int argc, char **argv) {
         dir = tmp;
     }
     int cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    char small[1024], big[1024], count[32], count_big[32];
+    char small[1024], big[1024], huge[1024], vga[1024], xga[1024], count[32], count_big[32];
     snprintf(small, sizeof small, "%s/s64", dir);
     snprintf(big, sizeof big, "%s/s480", dir);
+    snprintf(huge, sizeof huge, "%s/s1024", dir);
+    snprintf(vga, sizeof vga, "%s/640x480", dir);
+    snprintf(xga, sizeof xga, "%s/1024x768", dir);
     snprintf(count, sizeof count, "%d", n);
     snprintf(count_big, sizeof count_big, "%d", n / 3 > 2 ? n / 3 : 2);
     printf("loader throughput: decode + resize (triangle) + centre crop, %d cores\n", cores);
-    if (make_set(small, "64", count) || make_set(big, "480", count_big)) {
+    if (make_set(small, "64", count) || make_set(big, "480", count_big) || make_set(huge, "1024", count_big)) {
         fprintf(stderr, "bench_loader: cannot make the images (is dataset-fashion-mnist installed?)\n");
         return 1;
     }
+    if (make_cropped(huge, vga, 640, 480) || make_cropped(huge, xga, 1024, 768)) return 1;
     bench_set(small, 64, n, cores);
     bench_set(big, 256, n / 3, cores);
+    bench_set(vga, 256, n / 3, cores);
+    bench_set(xga, 256, n / 3, cores);
     if (dir == tmp) {
         char cmd[128];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);

@@ -27,7 +27,7 @@ W=$PWD/build/bare
 ARCH_BARE=${ARCH_BARE:-90}
 JOBS=${JOBS:-2}
 # what ./dath must load from the kit
-KIT_NEEDED="libopenblas.so.0 libgfortran.so.5"
+KIT_NEEDED="libopenblas.so.0 libgfortran.so.5 libjpeg.so.62"
 skip() { echo "SKIP: $*"; exit 77; }
 fail() { echo "FAIL: $*"; exit 1; }
 

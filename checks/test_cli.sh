@@ -1,10 +1,11 @@
 #!/bin/sh
 # checks/test_cli.sh — the command line: --help for every command, errors that name
-# the bad option or value, `dath init` twice with one seed gives identical files,
-# `dath info` reads them back.
+# the bad option or value (numbers are decimal, ranges as the option table says),
+# `dath init` twice with one seed gives identical files, `dath info` reads them back.
+# DATH=build/san/dath runs it with the sanitizer build (checks/test_san.sh).
 set -u
-D=./dath
-[ -x "$D" ] || { echo "FAIL: ./dath is not built"; exit 1; }
+D=${DATH:-./dath}
+[ -x "$D" ] || { echo "FAIL: $D is not built"; exit 1; }
 tmp=$(mktemp -d /tmp/dath-cli-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 fails=0; n=0
@@ -33,5 +34,20 @@ expect "info reads it back" 0 "variant     dath-s" $D info "$tmp/a.safetensors"
 expect "info --tensors lists keys" 0 "pam.attn.query.weight" $D info --tensors "$tmp/a.safetensors"
 expect "info on a missing file names it" 1 "$tmp/none.safetensors" $D info "$tmp/none.safetensors"
 expect "step: bad --device" 2 "--device 'gpu'" $D step --model "$tmp/a.safetensors" --list /dev/null --dump "$tmp/d" --device gpu
+# values the option table refuses before anything runs (issue 10: these were accepted)
+printf 'a.jpg 0 1\n' >"$tmp/l.txt"
+for bad in "--lr -1:--lr: '-1' must be greater than 0" "--lr 0x10:--lr: '0x10' is not a number" \
+           "--workers -5:--workers: '-5' must be 0 or more" "--lr nan:--lr: 'nan' is not a number" \
+           "--lr inf:--lr: 'inf' is not a number" "--wd -1e-5:--wd: '-1e-5' must be 0 or more" \
+           "--max-megapixels 0:--max-megapixels: '0' must be greater than 0" "--epochs 0:--epochs: '0' must be greater than 0" \
+           "--batch 1e2:--batch: '1e2' is not an integer" "--seed -3:--seed: '-3' is not a non-negative integer" \
+           "--lr  1e-4:--lr: ' 1e-4' is not a number"; do
+  opt=${bad%%:*}; want=${bad#*:}
+  case "$opt" in "--lr  1e-4") set -- --lr " 1e-4" ;; *) set -- $opt ;; esac
+  expect "train $opt is refused" 2 "$want" $D train --train "$tmp/l.txt" --out "$tmp/never" "$@"
+done
+expect "encode --batch 0 is refused" 2 "--batch: '0' must be greater than 0" $D encode --model "$tmp/a.safetensors" --list "$tmp/l.txt" --out "$tmp/x.npy" --batch 0
+expect "train --help shows ranges" 0 "RMSProp learning rate (default 1e-5; > 0)" $D train --help
+if [ -e "$tmp/never" ]; then bad "refused options wrote nothing"; else ok "refused options wrote nothing"; fi
 echo "$n checks, $fails failed"
 [ "$fails" -eq 0 ]

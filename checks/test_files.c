@@ -1,5 +1,9 @@
 /* checks/test_files.c — safetensors round trip, model save/load bit-identity, the
- * parameter layout's keys and shapes (DESIGN.md §1), and malformed files. */
+ * parameter layout's keys and shapes (DESIGN.md §1), and malformed files: among them
+ * those fuzzing found (issue 10) — a header nested 200,000 deep, a header that ends
+ * inside a number or an escape (read past the buffer before: seen by the sanitizer
+ * build, test_files_san), a shape whose element count overflows int64, offsets beyond
+ * int64, model metadata beyond int. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +59,97 @@ static void test_roundtrip(const char *dir) {
     printf("  (%s)\n", err);
     f = st_read("/nonexistent/x.safetensors", err, sizeof err);
     CHECK_TRUE("missing file is an error", !f && strstr(err, "/nonexistent/x.safetensors"));
+}
+
+/* Writes a safetensors file of header h (not padded) followed by data [dlen]. */
+static void write_st(const char *path, const char *h, size_t hlen, const void *data, size_t dlen) {
+    FILE *fp = fopen(path, "wb");
+    unsigned char hl[8];
+    for (int i = 0; i < 8; i++) hl[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
+    fwrite(hl, 1, 8, fp);
+    fwrite(h, 1, hlen, fp);
+    if (dlen) fwrite(data, 1, dlen, fp);
+    fclose(fp);
+}
+
+static void expect_refused(const char *dir, const char *name, const char *h, size_t hlen, const void *data,
+                           size_t dlen, const char *what) {
+    char path[512], err[512] = "";
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    write_st(path, h, hlen, data, dlen);
+    st_file *f = st_read(path, err, sizeof err);
+    char label[200];
+    snprintf(label, sizeof label, "%s refused: %s", name, what);
+    if (!CHECK_TRUE(label, !f && strstr(err, path) && strstr(err, what))) printf("  got: %s\n", f ? "(accepted)" : err);
+    st_close(f);
+}
+
+static void test_malformed(const char *dir) {
+    /* an unknown field nested 200,000 deep (the recursion had no limit: a segfault) */
+    const int deep = 200000;
+    const char *pre = "{\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"e\":";
+    size_t pl = strlen(pre), hl = pl + 2 * (size_t)deep + 2;
+    char *h = malloc(hl);
+    memcpy(h, pre, pl);
+    memset(h + pl, '[', (size_t)deep);
+    memset(h + pl + deep, ']', (size_t)deep);
+    memcpy(h + pl + 2 * (size_t)deep, "}}", 2);
+    float one = 1;
+    expect_refused(dir, "deep.safetensors", h, hl, &one, 4, "nested deeper than 64");
+    /* the same at depth 60 is read */
+    hl = pl + 2 * 60 + 2;
+    memset(h + pl, '[', 60);
+    memset(h + pl + 60, ']', 60);
+    memcpy(h + pl + 120, "}}", 2);
+    char path[512], err[512];
+    snprintf(path, sizeof path, "%s/nested60.safetensors", dir);
+    write_st(path, h, hl, &one, 4);
+    st_file *f = st_read(path, err, sizeof err);
+    CHECK_TRUE("an unknown field nested 60 deep is skipped", f && f->ntensors == 1 && st_find(f, "x"));
+    st_close(f);
+    free(h);
+    /* headers that end inside a number, an escape: nothing past the header is read */
+    const char *cut[] = {"{\"x\":{\"dtype\":\"F32\",\"shape\":[", "{\"x\":{\"dtype\":\"F32\",\"shape\":[12",
+                         "{\"x\":{\"dtype\":\"F32\",\"data_offsets\":[0,", "{\"\\u00", "{\"a\\"};
+    for (int k = 0; k < 5; k++) {
+        char name[64];
+        snprintf(name, sizeof name, "cut%d.safetensors", k);
+        expect_refused(dir, name, cut[k], strlen(cut[k]), NULL, 0, "malformed");
+    }
+    /* an escape read with sscanf, which ran strlen past the end of the file's buffer */
+    const char *esc = "{\"\\u0041\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}";
+    snprintf(path, sizeof path, "%s/escape.safetensors", dir);
+    write_st(path, esc, strlen(esc), "A", 1);   /* the file ends without a NUL byte */
+    f = st_read(path, err, sizeof err);
+    CHECK_TRUE("a \\u escape in a name is decoded, nothing read past the file", f && st_find(f, "A"));
+    st_close(f);
+    /* [2^32, 2^32] F32 is 2^66 bytes: its element count wrapped to 0 and matched [0, 0] */
+    const char *wrap = "{\"x\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,0]}}";
+    expect_refused(dir, "wrap.safetensors", wrap, strlen(wrap), NULL, 0, "bad dtype, shape or data offsets");
+    const char *wrap8 = "{\"x\":{\"dtype\":\"U8\",\"shape\":[4,4611686018427387904],\"data_offsets\":[0,0]}}";
+    expect_refused(dir, "wrap8.safetensors", wrap8, strlen(wrap8), NULL, 0, "bad dtype, shape or data offsets");
+    const char *big = "{\"x\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,99999999999999999999]}}";
+    expect_refused(dir, "offset_over_int64.safetensors", big, strlen(big), NULL, 0, "malformed");
+    /* a zero dimension beside a large one is an empty tensor */
+    const char *empty = "{\"x\":{\"dtype\":\"F32\",\"shape\":[0,4611686018427387904],\"data_offsets\":[0,0]}}";
+    snprintf(path, sizeof path, "%s/zero_dim.safetensors", dir);
+    write_st(path, empty, strlen(empty), NULL, 0);
+    f = st_read(path, err, sizeof err);
+    CHECK_TRUE("shape [0, 2^62]: an empty tensor", f && st_find(f, "x") && st_find(f, "x")->nbytes == 0);
+    st_close(f);
+    /* model metadata beyond int: 2^32 + 16 bits read as 16 before */
+    st_writer *w = st_writer_new();
+    st_writer_meta(w, "variant", "dath-n");
+    st_writer_meta(w, "bits", "4294967312");
+    st_writer_meta(w, "classes", "10");
+    st_writer_meta(w, "input_size", "96");
+    snprintf(path, sizeof path, "%s/bits.safetensors", dir);
+    st_writer_write(w, path, err, sizeof err);
+    st_writer_free(w);
+    dath_model *m = model_load(path, err, sizeof err);
+    CHECK_TRUE("model metadata bits = 2^32 + 16 is refused, naming the key", !m && strstr(err, "'bits'"));
+    printf("  (%s)\n", m ? "(accepted)" : err);
+    model_free(m);
 }
 
 static void test_layout(void) {
@@ -144,6 +239,7 @@ int main(void) {
     char dir[] = "/tmp/dath-test-files-XXXXXX";
     if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
     test_roundtrip(dir);
+    test_malformed(dir);
     test_layout();
     test_model_files(dir);
     char cmd[600];

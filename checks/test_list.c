@@ -80,6 +80,10 @@ int main(void) {
     /* each malformed kind: its own message, with the line */
     expect_error("label2.txt", "a.jpg 0 1 0\nb.jpg 1 0 0\nc.jpg 0 2 0\n", 3, "label 2 is '2', not 0 or 1");
     expect_error("labelfloat.txt", "a.jpg 0 1.0 0\n", 1, "label 2 is '1.0', not 0 or 1");
+    /* a path with a space: the format cannot hold one (HashNet's lists cannot either) */
+    expect_error("space.txt", "a.jpg 0 1\nmy photo.jpg 1 0\n", 2,
+                 "label 1 is 'photo.jpg', not 0 or 1 (if the path has a space or tab in it: this list format cannot hold one");
+    expect_error("space_first.txt", "with space.jpg 0 1\n", 1, "label 1 is 'space.jpg', not 0 or 1 (if the path has a space");
     expect_error("labelneg.txt", "a.jpg 0 1 0\nb.jpg -1 0 0\n", 2, "label 1 is '-1', not 0 or 1");
     expect_error("count.txt", "a.jpg 0 1 0 0\nb.jpg 1 0 0\n", 2, "3 labels, but the first line (line 1) has 4");
     expect_error("count_more.txt", "a.jpg 0 1\nb.jpg 1 0\nc.jpg 1 0 1\n", 3, "3 labels, but the first line (line 1) has 2");

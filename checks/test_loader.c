@@ -26,6 +26,7 @@
  *     a batch with pixels carries; refused before the set is complete; an epoch
  *     already begun keeps its pixels. */
 #include <fcntl.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,21 @@
 #include "../loader/image.h"
 #include "../loader/list.h"
 #include "../loader/prefetch.h"
+#include "../host/cli.h"
 
+#include "jpeg_fixtures.h"
+
+/* The decoder dath used before libjpeg-turbo (stb_image 2.27's JPEG decoder and the same
+ * resize), compiled here as the reference "today's pixels" are compared with, on good
+ * files only. */
+#define STBI_ASSERT(x) ((void)0)   /* as image.c compiled them: no assertion aborts */
+#define STBIR_ASSERT(x) ((void)0)
+#define STB_IMAGE_STATIC
+#define STBI_ONLY_JPEG
+#define STBI_NO_STDIO
+#define STB_IMAGE_IMPLEMENTATION
+#define STB_IMAGE_RESIZE_STATIC
+#define STB_IMAGE_RESIZE_IMPLEMENTATION
 #define STB_IMAGE_WRITE_STATIC
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #pragma GCC diagnostic push
@@ -46,8 +61,13 @@
 #pragma GCC diagnostic ignored "-Wsign-compare"
 #pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#include <stb/stb_image.h>
+#include <stb/stb_image_resize.h>
 #include <stb/stb_image_write.h>
 #pragma GCC diagnostic pop
+/* stb_image.h declares every decoder's entry point static; with STBI_ONLY_JPEG most are
+ * never defined, which GCC reports at the end of the file */
+#pragma GCC diagnostic ignored "-Wunused-function"
 
 /* Tolerance of the resize against the double-precision reference, in grey levels. */
 static const double RESIZE_ATOL = 1.0, RESIZE_RTOL = 0.0;
@@ -250,7 +270,7 @@ static void check_resize(const char *name, int w, int h, int c, int R) {
     uint8_t *got = malloc((size_t)R * R * 3);
     double *ref = malloc((size_t)R * R * 3 * sizeof *ref), *g = malloc((size_t)R * R * 3 * sizeof *g);
     char why[128];
-    int rc = image_load(path, R, got, why, sizeof why);
+    int rc = image_load(path, R, 0, got, why, sizeof why);
     char label[128];
     snprintf(label, sizeof label, "%s %dx%dx%d loads at R=%d", name, w, h, c, R);
     CHECK_TRUE(label, rc == 0);
@@ -392,6 +412,329 @@ static void expected_order(int *perm, int n, int epoch) {
     free(key);
 }
 
+/* ---- issue 10: limits, crafted files, libjpeg-turbo against stb_image ---------------- */
+
+/* Tolerances of libjpeg-turbo's decode + resize against stb_image's (what dath cached
+ * before) on the same JPEG, in grey levels of the cached uint8 pixels:
+ *   - no DCT scaling (shorter side < 2R): every value within 3, mean within 0.2: the two
+ *     decoders' integer IDCTs, chroma upsampling and colour conversion round differently
+ *     (measured: max 2, mean 0.01-0.08 here; max 2, mean 0.17 on a 720x477 photograph);
+ *   - DCT scaling 1/2, 1/4, 1/8: decoding at 1/d keeps the low frequencies of each 8x8
+ *     block exactly (a sharp cut, some ringing) where the triangle filter alone blurs
+ *     them, so detailed images differ most: on pattern(), per-pixel noise and stripes of
+ *     5-15 pixels, the hardest case, mean within 6 (10 for CMYK, whose four channels are
+ *     scaled before they are multiplied), 99.9% of values within 48, all within 64
+ *     (measured mean 2.1-5.0, CMYK 7.5, 99.9% within 41, max 46); on Fashion-MNIST
+ *     mosaics (real, smooth) mean within 0.5, 99.9% within 8, all within 16 (measured
+ *     mean 0.11-0.24, 99.9% within 7, max 10). A 720x477 photograph of a circuit board
+ *     measured mean 1.7 (R = 128, 1/2) to 3.3 (R = 73, 1/2), max 24 (README). */
+typedef struct tolerance { double max, mean, p999; } tolerance;
+static const tolerance TOL_UNSCALED = {3, 0.2, 3};
+static const tolerance TOL_PATTERN = {64, 6, 48}, TOL_PATTERN_CMYK = {64, 10, 48};
+static const tolerance TOL_MOSAIC = {16, 0.5, 8};
+
+/* The stb path dath used before: decode the JPEG, shorter side to R, centre crop. */
+static int stb_reference(const unsigned char *jpg, size_t len, int R, uint8_t *out) {
+    int w, h, c;
+    unsigned char *pix = stbi_load_from_memory(jpg, (int)len, &w, &h, &c, 3);
+    if (!pix) return -1;
+    int rw, rh;
+    if (w <= h) { rw = R; rh = (int)((double)R * h / w); }
+    else { rh = R; rw = (int)((double)R * w / h); }
+    int ox = ref_offset(rw - R), oy = ref_offset(rh - R);
+    int ok = stbir_resize_subpixel(pix, w, h, 3 * w, out, R, R, 3 * R, STBIR_TYPE_UINT8, 3, STBIR_ALPHA_CHANNEL_NONE, 0,
+                                   STBIR_EDGE_CLAMP, STBIR_EDGE_CLAMP, STBIR_FILTER_TRIANGLE, STBIR_FILTER_TRIANGLE,
+                                   STBIR_COLORSPACE_LINEAR, NULL, (float)rw / (float)w, (float)rh / (float)h, (float)ox,
+                                   (float)oy);
+    stbi_image_free(pix);
+    return ok ? 0 : -1;
+}
+
+/* The DCT scaling image.c takes: the largest d in {1, 2, 4, 8} with shorter side ≥ d·R. */
+static int dct_scale(int w, int h, int R) {
+    int s = w < h ? w : h, d = 1;
+    while (d < 8 && s >= 2 * d * R) d *= 2;
+    return d;
+}
+
+typedef struct diff_stats { double max, mean, p999; } diff_stats;
+
+/* Largest, mean and 99.9th-percentile |a − b| over n values. */
+static diff_stats diff_of(const uint8_t *a, const uint8_t *b, size_t n) {
+    size_t hist[256] = {0};
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        int d = abs((int)a[i] - (int)b[i]);
+        hist[d]++;
+        sum += d;
+    }
+    diff_stats st = {0, sum / (double)n, -1};
+    size_t acc = 0;
+    for (int d = 0; d < 256; d++) {
+        if (hist[d]) st.max = d;
+        acc += hist[d];
+        if (st.p999 < 0 && (double)acc >= 0.999 * (double)n) st.p999 = d;
+    }
+    return st;
+}
+
+/* One JPEG through image_decode against the stb reference: within TOL_UNSCALED when no
+ * DCT scaling applies, else within `scaled`. */
+static void check_against_stb(const char *what, const unsigned char *jpg, size_t len, int w, int h, int R,
+                              tolerance scaled) {
+    uint8_t *got = malloc((size_t)R * R * 3), *ref = malloc((size_t)R * R * 3);   /* [R, R, 3] */
+    char why[256] = "", label[400];
+    int d = dct_scale(w, h, R);
+    int rc = image_decode(jpg, len, R, 0, got, why, sizeof why);
+    int rr = stb_reference(jpg, len, R, ref);
+    if (rc || rr) {
+        snprintf(label, sizeof label, "%s: decodes (%s)", what, rc ? why : "stb refused it");
+        CHECK_TRUE(label, 0);
+    } else {
+        diff_stats st = diff_of(got, ref, (size_t)R * R * 3);
+        tolerance t = d == 1 ? TOL_UNSCALED : scaled;
+        snprintf(label, sizeof label, "%s %dx%d at R=%d (DCT 1/%d) vs stb_image: max %.0f, mean %.3f, 99.9%% within "
+                 "%.0f (tolerance %.0f, %.1f, %.0f)", what, w, h, R, d, st.max, st.mean, st.p999, t.max, t.mean, t.p999);
+        CHECK_TRUE(label, st.max <= t.max && st.mean <= t.mean && st.p999 <= t.p999);
+    }
+    free(got);
+    free(ref);
+}
+
+/* A JPEG of pattern() pixels [h, w, comps]. */
+static unsigned char *pattern_jpeg(int w, int h, int comps, J_COLOR_SPACE cs, int flags, unsigned long *len) {
+    unsigned char *p = pattern(w, h, comps, w + 3 * h);
+    unsigned char *j = fixture_jpeg(p, w, h, comps, cs, 90, flags, len);
+    free(p);
+    return j;
+}
+
+/* Rewrites the first SOF0/SOF2 frame size of a JPEG (the data stays as it was). */
+static void jpeg_set_size(unsigned char *j, size_t len, int w, int h) {
+    for (size_t at = 2; at + 9 < len; at++)
+        if (j[at] == 0xFF && (j[at + 1] == 0xC0 || j[at + 1] == 0xC2)) {
+            j[at + 5] = (unsigned char)(h >> 8); j[at + 6] = (unsigned char)h;
+            j[at + 7] = (unsigned char)(w >> 8); j[at + 8] = (unsigned char)w;
+            return;
+        }
+}
+
+/* A PNG header declaring w × h (8-bit RGB), a few junk IDAT bytes, IEND. */
+static size_t png_header_only(unsigned char *out, int w, int h) {
+    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
+    unsigned char ihdr[13] = {(unsigned char)(w >> 24), (unsigned char)(w >> 16), (unsigned char)(w >> 8), (unsigned char)w,
+                              (unsigned char)(h >> 24), (unsigned char)(h >> 16), (unsigned char)(h >> 8), (unsigned char)h,
+                              8, 2, 0, 0, 0};
+    size_t at = 0;
+    memcpy(out, sig, 8);
+    at = 8;
+    const char *types[3] = {"IHDR", "IDAT", "IEND"};
+    const unsigned char idat[6] = {0x78, 0x9C, 0x03, 0x00, 0x00, 0x00};
+    const unsigned char *data[3] = {ihdr, idat, NULL};
+    const size_t lens[3] = {13, 6, 0};
+    for (int c = 0; c < 3; c++) {
+        out[at++] = 0; out[at++] = 0; out[at++] = 0; out[at++] = (unsigned char)lens[c];
+        memcpy(out + at, types[c], 4);
+        uint32_t crc = 0xFFFFFFFFu;   /* CRC-32 of type and data */
+        for (size_t k = 0; k < 4 + lens[c]; k++) {
+            crc ^= k < 4 ? (unsigned char)types[c][k] : data[c][k - 4];
+            for (int b = 0; b < 8; b++) crc = (crc & 1) ? 0xEDB88320u ^ (crc >> 1) : crc >> 1;
+        }
+        crc ^= 0xFFFFFFFFu;
+        if (lens[c]) memcpy(out + at + 4, data[c], lens[c]);
+        at += 4 + lens[c];
+        out[at++] = (unsigned char)(crc >> 24); out[at++] = (unsigned char)(crc >> 16);
+        out[at++] = (unsigned char)(crc >> 8); out[at++] = (unsigned char)crc;
+    }
+    return at;
+}
+
+static double seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* A cache header field (loader/cache.c's layout: magic 8, version 4, byte order 4, R 4,
+ * pad 4, n 8, key 8, then status_off, pixels_off, pixels_bytes, why_off, why_bytes,
+ * total_bytes, 8 bytes each, native little-endian). */
+enum { HD_STATUS = 40, HD_PIXELS = 48, HD_WHY = 64, HD_WHY_BYTES = 72 };
+static uint64_t hd_get(const unsigned char *h, int at) { uint64_t v; memcpy(&v, h + at, 8); return v; }
+static void hd_set(unsigned char *h, int at, uint64_t v) { memcpy(h + at, &v, 8); }
+
+static void check_issue10(const dath_list *l) {
+    char path[256], why[256], err[512];
+    const int R = 32;
+    uint8_t *out = malloc((size_t)R * R * 3);
+    int rc;
+
+    /* the cache file's sections: offsets that wrap around 2^64 are refused */
+    {
+        char cdir[128];
+        snprintf(cdir, sizeof cdir, "%s/cache_wrap", dir);
+        dath_cache *c = cache_create(l, R, 0, cdir, err, sizeof err);
+        int made = c && cache_fill(c, l, 2, err, sizeof err) == NBAD && cache_save(c, NULL, err, sizeof err) == 0;
+        char file[512];
+        snprintf(file, sizeof file, "%s", c ? c->file : "");
+        cache_free(c);
+        FILE *f = fopen(file, "rb");
+        unsigned char *img = NULL;
+        size_t len = 0;
+        if (made && f) {
+            fseek(f, 0, SEEK_END);
+            len = (size_t)ftell(f);
+            rewind(f);
+            img = malloc(len);
+            made = fread(img, 1, len, f) == len;
+        }
+        if (f) fclose(f);
+        CHECK_TRUE("cache file for the crafted headers written", made);
+        if (made) {
+            c = cache_create(l, R, 0, cdir, err, sizeof err);
+            CHECK_TRUE("cache file: the untouched file loads", c && c->loaded);
+            cache_free(c);
+            const uint64_t pix = (uint64_t)l->n * R * R * 3;
+            struct { const char *what; int field; uint64_t value; int field2; uint64_t value2; } v[] = {
+                {"pixels past 2^64 (wrapping to the start)", HD_PIXELS, 0 - pix + 8192, 0, 0},
+                {"pixels 64 KiB before the mapping", HD_PIXELS, 0 - (uint64_t)65536, 0, 0},
+                {"reasons 100 bytes before the mapping", HD_WHY, 0 - (uint64_t)100, HD_WHY_BYTES, 110},
+                {"statuses before the mapping", HD_STATUS, 0 - (uint64_t)l->n, 0, 0},
+                {"statuses inside the header", HD_STATUS, 64, 0, 0},
+            };
+            for (size_t k = 0; k < sizeof v / sizeof v[0]; k++) {
+                unsigned char *bad = malloc(len);
+                memcpy(bad, img, len);
+                hd_set(bad, v[k].field, v[k].value);
+                if (v[k].field2) hd_set(bad, v[k].field2, v[k].value2);
+                FILE *g = fopen(file, "wb");
+                fwrite(bad, 1, len, g);
+                fclose(g);
+                free(bad);
+                c = cache_create(l, R, 0, cdir, err, sizeof err);
+                char label[160];
+                snprintf(label, sizeof label, "cache file with %s: stale, not loaded", v[k].what);
+                if (!CHECK_TRUE(label, c && !c->loaded && strstr(c->note, "incomplete or inconsistent")))
+                    printf("     %s\n", c ? c->note : err);
+                cache_free(c);
+            }
+            (void)hd_get;
+        }
+        free(img);
+    }
+
+    /* limits read from the header, before decoding */
+    {
+        unsigned long len;
+        unsigned char *j = pattern_jpeg(64, 48, 3, JCS_RGB, 0, &len);
+        jpeg_set_size(j, len, 20000, 20000);
+        double t0 = seconds();
+        rc = image_decode(j, len, R, 0, out, why, sizeof why);
+        double dt = seconds() - t0;
+        CHECK_TRUE("a JPEG declaring 20000 x 20000 is refused from its header, naming the 64 MP limit",
+                   rc == -1 && strstr(why, "image too large: 20000 x 20000 = 400.0 MP, over the 64.0 MP limit") && dt < 1);
+        free(j);
+        j = pattern_jpeg(400, 300, 3, JCS_RGB, 0, &len);
+        CHECK_TRUE("a 400 x 300 JPEG under a 0.1 MP limit is refused, under 0.12 MP decoded",
+                   image_decode(j, len, R, 100000, out, why, sizeof why) == -1 && strstr(why, "over the 0.1 MP limit") &&
+                       image_decode(j, len, R, 120000, out, why, sizeof why) == 0);
+        free(j);
+        unsigned char png[128];
+        size_t plen = png_header_only(png, 1, 16777216);
+        rc = image_decode(png, plen, 224, 0, out, why, sizeof why);
+        CHECK_TRUE("a PNG of 1 x 16,777,216 is refused from its header (aspect ratio)",
+                   rc == -1 && strstr(why, "aspect ratio 1 x 16777216 is over 64:1"));
+        if (rc == 0 || !strstr(why, "aspect")) printf("     got: %s\n", rc ? why : "(decoded)");
+        write_png("aspect65.png", 1, 65, 3, 1);
+        write_png("aspect64.png", 64, 1, 3, 1);
+        char p64[256];
+        path_of(path, sizeof path, "aspect65.png");
+        path_of(p64, sizeof p64, "aspect64.png");
+        CHECK_TRUE("1 x 65 refused (aspect over 64:1), 64 x 1 decoded",
+                   image_load(path, R, 0, out, why, sizeof why) == -1 && strstr(why, "aspect ratio 1 x 65") &&
+                       image_load(p64, R, 0, out, why, sizeof why) == 0);
+    }
+
+    /* crafted JPEGs: a Huffman table of 800 codes, 300 progressive scans */
+    {
+        unsigned long len;
+        unsigned char *j = pattern_jpeg(64, 48, 3, JCS_RGB, 0, &len);
+        unsigned char *big = malloc(len * 302 + 1024);
+        size_t n = fixture_jpeg_big_dht(big, j, len);
+        rc = image_decode(big, n, R, 0, out, why, sizeof why);
+        CHECK_TRUE("a JPEG whose Huffman table has 800 codes is refused (it crashed stb_image)",
+                   n && rc == -1 && strstr(why, "cannot decode (corrupt JPEG: Bogus Huffman table"));
+        if (rc == 0 || !strstr(why, "Huffman")) printf("     got: %s\n", rc ? why : "(decoded)");
+        free(j);
+        j = pattern_jpeg(64, 48, 3, JCS_RGB, FIXTURE_PROGRESSIVE, &len);
+        n = fixture_jpeg_many_scans(big, j, len, 300);
+        double t0 = seconds();
+        rc = image_decode(big, n, R, 0, out, why, sizeof why);
+        double dt = seconds() - t0;
+        CHECK_TRUE("a progressive JPEG of 300+ scans is refused", n && rc == -1 && strstr(why, "more than 256 progressive scans"));
+        printf("     (%.1f ms)\n", dt * 1e3);
+        n = fixture_jpeg_many_scans(big, j, len, 100);
+        CHECK_TRUE("one of 100+ scans decodes", n && image_decode(big, n, R, 0, out, why, sizeof why) == 0);
+        free(big);
+        free(j);
+    }
+
+    /* a symbolic link loop is named as one */
+    {
+        char a[256], b[256];
+        path_of(a, sizeof a, "loop_a.jpg");
+        path_of(b, sizeof b, "loop_b.jpg");
+        int made = symlink(b, a) == 0 && symlink(a, b) == 0;
+        CHECK_TRUE("a symbolic link loop is reported as one",
+                   made && image_load(a, R, 0, out, why, sizeof why) == -1 && strstr(why, "symbolic link loop"));
+    }
+
+    /* today's pixels: libjpeg-turbo + DCT scaling against stb_image on the same files */
+    {
+        static const struct { int w, h, R, comps, flags; const char *what; } cases[] = {
+            {640, 480, 256, 3, 0, "4:2:0"},        {1024, 768, 256, 3, 0, "4:2:0"},
+            {2048, 1536, 256, 3, 0, "4:2:0"},      {1024, 768, 64, 3, 0, "4:2:0"},
+            {640, 480, 256, 1, 0, "grey"},         {1024, 768, 256, 3, FIXTURE_444, "4:4:4"},
+            {1024, 768, 256, 3, FIXTURE_PROGRESSIVE, "progressive"}, {700, 500, 73, 3, 0, "4:2:0"},
+            {480, 640, 256, 3, 0, "4:2:0 portrait"}, {400, 300, 256, 4, 0, "CMYK"}, {400, 300, 64, 4, 0, "CMYK"},
+        };
+        for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+            unsigned long len;
+            J_COLOR_SPACE cs = cases[k].comps == 1 ? JCS_GRAYSCALE : cases[k].comps == 4 ? JCS_CMYK : JCS_RGB;
+            unsigned char *j = pattern_jpeg(cases[k].w, cases[k].h, cases[k].comps, cs, cases[k].flags, &len);
+            check_against_stb(cases[k].what, j, len, cases[k].w, cases[k].h, cases[k].R,
+                              cases[k].comps == 4 ? TOL_PATTERN_CMYK : TOL_PATTERN);
+            free(j);
+        }
+        /* real images: Fashion-MNIST mosaics of 1024 x 1024 (dath mkdemo), when the data set is there */
+        char mdir[256];
+        path_of(mdir, sizeof mdir, "mosaics");
+        char *av[] = {"mkdemo", "--out", mdir, "--side", "1024", "--train", "2", "--test", "1", "--database", "1", NULL};
+        fflush(stdout);
+        int saved = dup(1);
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, 1);
+        int made = cmd_mkdemo(11, av) == 0;
+        fflush(stdout);
+        dup2(saved, 1);
+        close(saved);
+        close(devnull);
+        if (!made) printf("note: dath mkdemo could not make mosaics (dataset-fashion-mnist?): photo-like checks only\n");
+        for (int k = 0; made && k < 2; k++) {
+            char img[320];
+            snprintf(img, sizeof img, "%s/images/train/%06d.jpg", mdir, k);
+            FILE *f = fopen(img, "rb");
+            if (!f) break;
+            unsigned char *j = malloc(1 << 22);
+            size_t len = fread(j, 1, 1 << 22, f);
+            fclose(f);
+            check_against_stb("mosaic", j, len, 1024, 1024, 256, TOL_MOSAIC);
+            check_against_stb("mosaic", j, len, 1024, 1024, 73, TOL_MOSAIC);
+            free(j);
+        }
+    }
+    free(out);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/dath_test_loader_XXXXXX");
     if (!mkdtemp(dir)) check_skip("cannot make a temporary directory");
@@ -408,7 +751,7 @@ int main(void) {
         int all_ok = 1;
         for (int i = 0; i < N; i++) {
             char why[128] = "";
-            int rc = image_load(l->paths[i], R, out, why, sizeof why);
+            int rc = image_load(l->paths[i], R, 0, out, why, sizeof why);
             int ok = bad_reason[i] ? rc == -1 && strstr(why, bad_reason[i]) != NULL : rc == 0;
             if (!ok) {
                 printf("     %s: rc %d, why '%s', expected %s\n", names[i], rc, why,
@@ -419,7 +762,7 @@ int main(void) {
         CHECK_TRUE("image_load: each bad file refused with its reason, every good one decoded", all_ok);
         char why[128] = "";
         CHECK_TRUE("image_load: a directory is refused",
-                   image_load(dir, R, out, why, sizeof why) == -1 && strstr(why, "directory"));
+                   image_load(dir, R, 0, out, why, sizeof why) == -1 && strstr(why, "directory"));
         free(out);
     }
 
@@ -434,7 +777,7 @@ int main(void) {
     /* 3. the cache */
     const int R = 32, S = 28;
     size_t unit = (size_t)R * R * 3;
-    dath_cache *cache = cache_create(l, R, NULL, err, sizeof err);
+    dath_cache *cache = cache_create(l, R, 0, NULL, err, sizeof err);
     CHECK_TRUE("cache_create", cache != NULL);
     if (!cache) return check_finish();
     int nbad = cache_fill(cache, l, 2, err, sizeof err);
@@ -446,7 +789,7 @@ int main(void) {
         if (st == CACHE_BAD && !(cache->why[i] && strstr(cache->why[i], bad_reason[i]))) marks_ok = 0;
         char why[128];
         if (st == CACHE_OK &&
-            (image_load(l->paths[i], R, fresh, why, sizeof why) || memcmp(fresh, cache->pixels + i * unit, unit)))
+            (image_load(l->paths[i], R, 0, fresh, why, sizeof why) || memcmp(fresh, cache->pixels + i * unit, unit)))
             pixels_ok = 0;
     }
     CHECK_TRUE("cache: exactly the bad images are marked bad, with their reasons", marks_ok);
@@ -652,7 +995,7 @@ int main(void) {
         fputc(line[at] == '0' ? '1' : '0', f);
         fclose(f);
         dath_list *l2 = list_read(list_path, dir, err, sizeof err);
-        dath_cache *stale = cache_create(l2, R, cdir, err, sizeof err);
+        dath_cache *stale = cache_create(l2, R, 0, cdir, err, sizeof err);
         CHECK_TRUE("cache file: a changed list makes it stale", stale && !stale->loaded && strstr(stale->note, "stale"));
         if (stale) printf("     note: %s\n", stale->note);
         cache_free(stale);
@@ -660,7 +1003,7 @@ int main(void) {
         run_epoch(p, &c, 0, R);
         CHECK_TRUE("cache file: the changed list decodes again", c.st.cache_loaded == 0 && c.st.decoded == N);
         prefetch_destroy(p);   /* rewrites the cache for the new list */
-        dath_cache *fresh_c = cache_create(l2, R, cdir, err, sizeof err);
+        dath_cache *fresh_c = cache_create(l2, R, 0, cdir, err, sizeof err);
         CHECK_TRUE("cache file: rewritten for the new list", fresh_c && fresh_c->loaded);
         cache_free(fresh_c);
         /* a touched image (new modification time) */
@@ -668,7 +1011,7 @@ int main(void) {
         path_of(img, sizeof img, names[0]);
         struct timespec ts[2] = {{0, UTIME_OMIT}, {1000000000, 0}};
         utimensat(AT_FDCWD, img, ts, 0);
-        stale = cache_create(l2, R, cdir, err, sizeof err);
+        stale = cache_create(l2, R, 0, cdir, err, sizeof err);
         CHECK_TRUE("cache file: a touched image makes it stale", stale && !stale->loaded);
         cache_free(stale);
         list_free(l2);
@@ -793,6 +1136,9 @@ int main(void) {
         prefetch_destroy(p);
         run_free(&a);
     }
+
+    /* 11. issue 10: limits, crafted files, libjpeg-turbo against stb_image */
+    check_issue10(l);
 
     cache_free(cache);
     list_free(l);

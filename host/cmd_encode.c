@@ -1,6 +1,7 @@
 /* host/cmd_encode.c — `dath encode`: an image list to packed binary codes (.npy).
  *
- * Writes, each atomically:
+ * Writes, atomically and together (host/atomic.h: every file is complete on disk before
+ * any of them replaces its target, so a full disk leaves none of them half there):
  *   OUT                  uint8 [n_ok, (K+7)/8], numpy.packbits order (DESIGN.md §7)
  *   OUT.skipped.txt      the list rows left out because their image could not be read:
  *                        "LINE PATH" a line (LINE 1-based in the list, PATH as written
@@ -40,11 +41,13 @@ int cmd_encode(int argc, char **argv) {
     const char *model_path = NULL, *list_path = NULL, *root = "", *device = "auto", *precision = "fp32";
     const char *out = NULL, *labels_out = NULL;
     int batch = 256;
+    float max_mp = 64;
     opt_spec spec[] = {
         {"model", OPT_STR, &model_path, NULL, "model or checkpoint (.safetensors)", OPT_REQUIRED},
         {"list", OPT_STR, &list_path, NULL, "image list: path and C labels a line", OPT_REQUIRED},
         {"root", OPT_STR, &root, "", "directory the list's paths are relative to", 0},
-        {"batch", OPT_INT, &batch, "256", "images per forward pass", 0},
+        {"batch", OPT_INT, &batch, "256", "images per forward pass", OPT_POSITIVE},
+        {"max-megapixels", OPT_FLOAT, &max_mp, "64", "refuse (leave out) images of more pixels, read from the header before decoding", OPT_POSITIVE},
         {"device", OPT_STR, &device, "auto", "auto, cpu or cuda", 0},
         {"precision", OPT_STR, &precision, "fp32", "fp32, tf32 or bf16 (CUDA, sm_80+)", 0},
         {"out", OPT_STR, &out, NULL, "codes file (.npy, uint8, numpy.packbits order)", OPT_REQUIRED},
@@ -82,6 +85,7 @@ int cmd_encode(int argc, char **argv) {
     uint8_t *codes = NULL, *lab = NULL;
     int *kept = NULL, n_ok = 0;
     char *skipped = NULL;
+    atomic_group *group = NULL;
     rc = 1;
     if (!be) { fprintf(stderr, "dath encode: %s\n", err); goto out; }
     if (be->ctx_init(&ctx, encoder_work_bytes(m, batch), prec, err, sizeof err)) {
@@ -93,34 +97,35 @@ int cmd_encode(int argc, char **argv) {
             variant_name(m->variant), m->K, m->S, be->device, precision, l->n, list_path);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (evaluate_encode(be, &ctx, m, l, batch, 1, &codes, &kept, &n_ok, err, sizeof err)) {
+    if (evaluate_encode(be, &ctx, m, l, batch, (int64_t)((double)max_mp * 1e6), 1, &codes, &kept, &n_ok, err, sizeof err)) {
         fprintf(stderr, "dath encode: %s\n", err);
         goto out;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec);
     const int nb = (m->K + 7) / 8;
-    if (npy_write_u8(out, codes, n_ok, nb, err, sizeof err)) {
-        fprintf(stderr, "dath encode: %s\n", err);
-        goto out;
-    }
     char skipped_path[4096];
     snprintf(skipped_path, sizeof skipped_path, "%s.skipped.txt", out);
     size_t slen;
     skipped = encode_skipped_text(l, kept, n_ok, &slen);
     const void *parts[1] = {skipped};
-    if (atomic_write(skipped_path, parts, &slen, 1, err, sizeof err)) {
-        fprintf(stderr, "dath encode: %s\n", err);
-        goto out;
-    }
     if (labels_out) {
         lab = malloc((size_t)(n_ok ? n_ok : 1) * l->C);   /* [n_ok, C] */
-        for (int i = 0; i < n_ok; i++)
+        for (int i = 0; lab && i < n_ok; i++)
             memcpy(lab + (size_t)i * l->C, l->labels + (size_t)kept[i] * l->C, (size_t)l->C);
-        if (npy_write_u8(labels_out, lab, n_ok, l->C, err, sizeof err)) {
-            fprintf(stderr, "dath encode: %s\n", err);
-            goto out;
-        }
+    }
+    group = atomic_group_new();
+    if (!skipped || (labels_out && !lab) || !group) {
+        fprintf(stderr, "dath encode: out of memory\n");
+        goto out;
+    }
+    /* labels and the skipped rows first, the codes last: all complete before any rename */
+    if ((labels_out && npy_add_u8(group, labels_out, lab, n_ok, l->C, err, sizeof err)) ||
+        atomic_group_add(group, skipped_path, parts, &slen, 1, err, sizeof err) ||
+        npy_add_u8(group, out, codes, n_ok, nb, err, sizeof err) || atomic_group_commit(group, err, sizeof err)) {
+        fprintf(stderr, "dath encode: %s\ndath encode: nothing written (%s%s%s and %s are as they were)\n", err, out,
+                labels_out ? ", " : "", labels_out ? labels_out : "", skipped_path);
+        goto out;
     }
     fprintf(stderr, "dath encode: %d codes of %d bytes → %s%s%s; %d skipped (listed in %s); "
             "%.2f s, %.1f images/s\n", n_ok, nb, out, labels_out ? ", labels → " : "",
@@ -129,6 +134,7 @@ int cmd_encode(int argc, char **argv) {
     if (n_ok == 0) fprintf(stderr, "dath encode: no image of %s could be read\n", list_path);
     rc = n_ok ? 0 : 1;
 out:
+    atomic_group_free(group);   /* removes the temporaries of a failed write */
     if (be) be->ctx_free(&ctx);
     free(codes);
     free(lab);

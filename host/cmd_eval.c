@@ -116,10 +116,10 @@ static int eval_load_files(eval_data *e, const char *qc, const char *ql, const c
 
 /* Encodes one list with the model: codes of the images that decode, and their labels. */
 static int eval_encode_list(const dath_backend *be, dath_ctx *ctx, const dath_model *m,
-                            const dath_list *l, int batch, uint8_t **codes, uint8_t **lab,
+                            const dath_list *l, int batch, int64_t max_pixels, uint8_t **codes, uint8_t **lab,
                             int *n, char *err, size_t err_len) {
     int *kept = NULL;
-    if (evaluate_encode(be, ctx, m, l, batch, 1, codes, &kept, n, err, err_len)) return -1;
+    if (evaluate_encode(be, ctx, m, l, batch, max_pixels, 1, codes, &kept, n, err, err_len)) return -1;
     *lab = malloc((size_t)(*n ? *n : 1) * l->C);
     for (int i = 0; i < *n; i++)
         memcpy(*lab + (size_t)i * l->C, l->labels + (size_t)kept[i] * l->C, (size_t)l->C);
@@ -133,8 +133,8 @@ static int eval_encode_list(const dath_backend *be, dath_ctx *ctx, const dath_mo
 
 /* Encodes both lists with the model in model_path. */
 static int eval_load_model(eval_data *e, const char *model_path, const char *qlist,
-                           const char *dlist, const char *root, int batch, const char *device,
-                           char *err, size_t err_len) {
+                           const char *dlist, const char *root, int batch, int64_t max_pixels,
+                           const char *device, char *err, size_t err_len) {
     dath_model *m = NULL;
     dath_list *q = NULL, *d = NULL;
     const dath_backend *be = NULL;
@@ -152,8 +152,8 @@ static int eval_load_model(eval_data *e, const char *model_path, const char *qli
     if (be->ctx_init(&ctx, net_work_bytes(m, batch, batch), DATH_FP32, err, err_len)) { be = NULL; goto out; }
     fprintf(stderr, "dath eval: encoding %s (%d images) and %s (%d images) with %s, %d bits, on %s\n",
             qlist, q->n, dlist, d->n, variant_name(m->variant), m->K, be->device);
-    if (eval_encode_list(be, &ctx, m, q, batch, &e->qc, &e->ql, &e->Q, err, err_len)) goto out;
-    if (eval_encode_list(be, &ctx, m, d, batch, &e->dc, &e->dl, &e->D, err, err_len)) goto out;
+    if (eval_encode_list(be, &ctx, m, q, batch, max_pixels, &e->qc, &e->ql, &e->Q, err, err_len)) goto out;
+    if (eval_encode_list(be, &ctx, m, d, batch, max_pixels, &e->dc, &e->dl, &e->D, err, err_len)) goto out;
     e->B = (m->K + 7) / 8;
     e->C = q->C;
     e->bits = m->K;
@@ -451,6 +451,7 @@ int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *query_list = NULL, *db_list = NULL, *root = "", *device = "auto";
     const char *curves = NULL;
     int topk = 5000, skip_empty = 0, tie_bounds = 0, json = 0, batch = 256, random_baseline = 0;
+    float max_mp = 64;
     opt_spec spec[] = {
         {"query", OPT_STR, &query, NULL, "query codes (.npy, uint8 packed bits)", 0},
         {"query-labels", OPT_STR, &query_labels, NULL, "query labels (.npy, uint8 0/1 rows)", 0},
@@ -461,6 +462,7 @@ int cmd_eval(int argc, char **argv) {
         {"db-list", OPT_STR, &db_list, NULL, "with --model: database image list", 0},
         {"root", OPT_STR, &root, "", "with --model: directory the lists' paths are relative to", 0},
         {"batch", OPT_INT, &batch, "256", "with --model: images per forward pass", 0},
+        {"max-megapixels", OPT_FLOAT, &max_mp, "64", "with --model: refuse (leave out) images of more pixels", OPT_POSITIVE},
         {"device", OPT_STR, &device, "auto", "auto, cpu or cuda: where codes are encoded (--model) and ranked", 0},
         {"topk", OPT_INT, &topk, "5000", "K of MAP@K (0: the whole database)", 0},
         {"skip-empty-queries", OPT_FLAG, &skip_empty, "0",
@@ -507,7 +509,8 @@ int cmd_eval(int argc, char **argv) {
         return 2;
     }
     eval_data e = {0};
-    rc = model ? eval_load_model(&e, model, query_list, db_list, root, batch, device, err, sizeof err)
+    rc = model ? eval_load_model(&e, model, query_list, db_list, root, batch, (int64_t)((double)max_mp * 1e6), device,
+                                 err, sizeof err)
                : eval_load_files(&e, query, query_labels, db, db_labels, err, sizeof err);
     if (rc) {
         fprintf(stderr, "dath eval: %s\n", err);

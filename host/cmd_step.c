@@ -23,7 +23,7 @@ static int step_load_images(const dath_list *l, int R, uint8_t *img) {
     int bad = 0;
     for (int i = 0; i < l->n; i++) {
         char why[200];
-        if (image_load(l->paths[i], R, img + (size_t)i * R * R * 3, why, sizeof why)) {
+        if (image_load(l->paths[i], R, 0, img + (size_t)i * R * R * 3, why, sizeof why)) {
             fprintf(stderr, "dath step: %s:%d: %s: %s\n", l->file, l->lines[i], l->paths[i], why);
             bad++;
         }

@@ -22,11 +22,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../loader/list.h"
 #include "../loader/prefetch.h"
+#include "atomic.h"
 #include "backend.h"
 #include "cli.h"
 #include "comm.h"
@@ -56,7 +58,7 @@ typedef struct train_opts {
     const char *train, *root, *variant, *init, *out, *resume, *query, *database, *device, *precision, *cache;
     const char *data_on_device;
     int bits, epochs, batch, size, eval_every, topk, workers, strict, max_steps, log_every, no_graphs, ranks;
-    float lr, wd, beta, gamma, margin;
+    float lr, wd, beta, gamma, margin, max_mp;
     uint64_t seed;
 } train_opts;
 
@@ -65,33 +67,34 @@ typedef struct train_opts {
         {"train", OPT_STR, &(o).train, NULL, "training list (path and C 0/1 labels a line)"},              \
         {"root", OPT_STR, &(o).root, "", "directory the lists' paths are relative to"},                  \
         {"variant", OPT_STR, &(o).variant, "dath", "dath, dath-s, dath-c, dath-n or dath-1"},             \
-        {"bits", OPT_INT, &(o).bits, "64", "hash code length K"},                                         \
-        {"epochs", OPT_INT, &(o).epochs, "200", "epochs to train (in all, counting resumed ones)"},       \
-        {"batch", OPT_INT, &(o).batch, "128", "batch size (the global batch)"},                          \
-        {"lr", OPT_FLOAT, &(o).lr, "1e-5", "RMSProp learning rate"},                                     \
-        {"wd", OPT_FLOAT, &(o).wd, "1e-5", "weight decay"},                                               \
-        {"beta", OPT_FLOAT, &(o).beta, "1", "weight β of J2 (classification)"},                           \
-        {"gamma", OPT_FLOAT, &(o).gamma, "0.01", "weight γ of J3 (quantisation)"},                        \
-        {"margin", OPT_FLOAT, &(o).margin, "5", "triplet margin α of J1"},                                \
+        {"bits", OPT_INT, &(o).bits, "64", "hash code length K", OPT_POSITIVE},                                         \
+        {"epochs", OPT_INT, &(o).epochs, "200", "epochs to train (in all, counting resumed ones)", OPT_POSITIVE},       \
+        {"batch", OPT_INT, &(o).batch, "128", "batch size (the global batch)", OPT_POSITIVE},                          \
+        {"lr", OPT_FLOAT, &(o).lr, "1e-5", "RMSProp learning rate", OPT_POSITIVE},                                     \
+        {"wd", OPT_FLOAT, &(o).wd, "1e-5", "weight decay", OPT_NONNEG},                                               \
+        {"beta", OPT_FLOAT, &(o).beta, "1", "weight β of J2 (classification)", OPT_NONNEG},                           \
+        {"gamma", OPT_FLOAT, &(o).gamma, "0.01", "weight γ of J3 (quantisation)", OPT_NONNEG},                        \
+        {"margin", OPT_FLOAT, &(o).margin, "5", "triplet margin α of J1", OPT_NONNEG},                                \
         {"init", OPT_STR, &(o).init, NULL, "torchvision AlexNet safetensors for the trunks"},             \
-        {"input-size", OPT_INT, &(o).size, "224", "input side S (at least 63)"},                          \
+        {"input-size", OPT_INT, &(o).size, "224", "input side S (at least 63)", OPT_POSITIVE},                          \
         {"seed", OPT_U64, &(o).seed, "0", "seed of initialisation, order, crops, flips, dropout"},        \
         {"out", OPT_STR, &(o).out, "out", "directory for last.safetensors, model.safetensors, log.jsonl"}, \
         {"resume", OPT_STR, &(o).resume, NULL, "continue the run whose checkpoint is DIR/last.safetensors"}, \
-        {"eval-every", OPT_INT, &(o).eval_every, "0", "MAP every E epochs (needs --query and --database)"}, \
+        {"eval-every", OPT_INT, &(o).eval_every, "0", "MAP every E epochs (needs --query and --database)", OPT_NONNEG}, \
         {"query", OPT_STR, &(o).query, NULL, "query list for MAP"},                                       \
         {"database", OPT_STR, &(o).database, NULL, "database list for MAP"},                              \
-        {"topk", OPT_INT, &(o).topk, "5000", "MAP@K (0: all)"},                                           \
+        {"topk", OPT_INT, &(o).topk, "5000", "MAP@K (0: all)", OPT_NONNEG},                                           \
         {"device", OPT_STR, &(o).device, "auto", "auto, cpu or cuda"},                                    \
         {"precision", OPT_STR, &(o).precision, "fp32", "fp32, tf32 or bf16 (CUDA, sm_80+)"},              \
-        {"workers", OPT_INT, &(o).workers, "0", "decoding threads (0: one per core)"},                    \
+        {"workers", OPT_INT, &(o).workers, "0", "decoding threads (0: one per core)", OPT_NONNEG},                    \
         {"strict", OPT_FLAG, &(o).strict, "0", "stop at the first unreadable image instead of skipping it"}, \
         {"cache", OPT_STR, &(o).cache, NULL, "directory for the decoded-image cache file"},               \
-        {"max-steps", OPT_INT, &(o).max_steps, "0", "stop (with a checkpoint) after this global step"},   \
-        {"log-every", OPT_INT, &(o).log_every, "0", "plain progress line every N steps (0: each epoch)"},  \
+        {"max-megapixels", OPT_FLOAT, &(o).max_mp, "64", "refuse (skip) images of more pixels, read from the header before decoding", OPT_POSITIVE}, \
+        {"max-steps", OPT_INT, &(o).max_steps, "0", "stop (with a checkpoint) after this global step", OPT_NONNEG},   \
+        {"log-every", OPT_INT, &(o).log_every, "0", "plain progress line every N steps (0: each epoch)", OPT_NONNEG},  \
         {"data-on-device", OPT_STR, &(o).data_on_device, "auto", "keep the decoded set in device memory after the first epoch: auto (when it fits in half the free memory), yes, no"}, \
         {"no-graphs", OPT_FLAG, &(o).no_graphs, "0", "run every step eagerly instead of replaying a CUDA graph"}, \
-        {"ranks", OPT_INT, &(o).ranks, "1", "data-parallel ranks: GPUs 0..N-1 over NCCL (CUDA), threads (CPU); --batch is split evenly"}, \
+        {"ranks", OPT_INT, &(o).ranks, "1", "data-parallel ranks: GPUs 0..N-1 over NCCL (CUDA), threads (CPU); --batch is split evenly", OPT_POSITIVE}, \
         {0}                                                                                                \
     }
 
@@ -102,9 +105,9 @@ static void train_args_string(const train_opts *o, char *buf, size_t len) {
     snprintf(buf, len,
              "--train\t%s\t--root\t%s\t--variant\t%s\t--bits\t%d\t--epochs\t%d\t--batch\t%d\t--lr\t%.9g\t--wd\t%.9g\t"
              "--beta\t%.9g\t--gamma\t%.9g\t--margin\t%.9g\t--input-size\t%d\t--seed\t%" PRIu64 "\t--topk\t%d\t"
-             "--eval-every\t%d%s%s%s%s",
+             "--eval-every\t%d\t--max-megapixels\t%.9g%s%s%s%s",
              o->train, o->root, o->variant, o->bits, o->epochs, o->batch, o->lr, o->wd, o->beta, o->gamma,
-             o->margin, o->size, o->seed, o->topk, o->eval_every, o->query ? "\t--query\t" : "",
+             o->margin, o->size, o->seed, o->topk, o->eval_every, o->max_mp, o->query ? "\t--query\t" : "",
              o->query ? o->query : "", o->database ? "\t--database\t" : "", o->database ? o->database : "");
 }
 
@@ -120,6 +123,107 @@ static int train_checkpoint(train_ranks *rk, dath_model *m, const train_opts *o,
     const char *keys[] = {"epoch", "batch_in_epoch", "step", "seed", "rng", "args"};
     const char *vals[] = {e, b, s, seed, "philox4x32-10 keyed by (seed, epoch|step, sample): no state beyond these", args};
     return model_save(m, path, 1, 6, keys, vals, err, err_len);
+}
+
+/* A whole number 0..max from the checkpoint's metadata. Returns 0, or -1 with a message
+ * naming the file and the key. */
+static int train_meta_u64(const dath_model *ck, const char *path, const char *key, uint64_t max, uint64_t *v,
+                          char *err, size_t err_len) {
+    const char *s = model_meta(ck, key);
+    if (!s) {
+        snprintf(err, err_len, "%s: no '%s' in its metadata (not a complete dath training checkpoint)", path, key);
+        return -1;
+    }
+    uint64_t x = 0;
+    const char *q = s;
+    for (; *q >= '0' && *q <= '9'; q++) {
+        uint64_t d = (uint64_t)(*q - '0');
+        if (x > (max - d) / 10) break;
+        x = x * 10 + d;
+    }
+    if (q == s || *q) {
+        snprintf(err, err_len, "%s: metadata '%s' is '%.40s', not a whole number from 0 to %" PRIu64, path, key, s, max);
+        return -1;
+    }
+    *v = x;
+    return 0;
+}
+
+/* --resume: the log keeps only what the checkpoint holds, so that the steps computed
+ * again are not logged twice: step lines with step ≤ `step`, epoch summaries of the
+ * `epochs_done` finished epochs, other lines as they are; a last line cut short (the
+ * writer was killed) goes too. Rewritten atomically when anything is dropped. Returns
+ * the number of lines dropped (0 when there is no log), or -1 with a message. */
+static int train_trim_log(const char *path, uint64_t step, int epochs_done, char *err, size_t err_len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return errno == ENOENT ? 0 : (snprintf(err, err_len, "%s: %s", path, strerror(errno)), -1);
+    struct stat st;
+    char *text = NULL, *out = NULL;
+    int dropped = -1;
+    if (fstat(fileno(f), &st) || !(text = malloc((size_t)st.st_size + 1)) || !(out = malloc((size_t)st.st_size + 1)) ||
+        fread(text, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
+        snprintf(err, err_len, "%s: cannot read it to trim it to the checkpoint", path);
+        goto done;
+    }
+    text[st.st_size] = 0;
+    size_t kept = 0;
+    dropped = 0;
+    for (char *p = text, *end = text + st.st_size; p < end;) {
+        char *eol = memchr(p, '\n', (size_t)(end - p));
+        int keep = eol != NULL;
+        if (keep) {
+            *eol = 0;   /* the line is a C string now */
+            const char *at;
+            if (!strncmp(p, "{\"epoch_end\":", 13)) keep = strtol(p + 13, NULL, 10) <= epochs_done;
+            else if (!strncmp(p, "{\"epoch\":", 9) && (at = strstr(p, ",\"step\":")))
+                keep = strtoull(at + 8, NULL, 10) <= step;
+            *eol = '\n';
+        }
+        char *next = eol ? eol + 1 : end;
+        if (keep) {
+            memcpy(out + kept, p, (size_t)(next - p));
+            kept += (size_t)(next - p);
+        } else {
+            dropped++;
+        }
+        p = next;
+    }
+    if (dropped) {
+        const void *parts[1] = {out};
+        if (atomic_write(path, parts, &kept, 1, err, err_len)) dropped = -1;
+    }
+done:
+    fclose(f);
+    free(text);
+    free(out);
+    return dropped;
+}
+
+/* The run writes DIR/last.safetensors after every epoch: the new one beside the last one
+ * until it is complete, so DIR's file system must hold two (the existing one counting as
+ * held), and model.safetensors (half a checkpoint) at the end, when the temporary is
+ * gone. Checked up front, so that a full disk stops the run before it trains, not an
+ * epoch later. Returns 0 (also when the free space cannot be read), or -1 with a message. */
+static int train_check_space(const char *dir, const char *ckpath, const dath_model *m, char *err, size_t err_len) {
+    const double ck = (double)m->n * sizeof(float) * 2 + (1 << 20);   /* parameters + RMSProp state + header */
+    struct stat st;
+    double have = stat(ckpath, &st) == 0 ? (double)st.st_size : 0;
+    double need = 2 * ck - (have < ck ? have : ck);
+    struct statvfs vs;
+    if (statvfs(dir, &vs) != 0) return 0;
+    double avail = (double)vs.f_bavail * vs.f_frsize;
+    if (avail >= need) return 0;
+    snprintf(err, err_len, "--out %s: %.2f GiB free, the run needs %.2f GiB there (two checkpoints of %.2f GiB: "
+             "the next is written beside the last one before it replaces it%s)", dir, avail / (1 << 30),
+             need / (1 << 30), ck / (1 << 30), have > 0 ? ", which is already there" : "");
+    return -1;
+}
+
+/* A JSON number, or null when v is not finite (JSON has no NaN). buf [32]. */
+static const char *train_json_num(char *buf, double v) {
+    if (isfinite(v)) snprintf(buf, 32, "%.9g", v);
+    else snprintf(buf, 32, "null");
+    return buf;
 }
 
 static void progress(int tty, int epoch, int epochs, int bi, int nb, double ips, double loss, double eta) {
@@ -153,11 +257,12 @@ int cmd_train(int argc, char **argv) {
     train_opts o;
     memset(&o, 0, sizeof o);
     opt_spec spec[] = TRAIN_SPEC(o);
-    char err[2048];
+    char err[8192];
     dath_model *ck = NULL;
     char *ck_args = NULL;   /* the checkpoint's option string, split in place into av */
     char **av = argv;
     int ac = argc;
+    uint64_t ck_epoch = 0, ck_batch = 0, ck_step = 0;   /* the checkpoint's position */
     /* --resume: the checkpoint's options first, then this command line's */
     for (int i = 1; i < argc; i++) {
         const char *dir = NULL;
@@ -170,6 +275,13 @@ int cmd_train(int argc, char **argv) {
         if (!ck) { fprintf(stderr, "dath train: --resume: %s\n", err); return 1; }
         const char *args = model_meta(ck, "args");
         if (!args || !ck->rms) { fprintf(stderr, "dath train: --resume: %s is not a training checkpoint\n", path); model_free(ck); return 1; }
+        if (train_meta_u64(ck, path, "epoch", INT32_MAX, &ck_epoch, err, sizeof err) ||
+            train_meta_u64(ck, path, "batch_in_epoch", INT32_MAX, &ck_batch, err, sizeof err) ||
+            train_meta_u64(ck, path, "step", UINT64_MAX, &ck_step, err, sizeof err)) {
+            fprintf(stderr, "dath train: --resume: %s\n", err);
+            model_free(ck);
+            return 1;
+        }
         ck_args = strdup(args);
         av = calloc((size_t)argc + 64, sizeof(char *));
         ac = 0;
@@ -208,9 +320,9 @@ int cmd_train(int argc, char **argv) {
     int start_epoch = 0, skip_batches = 0;
     uint64_t step = 0;
     if (ck) {
-        start_epoch = atoi(model_meta(ck, "epoch"));
-        skip_batches = atoi(model_meta(ck, "batch_in_epoch"));
-        step = strtoull(model_meta(ck, "step"), NULL, 10);
+        start_epoch = (int)ck_epoch;
+        skip_batches = (int)ck_batch;
+        step = ck_step;
         if (ck->variant != v || ck->K != o.bits || ck->S != o.size) {
             fprintf(stderr, "dath train: --resume: the checkpoint is %s, %d bits, input %d; the options say %s, %d, %d\n",
                     variant_name(ck->variant), ck->K, ck->S, o.variant, o.bits, o.size);
@@ -242,12 +354,32 @@ int cmd_train(int argc, char **argv) {
     snprintf(ckpath, sizeof ckpath, "%s/last.safetensors", o.out);
     snprintf(logpath, sizeof logpath, "%s/log.jsonl", o.out);
     snprintf(final, sizeof final, "%s/model.safetensors", o.out);
+    /* temporaries of a run killed while it wrote a checkpoint (kill -9, power loss) */
+    uint64_t stale_bytes = 0, stale_more = 0;
+    int stale = atomic_remove_stale(ckpath, &stale_bytes);
+    stale += atomic_remove_stale(final, &stale_more);
+    if (stale)
+        fprintf(stderr, "dath train: removed %d temporary file%s (%.1f MiB) left in %s by a run killed while writing\n",
+                stale, stale == 1 ? "" : "s", (double)(stale_bytes + stale_more) / (1 << 20), o.out);
+    if (train_check_space(o.out, ckpath, m, err, sizeof err)) {
+        fprintf(stderr, "dath train: %s\n", err);
+        list_free(l); model_free(m);
+        return 1;
+    }
+    if (ck) {
+        int dropped = train_trim_log(logpath, step, start_epoch, err, sizeof err);
+        if (dropped < 0) { fprintf(stderr, "dath train: --resume: %s\n", err); list_free(l); model_free(m); return 1; }
+        if (dropped)
+            fprintf(stderr, "dath train: %s: dropped %d line%s written after the checkpoint (step %" PRIu64 "): those steps run again\n",
+                    logpath, dropped, dropped == 1 ? "" : "s", step);
+    }
 
     int B = o.batch, S = o.size, R = transform_cache_side(S), C = m->C;
     int data_mode = !strcmp(o.data_on_device, "yes") ? FEED_DATA_YES : !strcmp(o.data_on_device, "no") ? FEED_DATA_NO : FEED_DATA_AUTO;
     prefetch_config pc = {.list = l, .mode = PREFETCH_TRAIN, .R = R, .S = S, .B = B, .seed = o.seed,
                           .workers = o.workers, .ring = 4, .strict = o.strict, .cache_dir = o.cache,
-                          .host_alloc = be->host_alloc, .host_free = be->host_free};
+                          .host_alloc = be->host_alloc, .host_free = be->host_free,
+                          .max_pixels = (int64_t)((double)o.max_mp * 1e6)};
     dath_prefetch *pf = prefetch_create(&pc, err, sizeof err);
     ranks_config rc_ = {.be = be, .m = m, .pf = pf, .world = o.ranks, .B = B, .R = R, .S = S, .C = C,
                         .precision = prec, .data_mode = data_mode, .graphs = !o.no_graphs,
@@ -256,9 +388,11 @@ int cmd_train(int argc, char **argv) {
     FILE *log = rk ? fopen(logpath, ck ? "a" : "w") : NULL;
     rc = 1;
     if (!rk || !log) {
-        fprintf(stderr, "dath train: %s\n", !rk ? err : "cannot open the log");
+        if (!rk) fprintf(stderr, "dath train: %s\n", err);
+        else fprintf(stderr, "dath train: %s: cannot open: %s\n", logpath, strerror(errno));
         goto out;
     }
+    setvbuf(log, NULL, _IOLBF, 0);   /* every line reaches the file when it is written: a kill loses none */
     step_config cfg;
     step_config_default(&cfg);
     cfg.lr = o.lr; cfg.wd = o.wd; cfg.beta = o.beta; cfg.gamma = o.gamma; cfg.margin = o.margin;
@@ -334,6 +468,12 @@ int cmd_train(int argc, char **argv) {
                          "\"j3\":%.9g,\"triplets\":%" PRId64 ",\"ms\":%.3f,\"img_per_s\":%.2f,\"fetch_ms\":%.3f,\"wait_ms\":%.3f}\n",
                     epoch + 1, bi, step, nb, L.total, L.j1, L.j2, L.j3, L.ntriplets, dt * 1e3, nb / dt, (tf1 - tf0) * 1e3,
                     (tf2 - tf1) * 1e3);
+            if (ferror(log)) {
+                fprintf(stderr, "%sdath train: %s: cannot write: %s\ndath train: stopped; %s is the last good checkpoint\n",
+                        tty ? "\n" : "", logpath, strerror(errno), ckpath);
+                failed = 1;
+                break;
+            }
             prefetch_stats ps;
             prefetch_stats_get(pf, &ps);
             double el = now_s() - t_run, ips = imgs_run / el;
@@ -358,15 +498,23 @@ int cmd_train(int argc, char **argv) {
         if (held == 1) prefetch_release(pf, &cur);
         if (r < 0 && !failed && !stopped) { fprintf(stderr, "%sdath train: %s\n", tty ? "\n" : "", err); failed = 1; }
         if (failed || stopped) break;
-        skip_batches = 0;
         double et = now_s() - t_epoch;
         prefetch_stats ps;
         prefetch_stats_get(pf, &ps);
+        if (fetched == 0) {   /* not one batch: nothing would ever train */
+            fprintf(stderr, "dath train: epoch %d has no batch: %d of the %d images of %s could be read, and a batch "
+                            "needs at least 2%s\n", epoch + 1, l->n - ps.bad, l->n, o.train,
+                    o.ranks > 1 ? " (and one a rank)" : "");
+            failed = 1;
+            break;
+        }
+        skip_batches = 0;
         if (tty) fputc('\n', stderr);
         double map = NAN;
         if (o.eval_every > 0 && ((epoch + 1) % o.eval_every == 0 || epoch + 1 == o.epochs)) {
             ranks_download(rk, m);
-            if (evaluate_model_map(be, ranks_ctx0(rk), m, o.query, o.database, o.root, o.topk, &map, err, sizeof err)) {
+            if (evaluate_model_map(be, ranks_ctx0(rk), m, o.query, o.database, o.root, o.topk, pc.max_pixels, &map,
+                                   err, sizeof err)) {
                 fprintf(stderr, "dath train: evaluation: %s\n", err);
                 failed = 1;
             }
@@ -379,11 +527,18 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "epoch %d/%d: J %.5f (J1 %.5f J2 %.5f J3 %.5f)  %d images in %.1f s (%.1f img/s)  skipped %d%s%s\n",
                 epoch + 1, o.epochs, sum_j / nimg, sum_j1 / nimg, sum_j2 / nimg, sum_j3 / nimg, nimg, et, nimg / et,
                 ps.skipped, mapbuf, ps.cache_loaded ? "  (images from the cache file)" : "");
-        fprintf(log, "{\"epoch_end\":%d,\"j\":%.9g,\"j1\":%.9g,\"j2\":%.9g,\"j3\":%.9g,\"images\":%d,\"seconds\":%.3f,"
+        /* a resumed epoch whose batches were all done before has no step of its own: its
+         * means are null (JSON has no NaN) */
+        char jn[4][32];
+        fprintf(log, "{\"epoch_end\":%d,\"j\":%s,\"j1\":%s,\"j2\":%s,\"j3\":%s,\"images\":%d,\"seconds\":%.3f,"
                      "\"img_per_s\":%.2f,\"skipped\":%d,\"fetch_s\":%.3f,\"device_idle_steps\":%d,\"steps\":%d%s%.6f}\n",
-                epoch + 1, sum_j / nimg, sum_j1 / nimg, sum_j2 / nimg, sum_j3 / nimg, nimg, et, nimg / et, ps.skipped,
+                epoch + 1, train_json_num(jn[0], sum_j / nimg), train_json_num(jn[1], sum_j1 / nimg),
+                train_json_num(jn[2], sum_j2 / nimg), train_json_num(jn[3], sum_j3 / nimg), nimg, et, nimg / et, ps.skipped,
                 fetch_s, idle_steps, steps_epoch, isnan(map) ? ",\"seconds_eval\":" : ",\"map\":", isnan(map) ? 0.0 : map);
-        fflush(log);
+        if (fflush(log) || ferror(log)) {
+            fprintf(stderr, "dath train: %s: cannot write: %s\n", logpath, strerror(errno));
+            failed = 1;
+        }
         if (failed) break;
         if (train_checkpoint(rk, m, &o, args, epoch + 1, 0, step, ckpath, err, sizeof err)) {
             fprintf(stderr, "dath train: %s\n", err);

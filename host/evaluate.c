@@ -47,7 +47,7 @@ static void encode_pack(uint8_t *codes, const float *h, int B, int K) {
 }
 
 int evaluate_encode(const dath_backend *be, dath_ctx *ctx, const dath_model *m,
-                    const dath_list *list, int batch, int progress, uint8_t **codes,
+                    const dath_list *list, int batch, int64_t max_pixels, int progress, uint8_t **codes,
                     int **kept, int *n_ok, char *err, size_t err_len) {
     *codes = NULL;
     *kept = NULL;
@@ -80,7 +80,7 @@ int evaluate_encode(const dath_backend *be, dath_ctx *ctx, const dath_model *m,
         const int cnt = n - start < batch ? n - start : batch;
         #pragma omp parallel for schedule(dynamic, 1)
         for (int i = 0; i < cnt; i++)
-            ok[i] = image_load(list->paths[start + i], R, img + (size_t)i * unit, why[i],
+            ok[i] = image_load(list->paths[start + i], R, max_pixels, img + (size_t)i * unit, why[i],
                                ENCODE_WHY_LEN) == 0;
         int B = 0;
         for (int i = 0; i < cnt; i++) {
@@ -124,7 +124,7 @@ done:
 
 int evaluate_model_map(const dath_backend *be, dath_ctx *ctx, const dath_model *m,
                        const char *query_list, const char *db_list, const char *root,
-                       int topk, double *map, char *err, size_t err_len) {
+                       int topk, int64_t max_pixels, double *map, char *err, size_t err_len) {
     dath_list *lists[2] = {NULL, NULL};
     uint8_t *codes[2] = {NULL, NULL}, *labs[2] = {NULL, NULL};
     int *kept[2] = {NULL, NULL}, n[2] = {0, 0};
@@ -132,7 +132,7 @@ int evaluate_model_map(const dath_backend *be, dath_ctx *ctx, const dath_model *
     int rc = -1;
     for (int s = 0; s < 2; s++) {
         if (!(lists[s] = list_read(files[s], root, err, err_len))) goto done;
-        if (evaluate_encode(be, ctx, m, lists[s], 256, 0, &codes[s], &kept[s], &n[s], err, err_len))
+        if (evaluate_encode(be, ctx, m, lists[s], 256, max_pixels, 0, &codes[s], &kept[s], &n[s], err, err_len))
             goto done;
         if (n[s] == 0) {
             snprintf(err, err_len, "%s: no image could be read", files[s]);

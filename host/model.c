@@ -1,6 +1,8 @@
 /* host/model.c — DATH's parameter layout, initialisation, loading and saving. */
 #include "model.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,8 +232,12 @@ static int meta_int(const st_file *f, const char *path, const char *key, int *v,
     const char *s = st_meta(f, key);
     char *end;
     if (!s) { snprintf(err, err_len, "%s: metadata has no '%s' (not a dath model?)", path, key); return -1; }
+    errno = 0;
     long x = strtol(s, &end, 10);
-    if (end == s || *end) { snprintf(err, err_len, "%s: metadata '%s' = '%s' is not an integer", path, key, s); return -1; }
+    if (end == s || *end || errno || x < INT_MIN || x > INT_MAX) {
+        snprintf(err, err_len, "%s: metadata '%s' = '%.40s' is not an integer", path, key, s);
+        return -1;
+    }
     *v = (int)x;
     return 0;
 }

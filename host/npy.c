@@ -12,8 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
-#include "safetensors.h"
+#include "atomic.h"
 
 static const char NPY_MAGIC[6] = {'\x93', 'N', 'U', 'M', 'P', 'Y'};
 
@@ -133,6 +134,10 @@ int npy_read_u8(const char *path, uint8_t **data, int64_t *rows, int64_t *cols, 
         goto done;
     }
     hdr = malloc(hlen + 1);
+    if (!hdr) {
+        snprintf(err, err_len, "%s: out of memory for the .npy header", path);
+        goto done;
+    }
     if (fread(hdr, 1, hlen, fp) != hlen) {
         snprintf(err, err_len, "%s: truncated .npy header", path);
         goto done;
@@ -144,6 +149,24 @@ int npy_read_u8(const char *path, uint8_t **data, int64_t *rows, int64_t *cols, 
         goto done;
     }
     size_t n = (size_t)*rows * (size_t)*cols;
+    /* the file must hold exactly that much data: checked before anything is allocated */
+    struct stat st;
+    long at = ftell(fp);
+    if (at < 0 || fstat(fileno(fp), &st) != 0) {
+        snprintf(err, err_len, "%s: cannot stat: %s", path, strerror(errno));
+        goto done;
+    }
+    uint64_t held = (uint64_t)st.st_size > (uint64_t)at ? (uint64_t)st.st_size - (uint64_t)at : 0;
+    if (held < n) {
+        snprintf(err, err_len, "%s: truncated: header says (%" PRId64 ", %" PRId64 ") = %zu bytes "
+                 "of data, the file holds %" PRIu64, path, *rows, *cols, n, held);
+        goto done;
+    }
+    if (held > n) {
+        snprintf(err, err_len, "%s: the file holds more data than its shape (%" PRId64 ", %" PRId64
+                 ") says", path, *rows, *cols);
+        goto done;
+    }
     *data = malloc(n ? n : 1);
     if (!*data) {
         snprintf(err, err_len, "%s: out of memory for %zu bytes", path, n);
@@ -168,8 +191,8 @@ done:
     return rc;
 }
 
-int npy_write_u8(const char *path, const uint8_t *data, int64_t rows, int64_t cols, char *err,
-                 size_t err_len) {
+int npy_add_u8(atomic_group *g, const char *path, const uint8_t *data, int64_t rows, int64_t cols, char *err,
+               size_t err_len) {
     if (rows < 0 || cols < 0) {
         snprintf(err, err_len, "%s: negative shape (%" PRId64 ", %" PRId64 ")", path, rows, cols);
         return -1;
@@ -191,7 +214,19 @@ int npy_write_u8(const char *path, const uint8_t *data, int64_t rows, int64_t co
     head[total - 1] = '\n';
     const void *parts[2] = {head, data};
     size_t lens[2] = {total, (size_t)rows * (size_t)cols};
-    return atomic_write(path, parts, lens, lens[1] ? 2 : 1, err, err_len);
+    return atomic_group_add(g, path, parts, lens, lens[1] ? 2 : 1, err, err_len);
+}
+
+int npy_write_u8(const char *path, const uint8_t *data, int64_t rows, int64_t cols, char *err,
+                 size_t err_len) {
+    atomic_group *g = atomic_group_new();
+    if (!g) {
+        snprintf(err, err_len, "%s: out of memory", path);
+        return -1;
+    }
+    int rc = npy_add_u8(g, path, data, rows, cols, err, err_len) || atomic_group_commit(g, err, err_len) ? -1 : 0;
+    atomic_group_free(g);
+    return rc;
 }
 
 /* ---- float32 2-D files (features) -----------------------------------------------------

@@ -2,10 +2,12 @@
  * 2-D float32 files: features (npy_read_f32 / npy_write_f32, at the end).
  *
  * Written: format version 1.0, dtype '|u1', C order, shape (rows, cols); atomically
- * (atomic_write of host/safetensors.h), so a crash never leaves a broken file.
+ * (host/atomic.h), so a crash never leaves a broken file; npy_add_u8 writes one file of
+ * a group that is renamed into place only when every file of it is complete.
  * Read: versions 1.0, 2.0 and 3.0; dtype '|u1' (also '<u1', '>u1', and '|b1', whose
  * bytes are 0/1), C order, exactly two dimensions. Anything else is an error that
- * names the file and what is wrong.
+ * names the file and what is wrong. The file's size must match the header's shape
+ * before anything is allocated for the data.
  *
  * Functions return 0, or -1 with a message naming the file in err. *data is
  * malloc'd and belongs to the caller (free). */
@@ -15,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "atomic.h"
+
 /* data [rows, cols] */
 int npy_read_u8(const char *path, uint8_t **data, int64_t *rows, int64_t *cols, char *err,
                 size_t err_len);
@@ -22,6 +26,9 @@ int npy_read_u8(const char *path, uint8_t **data, int64_t *rows, int64_t *cols, 
 /* data [rows, cols]; rows may be 0 */
 int npy_write_u8(const char *path, const uint8_t *data, int64_t rows, int64_t cols, char *err,
                  size_t err_len);
+/* The same as one file of group g (written now, renamed by atomic_group_commit). */
+int npy_add_u8(atomic_group *g, const char *path, const uint8_t *data, int64_t rows, int64_t cols, char *err,
+               size_t err_len);
 
 /* Features, float32 [rows, cols]. Read: dtype '<f4' or '>f4', or float64 ('<f8', '>f8',
  * numpy's default), converted to float32 (a value outside float32's range is an error;

@@ -13,10 +13,45 @@ static const opt_spec *opts_find(const opt_spec *spec, const char *name, size_t 
     return NULL;
 }
 
+/* 1 when text is a decimal number: [+-]digits[.digits][(e|E)[+-]digits] (or .digits). */
+static int opts_decimal(const char *t, int integer) {
+    if (*t == '+' || *t == '-') t++;
+    int digits = 0;
+    while (*t >= '0' && *t <= '9') { t++; digits++; }
+    if (!integer && *t == '.') {
+        t++;
+        while (*t >= '0' && *t <= '9') { t++; digits++; }
+    }
+    if (!digits) return 0;
+    if (!integer && (*t == 'e' || *t == 'E')) {
+        t++;
+        if (*t == '+' || *t == '-') t++;
+        if (!(*t >= '0' && *t <= '9')) return 0;
+        while (*t >= '0' && *t <= '9') t++;
+    }
+    return *t == 0;
+}
+
+/* The range of flags: 0 when v is inside it, else -1 with a message. */
+static int opts_range(const opt_spec *o, const char *text, double v, char *err, size_t err_len) {
+    if ((o->flags & OPT_POSITIVE) && !(v > 0)) {
+        snprintf(err, err_len, "--%s: '%s' must be greater than 0", o->name, text);
+        return -1;
+    }
+    if ((o->flags & OPT_NONNEG) && !(v >= 0)) {
+        snprintf(err, err_len, "--%s: '%s' must be 0 or more", o->name, text);
+        return -1;
+    }
+    return 0;
+}
+
 /* Stores text into the option's variable. Returns 0, or -1 with a message. */
 static int opts_set(const opt_spec *o, const char *text, char *err, size_t err_len) {
     char *end = NULL;
     errno = 0;
+    if ((o->type == OPT_INT || o->type == OPT_U64 || o->type == OPT_FLOAT) &&
+        !opts_decimal(text, o->type != OPT_FLOAT))
+        goto bad;
     switch (o->type) {
     case OPT_STR:
         *(const char **)o->ptr = text;
@@ -27,6 +62,7 @@ static int opts_set(const opt_spec *o, const char *text, char *err, size_t err_l
     case OPT_INT: {
         long v = strtol(text, &end, 10);
         if (errno || end == text || *end || v < -2147483647L || v > 2147483647L) break;
+        if (opts_range(o, text, (double)v, err, err_len)) return -1;
         *(int *)o->ptr = (int)v;
         return 0;
     }
@@ -34,16 +70,19 @@ static int opts_set(const opt_spec *o, const char *text, char *err, size_t err_l
         if (text[0] == '-') break;
         unsigned long long v = strtoull(text, &end, 10);
         if (errno || end == text || *end) break;
+        if (opts_range(o, text, (double)v, err, err_len)) return -1;
         *(uint64_t *)o->ptr = (uint64_t)v;
         return 0;
     }
     case OPT_FLOAT: {
         float v = strtof(text, &end);
         if (errno || end == text || *end || !isfinite(v)) break;
+        if (opts_range(o, text, (double)v, err, err_len)) return -1;
         *(float *)o->ptr = v;
         return 0;
     }
     }
+bad:;
     static const char *what[] = {"text", "an integer", "a non-negative integer", "a number", "a flag"};
     snprintf(err, err_len, "--%s: '%s' is not %s", o->name, text, what[o->type]);
     return -1;
@@ -105,8 +144,10 @@ void opts_usage(FILE *f, const char *cmd, const char *synopsis, const opt_spec *
         char left[64];
         snprintf(left, sizeof left, "--%s %s", o->name, meta[o->type]);
         fprintf(f, "  %-24s %s", left, o->help ? o->help : "");
-        if (o->flags & OPT_REQUIRED) fprintf(f, " (required)");
-        else if (o->def && *o->def && o->type != OPT_FLAG) fprintf(f, " (default %s)", o->def);
+        const char *range = (o->flags & OPT_POSITIVE) ? "> 0" : (o->flags & OPT_NONNEG) ? ">= 0" : NULL;
+        if (o->flags & OPT_REQUIRED) fprintf(f, " (required%s%s)", range ? ", " : "", range ? range : "");
+        else if (o->def && *o->def && o->type != OPT_FLAG)
+            fprintf(f, " (default %s%s%s)", o->def, range ? "; " : "", range ? range : "");
         fputc('\n', f);
     }
     fprintf(f, "  %-24s %s\n", "--help", "print this help");

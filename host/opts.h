@@ -9,7 +9,11 @@
  *   if (opts_parse("dath init", synopsis, spec, argc, argv, &pos, err, sizeof err)) ...
  *
  * Long options only: --name VALUE or --name=VALUE; OPT_FLAG takes no value.
- * Defaults are parsed from the `def` string before argv is read. */
+ * Defaults are parsed from the `def` string before argv is read.
+ * Numbers are decimal only: an integer is [+-]digits, a number [+-]digits[.digits][e±N]
+ * (no hexadecimal, no inf or nan, no leading space). flags OPT_POSITIVE (> 0) and
+ * OPT_NONNEG (≥ 0) refuse other values with a message naming the option; --help shows
+ * the range. */
 #ifndef DATH_OPTS_H
 #define DATH_OPTS_H
 
@@ -18,7 +22,7 @@
 #include <stdio.h>
 
 typedef enum { OPT_STR, OPT_INT, OPT_U64, OPT_FLOAT, OPT_FLAG } opt_type;
-enum { OPT_REQUIRED = 1 };
+enum { OPT_REQUIRED = 1, OPT_POSITIVE = 2, OPT_NONNEG = 4 };
 
 typedef struct opt_spec {
     const char *name;    /* without the leading "--" */
@@ -26,7 +30,7 @@ typedef struct opt_spec {
     void *ptr;           /* const char **, int *, uint64_t *, float *, int * (flag) */
     const char *def;     /* default as text, NULL for none */
     const char *help;
-    int flags;           /* OPT_REQUIRED */
+    int flags;           /* OPT_REQUIRED, OPT_POSITIVE, OPT_NONNEG */
 } opt_spec;
 
 /* Parses argv[1..argc-1] (argv[0] is the command name). Positional arguments are

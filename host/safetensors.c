@@ -11,10 +11,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* ---- a JSON reader just large enough for the header ------------------------- */
+/* ---- a JSON reader just large enough for the header -------------------------
+ * Every read stays inside [p, end): the header is not NUL-terminated (its last byte is
+ * followed by the tensor data, or by the end of the buffer). Values nest at most
+ * JSON_MAX_DEPTH deep (a safetensors header needs 3), so a crafted header cannot
+ * exhaust the stack. */
+
+enum { JSON_MAX_DEPTH = 64 };
 
 typedef struct json_in {
     const char *p, *end;
+    int too_deep;             /* set when a value nested deeper than JSON_MAX_DEPTH */
 } json_in;
 
 static void json_ws(json_in *j) {
@@ -27,17 +34,26 @@ static int json_eat(json_in *j, char c) {
     return 0;
 }
 
+static int json_hex(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
 /* Reads a string; returns a malloc'd copy with escapes decoded (\uXXXX kept ASCII
- * only), or NULL. */
+ * only, others and \u0000 become '?'), or NULL (malformed, or out of memory). */
 static char *json_string(json_in *j) {
     json_ws(j);
     if (j->p >= j->end || *j->p != '"') return NULL;
     j->p++;
     size_t cap = 32, n = 0;
     char *s = malloc(cap);
+    if (!s) return NULL;
     while (j->p < j->end && *j->p != '"') {
         char c = *j->p++;
-        if (c == '\\' && j->p < j->end) {
+        if (c == '\\') {
+            if (j->p >= j->end) break;
             char e = *j->p++;
             switch (e) {
             case 'n': c = '\n'; break;
@@ -46,17 +62,24 @@ static char *json_string(json_in *j) {
             case 'b': c = '\b'; break;
             case 'f': c = '\f'; break;
             case 'u': {
-                if (j->end - j->p < 4) { free(s); return NULL; }
                 unsigned v = 0;
-                sscanf(j->p, "%4x", &v);
-                j->p += 4;
-                c = v < 128 ? (char)v : '?';
+                for (int k = 0; k < 4; k++) {
+                    int d = j->p < j->end ? json_hex(*j->p) : -1;
+                    if (d < 0) { free(s); return NULL; }
+                    v = v * 16 + (unsigned)d;
+                    j->p++;
+                }
+                c = v > 0 && v < 128 ? (char)v : '?';
                 break;
             }
             default: c = e;
             }
         }
-        if (n + 2 > cap) s = realloc(s, cap *= 2);
+        if (n + 2 > cap) {
+            char *ns = realloc(s, cap *= 2);
+            if (!ns) { free(s); return NULL; }
+            s = ns;
+        }
         s[n++] = c;
     }
     if (j->p >= j->end) { free(s); return NULL; }
@@ -65,20 +88,28 @@ static char *json_string(json_in *j) {
     return s;
 }
 
+/* A decimal integer (optional '-'), within int64. Returns 0, or -1. */
 static int json_int(json_in *j, int64_t *v) {
     json_ws(j);
-    char *end;
-    errno = 0;
-    long long x = strtoll(j->p, &end, 10);
-    if (end == j->p || errno) return -1;
-    j->p = end;
-    *v = x;
+    const char *q = j->p;
+    int neg = q < j->end && *q == '-';
+    if (neg) q++;
+    if (q >= j->end || *q < '0' || *q > '9') return -1;
+    uint64_t x = 0;
+    for (; q < j->end && *q >= '0' && *q <= '9'; q++) {
+        unsigned d = (unsigned)(*q - '0');
+        if (x > (UINT64_C(9223372036854775807) - d) / 10) return -1;   /* beyond int64 */
+        x = x * 10 + d;
+    }
+    j->p = q;
+    *v = neg ? -(int64_t)x : (int64_t)x;
     return 0;
 }
 
-/* Skips any JSON value (used for unknown fields). */
-static int json_skip(json_in *j) {
+/* Skips any JSON value (used for unknown fields), at most JSON_MAX_DEPTH deep. */
+static int json_skip(json_in *j, int depth) {
     json_ws(j);
+    if (depth > JSON_MAX_DEPTH) { j->too_deep = 1; return -1; }
     if (j->p >= j->end) return -1;
     char c = *j->p;
     if (c == '"') { char *s = json_string(j); if (!s) return -1; free(s); return 0; }
@@ -93,7 +124,7 @@ static int json_skip(json_in *j) {
                 free(k);
                 if (!json_eat(j, ':')) return -1;
             }
-            if (json_skip(j)) return -1;
+            if (json_skip(j, depth + 1)) return -1;
         } while (json_eat(j, ','));
         return json_eat(j, close) ? 0 : -1;
     }
@@ -142,7 +173,7 @@ static int st_parse_tensor(json_in *j, st_tensor *t, int64_t *b, int64_t *e) {
             if (is_shape) t->ndim = n;
             else if (n != 2) rc = -1;
         } else {
-            rc = json_skip(j);
+            rc = json_skip(j, 2);
         }
         free(k);
         if (rc) return -1;
@@ -157,7 +188,12 @@ st_file *st_read(const char *path, char *err, size_t err_len) {
         return NULL;
     }
     st_file *f = calloc(1, sizeof *f);
+    json_in j = {0};
     struct stat sb;
+    if (!f) {
+        snprintf(err, err_len, "%s: out of memory", path);
+        goto fail;
+    }
     if (fstat(fileno(fp), &sb) || sb.st_size < 8) {
         snprintf(err, err_len, "%s: not a safetensors file (too short)", path);
         goto fail;
@@ -176,9 +212,11 @@ st_file *st_read(const char *path, char *err, size_t err_len) {
     }
     const char *data = (const char *)f->blob + 8 + hlen;
     size_t data_len = f->blob_len - 8 - hlen;
-    json_in j = {(const char *)f->blob + 8, (const char *)f->blob + 8 + hlen};
+    j.p = (const char *)f->blob + 8;
+    j.end = (const char *)f->blob + 8 + hlen;
     int cap = 16;
     f->tensors = calloc((size_t)cap, sizeof *f->tensors);
+    if (!f->tensors) goto oom;
     if (!json_eat(&j, '{')) goto bad_header;
     if (!json_eat(&j, '}')) {
         do {
@@ -193,15 +231,23 @@ st_file *st_read(const char *path, char *err, size_t err_len) {
                     if (!k || !json_eat(&j, ':')) { free(k); goto bad_header; }
                     char *v = json_string(&j);
                     if (!v) { free(k); goto bad_header; }
-                    f->meta_keys = realloc(f->meta_keys, (size_t)(f->nmeta + 1) * sizeof(char *));
-                    f->meta_values = realloc(f->meta_values, (size_t)(f->nmeta + 1) * sizeof(char *));
+                    char **nk = realloc(f->meta_keys, (size_t)(f->nmeta + 1) * sizeof(char *));
+                    if (nk) f->meta_keys = nk;
+                    char **nv = nk ? realloc(f->meta_values, (size_t)(f->nmeta + 1) * sizeof(char *)) : NULL;
+                    if (nv) f->meta_values = nv;
+                    if (!nk || !nv) { free(k); free(v); goto oom; }
                     f->meta_keys[f->nmeta] = k;
                     f->meta_values[f->nmeta++] = v;
                 } while (json_eat(&j, ','));
                 if (!json_eat(&j, '}')) goto bad_header;
                 continue;
             }
-            if (f->ntensors == cap) f->tensors = realloc(f->tensors, (size_t)(cap *= 2) * sizeof *f->tensors);
+            if (f->ntensors == cap) {
+                st_tensor *nt = realloc(f->tensors, (size_t)cap * 2 * sizeof *f->tensors);
+                if (!nt) { free(name); goto oom; }
+                f->tensors = nt;
+                cap *= 2;
+            }
             st_tensor *t = &f->tensors[f->ntensors];
             memset(t, 0, sizeof *t);
             t->name = name;
@@ -209,9 +255,17 @@ st_file *st_read(const char *path, char *err, size_t err_len) {
             int64_t b, e;
             if (st_parse_tensor(&j, t, &b, &e)) goto bad_header;
             size_t es = dtype_size(t->dtype);
-            int64_t numel = 1;
-            for (int d = 0; d < t->ndim; d++) numel *= t->shape[d];
-            if (!es || b < 0 || e < b || (size_t)e > data_len || (size_t)(e - b) != (size_t)numel * es) {
+            /* the element count, without overflow: it must fit the data section */
+            uint64_t numel = 1, room = es ? data_len / es : 0;
+            int fits = es != 0;
+            for (int d = 0; d < t->ndim; d++)
+                if (t->shape[d] == 0) numel = 0;
+            for (int d = 0; d < t->ndim && fits && numel; d++) {
+                uint64_t dim = (uint64_t)t->shape[d];   /* > 0 here (st_parse_tensor refuses < 0) */
+                if (numel > room / dim) fits = 0;
+                else numel *= dim;
+            }
+            if (!fits || b < 0 || e < b || (uint64_t)e > data_len || (uint64_t)(e - b) != numel * es) {
                 snprintf(err, err_len, "%s: tensor '%s': bad dtype, shape or data offsets", path, name);
                 goto fail;
             }
@@ -222,8 +276,15 @@ st_file *st_read(const char *path, char *err, size_t err_len) {
     }
     fclose(fp);
     return f;
+oom:
+    snprintf(err, err_len, "%s: out of memory", path);
+    goto fail;
 bad_header:
-    snprintf(err, err_len, "%s: malformed safetensors JSON header", path);
+    if (j.too_deep)
+        snprintf(err, err_len, "%s: malformed safetensors JSON header (values nested deeper than %d levels)", path,
+                 JSON_MAX_DEPTH);
+    else
+        snprintf(err, err_len, "%s: malformed safetensors JSON header", path);
 fail:
     fclose(fp);
     st_close(f);
@@ -398,55 +459,4 @@ void st_writer_free(st_writer *w) {
     free(w->mk);
     free(w->mv);
     free(w);
-}
-
-/* ---- atomic writes ---------------------------------------------------------------- */
-
-int atomic_write(const char *path, const void *const *parts, const size_t *lens, int nparts,
-                 char *err, size_t err_len) {
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 32);
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        snprintf(err, err_len, "%s: cannot create: %s", tmp, strerror(errno));
-        free(tmp);
-        return -1;
-    }
-    for (int i = 0; i < nparts; i++) {
-        const char *p = parts[i];
-        size_t left = lens[i];
-        while (left) {
-            ssize_t n = write(fd, p, left > (1u << 30) ? (1u << 30) : left);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) {
-                snprintf(err, err_len, "%s: write failed: %s", tmp, strerror(errno));
-                close(fd);
-                unlink(tmp);
-                free(tmp);
-                return -1;
-            }
-            p += n;
-            left -= (size_t)n;
-        }
-    }
-    if (fsync(fd) || close(fd)) {
-        snprintf(err, err_len, "%s: fsync/close failed: %s", tmp, strerror(errno));
-        unlink(tmp);
-        free(tmp);
-        return -1;
-    }
-    if (rename(tmp, path)) {
-        snprintf(err, err_len, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
-        unlink(tmp);
-        free(tmp);
-        return -1;
-    }
-    free(tmp);
-    /* make the rename itself durable */
-    char *dup = strdup(path);
-    int dfd = open(dirname(dup), O_RDONLY | O_DIRECTORY);
-    if (dfd >= 0) { fsync(dfd); close(dfd); }
-    free(dup);
-    return 0;
 }

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "atomic.h"   /* atomic_write, shared with the other writers (.npy, checkpoints) */
+
 #define ST_MAX_DIMS 8
 
 typedef struct st_tensor {
@@ -54,9 +56,5 @@ int st_writer_meta(st_writer *w, const char *key, const char *value);
 int st_writer_write(st_writer *w, const char *path, char *err, size_t err_len);
 void st_writer_free(st_writer *w);
 
-/* Atomic write of a whole buffer to path (temporary file, fsync, rename).
- * Shared with other writers (.npy, checkpoints). */
-int atomic_write(const char *path, const void *const *parts, const size_t *lens, int nparts,
-                 char *err, size_t err_len);
 
 #endif

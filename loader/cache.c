@@ -15,8 +15,10 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "../host/atomic.h"
 #include "image.h"
 
 enum {
@@ -47,15 +49,18 @@ static uint64_t cache_fnv(uint64_t h, const void *data, size_t len) {
     return h;
 }
 
-/* Key over the list's bytes, every image's path/size/mtime, R and the transform.
+/* Key over the list's bytes, every image's path/size/mtime, R, the transform and the
+ * pixel limit.
  * Returns 0, or -1 with a message (the list file cannot be read). */
-static int cache_key(const dath_list *l, int R, uint64_t *key, char *err, size_t err_len) {
+static int cache_key(const dath_list *l, int R, int64_t max_pixels, uint64_t *key, char *err, size_t err_len) {
     uint64_t h = FNV_OFFSET;
     const char *tag = "dath decoded-image cache";
     h = cache_fnv(h, tag, strlen(tag) + 1);
-    h = cache_fnv(h, IMAGE_TRANSFORM_ID, sizeof IMAGE_TRANSFORM_ID);
+    const char *tid = image_transform_id();
+    h = cache_fnv(h, tid, strlen(tid) + 1);
     int32_t r32 = R;
     h = cache_fnv(h, &r32, sizeof r32);
+    h = cache_fnv(h, &max_pixels, sizeof max_pixels);   /* which images the limit refuses */
     FILE *f = fopen(l->file, "rb");
     if (!f) {
         snprintf(err, err_len, "%s: cannot read the list for the cache key: %s", l->file, strerror(errno));
@@ -141,21 +146,36 @@ int cache_bad_count(const dath_cache *c) {
 
 /* ---- loading the file ------------------------------------------------------------ */
 
-/* Parses the reasons section ("index\treason\n" lines) into c->why. */
+/* Parses the reasons section ("index\treason\n" lines) into c->why. Reads only inside
+ * text [len] (the mapped file: not NUL-terminated). */
 static int cache_parse_why(dath_cache *c, const char *text, size_t len) {
     const char *p = text, *end = text + len;
     while (p < end) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));
         if (!eol) return -1;
-        char *tab = NULL;
-        long i = strtol(p, &tab, 10);
-        if (tab == p || tab >= eol || *tab != '\t' || i < 0 || i >= c->n) return -1;
+        const char *tab = p;
+        long i = 0;
+        while (tab < eol && *tab >= '0' && *tab <= '9' && i <= c->n) i = i * 10 + (*tab++ - '0');
+        if (tab == p || tab >= eol || *tab != '\t' || i >= c->n) return -1;
         free(c->why[i]);
         c->why[i] = strndup(tab + 1, (size_t)(eol - tab - 1));
         if (!c->why[i]) return -1;
         p = eol + 1;
     }
     return 0;
+}
+
+/* The sections lie inside the file, in order, without overlapping the header or each
+ * other: header | status [n] | … | pixels [pix] | … | reasons [why_bytes] (end = file
+ * size). Every sum is checked against the file size before it is formed, so that no
+ * offset + length can wrap around 2^64. */
+static int cache_sections_fit(const cache_header *hd, uint64_t file_size, uint64_t n, uint64_t pix) {
+    if (hd->total_bytes != file_size || hd->pixels_bytes != pix) return 0;
+    if (hd->status_off < CACHE_HEADER_BYTES || hd->status_off > file_size || n > file_size - hd->status_off) return 0;
+    if (hd->pixels_off < hd->status_off + n || hd->pixels_off > file_size || pix > file_size - hd->pixels_off) return 0;
+    if (hd->why_off < hd->pixels_off + pix || hd->why_off > file_size || hd->why_bytes != file_size - hd->why_off)
+        return 0;
+    return 1;
 }
 
 /* Maps a valid cache file. Returns 1 when loaded, 0 when absent or stale (note says
@@ -175,9 +195,7 @@ static int cache_load(dath_cache *c) {
     else if (hd.version != CACHE_VERSION || hd.byte_order != 0x01020304u) stale = "another format version";
     else if (hd.R != (uint32_t)c->R || hd.n != (uint64_t)c->n) stale = "made for another image count or size";
     else if (hd.key != c->key) stale = "made for another list content, other image files or another transform";
-    else if (hd.total_bytes != (uint64_t)st.st_size || hd.pixels_bytes != pix ||
-             hd.status_off + (uint64_t)c->n > hd.pixels_off || hd.pixels_off + pix > hd.why_off ||
-             hd.why_off + hd.why_bytes > hd.total_bytes)
+    else if (!cache_sections_fit(&hd, (uint64_t)st.st_size, (uint64_t)c->n, pix))
         stale = "incomplete or inconsistent";
     void *map = MAP_FAILED;
     if (!stale) {
@@ -214,7 +232,7 @@ static int cache_load(dath_cache *c) {
 
 /* ---- creation -------------------------------------------------------------------- */
 
-dath_cache *cache_create(const dath_list *l, int R, const char *dir, char *err, size_t err_len) {
+dath_cache *cache_create(const dath_list *l, int R, int64_t max_pixels, const char *dir, char *err, size_t err_len) {
     if (!l || l->n < 1 || R < 1) {
         snprintf(err, err_len, "cache: no images or bad size %d", R);
         return NULL;
@@ -224,6 +242,7 @@ dath_cache *cache_create(const dath_list *l, int R, const char *dir, char *err, 
     if (!c) goto oom;
     c->n = l->n;
     c->R = R;
+    c->max_pixels = max_pixels > 0 ? max_pixels : IMAGE_DEFAULT_MAX_PIXELS;
     c->status = calloc((size_t)l->n, 1);
     c->why = calloc((size_t)l->n, sizeof *c->why);
     c->pixels = calloc(pix, 1);   /* lazily committed; bad images stay zero */
@@ -234,7 +253,7 @@ dath_cache *cache_create(const dath_list *l, int R, const char *dir, char *err, 
             cache_free(c);
             return NULL;
         }
-        if (cache_key(l, R, &c->key, err, err_len)) {
+        if (cache_key(l, R, c->max_pixels, &c->key, err, err_len)) {
             cache_free(c);
             return NULL;
         }
@@ -242,7 +261,25 @@ dath_cache *cache_create(const dath_list *l, int R, const char *dir, char *err, 
         if (!c->file) goto oom;
         c->list_file = strdup(l->file);
         if (!c->list_file) goto oom;
-        cache_load(c);
+        uint64_t stale_bytes = 0;
+        int stale_tmp = atomic_remove_stale(c->file, &stale_bytes);
+        if (!cache_load(c)) {
+            /* it will be written after the first pass: room for it is checked now */
+            uint64_t need = cache_round_up(CACHE_HEADER_BYTES + (size_t)l->n) + pix + (uint64_t)l->n * 16;
+            struct statvfs vs;
+            if (statvfs(dir, &vs) == 0 && (uint64_t)vs.f_bavail * vs.f_frsize < need) {
+                snprintf(err, err_len, "%s: %.1f MiB free, the decoded-image cache file needs %.1f MiB (--cache: "
+                         "free some space or give another directory)", dir,
+                         (double)vs.f_bavail * vs.f_frsize / (1 << 20), (double)need / (1 << 20));
+                cache_free(c);
+                return NULL;
+            }
+        }
+        if (stale_tmp) {
+            size_t at = strlen(c->note);
+            snprintf(c->note + at, sizeof c->note - at, "; removed %d temporary file%s (%.1f MiB) left by killed runs",
+                     stale_tmp, stale_tmp == 1 ? "" : "s", (double)stale_bytes / (1 << 20));
+        }
     }
     return c;
 oom:
@@ -260,7 +297,7 @@ int cache_decode(dath_cache *c, const dath_list *l, int i) {
     size_t unit = (size_t)c->R * (size_t)c->R * 3;
     uint8_t *out = c->pixels + (size_t)i * unit;   /* [R, R, 3] */
     char why[CACHE_WHY_LEN];
-    if (image_load(l->paths[i], c->R, out, why, sizeof why) == 0) {
+    if (image_load(l->paths[i], c->R, c->max_pixels, out, why, sizeof why) == 0) {
         cache_set_status(c, i, CACHE_OK);
         return CACHE_OK;
     }
@@ -370,7 +407,7 @@ int cache_save(dath_cache *c, const int *cancel, char *err, size_t err_len) {
     hd.why_off = hd.pixels_off + pix;
     hd.why_bytes = why_len;
     hd.total_bytes = hd.why_off + why_len;
-    snprintf(hd.transform, sizeof hd.transform, "%s", IMAGE_TRANSFORM_ID);
+    snprintf(hd.transform, sizeof hd.transform, "%s", image_transform_id());
     snprintf(hd.list, sizeof hd.list, "%s", c->list_file);
     unsigned char head[CACHE_HEADER_BYTES];
     memset(head, 0, sizeof head);
@@ -404,10 +441,11 @@ int cache_save(dath_cache *c, const int *cancel, char *err, size_t err_len) {
     snprintf(c->note, sizeof c->note, "wrote cache file %s (%.1f MiB, %d bad images)", c->file,
              (double)hd.total_bytes / (1 << 20), cache_bad_count(c));
     goto done;
-fail:
+fail: {
     char ebuf[128];
     snprintf(err, err_len, "%s: cannot write the cache file: %s", c->file,
              errno == ECANCELED ? "cancelled" : strerror_r(errno, ebuf, sizeof ebuf));
+}
     if (fd >= 0) close(fd);
     if (tmp) unlink(tmp);
 done:

@@ -10,7 +10,8 @@
  *
  * The cache file (a directory given): DIR/<list name>-r<R>-<hash of the list's path>.dcache,
  * one per (list file, R). Its key is a 64-bit FNV-1a hash of: the list file's bytes,
- * each image's resolved path, size and modification time (ns), R and IMAGE_TRANSFORM_ID.
+ * each image's resolved path, size and modification time (ns), R, image_transform_id()
+ * and the pixel limit.
  * A file whose key, size or header differs is stale: it is never read, and it is
  * replaced when the new pass completes. The file is written atomically (temporary file
  * in DIR, fsync, rename, fsync of DIR), so a crash never leaves a broken cache under its
@@ -38,6 +39,7 @@ enum { CACHE_UNKNOWN = 0, CACHE_OK = 1, CACHE_BAD = 2 };
 
 typedef struct dath_cache {
     int n, R;
+    int64_t max_pixels;  /* image_load's pixel limit (image.h) */
     uint8_t *pixels;     /* [n, R, R, 3] HWC, one contiguous block (one allocation, or the
                             mapped file); image i valid once its status is known (all
                             zeros when CACHE_BAD) */
@@ -53,11 +55,14 @@ typedef struct dath_cache {
     size_t map_len;
 } dath_cache;
 
-/* Allocates the cache for list l at side R and, when dir is not NULL, opens a valid
- * cache file there (creating dir when missing). A missing or stale file is not an
- * error: note says what was found. Returns NULL with a message in err (out of memory,
- * the directory cannot be made, the list file cannot be read for the key). */
-dath_cache *cache_create(const dath_list *l, int R, const char *dir, char *err, size_t err_len);
+/* Allocates the cache for list l at side R (images over max_pixels refused; ≤ 0: the
+ * default of image.h) and, when dir is not NULL, opens a valid cache file there
+ * (creating dir when missing). A missing or stale file is not an error: note says what
+ * was found; temporaries of killed writers are removed (atomic_remove_stale). Returns
+ * NULL with a message in err (out of memory, the directory cannot be made, the list
+ * file cannot be read for the key, or the file will have to be written and dir's file
+ * system has not room for it). */
+dath_cache *cache_create(const dath_list *l, int R, int64_t max_pixels, const char *dir, char *err, size_t err_len);
 
 /* CACHE_UNKNOWN, CACHE_OK or CACHE_BAD; safe from any thread. */
 int cache_status(const dath_cache *c, int i);

@@ -4,7 +4,9 @@
  *   - a line ends with LF or CRLF; trailing spaces and tabs are ignored;
  *   - the path is the first field and starts at the first column: a line that starts
  *     with a space or a tab has an empty path;
- *   - the labels follow, separated by spaces or tabs, each exactly "0" or "1";
+ *   - the labels follow, separated by spaces or tabs, each exactly "0" or "1"; so a
+ *     path cannot hold a space or a tab (HashNet's lists cannot either): when a label is
+ *     a word rather than a digit, the message says so;
  *   - the first line fixes C (at least one label); every other line has C labels;
  *   - blank lines (empty or only spaces/tabs) are allowed at the end of the file only:
  *     a blank line followed by more entries is an error, as it is for the community's
@@ -145,8 +147,14 @@ dath_list *list_read(const char *file, const char *root, char *err, size_t err_l
             while (te < e && !list_is_blank(*te)) te++;
             count++;
             if (te - t != 1 || (*t != '0' && *t != '1')) {
-                snprintf(err, err_len, "%s:%d: label %d is '%.*s', not 0 or 1", file, line, count,
-                         (int)(te - t > 24 ? 24 : te - t), t);
+                /* a word, not a number: most likely the rest of a path with a space in it */
+                int word = 0;
+                for (const char *c = t; c < te; c++) word |= !strchr("0123456789.+-", *c);
+                snprintf(err, err_len, "%s:%d: label %d is '%.*s', not 0 or 1%s", file, line, count,
+                         (int)(te - t > 24 ? 24 : te - t), t,
+                         word ? " (if the path has a space or tab in it: this list format cannot hold one, "
+                                "as HashNet's cannot; rename the file or link it under a name without one)"
+                              : "");
                 goto fail;
             }
             t = te;

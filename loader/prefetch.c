@@ -296,7 +296,7 @@ static int prefetch_fill_one(dath_prefetch *p, prefetch_slot *s, int j) {
                 snprintf(s->why[j], PREFETCH_WHY_LEN, "%s", p->cache->why[i] ? p->cache->why[i] : "bad image");
             }
         } else {
-            s->ok[j] = image_load(p->l->paths[i], p->R, dst, s->why[j], PREFETCH_WHY_LEN) == 0;
+            s->ok[j] = image_load(p->l->paths[i], p->R, p->cfg.max_pixels, dst, s->why[j], PREFETCH_WHY_LEN) == 0;
             decoded = s->ok[j] ? 1 : 2;
         }
         int32_t *c = s->crops + 3 * j;
@@ -511,7 +511,7 @@ dath_prefetch *prefetch_create(const prefetch_config *cfg, char *err, size_t err
         }
     }
     if (cfg->mode == PREFETCH_TRAIN || cfg->keep || cfg->cache_dir) {
-        p->cache = cache_create(l, p->R, p->cache_dir, err, err_len);
+        p->cache = cache_create(l, p->R, cfg->max_pixels, p->cache_dir, err, err_len);
         if (!p->cache) {
             prefetch_free_all(p);
             return NULL;

@@ -91,6 +91,7 @@ typedef struct prefetch_config {
     void (*warn)(void *user, const char *msg);   /* NULL: "warning: msg" on stderr */
     void *warn_user;
     int max_warnings;         /* bad images named; 0: 10; < 0: none */
+    int64_t max_pixels;       /* larger images are bad (image.h); ≤ 0: 64 MP */
 } prefetch_config;
 
 typedef struct prefetch_batch {

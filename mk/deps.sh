@@ -15,8 +15,9 @@ set -u
 # writing the demo's images), libjpeg-turbo (JPEG)
 build="libopenblas-dev libstb-dev libjpeg62-turbo-dev"
 # the checks and the demo: g++ (the CUDA emulator is C++), Python with numpy and torch
-# (the PyTorch comparison, the dump comparisons), the demo's images, gnuplot (plots)
-test="g++ python3 python3-numpy python3-torch dataset-fashion-mnist gnuplot-nox"
+# (the PyTorch comparison, the dump comparisons), the demo's images, gnuplot (plots),
+# clang and its libFuzzer runtime (the fuzz targets, checks/fuzz)
+test="g++ python3 python3-numpy python3-torch dataset-fashion-mnist gnuplot-nox clang libclang-rt-14-dev"
 case "${1:-build}" in
   build) want="$build" ;;
   test)  want="$build $test" ;;
