@@ -1,4 +1,5 @@
-/* loader/prefetch.c — the batch prefetcher (see prefetch.h).
+/* loader/prefetch.c — the batch prefetcher (see prefetch.h): its workers and the consumer's side;
+ * what goes into which batch is prefetch_plan.c's (prefetch_impl.h).
  *
  * Everything shared lives under one mutex. Workers pick, in this order:
  *   1. planning (train): walk the epoch's permutation, skipping bad images, and give
@@ -16,7 +17,7 @@
  * Slot life: FREE → PLANNING (train, samples accumulating) → FILLING (tasks claimed
  * by next_j, counted by done_j) → READY → HELD (the consumer) → FREE. busy counts fill
  * tasks running outside the lock; begin_epoch waits for it to reach 0. */
-#include "prefetch.h"
+#include "prefetch_impl.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -25,312 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../kernels/rng.h"
-#include "cache.h"
 #include "image.h"
-
-enum { SLOT_FREE, SLOT_PLANNING, SLOT_FILLING, SLOT_READY, SLOT_HELD };
-enum {
-    PREFETCH_DEFAULT_RING = 3,
-    PREFETCH_DEFAULT_WARNINGS = 10,
-    PREFETCH_WHY_LEN = 96,
-    PREFETCH_MSG_LEN = 1024,
-};
-
-typedef struct prefetch_slot {
-    int state;
-    int k;                    /* batch number in the epoch */
-    int count;                /* samples in the batch (encode: before dropping bad ones) */
-    int next_j, done_j;       /* fill tasks claimed / finished */
-    int32_t *samples;         /* [B] list rows */
-    uint8_t *images;          /* [B, R, R, 3] */
-    float *labels;            /* [B, C] */
-    int32_t *crops;           /* [B, 3] */
-    uint8_t *ok;              /* [B] encode: 1 when image j decoded */
-    char (*why)[PREFETCH_WHY_LEN];   /* [B] encode: reason image j is bad */
-    int good;                 /* encode: images left after dropping the bad ones */
-    int32_t *bad_rows;        /* [B] encode: the rows dropped, in order */
-    char (*bad_why)[PREFETCH_WHY_LEN];   /* [B] encode: their reasons */
-    int has_err;              /* strict: this batch delivers err instead */
-    char err[PREFETCH_MSG_LEN];
-} prefetch_slot;
-
-struct dath_prefetch {
-    prefetch_config cfg;
-    char *cache_dir;
-    const dath_list *l;
-    int n, C, R, S, B, ring, max_warn;
-    dath_cache *cache;        /* train always; encode with keep or cache_dir */
-    prefetch_slot *slots;     /* [ring] */
-
-    pthread_mutex_t mu;
-    pthread_cond_t work, ready;
-    pthread_t *threads;
-    int nthreads, stop;
-
-    /* the epoch */
-    int active, epoch;
-    int *perm;                /* [n] the epoch's order */
-    int plan_k, plan_pos, plan_done;
-    int total;                /* batches this epoch, −1 until known */
-    int consume_k;
-    int busy;                 /* fill tasks running outside the lock */
-    int failed;               /* strict error delivered: sticky */
-    char fail_msg[PREFETCH_MSG_LEN];
-
-    /* decode-ahead */
-    uint8_t *claimed;         /* [n] 1 once a worker took image i */
-    int decode_pos, unclaimed, known;
-
-    /* pixels in the batches: `pixels` for the current epoch, `pixels_next` from the
-     * next begin_epoch on (prefetch_set_pixels) */
-    int pixels, pixels_next;
-
-    /* cache file */
-    int saving, saved, save_failed;
-    char note[PREFETCH_MSG_LEN];
-
-    /* warnings, stats */
-    uint8_t *warned;          /* [n] */
-    int nwarned;
-    char **pending;           /* warnings waiting for the consumer's thread */
-    int npending, pending_cap;
-    int bad_known, decoded, skipped, delivered_batches, delivered_images;
-};
-
-/* ---- helpers ------------------------------------------------------------------- */
-
-int prefetch_permutation(int *perm, int n, uint64_t seed, int epoch) {
-    uint64_t *key = malloc((size_t)n * sizeof *key);   /* [n] rng word << 32 | index */
-    uint64_t *tmp = malloc((size_t)n * sizeof *tmp);   /* [n] */
-    size_t *cnt = malloc(65536 * sizeof *cnt);          /* [65536] radix counts */
-    if (!key || !tmp || !cnt) {
-        free(key); free(tmp); free(cnt);
-        return -1;
-    }
-    for (int i = 0; i < n; i++)
-        key[i] = ((uint64_t)rng_u32(seed, RNG_SHUFFLE, (uint32_t)epoch, (uint32_t)i, 0) << 32) | (uint32_t)i;
-    /* LSD radix sort on the rng word (two 16-bit passes over the high half): stable, so
-     * equal words keep their increasing index order */
-    for (int pass = 0; pass < 2; pass++) {
-        int shift = 32 + 16 * pass;
-        memset(cnt, 0, 65536 * sizeof *cnt);
-        for (int i = 0; i < n; i++) cnt[(key[i] >> shift) & 0xffff]++;
-        size_t sum = 0;
-        for (int b = 0; b < 65536; b++) { size_t c = cnt[b]; cnt[b] = sum; sum += c; }
-        for (int i = 0; i < n; i++) tmp[cnt[(key[i] >> shift) & 0xffff]++] = key[i];
-        uint64_t *t = key; key = tmp; tmp = t;
-    }
-    for (int i = 0; i < n; i++) perm[i] = (int)(key[i] & 0xffffffffu);
-    free(key); free(tmp); free(cnt);
-    return 0;
-}
-
-void prefetch_crop(int32_t *crop, uint64_t seed, int epoch, int s, int R, int S) {
-    uint32_t span = (uint32_t)(R - S + 1);
-    crop[0] = (int32_t)(rng_u32(seed, RNG_CROP, (uint32_t)epoch, (uint32_t)s, 0) % span);
-    crop[1] = (int32_t)(rng_u32(seed, RNG_CROP, (uint32_t)epoch, (uint32_t)s, 1) % span);
-    crop[2] = (int32_t)(rng_u32(seed, RNG_CROP, (uint32_t)epoch, (uint32_t)s, 2) & 1);
-}
-
-/* Queues a message for the consumer's thread (under the lock). */
-static void prefetch_queue(dath_prefetch *p, const char *msg) {
-    if (p->npending == p->pending_cap) {
-        int nc = p->pending_cap ? p->pending_cap * 2 : 16;
-        char **np = realloc(p->pending, (size_t)nc * sizeof *np);
-        if (!np) return;   /* out of memory: the message is dropped, counts stay right */
-        p->pending = np;
-        p->pending_cap = nc;
-    }
-    char *m = strdup(msg);
-    if (m) p->pending[p->npending++] = m;
-}
-
-/* Names bad image i once, up to max_warnings (under the lock). */
-static void prefetch_warn_bad(dath_prefetch *p, int i, const char *why) {
-    if (p->warned[i]) return;
-    p->warned[i] = 1;
-    if (p->max_warn < 0 || p->nwarned > p->max_warn) return;
-    char msg[PREFETCH_MSG_LEN];
-    if (p->nwarned == p->max_warn)
-        snprintf(msg, sizeof msg, "%s: more bad images are skipped without being named; "
-                 "the epoch summary counts them", p->l->file);
-    else
-        snprintf(msg, sizeof msg, "%s:%d: %s: %s (skipped)", p->l->file, p->l->lines[i],
-                 p->l->paths[i], why ? why : "bad image");
-    p->nwarned++;
-    prefetch_queue(p, msg);
-}
-
-static void prefetch_strict_msg(dath_prefetch *p, int i, const char *why, char *out, size_t len) {
-    snprintf(out, len, "%s:%d: %s: %s (--strict stops at the first bad image)", p->l->file,
-             p->l->lines[i], p->l->paths[i], why ? why : "bad image");
-}
-
-/* Calls cfg.warn for every queued message, outside the lock. */
-static void prefetch_drain(dath_prefetch *p) {
-    while (p->npending) {
-        int n = p->npending;
-        char **msgs = malloc((size_t)n * sizeof *msgs);
-        if (!msgs) return;
-        memcpy(msgs, p->pending, (size_t)n * sizeof *msgs);
-        p->npending = 0;
-        pthread_mutex_unlock(&p->mu);
-        for (int k = 0; k < n; k++) {
-            if (p->cfg.warn) p->cfg.warn(p->cfg.warn_user, msgs[k]);
-            else fprintf(stderr, "warning: %s\n", msgs[k]);
-            free(msgs[k]);
-        }
-        free(msgs);
-        pthread_mutex_lock(&p->mu);
-    }
-}
-
-/* ---- planning (under the lock) ------------------------------------------------------ */
-
-static void prefetch_start_fill(dath_prefetch *p, prefetch_slot *s) {
-    s->state = SLOT_FILLING;
-    s->next_j = s->done_j = 0;
-    pthread_cond_broadcast(&p->work);
-}
-
-/* Advances planning as far as it can. Returns 1 when anything changed. */
-static int prefetch_plan(dath_prefetch *p) {
-    int progress = 0;
-    while (p->active && !p->plan_done) {
-        prefetch_slot *s = &p->slots[p->plan_k % p->ring];
-        if (p->cfg.mode == PREFETCH_ENCODE) {
-            if ((size_t)p->plan_k * (size_t)p->B >= (size_t)p->n) {
-                p->plan_done = 1;
-                p->total = p->plan_k;
-                pthread_cond_broadcast(&p->ready);
-                return 1;
-            }
-            if (s->state != SLOT_FREE) return progress;
-            s->k = p->plan_k;
-            s->count = p->n - p->plan_k * p->B < p->B ? p->n - p->plan_k * p->B : p->B;
-            for (int j = 0; j < s->count; j++) s->samples[j] = p->plan_k * p->B + j;
-            s->has_err = 0;
-            p->plan_k++;
-            prefetch_start_fill(p, s);
-            progress = 1;
-            continue;
-        }
-        if (s->state == SLOT_FREE) {
-            s->state = SLOT_PLANNING;
-            s->k = p->plan_k;
-            s->count = 0;
-            s->has_err = 0;
-        } else if (s->state != SLOT_PLANNING || s->k != p->plan_k) {
-            return progress;   /* the slot still holds batch k − ring */
-        }
-        if (p->plan_pos == p->n) {   /* end of the epoch */
-            p->plan_done = 1;
-            int keep = s->count >= (p->B < 2 ? p->B : 2);
-            if (keep) prefetch_start_fill(p, s);
-            else s->state = SLOT_FREE;
-            p->total = p->plan_k + keep;
-            pthread_cond_broadcast(&p->ready);
-            return 1;
-        }
-        int i = p->perm[p->plan_pos];
-        int st = cache_status(p->cache, i);
-        if (st == CACHE_UNKNOWN) return progress;   /* wait for its decode */
-        p->plan_pos++;
-        progress = 1;
-        if (st == CACHE_BAD) {
-            p->skipped++;
-            if (p->cfg.strict) {
-                prefetch_strict_msg(p, i, p->cache->why[i], s->err, sizeof s->err);
-                s->has_err = 1;
-                s->state = SLOT_READY;
-                p->plan_done = 1;
-                p->total = p->plan_k + 1;
-                pthread_cond_broadcast(&p->ready);
-                return 1;
-            }
-            prefetch_warn_bad(p, i, p->cache->why[i]);
-            continue;
-        }
-        s->samples[s->count++] = i;
-        if (s->count == p->B) {
-            p->plan_k++;
-            prefetch_start_fill(p, s);
-        }
-    }
-    return progress;
-}
-
-/* ---- fill tasks ------------------------------------------------------------------ */
-
-/* The earliest FILLING slot with an unclaimed task, or NULL (under the lock). */
-static prefetch_slot *prefetch_find_task(dath_prefetch *p) {
-    prefetch_slot *best = NULL;
-    for (int r = 0; r < p->ring; r++) {
-        prefetch_slot *s = &p->slots[r];
-        if (s->state == SLOT_FILLING && s->next_j < s->count && (!best || s->k < best->k)) best = s;
-    }
-    return best;
-}
-
-/* Image j of slot s, outside the lock: its pixels (unless p->pixels is 0: then only its
- * labels and crop), labels and crop. Returns 0 when it decoded nothing, 1 when it
- * decoded a good image, 2 a bad one. */
-static int prefetch_fill_one(dath_prefetch *p, prefetch_slot *s, int j) {
-    size_t unit = (size_t)p->R * (size_t)p->R * 3;
-    int i = s->samples[j];
-    int decoded = 0;
-    uint8_t *dst = s->images + (size_t)j * unit;   /* [R, R, 3] */
-    if (p->cfg.mode == PREFETCH_TRAIN) {
-        if (p->pixels) memcpy(dst, p->cache->pixels + (size_t)i * unit, unit);
-        prefetch_crop(s->crops + 3 * j, p->cfg.seed, p->epoch, i, p->R, p->S);
-    } else {
-        if (p->cache) {
-            int known = cache_status(p->cache, i) != CACHE_UNKNOWN;
-            int st = cache_decode(p->cache, p->l, i);
-            s->ok[j] = st == CACHE_OK;
-            decoded = known ? 0 : s->ok[j] ? 1 : 2;
-            if (s->ok[j]) {
-                if (p->pixels) memcpy(dst, p->cache->pixels + (size_t)i * unit, unit);
-            } else {
-                snprintf(s->why[j], PREFETCH_WHY_LEN, "%s", p->cache->why[i] ? p->cache->why[i] : "bad image");
-            }
-        } else {
-            s->ok[j] = image_load(p->l->paths[i], p->R, p->cfg.max_pixels, dst, s->why[j], PREFETCH_WHY_LEN) == 0;
-            decoded = s->ok[j] ? 1 : 2;
-        }
-        int32_t *c = s->crops + 3 * j;
-        c[0] = c[1] = (p->R - p->S) / 2;
-        c[2] = 0;
-    }
-    for (int k = 0; k < p->C; k++)
-        s->labels[(size_t)j * p->C + k] = p->l->labels[(size_t)i * p->C + k];
-    return decoded;
-}
-
-/* Encode: moves the good images of a filled slot to the front (samples, images,
- * labels, crops) and lists the bad rows with their reasons, in order. Runs outside the
- * lock, by the worker that finished the slot's last task (nobody else touches it). */
-static void prefetch_compact(dath_prefetch *p, prefetch_slot *s) {
-    size_t unit = (size_t)p->R * (size_t)p->R * 3;
-    int m = 0, nbad = 0;
-    for (int j = 0; j < s->count; j++) {
-        if (!s->ok[j]) {
-            s->bad_rows[nbad] = s->samples[j];
-            memcpy(s->bad_why[nbad], s->why[j], PREFETCH_WHY_LEN);
-            nbad++;
-            continue;
-        }
-        if (m != j) {
-            s->samples[m] = s->samples[j];
-            if (p->pixels) memcpy(s->images + (size_t)m * unit, s->images + (size_t)j * unit, unit);
-            memcpy(s->labels + (size_t)m * p->C, s->labels + (size_t)j * p->C, (size_t)p->C * sizeof *s->labels);
-            memcpy(s->crops + 3 * m, s->crops + 3 * j, 3 * sizeof *s->crops);
-        }
-        m++;
-    }
-    s->good = m;
-}
 
 /* ---- workers --------------------------------------------------------------------- */
 
@@ -399,13 +95,11 @@ static void *prefetch_worker(void *arg) {
             p->saving = 0;
             if (rc == 0) {
                 p->saved = 1;
-                snprintf(p->note, sizeof p->note, "%s", p->cache->note);
             } else {
                 p->save_failed = 1;
                 char msg[PREFETCH_MSG_LEN + 64];
                 snprintf(msg, sizeof msg, "%s (continuing without it)", err);
                 prefetch_queue(p, msg);
-                snprintf(p->note, sizeof p->note, "%s", err);
             }
             pthread_cond_broadcast(&p->ready);
             continue;
@@ -516,7 +210,6 @@ dath_prefetch *prefetch_create(const prefetch_config *cfg, char *err, size_t err
             prefetch_free_all(p);
             return NULL;
         }
-        snprintf(p->note, sizeof p->note, "%s", p->cache->note);
         for (int i = 0; i < p->n; i++) {
             int st = cache_status(p->cache, i);
             if (st != CACHE_UNKNOWN) { p->claimed[i] = 1; p->known++; }
@@ -728,12 +421,6 @@ void prefetch_stats_get(dath_prefetch *p, prefetch_stats *st) {
     st->batches_estimate = p->total >= 0 ? p->total : (p->n + p->B - 1) / p->B;
     st->cache_loaded = p->cache ? p->cache->loaded : 0;
     st->cache_saved = p->saved;
-    pthread_mutex_unlock(&p->mu);
-}
-
-void prefetch_note(dath_prefetch *p, char *buf, size_t len) {
-    pthread_mutex_lock(&p->mu);
-    snprintf(buf, len, "%s", p->note);
     pthread_mutex_unlock(&p->mu);
 }
 
