@@ -4,7 +4,9 @@
  *   CHECK_CLOSE("conv.dw", got, ref, n, atol, rtol)   |got − ref| ≤ atol + rtol·|ref|
  *   CHECK_TRUE("name", cond)
  *   return check_finish();   0 when all passed, 1 otherwise
- * A check that cannot run here calls check_skip("why"), which exits 77. */
+ * A check that cannot run here calls check_skip("why"), which exits 77.
+ * Nothing passes by accident: a comparison of no values fails (an empty tensor is a
+ * mistake in the check, not a pass), and check_finish fails when no check ran. */
 #ifndef DATH_CHECK_H
 #define DATH_CHECK_H
 
@@ -16,12 +18,13 @@
 static int check_failures, check_count;
 
 /* Compares n values; prints one line with the worst element (by excess over the
- * tolerance). Returns 1 when every element is within tolerance. NaN always fails. */
+ * tolerance). Returns 1 when every element is within tolerance. NaN always fails, and
+ * so does n = 0 (nothing was compared). */
 static inline int check_close_d(const char *name, const double *got, const double *ref,
                                 size_t n, double atol, double rtol) {
     size_t worst = 0;
     double worst_excess = -INFINITY, worst_err = 0;
-    int ok = 1;
+    int ok = n > 0;
     for (size_t i = 0; i < n; i++) {
         double err = fabs(got[i] - ref[i]);
         double tol = atol + rtol * fabs(ref[i]);
@@ -57,6 +60,10 @@ static inline int check_true(const char *name, int cond) {
 
 static inline int check_finish(void) {
     printf("%d checks, %d failed\n", check_count, check_failures);
+    if (check_count == 0) {
+        printf("FAIL no check ran\n");
+        return 1;
+    }
     return check_failures ? 1 : 0;
 }
 

@@ -1052,7 +1052,7 @@ int main(void) {
             memset(&warm, 0, sizeof warm);
             memset(&e0, 0, sizeof e0);
             dath_prefetch *p = make(l, PREFETCH_TRAIN, R, S, B, w ? 4 : 1, 0, NULL, &warm, 0);
-            if (!p) return check_finish();
+            if (!CHECK_TRUE("the decoded set: prefetch_create", p != NULL)) return check_finish();
             size_t cnt = 99;
             if (prefetch_images(p, &cnt) != NULL || cnt != 0) null_before = 0;
             if (prefetch_set_pixels(p, 0) != 1) refused = 0;
@@ -1129,7 +1129,7 @@ int main(void) {
         cfg.keep = 0;
         cfg.warn_user = &a;
         p = prefetch_create(&cfg, err, sizeof err);
-        if (!p) return check_finish();
+        if (!CHECK_TRUE("encode without a cache: prefetch_create", p != NULL)) return check_finish();
         run_epoch(p, &a, 0, R);
         CHECK_TRUE("encode without a cache: no set, pixels off refused",
                    prefetch_images(p, &cnt) == NULL && cnt == 0 && prefetch_set_pixels(p, 0) == 1);
