@@ -303,7 +303,7 @@ def read_log(path):
                 d = json.loads(ln)
             except json.JSONDecodeError:
                 continue
-            if isinstance(d, dict):
+            if isinstance(d, dict) and "config" not in d:   # dath train's run configuration line
                 rows.append({k: float(v) for k, v in d.items()
                              if isinstance(v, (int, float)) and not isinstance(v, bool)})
     else:

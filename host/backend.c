@@ -56,6 +56,9 @@ static void cpu_axpy(float *y, const float *x, float a, size_t n, dath_ctx *ctx)
     for (size_t i = 0; i < n; i++) y[i] += a * x[i];
 }
 
+/* The reference ranks in host memory with no scratch of ctx's. */
+static size_t cpu_hamming_work_bytes(int queries, int D, int B, int C, int depth, int tie_bounds) { return 0; }
+
 static dath_backend cpu_backend = {
     .name = "cpu",
     .ctx_init = cpu_ctx_init,
@@ -106,6 +109,8 @@ static dath_backend cpu_backend = {
     .j3_tanh_backward = j3_tanh_backward_cpu,
     .rmsprop_step = rmsprop_step_cpu,
     .transform_batch = transform_batch_cpu,
+    .hamming_eval = hamming_eval_cpu,
+    .hamming_work_bytes = cpu_hamming_work_bytes,
 };
 
 const dath_backend *backend_cpu(void) {
@@ -139,9 +144,11 @@ const dath_backend *backend_choose(const char *name, char *err, size_t err_len) 
     return NULL;
 }
 
+const char *const backend_precisions[] = {"fp32", "tf32", "bf16", NULL};
+const char *const backend_devices[] = {"auto", "cpu", "cuda", NULL};
+
 int backend_precision_parse(const char *s) {
-    if (!strcmp(s, "fp32")) return DATH_FP32;
-    if (!strcmp(s, "tf32")) return DATH_TF32;
-    if (!strcmp(s, "bf16")) return DATH_BF16;
+    for (int i = 0; backend_precisions[i]; i++)
+        if (!strcmp(s, backend_precisions[i])) return i;
     return -1;
 }

@@ -18,6 +18,7 @@
 #include "../kernels/loss.h"
 #include "../kernels/rmsprop.h"
 #include "../kernels/transform.h"
+#include "../kernels/hamming.h"
 
 enum { DATH_QUEUE_COMPUTE = 0, DATH_QUEUE_COPY = 1 };
 
@@ -111,6 +112,12 @@ typedef struct dath_backend {
     j3_tanh_backward_fn *j3_tanh_backward;             /* J3 with the tanh backward fused */
     rmsprop_step_fn *rmsprop_step;
     transform_batch_fn *transform_batch;
+
+    /* Hamming ranking and the per-query retrieval statistics (kernels/hamming.h), on
+     * backend memory; hamming_work_bytes is the ctx->work it needs to rank `queries`
+     * queries at once (0 on the CPU). host/retrieval.c is the one caller. */
+    hamming_eval_fn *hamming_eval;
+    size_t (*hamming_work_bytes)(int queries, int D, int B, int C, int depth, int tie_bounds);
 } dath_backend;
 
 const dath_backend *backend_cpu(void);
@@ -122,6 +129,12 @@ const dath_backend *backend_cuda(char *why, size_t why_len);
 /* Chooses by name: "auto" (cuda when present, else cpu), "cpu", "cuda".
  * Returns NULL with a message in err when the named backend is not available. */
 const dath_backend *backend_choose(const char *name, char *err, size_t err_len);
+
+/* The names of the precisions, indexed by DATH_FP32, DATH_TF32, DATH_BF16, and the
+ * names backend_choose takes ("auto" first); NULL-terminated (an option table's
+ * choices, host/opts.h). */
+extern const char *const backend_precisions[];
+extern const char *const backend_devices[];
 
 /* Parses "fp32", "tf32", "bf16" into DATH_*; -1 when unknown. */
 int backend_precision_parse(const char *s);

@@ -403,6 +403,8 @@ static dath_backend cuda_backend = {
     .j3_tanh_backward = j3_tanh_backward_cuda,
     .rmsprop_step = rmsprop_step_cuda,
     .transform_batch = transform_batch_cuda,
+    .hamming_eval = hamming_eval_cuda,
+    .hamming_work_bytes = hamming_cuda_work_bytes,
 };
 
 const dath_backend *backend_cuda(char *why, size_t why_len) {

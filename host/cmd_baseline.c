@@ -19,12 +19,7 @@
 #include "cli.h"
 #include "npy.h"
 #include "opts.h"
-
-static double bl_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
+#include "clock.h"
 
 /* The learner's trace on stderr: first and last value, and every one with verbose. */
 static void baseline_print_trace(const baseline_model *m, int verbose) {
@@ -170,9 +165,9 @@ int cmd_baseline(int argc, char **argv) {
         }
         fprintf(stderr, "dath baseline: learning %s, %d bits, on %s (%" PRId64 " × %" PRId64 ")%s%s\n", method, bits,
                 train_features, n, d, L ? " with labels " : "", L ? train_labels : "");
-        double t0 = bl_now();
+        double t0 = dath_now();
         if (baseline_learn(&model, &o, T, n, (int)d, L, (int)lc, train_features, err, sizeof err)) goto fail;
-        double dt = bl_now() - t0;
+        double dt = dath_now() - t0;
         if (model.method == BASELINE_SDH)
             fprintf(stderr, "dath baseline: sdh: %d anchors, σ = %.6g (the mean distance of a training row to an anchor)\n",
                     model.m, model.sigma);
@@ -202,9 +197,9 @@ int cmd_baseline(int argc, char **argv) {
             snprintf(err, sizeof err, "out of memory for %" PRId64 " codes", n);
             goto fail;
         }
-        double t0 = bl_now();
+        double t0 = dath_now();
         if (baseline_encode(codes, &model, X, n, err, sizeof err)) goto fail;
-        double dt = bl_now() - t0;
+        double dt = dath_now() - t0;
         if (npy_write_u8(out, codes, n, B, err, sizeof err)) goto fail;
         fprintf(stderr, "dath baseline: %" PRId64 " codes of %d bits → %s (encoded in %.2f s)\n", n, model.K, out, dt);
     }

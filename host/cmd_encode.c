@@ -1,6 +1,6 @@
 /* host/cmd_encode.c — `dath encode`: an image list to packed binary codes (.npy).
  *
- * Writes, atomically and together (host/atomic.h: every file is complete on disk before
+ * Writes, atomically and together (loader/atomic.h: every file is complete on disk before
  * any of them replaces its target, so a full disk leaves none of them half there):
  *   OUT                  uint8 [n_ok, (K+7)/8], numpy.packbits order (DESIGN.md §7)
  *   OUT.skipped.txt      the list rows left out because their image could not be read:
@@ -15,8 +15,8 @@
 #include "../loader/list.h"
 #include "backend.h"
 #include "cli.h"
+#include "clock.h"
 #include "encoder.h"
-#include "evaluate.h"
 #include "net.h"
 #include "model.h"
 #include "npy.h"
@@ -38,9 +38,8 @@ static char *encode_skipped_text(const dath_list *l, const int *kept, int n_ok, 
 }
 
 int cmd_encode(int argc, char **argv) {
-    const char *model_path = NULL, *list_path = NULL, *root = "", *device = "auto", *precision = "fp32";
-    const char *out = NULL, *labels_out = NULL;
-    int batch = 256;
+    const char *model_path = NULL, *list_path = NULL, *root = "", *out = NULL, *labels_out = NULL;
+    int batch = 256, workers = 0, device = 0, precision = DATH_FP32;
     float max_mp = 64;
     opt_spec spec[] = {
         {"model", OPT_STR, &model_path, NULL, "model or checkpoint (.safetensors)", OPT_REQUIRED},
@@ -48,8 +47,9 @@ int cmd_encode(int argc, char **argv) {
         {"root", OPT_STR, &root, "", "directory the list's paths are relative to", 0},
         {"batch", OPT_INT, &batch, "256", "images per forward pass", OPT_POSITIVE},
         {"max-megapixels", OPT_FLOAT, &max_mp, "64", "refuse (leave out) images of more pixels, read from the header before decoding", OPT_POSITIVE},
-        {"device", OPT_STR, &device, "auto", "auto, cpu or cuda", 0},
-        {"precision", OPT_STR, &precision, "fp32", "fp32, tf32 or bf16 (CUDA, sm_80+)", 0},
+        {"workers", OPT_INT, &workers, "0", "decoding threads (0: one per core)", OPT_NONNEG},
+        {"device", OPT_ENUM, &device, "auto", "where to encode", 0, backend_devices},
+        {"precision", OPT_ENUM, &precision, "fp32", "GEMM precision (tf32, bf16: CUDA, sm_80+)", 0, backend_precisions},
         {"out", OPT_STR, &out, NULL, "codes file (.npy, uint8, numpy.packbits order)", OPT_REQUIRED},
         {"labels", OPT_STR, &labels_out, NULL, "also write the encoded rows' labels here (.npy)", 0},
         {0}};
@@ -59,15 +59,6 @@ int cmd_encode(int argc, char **argv) {
     if (rc) {
         if (rc < 0) fprintf(stderr, "dath encode: %s\n", err);
         return rc < 0 ? 2 : 0;
-    }
-    if (batch < 1) {
-        fprintf(stderr, "dath encode: --batch %d: expected at least 1\n", batch);
-        return 2;
-    }
-    const int prec = backend_precision_parse(precision);
-    if (prec < 0) {
-        fprintf(stderr, "dath encode: --precision '%s': expected fp32, tf32 or bf16\n", precision);
-        return 2;
     }
     dath_model *m = model_load(model_path, err, sizeof err);
     if (!m) {
@@ -80,7 +71,7 @@ int cmd_encode(int argc, char **argv) {
         model_free(m);
         return 1;
     }
-    const dath_backend *be = backend_choose(device, err, sizeof err);
+    const dath_backend *be = backend_choose(backend_devices[device], err, sizeof err);
     dath_ctx ctx;
     uint8_t *codes = NULL, *lab = NULL;
     int *kept = NULL, n_ok = 0;
@@ -88,32 +79,27 @@ int cmd_encode(int argc, char **argv) {
     atomic_group *group = NULL;
     rc = 1;
     if (!be) { fprintf(stderr, "dath encode: %s\n", err); goto out; }
-    if (be->ctx_init(&ctx, encoder_work_bytes(m, batch), prec, err, sizeof err)) {
+    if (be->ctx_init(&ctx, encoder_work_bytes(m, batch), precision, err, sizeof err)) {
         fprintf(stderr, "dath encode: %s\n", err);
         be = NULL;
         goto out;
     }
     fprintf(stderr, "dath encode: %s, %d bits, input %d, on %s, %s: %d images of %s\n",
-            variant_name(m->variant), m->K, m->S, be->device, precision, l->n, list_path);
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (evaluate_encode(be, &ctx, m, l, batch, (int64_t)((double)max_mp * 1e6), 1, &codes, &kept, &n_ok, err, sizeof err)) {
+            variant_name(m->variant), m->K, m->S, be->device, backend_precisions[precision], l->n, list_path);
+    double t0 = dath_now();
+    if (encoder_encode_list(be, &ctx, m, l, batch, workers, (int64_t)((double)max_mp * 1e6), 1, &codes, &kept, &n_ok,
+                            err, sizeof err)) {
         fprintf(stderr, "dath encode: %s\n", err);
         goto out;
     }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double secs = (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec);
+    double secs = dath_now() - t0;
     const int nb = (m->K + 7) / 8;
     char skipped_path[4096];
     snprintf(skipped_path, sizeof skipped_path, "%s.skipped.txt", out);
     size_t slen;
     skipped = encode_skipped_text(l, kept, n_ok, &slen);
     const void *parts[1] = {skipped};
-    if (labels_out) {
-        lab = malloc((size_t)(n_ok ? n_ok : 1) * l->C);   /* [n_ok, C] */
-        for (int i = 0; lab && i < n_ok; i++)
-            memcpy(lab + (size_t)i * l->C, l->labels + (size_t)kept[i] * l->C, (size_t)l->C);
-    }
+    if (labels_out) lab = list_rows_labels(l, kept, n_ok);   /* [n_ok, C] */
     group = atomic_group_new();
     if (!skipped || (labels_out && !lab) || !group) {
         fprintf(stderr, "dath encode: out of memory\n");

@@ -1,7 +1,8 @@
 /* host/cmd_eval.c — `dath eval`: Hamming ranking of database codes for every query
  * code, MAP@K, P@N, R@N, precision within Hamming radius 2, tie bounds, PR curves and
  * their plots (DESIGN.md §5). Codes and labels come from .npy files, or from a model
- * that encodes two image lists first (evaluate_encode).
+ * that encodes two image lists first (encoder_encode_list); the ranking and the metrics
+ * are host/retrieval.h's, as for the training loop's MAP.
  *
  * Output on stdout, one result a line (or, with --json, one JSON object instead):
  *   MAP@<K>: v          K = all when --topk is 0 or larger than the database
@@ -24,15 +25,16 @@
 #include "../loader/list.h"
 #include "backend.h"
 #include "cli.h"
-#include "evaluate.h"
+#include "encoder.h"
 #include "net.h"
 #include "model.h"
 #include "npy.h"
 #include "opts.h"
 #include "plot.h"
+#include "retrieval.h"
+#include "clock.h"
 
 #define EVAL_CURVE_STEP 100   /* P@N / R@N every 100 ranks, as the papers plot them */
-#define EVAL_CUDA_QUERIES 1024 /* queries ranked at once on a GPU (sizes the scratch) */
 
 /* Codes and labels of both sides, host memory, owned. */
 typedef struct eval_data {
@@ -47,12 +49,6 @@ static void eval_data_free(eval_data *e) {
     free(e->dc);
     free(e->ql);
     free(e->dl);
-}
-
-static double eval_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
 /* Every byte of lab [n, C] is 0 or 1; else an error naming the file, row and column. */
@@ -115,15 +111,17 @@ static int eval_load_files(eval_data *e, const char *qc, const char *ql, const c
 }
 
 /* Encodes one list with the model: codes of the images that decode, and their labels. */
-static int eval_encode_list(const dath_backend *be, dath_ctx *ctx, const dath_model *m,
-                            const dath_list *l, int batch, int64_t max_pixels, uint8_t **codes, uint8_t **lab,
-                            int *n, char *err, size_t err_len) {
+static int eval_encode_list(const dath_backend *be, dath_ctx *ctx, const dath_model *m, const dath_list *l,
+                            int batch, int workers, int64_t max_pixels, uint8_t **codes, uint8_t **lab, int *n,
+                            char *err, size_t err_len) {
     int *kept = NULL;
-    if (evaluate_encode(be, ctx, m, l, batch, max_pixels, 1, codes, &kept, n, err, err_len)) return -1;
-    *lab = malloc((size_t)(*n ? *n : 1) * l->C);
-    for (int i = 0; i < *n; i++)
-        memcpy(*lab + (size_t)i * l->C, l->labels + (size_t)kept[i] * l->C, (size_t)l->C);
+    if (encoder_encode_list(be, ctx, m, l, batch, workers, max_pixels, 1, codes, &kept, n, err, err_len)) return -1;
+    *lab = list_rows_labels(l, kept, *n);
     free(kept);
+    if (!*lab) {
+        snprintf(err, err_len, "%s: out of memory", l->file);
+        return -1;
+    }
     if (*n == 0) {
         snprintf(err, err_len, "%s: no image could be read", l->file);
         return -1;
@@ -133,8 +131,8 @@ static int eval_encode_list(const dath_backend *be, dath_ctx *ctx, const dath_mo
 
 /* Encodes both lists with the model in model_path. */
 static int eval_load_model(eval_data *e, const char *model_path, const char *qlist,
-                           const char *dlist, const char *root, int batch, int64_t max_pixels,
-                           const char *device, char *err, size_t err_len) {
+                           const char *dlist, const char *root, int batch, int workers, int64_t max_pixels,
+                           const char *device, int precision, char *err, size_t err_len) {
     dath_model *m = NULL;
     dath_list *q = NULL, *d = NULL;
     const dath_backend *be = NULL;
@@ -149,11 +147,11 @@ static int eval_load_model(eval_data *e, const char *model_path, const char *qli
         goto out;
     }
     if (!(be = backend_choose(device, err, err_len))) goto out;
-    if (be->ctx_init(&ctx, net_work_bytes(m, batch, batch), DATH_FP32, err, err_len)) { be = NULL; goto out; }
-    fprintf(stderr, "dath eval: encoding %s (%d images) and %s (%d images) with %s, %d bits, on %s\n",
-            qlist, q->n, dlist, d->n, variant_name(m->variant), m->K, be->device);
-    if (eval_encode_list(be, &ctx, m, q, batch, max_pixels, &e->qc, &e->ql, &e->Q, err, err_len)) goto out;
-    if (eval_encode_list(be, &ctx, m, d, batch, max_pixels, &e->dc, &e->dl, &e->D, err, err_len)) goto out;
+    if (be->ctx_init(&ctx, encoder_work_bytes(m, batch), precision, err, err_len)) { be = NULL; goto out; }
+    fprintf(stderr, "dath eval: encoding %s (%d images) and %s (%d images) with %s, %d bits, on %s, %s\n",
+            qlist, q->n, dlist, d->n, variant_name(m->variant), m->K, be->device, backend_precisions[precision]);
+    if (eval_encode_list(be, &ctx, m, q, batch, workers, max_pixels, &e->qc, &e->ql, &e->Q, err, err_len)) goto out;
+    if (eval_encode_list(be, &ctx, m, d, batch, workers, max_pixels, &e->dc, &e->dl, &e->D, err, err_len)) goto out;
     e->B = (m->K + 7) / 8;
     e->C = q->C;
     e->bits = m->K;
@@ -248,86 +246,10 @@ static int eval_write_curves(const char *dir, const int32_t *at, const double *p
     return 0;
 }
 
-/* Per-query statistics on the backend `be` (hamming_eval_* semantics, host outputs;
- * best and worst may be NULL). On the CPU backend the reference runs on the host
- * arrays; on CUDA the codes, labels and ranks are uploaded, hamming_eval_cuda runs and
- * the statistics are downloaded. Returns 0, or -1 with a message in err. */
-static int eval_rank(const dath_backend *be, const eval_data *e, const int32_t *at, int n_at,
-                     int T, double *ap, double *best, double *worst, int32_t *hits_k,
-                     int32_t *rel_all, int32_t *hits_at, int32_t *ret_r, int32_t *rel_r,
-                     char *err, size_t err_len) {
-    const int Q = e->Q, D = e->D, B = e->B, C = e->C;
-    if (strcmp(be->name, "cuda")) {
-        hamming_eval_cpu(ap, hits_k, rel_all, best, worst, hits_at, ret_r, rel_r, e->qc, e->dc,
-                         e->ql, e->dl, at, n_at, Q, D, B, C, T, NULL);
-        return 0;
-    }
-#ifdef DATH_CUDA
-    const int R = 8 * B;
-    int depth = T;
-    for (int j = 0; j < n_at; j++)
-        if (at[j] > depth) depth = at[j];
-    dath_ctx ctx;
-    size_t work = hamming_cuda_work_bytes(Q < EVAL_CUDA_QUERIES ? Q : EVAL_CUDA_QUERIES, D, B, C,
-                                          depth, best != NULL);
-    if (be->ctx_init(&ctx, work, DATH_FP32, err, err_len)) return -1;
-    const size_t qn = (size_t)Q, rn = (size_t)Q * (R + 1), hn = (size_t)Q * n_at;
-    /* device copies: codes, labels, ranks, and every output */
-    uint8_t *qc = be->alloc(qn * B), *dc = be->alloc((size_t)D * B);    /* [Q, B], [D, B] */
-    uint8_t *ql = be->alloc(qn * C), *dl = be->alloc((size_t)D * C);    /* [Q, C], [D, C] */
-    int32_t *at_d = be->alloc((size_t)n_at * sizeof *at_d);              /* [n_at] */
-    double *ap_d = be->alloc(qn * sizeof *ap_d);                          /* [Q] */
-    double *best_d = best ? be->alloc(qn * sizeof *best_d) : NULL;        /* [Q] */
-    double *worst_d = worst ? be->alloc(qn * sizeof *worst_d) : NULL;     /* [Q] */
-    int32_t *hits_k_d = be->alloc(qn * sizeof *hits_k_d);                 /* [Q] */
-    int32_t *rel_all_d = be->alloc(qn * sizeof *rel_all_d);               /* [Q] */
-    int32_t *hits_at_d = be->alloc(hn * sizeof *hits_at_d);               /* [Q, n_at] */
-    int32_t *ret_r_d = be->alloc(rn * sizeof *ret_r_d);                   /* [Q, R+1] */
-    int32_t *rel_r_d = be->alloc(rn * sizeof *rel_r_d);                   /* [Q, R+1] */
-    int rc = -1;
-    if (!qc || !dc || !ql || !dl || !at_d || !ap_d || (best && !best_d) || (worst && !worst_d) ||
-        !hits_k_d || !rel_all_d || !hits_at_d || !ret_r_d || !rel_r_d) {
-        snprintf(err, err_len, "out of GPU memory for %d query and %d database codes (%s)", Q, D,
-                 be->device);
-        goto out;
-    }
-    be->upload(qc, e->qc, qn * B, &ctx);
-    be->upload(dc, e->dc, (size_t)D * B, &ctx);
-    be->upload(ql, e->ql, qn * C, &ctx);
-    be->upload(dl, e->dl, (size_t)D * C, &ctx);
-    be->upload(at_d, at, (size_t)n_at * sizeof *at_d, &ctx);
-    hamming_eval_cuda(ap_d, hits_k_d, rel_all_d, best_d, worst_d, hits_at_d, ret_r_d, rel_r_d, qc,
-                      dc, ql, dl, at_d, n_at, Q, D, B, C, T, &ctx);
-    be->download(ap, ap_d, qn * sizeof *ap, &ctx);
-    if (best) be->download(best, best_d, qn * sizeof *best, &ctx);
-    if (worst) be->download(worst, worst_d, qn * sizeof *worst, &ctx);
-    be->download(hits_k, hits_k_d, qn * sizeof *hits_k, &ctx);
-    be->download(rel_all, rel_all_d, qn * sizeof *rel_all, &ctx);
-    be->download(hits_at, hits_at_d, hn * sizeof *hits_at, &ctx);
-    be->download(ret_r, ret_r_d, rn * sizeof *ret_r, &ctx);
-    be->download(rel_r, rel_r_d, rn * sizeof *rel_r, &ctx);
-    rc = 0;
-    for (int q = 0; q < Q && rc == 0; q++)
-        if (hits_k[q] < 0) {   /* hamming_eval_cuda marks a failure so (a line on stderr) */
-            snprintf(err, err_len, "the GPU ranking failed (see above)");
-            rc = -1;
-        }
-out:
-    be->free(qc); be->free(dc); be->free(ql); be->free(dl); be->free(at_d); be->free(ap_d);
-    be->free(best_d); be->free(worst_d); be->free(hits_k_d); be->free(rel_all_d);
-    be->free(hits_at_d); be->free(ret_r_d); be->free(rel_r_d);
-    be->ctx_free(&ctx);
-    return rc;
-#else
-    snprintf(err, err_len, "backend %s: this binary has no CUDA ranking", be->name);
-    return -1;
-#endif
-}
-
 /* Ranks on `device`, computes the metrics, prints them and writes the curves. */
 static int eval_report(const eval_data *e, int topk, int skip_empty, int tie_bounds,
                        const char *curves, int json, const char *device) {
-    const int Q = e->Q, D = e->D, R = 8 * e->B;
+    const int Q = e->Q, D = e->D;
     const int T = topk <= 0 || topk > D ? D : topk;
     char kname[16];
     if (topk <= 0 || topk > D) snprintf(kname, sizeof kname, "all");
@@ -335,97 +257,66 @@ static int eval_report(const eval_data *e, int topk, int skip_empty, int tie_bou
 
     int32_t *at;
     int n_at = eval_positions(&at, D, T, curves != NULL);
-    double *ap = malloc((size_t)Q * sizeof *ap);                        /* [Q] */
-    double *best = tie_bounds ? malloc((size_t)Q * sizeof *best) : NULL;  /* [Q] */
-    double *worst = tie_bounds ? malloc((size_t)Q * sizeof *worst) : NULL; /* [Q] */
-    int32_t *hits_k = malloc((size_t)Q * sizeof *hits_k);               /* [Q] */
-    int32_t *rel_all = malloc((size_t)Q * sizeof *rel_all);             /* [Q] */
-    int32_t *hits_at = malloc((size_t)Q * n_at * sizeof *hits_at);      /* [Q, n_at] */
-    int32_t *ret_r = malloc((size_t)Q * (R + 1) * sizeof *ret_r);       /* [Q, R+1] */
-    int32_t *rel_r = malloc((size_t)Q * (R + 1) * sizeof *rel_r);       /* [Q, R+1] */
-    double *p_at = malloc((size_t)n_at * sizeof *p_at), *r_at = malloc((size_t)n_at * sizeof *r_at);
-    double *p_rad = malloc((size_t)(R + 1) * sizeof *p_rad), *r_rad = malloc((size_t)(R + 1) * sizeof *r_rad);
-    if (!ap || (tie_bounds && (!best || !worst)) || !hits_k || !rel_all || !hits_at || !ret_r ||
-        !rel_r || !p_at || !r_at || !p_rad || !r_rad) {
-        fprintf(stderr, "dath eval: out of memory for the per-query statistics (%d queries)\n", Q);
-        free(at); free(ap); free(best); free(worst); free(hits_k); free(rel_all); free(hits_at);
-        free(ret_r); free(rel_r); free(p_at); free(r_at); free(p_rad); free(r_rad);
-        return 1;
-    }
-
     char err[4096 + 256];
     const dath_backend *be = backend_choose(device, err, sizeof err);
-    double t0 = eval_now();
-    if (!be || eval_rank(be, e, at, n_at, T, ap, best, worst, hits_k, rel_all, hits_at, ret_r,
-                         rel_r, err, sizeof err)) {
+    const retrieval_side q = {e->qc, e->ql, Q}, d = {e->dc, e->dl, D};
+    const retrieval_request rq = {.B = e->B, .C = e->C, .topk = topk, .skip_empty = skip_empty,
+                                  .tie_bounds = tie_bounds, .at = at, .n_at = n_at};
+    retrieval_result res;
+    if (!be || retrieval_evaluate(be, &q, &d, &rq, &res, err, sizeof err)) {
         fprintf(stderr, "dath eval: %s\n", err);
-        free(at); free(ap); free(best); free(worst); free(hits_k); free(rel_all); free(hits_at);
-        free(ret_r); free(rel_r); free(p_at); free(r_at); free(p_rad); free(r_rad);
+        free(at);
         return 1;
     }
-    double secs = eval_now() - t0;
     fprintf(stderr, "dath eval: ranked on %s (%s)\n", be->name, be->device);
-    int used = 0;
-    double map = hamming_mean_ap(ap, hits_k, Q, skip_empty, &used);
-    double map_best = tie_bounds ? hamming_mean_ap(best, hits_k, Q, skip_empty, NULL) : 0;
-    double map_worst = tie_bounds ? hamming_mean_ap(worst, hits_k, Q, skip_empty, NULL) : 0;
-    hamming_curve_at(p_at, r_at, hits_at, rel_all, at, n_at, Q);
-    hamming_curve_radius(p_rad, r_rad, ret_r, rel_r, rel_all, Q, R);
     int jT = 0;
     while (at[jT] != T) jT++;
-    int no_rel = 0;
-    for (int q = 0; q < Q; q++) no_rel += rel_all[q] == 0;
-
     fprintf(stderr, "dath eval: %d queries against %d database codes of %d bits, %d classes: "
-            "ranked in %.3f s (%.0f queries/s)\n", Q, D, e->bits, e->C, secs, secs > 0 ? Q / secs : 0.0);
-    if (no_rel)
+            "ranked in %.3f s (%.0f queries/s)\n", Q, D, e->bits, e->C, res.seconds,
+            res.seconds > 0 ? Q / res.seconds : 0.0);
+    if (res.no_relevant)
         fprintf(stderr, "dath eval: %d queries have no relevant item in the database (they score "
-                "0 in P@N and are left out of R@N)\n", no_rel);
+                "0 in P@N and are left out of R@N)\n", res.no_relevant);
     if (skip_empty)
         fprintf(stderr, "dath eval: --skip-empty-queries: MAP@%s over %d of %d queries (%d have "
-                "no relevant item in the top %s)\n", kname, used, Q, Q - used, kname);
+                "no relevant item in the top %s)\n", kname, res.queries_in_map, Q, Q - res.queries_in_map, kname);
     if (json) {
         printf("{\"topk\":%s%s%s,\"queries\":%d,\"database\":%d,\"bits\":%d,\"classes\":%d,"
                "\"skip_empty_queries\":%s,\"queries_in_map\":%d,\"map\":%.9g,",
                T == topk ? "" : "\"", kname, T == topk ? "" : "\"", Q, D, e->bits, e->C,
-               skip_empty ? "true" : "false", used, map);
-        if (tie_bounds) printf("\"map_worst\":%.9g,\"map_best\":%.9g,", map_worst, map_best);
-        printf("\"p_r2\":%.9g,\"p_at_k\":%.9g,\"r_at_k\":%.9g,\"seconds\":%.6f}\n", p_rad[2],
-               p_at[jT], r_at[jT], secs);
+               skip_empty ? "true" : "false", res.queries_in_map, res.map);
+        if (tie_bounds) printf("\"map_worst\":%.9g,\"map_best\":%.9g,", res.map_worst, res.map_best);
+        printf("\"p_r2\":%.9g,\"p_at_k\":%.9g,\"r_at_k\":%.9g,\"seconds\":%.6f}\n", res.p_rad[2],
+               res.p_at[jT], res.r_at[jT], res.seconds);
     } else {
-        printf("MAP@%s: %.6f\n", kname, map);
-        printf("P@r<=2: %.6f\n", p_rad[2]);
-        printf("P@%s: %.6f\n", kname, p_at[jT]);
-        printf("R@%s: %.6f\n", kname, r_at[jT]);
+        printf("MAP@%s: %.6f\n", kname, res.map);
+        printf("P@r<=2: %.6f\n", res.p_rad[2]);
+        printf("P@%s: %.6f\n", kname, res.p_at[jT]);
+        printf("R@%s: %.6f\n", kname, res.r_at[jT]);
         if (tie_bounds)
-            printf("tie bounds of MAP@%s: worst %.6f, best %.6f\n", kname, map_worst, map_best);
+            printf("tie bounds of MAP@%s: worst %.6f, best %.6f\n", kname, res.map_worst, res.map_best);
     }
     fflush(stdout);
 
     int rc = 0;
-    if (curves && eval_write_curves(curves, at, p_at, r_at, n_at, p_rad, r_rad, e->bits, D, err, sizeof err)) {
+    if (curves && eval_write_curves(curves, at, res.p_at, res.r_at, n_at, res.p_rad, res.r_rad, e->bits, D, err,
+                                    sizeof err)) {
         fprintf(stderr, "dath eval: %s\n", err);
         rc = 1;
     }
-    free(at); free(ap); free(best); free(worst); free(hits_k); free(rel_all); free(hits_at);
-    free(ret_r); free(rel_r); free(p_at); free(r_at); free(p_rad); free(r_rad);
+    free(at);
+    retrieval_result_free(&res);
     return rc;
 }
 
 /* MAP@topk of random codes of the same shape (uniform bits from the counter-based
- * generator, keyed by seed): the chance level the learned codes are judged against. */
+ * generator, keyed by seed), ranked on the CPU: the chance level the learned codes are
+ * judged against. NaN when out of memory. */
 static double eval_random_map(const eval_data *e, int topk, int skip_empty, uint64_t seed) {
     const int Q = e->Q, D = e->D, R = 8 * e->B;
-    const int T = topk <= 0 || topk > D ? D : topk;
-    uint8_t *qc = malloc((size_t)Q * e->B), *dc = malloc((size_t)D * e->B);
-    int32_t *at;
-    int n_at = eval_positions(&at, D, T, 0);
-    double *ap = malloc((size_t)Q * sizeof *ap);
-    int32_t *hits_k = malloc((size_t)Q * sizeof *hits_k), *rel_all = malloc((size_t)Q * sizeof *rel_all);
-    int32_t *hits_at = malloc((size_t)Q * n_at * sizeof *hits_at);
-    int32_t *ret_r = malloc((size_t)Q * (R + 1) * sizeof *ret_r), *rel_r = malloc((size_t)Q * (R + 1) * sizeof *rel_r);
+    uint8_t *qc = malloc((size_t)Q * e->B), *dc = malloc((size_t)D * e->B);   /* [Q, B], [D, B] */
     double map = NAN;
-    if (qc && dc && ap && hits_k && rel_all && hits_at && ret_r && rel_r) {
+    if (qc && dc) {
         /* bits past the code length stay 0, as in real codes */
         for (int side = 0; side < 2; side++) {
             uint8_t *c = side ? dc : qc;
@@ -438,19 +329,26 @@ static double eval_random_map(const eval_data *e, int topk, int skip_empty, uint
                         *byte |= (uint8_t)(0x80u >> (j % 8));
                 }
         }
-        hamming_eval_cpu(ap, hits_k, rel_all, NULL, NULL, hits_at, ret_r, rel_r, qc, dc, e->ql, e->dl, at, n_at, Q,
-                         D, e->B, e->C, T, NULL);
-        map = hamming_mean_ap(ap, hits_k, Q, skip_empty, NULL);
+        const retrieval_side q = {qc, e->ql, Q}, d = {dc, e->dl, D};
+        const retrieval_request rq = {.B = e->B, .C = e->C, .topk = topk, .skip_empty = skip_empty};
+        retrieval_result res;
+        char err[256];
+        if (retrieval_evaluate(backend_cpu(), &q, &d, &rq, &res, err, sizeof err) == 0) {
+            map = res.map;
+            retrieval_result_free(&res);
+        }
     }
-    free(qc); free(dc); free(at); free(ap); free(hits_k); free(rel_all); free(hits_at); free(ret_r); free(rel_r);
+    free(qc);
+    free(dc);
     return map;
 }
 
 int cmd_eval(int argc, char **argv) {
     const char *query = NULL, *query_labels = NULL, *db = NULL, *db_labels = NULL;
-    const char *model = NULL, *query_list = NULL, *db_list = NULL, *root = "", *device = "auto";
+    const char *model = NULL, *query_list = NULL, *db_list = NULL, *root = "";
     const char *curves = NULL;
     int topk = 5000, skip_empty = 0, tie_bounds = 0, json = 0, batch = 256, random_baseline = 0;
+    int workers = 0, device = 0, precision = DATH_FP32;
     float max_mp = 64;
     opt_spec spec[] = {
         {"query", OPT_STR, &query, NULL, "query codes (.npy, uint8 packed bits)", 0},
@@ -461,9 +359,11 @@ int cmd_eval(int argc, char **argv) {
         {"query-list", OPT_STR, &query_list, NULL, "with --model: query image list", 0},
         {"db-list", OPT_STR, &db_list, NULL, "with --model: database image list", 0},
         {"root", OPT_STR, &root, "", "with --model: directory the lists' paths are relative to", 0},
-        {"batch", OPT_INT, &batch, "256", "with --model: images per forward pass", 0},
+        {"batch", OPT_INT, &batch, "256", "with --model: images per forward pass", OPT_POSITIVE},
+        {"workers", OPT_INT, &workers, "0", "with --model: decoding threads (0: one per core)", OPT_NONNEG},
+        {"precision", OPT_ENUM, &precision, "fp32", "with --model: GEMM precision (tf32, bf16: CUDA, sm_80+)", 0, backend_precisions},
         {"max-megapixels", OPT_FLOAT, &max_mp, "64", "with --model: refuse (leave out) images of more pixels", OPT_POSITIVE},
-        {"device", OPT_STR, &device, "auto", "auto, cpu or cuda: where codes are encoded (--model) and ranked", 0},
+        {"device", OPT_ENUM, &device, "auto", "where codes are encoded (--model) and ranked", 0, backend_devices},
         {"topk", OPT_INT, &topk, "5000", "K of MAP@K (0: the whole database)", 0},
         {"skip-empty-queries", OPT_FLAG, &skip_empty, "0",
          "leave queries with no relevant item in the top K out of MAP (HashNet); default: they score 0", 0},
@@ -500,24 +400,20 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "dath eval: --topk %d: expected 0 (all) or a positive count\n", topk);
         return 2;
     }
-    if (model && batch < 1) {
-        fprintf(stderr, "dath eval: --batch %d: expected at least 1\n", batch);
-        return 2;
-    }
     if (!model && (query_list || db_list)) {
         fprintf(stderr, "dath eval: --query-list and --db-list need --model\n");
         return 2;
     }
     eval_data e = {0};
-    rc = model ? eval_load_model(&e, model, query_list, db_list, root, batch, (int64_t)((double)max_mp * 1e6), device,
-                                 err, sizeof err)
+    rc = model ? eval_load_model(&e, model, query_list, db_list, root, batch, workers, (int64_t)((double)max_mp * 1e6),
+                                 backend_devices[device], precision, err, sizeof err)
                : eval_load_files(&e, query, query_labels, db, db_labels, err, sizeof err);
     if (rc) {
         fprintf(stderr, "dath eval: %s\n", err);
         eval_data_free(&e);
         return 1;
     }
-    rc = eval_report(&e, topk, skip_empty, tie_bounds, curves, json, device);
+    rc = eval_report(&e, topk, skip_empty, tie_bounds, curves, json, backend_devices[device]);
     if (!rc && random_baseline) {
         char kname[16];
         if (topk <= 0 || topk > e.D) snprintf(kname, sizeof kname, "all");

@@ -1,13 +1,15 @@
 /* host/cmd_step.c — `dath step`: one forward and backward pass with every image of a
- * list as one batch, and a dump of every tensor (the comparison point with PyTorch). */
+ * list as one batch, and a dump of every tensor (the comparison point with PyTorch).
+ * The images are decoded as everywhere else, by the prefetcher (one batch of the whole
+ * list, in list order); the crops are training's of epoch 0 (prefetch_crop), or the
+ * centre with --no-augment. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../kernels/rng.h"
-#include "../loader/image.h"
 #include "../loader/list.h"
+#include "../loader/prefetch.h"
 #include "backend.h"
 #include "cli.h"
 #include "comm.h"
@@ -17,17 +19,29 @@
 #include "safetensors.h"
 #include "step.h"
 
-/* Decodes every image of the list into the cached unit [n,R,R,3]. Returns the number
- * of images that failed (each named on stderr). */
-static int step_load_images(const dath_list *l, int R, uint8_t *img) {
-    int bad = 0;
-    for (int i = 0; i < l->n; i++) {
-        char why[200];
-        if (image_load(l->paths[i], R, 0, img + (size_t)i * R * R * 3, why, sizeof why)) {
-            fprintf(stderr, "dath step: %s:%d: %s: %s\n", l->file, l->lines[i], l->paths[i], why);
-            bad++;
-        }
+static void step_warn(void *user, const char *msg) { fprintf(stderr, "dath step: %s\n", msg); }
+
+/* Decodes every image of l into img [n, R, R, 3] through the prefetcher: one batch of
+ * the whole list. Returns the number of images that could not be read (each named on
+ * stderr), or -1 with a message in err. */
+static int step_load_images(const dath_backend *be, const dath_list *l, int R, int S, uint8_t *img, char *err,
+                            size_t err_len) {
+    prefetch_config pc = {.list = l, .mode = PREFETCH_ENCODE, .R = R, .S = S, .B = l->n, .ring = 2,
+                          .host_alloc = be->host_alloc, .host_free = be->host_free, .warn = step_warn,
+                          .max_warnings = l->n};
+    dath_prefetch *pf = prefetch_create(&pc, err, err_len);
+    prefetch_batch b;
+    int r = pf ? prefetch_begin_epoch(pf, 0, err, err_len) : -1;
+    if (r == 0) r = prefetch_next(pf, &b, err, err_len);
+    int bad = -1;
+    if (r == 0) {
+        memcpy(img, b.images, (size_t)b.n * R * R * 3);
+        bad = l->n - b.n;
+        prefetch_release(pf, &b);
+    } else if (r == 1) {
+        bad = l->n;   /* not one image could be read: no batch */
     }
+    prefetch_destroy(pf);
     return bad;
 }
 
@@ -38,8 +52,8 @@ static void dump_add(st_writer *w, const char *name, const float *x, int ndim, c
 }
 
 int cmd_step(int argc, char **argv) {
-    const char *model_path = NULL, *list_path = NULL, *root = "", *dump = NULL, *device = "auto", *precision = "fp32";
-    int size = 0, no_augment = 0, no_dropout = 0, update = 0, steps = 1;
+    const char *model_path = NULL, *list_path = NULL, *root = "", *dump = NULL;
+    int size = 0, no_augment = 0, no_dropout = 0, update = 0, steps = 1, device = 0, precision = DATH_FP32;
     uint64_t seed = 0;
     step_config cfg;
     step_config_default(&cfg);
@@ -59,21 +73,19 @@ int cmd_step(int argc, char **argv) {
         {"gamma", OPT_FLOAT, &cfg.gamma, "0.01", "weight of J3 (quantisation)"},
         {"margin", OPT_FLOAT, &cfg.margin, "5", "triplet margin α of J1"},
         {"seed", OPT_U64, &seed, "0", "seed of crops, flips and dropout"},
-        {"device", OPT_STR, &device, "auto", "auto, cpu or cuda"},
-        {"precision", OPT_STR, &precision, "fp32", "fp32, tf32 or bf16 (CUDA, sm_80+)"},
+        {"device", OPT_ENUM, &device, "auto", "where to run", 0, backend_devices},
+        {"precision", OPT_ENUM, &precision, "fp32", "GEMM precision (tf32, bf16: CUDA, sm_80+)", 0, backend_precisions},
         {0}};
     char err[1024];
     int rc = opts_parse("dath step", "--model M --list L --root DIR --dump D.safetensors [options]", spec, argc, argv, NULL, 0, NULL, err, sizeof err);
     if (rc) { if (rc < 0) fprintf(stderr, "dath step: %s\n", err); return rc < 0 ? 2 : 0; }
-    int prec = backend_precision_parse(precision);
-    if (prec < 0) { fprintf(stderr, "dath step: --precision '%s': expected fp32, tf32 or bf16\n", precision); return 2; }
     if (steps < 1 || (steps > 1 && !update)) {
         fprintf(stderr, "dath step: --steps %d: at least 1, and more than 1 only with --update\n", steps);
         return 2;
     }
     cfg.seed = seed;
     cfg.dropout = !no_dropout;
-    const dath_backend *be = backend_choose(device, err, sizeof err);
+    const dath_backend *be = backend_choose(backend_devices[device], err, sizeof err);
     if (!be) { fprintf(stderr, "dath step: %s\n", err); return 2; }
 
     dath_model *m = model_load(model_path, err, sizeof err);
@@ -91,9 +103,11 @@ int cmd_step(int argc, char **argv) {
     }
     cfg.multi = l->multi;
     int B = l->n, S = m->S, R = transform_cache_side(S), C = m->C, K = m->K;
-    uint8_t *img = malloc((size_t)B * R * R * 3);
-    if (step_load_images(l, R, img)) {
-        fprintf(stderr, "dath step: some images of %s could not be read; the batch must be whole\n", list_path);
+    uint8_t *img = malloc((size_t)B * R * R * 3);   /* [B, R, R, 3] */
+    int bad = img ? step_load_images(be, l, R, S, img, err, sizeof err) : -1;
+    if (bad) {
+        if (bad < 0) fprintf(stderr, "dath step: %s\n", img ? err : "out of memory");
+        else fprintf(stderr, "dath step: %d images of %s could not be read; the batch must be whole\n", bad, list_path);
         free(img); list_free(l); model_free(m);
         return 1;
     }
@@ -104,9 +118,7 @@ int cmd_step(int argc, char **argv) {
             crop[3 * i] = crop[3 * i + 1] = (R - S) / 2;
             crop[3 * i + 2] = 0;
         } else {
-            crop[3 * i] = (int32_t)(rng_u32(seed, RNG_CROP, 0, (uint32_t)i, 0) % (uint32_t)(R - S + 1));
-            crop[3 * i + 1] = (int32_t)(rng_u32(seed, RNG_CROP, 0, (uint32_t)i, 1) % (uint32_t)(R - S + 1));
-            crop[3 * i + 2] = (int32_t)(rng_u32(seed, RNG_CROP, 0, (uint32_t)i, 2) & 1);
+            prefetch_crop(crop + 3 * i, seed, 0, i, R, S);   /* training's crop of sample i in epoch 0 */
         }
         for (int j = 0; j < C; j++) lab[(size_t)i * C + j] = l->labels[(size_t)i * C + j];
     }
@@ -116,7 +128,7 @@ int cmd_step(int argc, char **argv) {
     dath_comm *comm = NULL;
     dath_stepper *st = NULL;
     rc = 1;
-    if (be->ctx_init(&ctx, net_work_bytes(m, B, B), prec, err, sizeof err)) { fprintf(stderr, "dath step: %s\n", err); be = NULL; goto out; }
+    if (be->ctx_init(&ctx, net_work_bytes(m, B, B), precision, err, sizeof err)) { fprintf(stderr, "dath step: %s\n", err); be = NULL; goto out; }
     fprintf(stderr, "dath step: %s on %s, batch %d, input %d\n", variant_name(m->variant), be->device, B, S);
     n = net_create(be, &ctx, m, B, 1, err, sizeof err);
     comm = comm_single(be);
@@ -177,6 +189,7 @@ int cmd_step(int argc, char **argv) {
         }
         st_writer_meta(w, "variant", variant_name(m->variant));
         st_writer_meta(w, "device", be->name);
+        st_writer_meta(w, "precision", backend_precisions[precision]);
         if (st_writer_write(w, dump, err, sizeof err)) fprintf(stderr, "dath step: %s\n", err);
         else rc = 0;
         st_writer_free(w);

@@ -1120,6 +1120,21 @@ static void cost_transform_batch(float *out, const uint8_t *in, const int32_t *c
     label_set(t, out, "input");
 }
 
+/* ---- kernels/hamming.cu ------------------------------------------------------------- */
+
+/* The ranking is not part of a training step or an encode pass, the passes this model
+ * costs: recording it is an error that names it, so that a pass that starts to rank
+ * cannot be costed without a model of hamming_rank_kernel being written here first. */
+static void cost_hamming_eval(double *ap, int32_t *hits_k, int32_t *rel_all, double *ap_best, double *ap_worst,
+                              int32_t *hits_at, int32_t *ret_r, int32_t *rel_r, const uint8_t *qcodes,
+                              const uint8_t *dcodes, const uint8_t *qlab, const uint8_t *dlab, const int32_t *at,
+                              int n_at, int Q, int D, int B, int C, int topk, dath_ctx *ctx) {
+    trace_fail(TRACE(ctx), "hamming_eval (%d queries against %d codes): the cost model has no entry for the ranking",
+               Q, D);
+}
+
+static size_t cost_hamming_work_bytes(int queries, int D, int B, int C, int depth, int tie_bounds) { return 0; }
+
 /* ==== 5. the backend table ============================================================== */
 
 static int cost_ctx_init(dath_ctx *ctx, size_t work_bytes, int precision, char *err, size_t err_len) {
@@ -1200,6 +1215,8 @@ static const dath_backend cost_backend_table = {
     .j3_tanh_backward = cost_j3_tanh_backward,
     .rmsprop_step = cost_rmsprop_step,
     .transform_batch = cost_transform_batch,
+    .hamming_eval = cost_hamming_eval,
+    .hamming_work_bytes = cost_hamming_work_bytes,
 };
 
 const dath_backend *cost_backend(void) { return &cost_backend_table; }

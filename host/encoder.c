@@ -4,8 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "../loader/prefetch.h"
+#include "clock.h"
 #include "net.h"
+
+#define ENCODE_NAMED_FAILURES 5   /* bad images named one by one; the rest are counted */
 
 struct dath_encoder {
     const dath_backend *be;
@@ -97,13 +102,17 @@ static void encoder_enqueue(dath_encoder *e, int B) {
 }
 
 int encoder_run(dath_encoder *e, int B, float *h, char *err, size_t err_len) {
+    return encoder_run_from(e, e->img, B, h, err, err_len);
+}
+
+int encoder_run_from(dath_encoder *e, const uint8_t *images, int B, float *h, char *err, size_t err_len) {
     const dath_backend *be = e->be;
     dath_ctx *ctx = e->ctx;
     if (B < 1 || B > e->batch) {
         snprintf(err, err_len, "encoder_run: %d images (1 to %d)", B, e->batch);
         return -1;
     }
-    be->upload(e->d_img, e->img, (size_t)B * e->R * e->R * 3, ctx);
+    be->upload(e->d_img, images, (size_t)B * e->R * e->R * 3, ctx);
     int full = B == e->batch;
     if (full && e->graphs && be->graph_begin && !e->graph && e->seen_full > 0) {
         void *g = NULL;
@@ -128,4 +137,103 @@ int encoder_run(dath_encoder *e, int B, float *h, char *err, size_t err_len) {
     }
     be->download(h, net_h(e->net), (size_t)B * e->K * sizeof *h, ctx);
     return 0;
+}
+
+/* ---- a whole list ------------------------------------------------------------------- */
+
+typedef struct encode_warn {
+    int bar;                  /* a progress bar is on the line: start a new one */
+} encode_warn;
+
+static void encode_warn_line(void *user, const char *msg) {
+    const encode_warn *w = user;
+    fprintf(stderr, "%sencode: %s\n", w->bar ? "\n" : "", msg);
+}
+
+static void encode_progress(const char *file, int done, int n, double t0) {
+    const int width = 30;
+    int fill = n ? (int)((long long)done * width / n) : width;
+    double dt = dath_now() - t0;
+    fprintf(stderr, "\rencode %s [%.*s%*s] %d/%d  %.1f img/s ", file, fill,
+            "##############################", width - fill, "", done, n, dt > 0 ? done / dt : 0.0);
+    fflush(stderr);
+}
+
+/* Packs the signs of h [B, K] into codes [B, (K+7)/8]: bit j is 1 when h_j >= 0. */
+static void encode_pack(uint8_t *codes, const float *h, int B, int K) {
+    const int nb = (K + 7) / 8;
+    memset(codes, 0, (size_t)B * nb);
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < K; j++)
+            if (h[(size_t)b * K + j] >= 0) codes[(size_t)b * nb + j / 8] |= (uint8_t)(0x80u >> (j % 8));
+}
+
+int encoder_encode_list(const dath_backend *be, dath_ctx *ctx, const dath_model *m, const dath_list *l,
+                        int batch, int workers, int64_t max_pixels, int progress, uint8_t **codes, int **kept,
+                        int *n_ok, char *err, size_t err_len) {
+    *codes = NULL;
+    *kept = NULL;
+    *n_ok = 0;
+    if (batch < 1) {
+        snprintf(err, err_len, "batch %d: expected at least 1", batch);
+        return -1;
+    }
+    const int K = m->K, S = m->S, R = transform_cache_side(S), nb = (K + 7) / 8, n = l->n;
+    if (batch > n && n > 0) batch = n;
+    encode_warn warn = {progress && isatty(STDERR_FILENO)};
+    prefetch_config pc = {.list = l, .mode = PREFETCH_ENCODE, .R = R, .S = S, .B = batch, .workers = workers,
+                          .ring = 3, .host_alloc = be->host_alloc, .host_free = be->host_free,
+                          .warn = encode_warn_line, .warn_user = &warn,
+                          .max_warnings = ENCODE_NAMED_FAILURES, .max_pixels = max_pixels};
+    dath_prefetch *pf = NULL;
+    dath_encoder *enc = NULL;
+    float *h = malloc((size_t)batch * K * sizeof *h);                  /* [batch, K] host */
+    uint8_t *out = malloc((size_t)(n ? n : 1) * nb);                   /* [n, nb] */
+    int *rows = malloc((size_t)(n ? n : 1) * sizeof *rows);            /* [n] */
+    int rc = -1;
+    if (!h || !out || !rows) {
+        snprintf(err, err_len, "out of memory for encoding %d images", n);
+        goto done;
+    }
+    if (n == 0) {
+        rc = 0;
+        goto done;
+    }
+    if (!(enc = encoder_create(be, ctx, m, batch, err, err_len))) goto done;
+    if (!(pf = prefetch_create(&pc, err, err_len)) || prefetch_begin_epoch(pf, 0, err, err_len)) goto done;
+    int n_good = 0, r;
+    double t0 = dath_now();
+    prefetch_batch b;
+    while ((r = prefetch_next(pf, &b, err, err_len)) == 0) {
+        int ok = encoder_run_from(enc, b.images, b.n, h, err, err_len) == 0;
+        if (ok) {
+            encode_pack(out + (size_t)n_good * nb, h, b.n, K);
+            memcpy(rows + n_good, b.samples, (size_t)b.n * sizeof *rows);
+            n_good += b.n;
+        }
+        int last_row = b.n ? b.samples[b.n - 1] + 1 : 0;
+        prefetch_release(pf, &b);
+        if (!ok) goto done;
+        if (warn.bar) encode_progress(l->file, last_row, n, t0);
+    }
+    if (r < 0) goto done;
+    if (warn.bar) fputc('\n', stderr);
+    prefetch_stats ps;
+    prefetch_stats_get(pf, &ps);
+    if (ps.bad)
+        fprintf(stderr, "encode: %s: %d of %d images could not be read%s; their rows are left out\n", l->file,
+                ps.bad, n, ps.bad > ENCODE_NAMED_FAILURES ? " (the first few named above)" : "");
+    *codes = out;
+    *kept = rows;
+    *n_ok = n_good;
+    out = NULL;
+    rows = NULL;
+    rc = 0;
+done:
+    prefetch_destroy(pf);
+    encoder_free(enc);
+    free(h);
+    free(out);
+    free(rows);
+    return rc;
 }

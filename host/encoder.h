@@ -1,13 +1,15 @@
 /* host/encoder.h — the encode pass on a backend: uint8 images [B, R, R, 3] (the
  * cached unit, R = transform_cache_side(S)) → the centre-crop transform → a forward
- * pass without dropout → h [B, K] on the host.
+ * pass without dropout → h [B, K] on the host; and the encoding of a whole image list
+ * to packed codes, the one way images are encoded (`dath encode`, `dath eval --model`,
+ * MAP during training).
  *
  * The transform and the forward are captured in a CUDA graph the second time a full
  * batch is encoded (the first runs eagerly, as a warm-up outside capture) and
  * replayed after that, so encoding a batch costs an upload, one graph launch and a
  * download; a partial batch runs eagerly. The CPU backend runs the same calls eagerly.
  * Used by `dath encode`, `dath eval --model`, MAP during training, and the encoding
- * latency benchmark (bench/bench_gpu_encode.c). */
+ * latency benchmark (bench/bench_encode.c). */
 #ifndef DATH_ENCODER_H
 #define DATH_ENCODER_H
 
@@ -15,6 +17,7 @@
 
 #include "backend.h"
 #include "model.h"
+#include "../loader/list.h"
 
 typedef struct dath_encoder dath_encoder;
 
@@ -32,6 +35,21 @@ uint8_t *encoder_images(dath_encoder *e);
 /* Encodes the first B images of encoder_images into h [B, K] (host). Returns 0, or
  * -1 with a message. */
 int encoder_run(dath_encoder *e, int B, float *h, char *err, size_t err_len);
+/* The same from images [B, R, R, 3] of the caller's (host_alloc memory of the backend,
+ * e.g. a prefetcher's batch). */
+int encoder_run_from(dath_encoder *e, const uint8_t *images, int B, float *h, char *err, size_t err_len);
+
+/* Encodes every image of list l (centre crop, no dropout) in batches of `batch` list
+ * rows, decoded by the prefetcher's workers (loader/prefetch.h, encode mode; `workers`
+ * threads, ≤ 0: one per core) while the previous batch is encoded. Images that fail
+ * to decode, or have more than max_pixels pixels (≤ 0: image.h's default), are left
+ * out, the first few named on stderr. codes [n_ok, (K+7)/8] packed as numpy.packbits
+ * packs them (bit j is 1 when h_j ≥ 0, bit 7 − j%8 of byte j/8); kept [n_ok] the list
+ * rows encoded, in list order; both malloc'd, the caller's. progress: a progress bar on
+ * stderr when it is a terminal. Returns 0, or -1 with a message. */
+int encoder_encode_list(const dath_backend *be, dath_ctx *ctx, const dath_model *m, const dath_list *l,
+                        int batch, int workers, int64_t max_pixels, int progress, uint8_t **codes, int **kept,
+                        int *n_ok, char *err, size_t err_len);
 
 /* The net the encoder runs (the cost model names parameter pointers through it). */
 struct dath_net *encoder_net(dath_encoder *e);

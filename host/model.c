@@ -12,7 +12,7 @@
 #include "../kernels/rng.h"
 #include "safetensors.h"
 
-static const char *variant_names[] = {"dath", "dath-s", "dath-c", "dath-n", "dath-1"};
+const char *const variant_names[] = {"dath", "dath-s", "dath-c", "dath-n", "dath-1", NULL};
 
 const char *variant_name(dath_variant v) { return variant_names[v]; }
 

@@ -63,6 +63,7 @@ typedef struct dath_model {
 } dath_model;
 
 const char *variant_name(dath_variant v);             /* "dath", "dath-s", ... */
+extern const char *const variant_names[];            /* indexed by dath_variant, NULL-terminated */
 int variant_parse(const char *s, dath_variant *v);    /* 0 ok, -1 unknown */
 
 /* The trunk's five convolutions for a batch of B images of side S (a max-pool follows

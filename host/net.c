@@ -344,12 +344,6 @@ void net_backward_head(dath_net *n, int B) {
     n->be->linear_backward(n->dh, DP(m->cls_w), DP(m->cls_b), n->dy, n->h, P(m->cls_w), n->y, B, m->K, m->C, 0, n->ctx);
 }
 
-void net_backward(dath_net *n, const float *x, int B, const net_run *r) {
-    net_backward_head(n, B);
-    n->be->tanh_backward(n->dz, n->dh, n->h, (size_t)B * n->m->K, n->ctx);
-    net_backward_body(n, x, B, r);
-}
-
 void net_backward_body(dath_net *n, const float *x, int B, const net_run *r) {
     const dath_backend *be = n->be;
     const dath_model *m = n->m;
@@ -360,23 +354,4 @@ void net_backward_body(dath_net *n, const float *x, int B, const net_run *r) {
     be->fuse_backward(n->st[0].df7, two ? n->st[1].df7 : NULL, n->df, n->st[0].f7, two ? n->st[1].f7 : NULL, BD, ctx);
     for (int s = 0; s < m->nstreams; s++) stream_backward(n, &n->st[s], s, x, B, r);
     conv1_backward(n, x, B);
-}
-
-const float *net_tensor(const dath_net *n, const char *name, size_t *count) {
-    size_t B = (size_t)n->Bmax;
-    if (!strcmp(name, "h")) { *count = B * n->m->K; return n->h; }
-    if (!strcmp(name, "y")) { *count = B * n->m->C; return n->y; }
-    if (!strcmp(name, "f")) { *count = B * MODEL_HIDDEN; return n->f; }
-    for (int s = 0; s < n->m->nstreams; s++) {
-        const net_stream *t = &n->st[s];
-        size_t len = strlen(t->sp->prefix);
-        if (strncmp(name, t->sp->prefix, len) || name[len] != '.') continue;
-        const char *what = name + len + 1;
-        if (!strcmp(what, "conv5")) { *count = B * MODEL_C5 * n->N; return t->c5; }
-        if (!strcmp(what, "attn")) { *count = B * MODEL_C5 * n->N; return t->a5; }
-        if (!strcmp(what, "pool")) { *count = B * MODEL_C5 * MODEL_POOL * MODEL_POOL; return t->g; }
-        if (!strcmp(what, "fc6")) { *count = B * MODEL_HIDDEN; return t->f6; }
-        if (!strcmp(what, "fc7")) { *count = B * MODEL_HIDDEN; return t->f7; }
-    }
-    return NULL;
 }

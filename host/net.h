@@ -57,21 +57,14 @@ float *net_dh(dath_net *n);
 float *net_dy(dath_net *n);
 /* Zeroes the parameter gradients, every activation gradient, dh and dy. */
 void net_zero_grad(dath_net *n);
-/* Backward of the last forward (same x, B, r), from dh and dy; accumulates into the
- * parameter gradients. It is net_backward_head, the tanh backward (dz += dh·(1 − h²)),
- * then net_backward_body. The training step runs the two halves itself, with the
- * fused J3 + tanh backward between them. */
-void net_backward(dath_net *n, const float *x, int B, const net_run *r);
-/* The classification layer's backward: dh += dy·W_cls, and its weight gradients. */
+/* Backward of the last forward (same x, B, r), from dh and dy, accumulating into the
+ * parameter gradients, in two halves with the hash layer's tanh backward between them
+ * (the training step fuses it with J3's gradient, loss.h):
+ * the classification layer's backward: dh += dy·W_cls, and its weight gradients. */
 void net_backward_head(dath_net *n, int B);
 /* Everything below the hash layer's tanh, from dz (net_dz). */
 void net_backward_body(dath_net *n, const float *x, int B, const net_run *r);
 /* The gradient w.r.t. the hash layer's pre-activation z, [Bmax, K]; zeroed by net_zero_grad. */
 float *net_dz(dath_net *n);
-
-/* Named intermediate of the last forward for dumps and checks ("h", "y", "f",
- * "<prefix>.conv5", "<prefix>.fc7", ...): backend pointer and its size in floats,
- * or NULL. */
-const float *net_tensor(const dath_net *n, const char *name, size_t *count);
 
 #endif

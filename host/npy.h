@@ -2,7 +2,7 @@
  * 2-D float32 files: features (npy_read_f32 / npy_write_f32, at the end).
  *
  * Written: format version 1.0, dtype '|u1', C order, shape (rows, cols); atomically
- * (host/atomic.h), so a crash never leaves a broken file; npy_add_u8 writes one file of
+ * (loader/atomic.h), so a crash never leaves a broken file; npy_add_u8 writes one file of
  * a group that is renamed into place only when every file of it is complete.
  * Read: versions 1.0, 2.0 and 3.0; dtype '|u1' (also '<u1', '>u1', and '|b1', whose
  * bytes are 0/1), C order, exactly two dimensions. Anything else is an error that
@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "atomic.h"
+#include "../loader/atomic.h"
 
 /* data [rows, cols] */
 int npy_read_u8(const char *path, uint8_t **data, int64_t *rows, int64_t *cols, char *err,

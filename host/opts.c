@@ -45,6 +45,16 @@ static int opts_range(const opt_spec *o, const char *text, double v, char *err, 
     return 0;
 }
 
+/* "--name 'text': expected a, b or c". Returns -1. */
+static int opts_choices_error(const opt_spec *o, const char *text, char *err, size_t err_len) {
+    int n = 0, at = snprintf(err, err_len, "--%s '%s': expected ", o->name, text);
+    while (o->choices[n]) n++;
+    for (int i = 0; i < n && at > 0 && (size_t)at < err_len; i++)
+        at += snprintf(err + at, err_len - (size_t)at, "%s%s", o->choices[i],
+                       i + 2 < n ? ", " : i + 2 == n ? " or " : "");
+    return -1;
+}
+
 /* Stores text into the option's variable. Returns 0, or -1 with a message. */
 static int opts_set(const opt_spec *o, const char *text, char *err, size_t err_len) {
     char *end = NULL;
@@ -81,9 +91,16 @@ static int opts_set(const opt_spec *o, const char *text, char *err, size_t err_l
         *(float *)o->ptr = v;
         return 0;
     }
+    case OPT_ENUM:
+        for (int i = 0; o->choices[i]; i++)
+            if (!strcmp(text, o->choices[i])) {
+                *(int *)o->ptr = i;
+                return 0;
+            }
+        return opts_choices_error(o, text, err, err_len);
     }
 bad:;
-    static const char *what[] = {"text", "an integer", "a non-negative integer", "a number", "a flag"};
+    static const char *what[] = {"text", "an integer", "a non-negative integer", "a number", "a flag", "a choice"};
     snprintf(err, err_len, "--%s: '%s' is not %s", o->name, text, what[o->type]);
     return -1;
 }
@@ -139,11 +156,16 @@ int opts_parse(const char *cmd, const char *synopsis, const opt_spec *spec, int 
 
 void opts_usage(FILE *f, const char *cmd, const char *synopsis, const opt_spec *spec) {
     fprintf(f, "usage: %s %s\n\noptions:\n", cmd, synopsis ? synopsis : "[options]");
-    static const char *meta[] = {"TEXT", "N", "N", "X", ""};
+    static const char *meta[] = {"TEXT", "N", "N", "X", "", "NAME"};
     for (const opt_spec *o = spec; o->name; o++) {
         char left[64];
         snprintf(left, sizeof left, "--%s %s", o->name, meta[o->type]);
         fprintf(f, "  %-24s %s", left, o->help ? o->help : "");
+        if (o->type == OPT_ENUM) {
+            fprintf(f, " (");
+            for (int i = 0; o->choices[i]; i++) fprintf(f, "%s%s", i ? ", " : "", o->choices[i]);
+            fprintf(f, ")");
+        }
         const char *range = (o->flags & OPT_POSITIVE) ? "> 0" : (o->flags & OPT_NONNEG) ? ">= 0" : NULL;
         if (o->flags & OPT_REQUIRED) fprintf(f, " (required%s%s)", range ? ", " : "", range ? range : "");
         else if (o->def && *o->def && o->type != OPT_FLAG)
@@ -153,13 +175,14 @@ void opts_usage(FILE *f, const char *cmd, const char *synopsis, const opt_spec *
     fprintf(f, "  %-24s %s\n", "--help", "print this help");
 }
 
-int opts_to_json(const opt_spec *spec, char *buf, size_t len) {
+int opts_to_json(const opt_spec *spec, int mask, char *buf, size_t len) {
     size_t at = 0;
     int w = snprintf(buf, len, "{");
     if (w < 0 || (size_t)w >= len) return -1;
     at = (size_t)w;
     for (const opt_spec *o = spec; o->name; o++) {
-        const char *sep = o == spec ? "" : ",";
+        if (mask && !(o->flags & mask)) continue;
+        const char *sep = at == 1 ? "" : ",";
         switch (o->type) {
         case OPT_STR: {
             const char *s = *(const char **)o->ptr;
@@ -180,6 +203,7 @@ int opts_to_json(const opt_spec *spec, char *buf, size_t len) {
         case OPT_FLAG: w = snprintf(buf + at, len - at, "%s\"%s\":%s", sep, o->name, *(int *)o->ptr ? "true" : "false"); break;
         case OPT_U64: w = snprintf(buf + at, len - at, "%s\"%s\":%" PRIu64, sep, o->name, *(uint64_t *)o->ptr); break;
         case OPT_FLOAT: w = snprintf(buf + at, len - at, "%s\"%s\":%.9g", sep, o->name, (double)*(float *)o->ptr); break;
+        case OPT_ENUM: w = snprintf(buf + at, len - at, "%s\"%s\":\"%s\"", sep, o->name, o->choices[*(int *)o->ptr]); break;
         }
         if (w < 0 || (size_t)w >= len - at) return -1;
         at += (size_t)w;
@@ -187,4 +211,33 @@ int opts_to_json(const opt_spec *spec, char *buf, size_t len) {
     w = snprintf(buf + at, len - at, "}");
     if (w < 0 || (size_t)w >= len - at) return -1;
     return (int)(at + (size_t)w);
+}
+
+int opts_to_args(const opt_spec *spec, int mask, char *buf, size_t len) {
+    size_t at = 0;
+    if (len) buf[0] = 0;
+    for (const opt_spec *o = spec; o->name; o++) {
+        if (mask && !(o->flags & mask)) continue;
+        const char *sep = at ? "\t" : "";
+        int w = 0;
+        switch (o->type) {
+        case OPT_STR: {
+            const char *s = *(const char **)o->ptr;
+            if (!s) continue;
+            w = snprintf(buf + at, len - at, "%s--%s\t%s", sep, o->name, s);
+            break;
+        }
+        case OPT_FLAG:
+            if (!*(int *)o->ptr) continue;
+            w = snprintf(buf + at, len - at, "%s--%s", sep, o->name);
+            break;
+        case OPT_INT: w = snprintf(buf + at, len - at, "%s--%s\t%d", sep, o->name, *(int *)o->ptr); break;
+        case OPT_U64: w = snprintf(buf + at, len - at, "%s--%s\t%" PRIu64, sep, o->name, *(uint64_t *)o->ptr); break;
+        case OPT_FLOAT: w = snprintf(buf + at, len - at, "%s--%s\t%.9g", sep, o->name, (double)*(float *)o->ptr); break;
+        case OPT_ENUM: w = snprintf(buf + at, len - at, "%s--%s\t%s", sep, o->name, o->choices[*(int *)o->ptr]); break;
+        }
+        if (w < 0 || (size_t)w >= len - at) return -1;
+        at += (size_t)w;
+    }
+    return (int)at;
 }

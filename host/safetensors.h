@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "atomic.h"   /* atomic_write, shared with the other writers (.npy, checkpoints) */
+#include "../loader/atomic.h"   /* atomic_write, shared with the other writers (.npy, checkpoints) */
 
 #define ST_MAX_DIMS 8
 

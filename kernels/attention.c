@@ -7,8 +7,7 @@
  * (parameter gradients, dgamma) is deterministic.
  *
  * Scratch: the backwards allocate their own (PAM: N·N + C·N + 2·Cq·N floats, CAM:
- * C·C floats). The op interface has no status, so an allocation failure prints a
- * message and aborts. */
+ * C·C floats); an allocation failure is kernels/common.h's scratch policy. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,10 +17,7 @@
 
 static float *attn_scratch(size_t n, const char *who) {
     float *p = malloc(n * sizeof *p);
-    if (!p) {
-        fprintf(stderr, "%s: out of memory for %zu floats of scratch\n", who, n);
-        abort();
-    }
+    if (!p) dath_scratch_fail(who, n * sizeof *p, 0, "its host allocation failed");
     return p;
 }
 

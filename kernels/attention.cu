@@ -20,7 +20,7 @@
  * Scratch (backwards only) comes from ctx->work: ATTN_PARTIALS doubles for dγ, then
  * per image (floats) PAM 3·C·N + 2·Cq·N + N², CAM C·N + C². Images go in chunks of as
  * many as fit (at 224 input the whole batch fits in what conv2d_work_bytes asks for);
- * a work buffer too small for one image aborts with a message. */
+ * a work buffer too small for one image is kernels/common.h's scratch policy. */
 #include "cuda_common.cuh"
 #include "gemm.cuh"
 
@@ -205,17 +205,14 @@ static void attn_residual_backward(float *dx, float *dgamma, const float *dout, 
 }
 
 /* Images per backward chunk: per_image floats each, nbuf buffers (each rounded up
- * to ATTN_ALIGN), after the dγ partials. Aborts when not even one image fits. */
+ * to ATTN_ALIGN), after the dγ partials; the scratch policy when not even one fits. */
 static int attn_chunk_images(size_t per_image, int nbuf, int B, const dath_ctx *ctx,
                              const char *who) {
     const size_t reserve = attn_align(ATTN_PARTIALS * 2) + (size_t)nbuf * ATTN_ALIGN;
     const size_t have = ctx->work ? ctx->work_bytes / sizeof(float) : 0;
     const size_t nb = have > reserve ? (have - reserve) / per_image : 0;
-    if (nb < 1) {
-        fprintf(stderr, "dath: %s: ctx->work holds %zu bytes, one image needs %zu\n", who,
-                ctx->work ? ctx->work_bytes : 0, (reserve + per_image) * sizeof(float));
-        abort();
-    }
+    if (nb < 1)
+        dath_scratch_fail(who, (reserve + per_image) * sizeof(float), ctx->work ? ctx->work_bytes : 0, "ctx->work");
     return nb > (size_t)B ? B : (int)nb;
 }
 

@@ -16,6 +16,16 @@
  *   - Pointers are backend memory: host memory on the CPU backend, device memory on
  *     the CUDA backend. Scalars (losses) are written to a 1-element backend buffer,
  *     never returned, so that a CUDA step can be captured in a graph.
+ *   - Scratch is part of an op's contract, one policy for every op: an op uses
+ *     ctx->work, sized by its family's *_work_bytes for the shapes at hand (the CUDA
+ *     ops), or allocates its own host scratch (the references). An op given less
+ *     scratch than its contract asks for, or whose own allocation fails, cannot do its
+ *     job: it calls dath_scratch_fail, which names the op, the bytes needed and the
+ *     bytes it had, and aborts. Never a property of the input (the sizes come from the
+ *     same shapes) but a sizing bug or an exhausted host; going on with poisoned outputs
+ *     would be worse, since a backward op's NaN reaches the parameters without passing
+ *     the step's non-finite-loss guard. (Arguments outside an op's limits, e.g. J1's
+ *     batch above J1_MAX_B, are not scratch: they give the NaN loss the guard sees.)
  */
 #ifndef DATH_KERNELS_COMMON_H
 #define DATH_KERNELS_COMMON_H
@@ -41,5 +51,18 @@ typedef struct dath_ctx {
 } dath_ctx;
 
 enum { DATH_FP32 = 0, DATH_TF32 = 1, DATH_BF16 = 2 };
+
+#ifndef __CUDA_ARCH__
+#include <stdio.h>
+#include <stdlib.h>
+/* The scratch policy above: prints "dath: OP: needs NEED bytes of scratch, has HAVE
+ * (WHAT)" and aborts. */
+static inline void dath_scratch_fail(const char *op, size_t need, size_t have, const char *what) {
+    fprintf(stderr, "dath: %s: needs %zu bytes of scratch, has %zu (%s); aborting: the scratch "
+            "is sized from the same shapes, so this is a sizing bug or an exhausted host\n",
+            op, need, have, what);
+    abort();
+}
+#endif
 
 #endif

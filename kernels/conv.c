@@ -31,9 +31,8 @@
  * as many images a chunk as fit; otherwise it mallocs a chunk of at most
  * CONV_CHUNK_FLOATS (at least one image) per call. Handing it a
  * ctx->work avoids the per-call allocation, whose fresh pages cost as much as a
- * conv1 GEMM. If even a one-image chunk cannot be allocated, the outputs (out, or
- * dw/db/din) are filled with NaN and a line is written to stderr, so the failure
- * shows up as a NaN loss rather than a silently wrong step. */
+ * conv1 GEMM. If even a one-image chunk cannot be allocated: kernels/common.h's scratch
+ * policy. */
 #include "conv.h"
 
 #include <cblas.h>
@@ -75,10 +74,10 @@ typedef struct conv_scratch {
 } conv_scratch;
 
 /* Takes ctx->work when one image's col and nw stages fit in it, else mallocs the
- * largest chunk under the cap, halving on failure down to one image. Returns 0, or -1
- * (with a line on stderr) when not even one image fits. */
-static int conv_scratch_get(conv_scratch *sc, const conv2d_shape *s, int nw,
-                            const dath_ctx *ctx, const char *who) {
+ * largest chunk under the cap, halving on failure down to one image; when not even one
+ * image's fits, kernels/common.h's scratch policy. */
+static void conv_scratch_get(conv_scratch *sc, const conv2d_shape *s, int nw,
+                             const dath_ctx *ctx, const char *who) {
     const size_t R = (size_t)s->Ci * s->k * s->k, P = (size_t)s->Ho * s->Wo;
     const size_t per_image = (R + (size_t)nw * s->Co) * P;          /* floats */
     size_t nb;
@@ -94,23 +93,15 @@ static int conv_scratch_get(conv_scratch *sc, const conv2d_shape *s, int nw,
         for (;;) {
             sc->owned = malloc(nb * per_image * sizeof(float));
             if (sc->owned) break;
-            if (nb == 1) {
-                fprintf(stderr, "%s: out of memory for a %zu-byte im2col buffer; "
-                        "outputs set to NaN\n", who, per_image * sizeof(float));
-                return -1;
-            }
+            if (nb == 1)
+                dath_scratch_fail(who, per_image * sizeof(float), ctx && ctx->work ? ctx->work_bytes : 0,
+                                  "ctx->work holds no image and the host allocation failed");
             nb = (nb + 1) / 2;
         }
         sc->col = sc->owned;
     }
     sc->nb = (int)nb;
     sc->stage = sc->col + nb * R * P;
-    return 0;
-}
-
-static void conv_fill_nan(float *x, size_t n) {
-    if (!x) return;
-    for (size_t i = 0; i < n; i++) x[i] = NAN;
 }
 
 /* The output columns ox whose tap kx lands inside the image: ix = ox*st - pad + kx
@@ -192,10 +183,7 @@ static void conv_forward_sets(float *const *out, const float *in, const float *c
     const size_t in_image = (size_t)Ci * s->H * s->W;
     if (B <= 0 || Co <= 0 || P == 0) return;
     conv_scratch sc;
-    if (conv_scratch_get(&sc, s, nw, ctx, who) != 0) {
-        for (int j = 0; j < nw; j++) conv_fill_nan(out[j], (size_t)B * Co * P);
-        return;
-    }
+    conv_scratch_get(&sc, s, nw, ctx, who);
     for (int b0 = 0; b0 < B; b0 += sc.nb) {
         const int nb = B - b0 < sc.nb ? B - b0 : sc.nb;
         const size_t N = (size_t)nb * P;
@@ -251,14 +239,7 @@ static void conv_backward_sets(float *din, float *const *dw, float *const *db,
     }
 
     conv_scratch sc;
-    if (conv_scratch_get(&sc, s, nw, ctx, who) != 0) {
-        for (int j = 0; j < nw; j++) {
-            conv_fill_nan(dw[j], (size_t)Co * R);
-            conv_fill_nan(db[j], (size_t)Co);
-        }
-        conv_fill_nan(din, (size_t)B * in_image);
-        return;
-    }
+    conv_scratch_get(&sc, s, nw, ctx, who);
     for (int b0 = 0; b0 < B; b0 += sc.nb) {
         const int nb = B - b0 < sc.nb ? B - b0 : sc.nb;
         const size_t N = (size_t)nb * P;
@@ -297,22 +278,18 @@ void conv2d_backward_cpu(float *din, float *dw, float *db, float *dout,
                        "conv2d_backward_cpu");
 }
 
-/* nw outside 1..CONV_MULTI_MAX: a line on stderr; returns 1 (the caller fills what it
- * can name with NaN). */
-static int conv_bad_count(int nw, const char *who) {
-    if (nw >= 1 && nw <= CONV_MULTI_MAX) return 0;
-    fprintf(stderr, "%s: %d weight sets, outside 1..%d; outputs set to NaN\n", who, nw,
-            CONV_MULTI_MAX);
-    return 1;
+/* Aborts unless 1 <= nw <= CONV_MULTI_MAX, as the CUDA version does (a caller's bug:
+ * the model has one or two streams). */
+static void conv_check_count(int nw, const char *who) {
+    if (nw >= 1 && nw <= CONV_MULTI_MAX) return;
+    fprintf(stderr, "dath: %s: %d weight sets, outside 1..%d\n", who, nw, CONV_MULTI_MAX);
+    abort();
 }
 
 void conv2d_forward_multi_cpu(float *const *out, const float *in, const float *const *w,
                               const float *const *b, int nw, const conv2d_shape *s, int relu,
                               dath_ctx *ctx) {
-    if (conv_bad_count(nw, "conv2d_forward_multi_cpu")) {
-        for (int j = 0; j < nw; j++) conv_fill_nan(out[j], (size_t)s->B * s->Co * s->Ho * s->Wo);
-        return;
-    }
+    conv_check_count(nw, "conv2d_forward_multi_cpu");
     conv_forward_sets(out, in, w, b, nw, s, relu, ctx, "conv2d_forward_multi_cpu");
 }
 
@@ -320,14 +297,7 @@ void conv2d_backward_multi_cpu(float *din, float *const *dw, float *const *db,
                                float *const *dout, const float *in, const float *const *w,
                                const float *const *out, int nw, const conv2d_shape *s,
                                int relu, dath_ctx *ctx) {
-    if (conv_bad_count(nw, "conv2d_backward_multi_cpu")) {
-        for (int j = 0; j < nw; j++) {
-            conv_fill_nan(dw[j], (size_t)s->Co * s->Ci * s->k * s->k);
-            conv_fill_nan(db[j], (size_t)s->Co);
-        }
-        conv_fill_nan(din, (size_t)s->B * s->Ci * s->H * s->W);
-        return;
-    }
+    conv_check_count(nw, "conv2d_backward_multi_cpu");
     conv_backward_sets(din, dw, db, dout, in, w, out, nw, s, relu, ctx,
                        "conv2d_backward_multi_cpu");
 }

@@ -21,8 +21,8 @@
  * conv2d_work_bytes_multi(s, nw) is col + nw stages for the whole batch, so a
  * ctx->work of that size does the batch in one chunk; a smaller one is used in chunks
  * of as many images as fit (the chunk size depends only on the shape, nw and
- * work_bytes, so a call is deterministic). A work buffer too small for one image, or
- * nw outside 1..CONV_MULTI_MAX, aborts with a message. */
+ * work_bytes, so a call is deterministic). A work buffer too small for one image is
+ * kernels/common.h's scratch policy; nw outside 1..CONV_MULTI_MAX aborts too. */
 #include "cuda_common.cuh"
 #include "gemm.cuh"
 
@@ -161,19 +161,16 @@ static void conv_check_count(int nw, const char *who) {
     abort();
 }
 
-/* Images per chunk whose col and nw stages fit in ctx->work, at most B. Aborts when
- * not even one image fits. */
+/* Images per chunk whose col and nw stages fit in ctx->work, at most B; the scratch
+ * policy (kernels/common.h) when not even one image fits. */
 static int conv_chunk_images(const conv2d_shape *s, int nw, const dath_ctx *ctx,
                              const char *who) {
     const size_t R = (size_t)s->Ci * s->k * s->k, P = (size_t)s->Ho * s->Wo;
     const size_t per_image = (R + (size_t)nw * s->Co) * P * sizeof(float);
     size_t nb = ctx->work ? ctx->work_bytes / per_image : 0;
-    if (nb < 1) {
-        fprintf(stderr, "dath: %s: ctx->work holds %zu bytes, one image needs %zu "
-                "(size it with conv2d_work_bytes%s)\n", who, ctx->work ? ctx->work_bytes : 0,
-                per_image, nw > 1 ? "_multi" : "");
-        abort();
-    }
+    if (nb < 1)
+        dath_scratch_fail(who, per_image, ctx->work ? ctx->work_bytes : 0,
+                          nw > 1 ? "ctx->work, sized by conv2d_work_bytes_multi" : "ctx->work, sized by conv2d_work_bytes");
     return nb > (size_t)s->B ? s->B : (int)nb;
 }
 

@@ -19,9 +19,8 @@
  * dw[j], db[j], dout[j]) do, j < nw, all with the same shape s and the same `in`; din
  * (when not NULL) accumulates the sum of the nw input gradients. out, w, b, dw, db and
  * dout are HOST arrays of nw backend pointers; each dout[j] is clobbered as above.
- * nw runs from 1 to CONV_MULTI_MAX (a call outside it is a programming error: the
- * reference writes a line to stderr and fills the outputs it can name with NaN, the
- * CUDA version aborts with a message). The im2col of a chunk of images is made once
+ * nw runs from 1 to CONV_MULTI_MAX (a call outside it is a programming error: both
+ * versions abort with a message). The im2col of a chunk of images is made once
  * for all nw weight sets; on CUDA the nw products with it are one strided-batched GEMM
  * where the weight (forward) or weight-gradient (backward) pointers are evenly spaced.
  * Scratch: conv2d_work_bytes_multi(s, nw) = (Ci·k·k + nw·Co)·B·Ho·Wo floats (one col

@@ -37,8 +37,7 @@
  * Hn [D+1] when tie bounds are asked, then per query of a chunk: query record
  * [S] words, ranked [limit] bytes, and the bucket arrays when not in shared memory.
  * Queries run in chunks of as many as the scratch holds. Too little scratch for one
- * query: a line on stderr, and ap, hits_k, rel_all are filled with 0xff bytes (NaN,
- * −1) so that no caller mistakes them for results; the other outputs are untouched.
+ * query is kernels/common.h's scratch policy.
  * The function reads at[] back to the host (a synchronous copy) to size the ranking
  * depth, so it cannot be captured in a CUDA graph. */
 #include "cuda_common.cuh"
@@ -420,15 +419,9 @@ extern "C" void hamming_eval_cuda(double *ap, int32_t *hits_k, int32_t *rel_all,
     const size_t fixed = l.db + l.harmonic;
     const size_t per_query = l.query + l.ranked + l.buckets;
     const size_t need = hamming_cuda_work_bytes(1, D, B, C, limit, tie_bounds);
-    if (!ctx->work || ctx->work_bytes < need) {
-        fprintf(stderr, "dath: hamming_eval_cuda: %zu bytes of scratch, needs at least %zu "
-                "(hamming_cuda_work_bytes) for %d database codes of %d bits; ap, hits_k and "
-                "rel_all are marked invalid (NaN, -1)\n", ctx->work_bytes, need, D, R);
-        CUDA_CHECK(cudaMemsetAsync(ap, 0xff, (size_t)Q * sizeof *ap, st));
-        CUDA_CHECK(cudaMemsetAsync(hits_k, 0xff, (size_t)Q * sizeof *hits_k, st));
-        CUDA_CHECK(cudaMemsetAsync(rel_all, 0xff, (size_t)Q * sizeof *rel_all, st));
-        return;
-    }
+    if (!ctx->work || ctx->work_bytes < need)
+        dath_scratch_fail("hamming_eval_cuda", need, ctx->work ? ctx->work_bytes : 0,
+                          "ctx->work, sized by hamming_cuda_work_bytes");
     /* the largest chunk whose rounded regions still fit */
     size_t chunk = (ctx->work_bytes - fixed) / per_query;
     if (chunk > (size_t)Q) chunk = (size_t)Q;

@@ -9,9 +9,10 @@
  * parallel, each writing only its own row of G and its own partial loss, summed
  * afterwards in anchor order: the result does not depend on the thread count.
  *
- * J1 allocates its scratch (O(B² + B·K)) on the heap; if that fails, or K < 1, it
- * writes NaN to loss[0], −1 to ntrip[0], and leaves dh untouched, so the caller's
- * non-finite-loss check sees it. B = 0 is an empty batch: loss 0, no triplet. */
+ * J1 allocates its scratch (O(B² + B·K)) on the heap; a failed allocation is
+ * kernels/common.h's scratch policy. K < 1 is invalid: NaN in loss[0], −1 in ntrip[0],
+ * dh untouched, so the caller's non-finite-loss check sees it. B = 0 is an empty
+ * batch: loss 0, no triplet. */
 #include "loss.h"
 
 #include <cblas.h>
@@ -52,12 +53,9 @@ void j1_triplet_cpu(float *loss, int64_t *ntrip, float *dh, const float *h,
     int *neg = malloc(BB * sizeof *neg);    /* [B,B] row a: the negatives of anchor a */
     int *npos = malloc(B * sizeof *npos);   /* [B] */
     int *nneg = malloc(B * sizeof *nneg);   /* [B] */
-    if (!pos || !neg || !npos || !nneg) {
-        free(pos); free(neg); free(npos); free(nneg);
-        loss[0] = NAN;
-        if (ntrip) ntrip[0] = -1;
-        return;
-    }
+    if (!pos || !neg || !npos || !nneg)
+        dath_scratch_fail("j1_triplet_cpu", BB * 2 * sizeof *pos + 2 * (size_t)B * sizeof *npos, 0,
+                          "its host allocation failed");
 
     /* Mining: p ≠ a similar to a; n dissimilar to a (never a itself, unless a has no
      * label, and then a has no positive). */
@@ -86,11 +84,9 @@ void j1_triplet_cpu(float *loss, int64_t *ntrip, float *dh, const float *h,
     double *g = calloc(BB, sizeof *g);                 /* [B,B] dJ/dΘ (times T) */
     double *la_loss = malloc(B * sizeof *la_loss);     /* [B] each anchor's Σ terms */
     double *dhd = dh ? malloc((size_t)B * K * sizeof *dhd) : NULL; /* [B,K] */
-    if (!hd || !theta || !g || !la_loss || (dh && !dhd)) {
-        loss[0] = NAN;
-        if (ntrip) ntrip[0] = -1;
-        goto done;
-    }
+    if (!hd || !theta || !g || !la_loss || (dh && !dhd))
+        dath_scratch_fail("j1_triplet_cpu", (BB * 2 + (size_t)B * (2 * (size_t)K + 1)) * sizeof(double), 0,
+                          "its host allocation failed");
     for (size_t i = 0; i < (size_t)B * K; i++) hd[i] = h[i];
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, B, K, 0.5, hd, K, hd, K,
                 0.0, theta, B);
@@ -136,7 +132,6 @@ void j1_triplet_cpu(float *loss, int64_t *ntrip, float *dh, const float *h,
         for (size_t i = 0; i < (size_t)B * K; i++) dh[i] += (float)dhd[i];
     }
 
-done:
     free(hd); free(theta); free(g); free(la_loss); free(dhd);
     free(pos); free(neg); free(npos); free(nneg);
 }

@@ -16,9 +16,10 @@
  *   j1_finish_kernel  T = Σ counts (exact integer sum); block 0 writes loss[0] and
  *                     ntrip[0]; block i adds scale/T · Σ_j ½(G_ij + G_ji) h_j to dh_i.
  * Scratch in ctx->work: G [B,B] double, partial losses [B] double, counts [B] int64
- * (j1 needs 8·(B² + 2B) bytes: 528 KB at B = 256). Too little scratch is handled as
- * the reference handles a failed allocation: loss[0] = NaN, ntrip[0] = −1, dh left
- * alone, and a line on stderr; K < 1 likewise (no line). B = 0: loss 0, no triplet.
+ * (j1 needs 8·(B² + 2B) bytes: 528 KB at B = 256); too little is kernels/common.h's
+ * scratch policy. A batch above J1_MAX_B, or K < 1, is outside the op's limits:
+ * loss[0] = NaN, ntrip[0] = −1, dh left alone (a line on stderr for the batch), which
+ * the step's non-finite-loss guard sees. B = 0: loss 0, no triplet.
  *
  * J2 and J3 are one block each (B·C and B·K are a few ten thousand elements): every
  * thread's share is summed in a fixed order and loss[0] is written by thread 0.
@@ -305,15 +306,15 @@ extern "C" void j1_triplet_cuda(float *loss, int64_t *ntrip, float *dh, const fl
         return;
     }
     size_t need = sizeof(double) * ((size_t)B * B + 2 * (size_t)B);
-    if (B > J1_MAX_B || !ctx->work || ctx->work_bytes < need) {
-        fprintf(stderr, "dath: j1_triplet_cuda: %s (B = %d needs %zu bytes of ctx->work, "
-                        "has %zu; B at most %d); loss set to NaN\n",
-                B > J1_MAX_B ? "batch too large" : "scratch too small", B, need,
-                ctx->work ? ctx->work_bytes : (size_t)0, (int)J1_MAX_B);
+    if (B > J1_MAX_B) {
+        fprintf(stderr, "dath: j1_triplet_cuda: batch %d is above the kernel's %d; loss set to NaN\n",
+                B, (int)J1_MAX_B);
         j1_fail_kernel<<<1, 1, 0, st>>>(loss, ntrip);
         CUDA_LAUNCH_CHECK();
         return;
     }
+    if (!ctx->work || ctx->work_bytes < need)
+        dath_scratch_fail("j1_triplet_cuda", need, ctx->work ? ctx->work_bytes : 0, "ctx->work");
     double *G = (double *)ctx->work;                 /* [B,B] */
     double *part = G + (size_t)B * B;                /* [B] */
     long long *cnt = (long long *)(part + B);        /* [B] */

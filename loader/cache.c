@@ -1,12 +1,8 @@
 /* loader/cache.c — the decoded image set and its cache file (see cache.h). */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE   /* strerror_r returning char * (cache_save may run in a worker) */
-#endif
 #include "cache.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -18,7 +14,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "../host/atomic.h"
+#include "atomic.h"
 #include "image.h"
 
 enum {
@@ -26,7 +22,6 @@ enum {
     CACHE_HEADER_BYTES = 4096,       /* the header; sections start on 4096-byte boundaries */
     CACHE_WHY_LEN = 96,              /* longest stored reason, with its NUL */
 };
-static const size_t CACHE_CHUNK = (size_t)64 << 20;   /* bytes per write() of the pixels */
 static const char CACHE_MAGIC[8] = {'D', 'A', 'T', 'H', 'C', 'C', 'H', '1'};
 
 typedef struct cache_header {
@@ -138,7 +133,8 @@ int cache_complete(const dath_cache *c) {
     return 1;
 }
 
-int cache_bad_count(const dath_cache *c) {
+/* Number of images with status CACHE_BAD. */
+static int cache_bad_count(const dath_cache *c) {
     int bad = 0;
     for (int i = 0; i < c->n; i++) bad += cache_status(c, i) == CACHE_BAD;
     return bad;
@@ -348,20 +344,6 @@ int cache_fill(dath_cache *c, const dath_list *l, int workers, char *err, size_t
 
 /* ---- saving ---------------------------------------------------------------------- */
 
-static int cache_write_all(int fd, const void *data, size_t len, const int *cancel) {
-    const char *p = data;
-    while (len) {
-        if (cancel && __atomic_load_n(cancel, __ATOMIC_RELAXED)) { errno = ECANCELED; return -1; }
-        size_t chunk = len < CACHE_CHUNK ? len : CACHE_CHUNK;
-        ssize_t w = write(fd, p, chunk);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) { if (w == 0) errno = EIO; return -1; }
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
 int cache_save(dath_cache *c, const int *cancel, char *err, size_t err_len) {
     if (!c->file) {
         snprintf(err, err_len, "cache: no cache directory was given");
@@ -414,42 +396,22 @@ int cache_save(dath_cache *c, const int *cancel, char *err, size_t err_len) {
     memcpy(head, &hd, sizeof hd);
     size_t pad = (size_t)hd.pixels_off - CACHE_HEADER_BYTES - (size_t)c->n;
     unsigned char *zeros = calloc(pad + 1, 1);
-
-    static int counter;
-    size_t tl = strlen(c->file) + 64;
-    char *tmp = malloc(tl);
-    int fd = -1, rc = -1;
-    if (!zeros || !tmp) { errno = ENOMEM; goto fail; }
-    snprintf(tmp, tl, "%s.tmp.%ld.%d", c->file, (long)getpid(), __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED));
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) goto fail;
-    if (cache_write_all(fd, head, sizeof head, cancel) || cache_write_all(fd, status, (size_t)c->n, cancel) ||
-        cache_write_all(fd, zeros, pad, cancel) || cache_write_all(fd, c->pixels, pix, cancel) ||
-        cache_write_all(fd, why, why_len, cancel))
-        goto fail;
-    if (fsync(fd) != 0) goto fail;
-    if (close(fd) != 0) { fd = -1; goto fail; }
-    fd = -1;
-    if (rename(tmp, c->file) != 0) goto fail;
-    char *dcopy = strdup(c->file);
-    if (dcopy) {   /* make the rename durable */
-        int dfd = open(dirname(dcopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) { fsync(dfd); close(dfd); }
-        free(dcopy);
+    int rc = -1;
+    if (!zeros) {
+        snprintf(err, err_len, "%s: out of memory", c->file);
+        goto done;
+    }
+    const void *parts[5] = {head, status, zeros, c->pixels, why};
+    const size_t lens[5] = {sizeof head, (size_t)c->n, pad, pix, why_len};
+    char aerr[512];
+    if (atomic_write_cancel(c->file, parts, lens, 5, cancel, aerr, sizeof aerr)) {
+        snprintf(err, err_len, "%s: cannot write the cache file: %s", c->file, aerr);
+        goto done;
     }
     rc = 0;
     snprintf(c->note, sizeof c->note, "wrote cache file %s (%.1f MiB, %d bad images)", c->file,
              (double)hd.total_bytes / (1 << 20), cache_bad_count(c));
-    goto done;
-fail: {
-    char ebuf[128];
-    snprintf(err, err_len, "%s: cannot write the cache file: %s", c->file,
-             errno == ECANCELED ? "cancelled" : strerror_r(errno, ebuf, sizeof ebuf));
-}
-    if (fd >= 0) close(fd);
-    if (tmp) unlink(tmp);
 done:
-    free(tmp);
     free(zeros);
     free(why);
     free(status);

@@ -78,9 +78,6 @@ int cache_fill(dath_cache *c, const dath_list *l, int workers, char *err, size_t
 /* 1 when every image's status is known. */
 int cache_complete(const dath_cache *c);
 
-/* Number of images with status CACHE_BAD. */
-int cache_bad_count(const dath_cache *c);
-
 /* Writes the cache file atomically (the cache must be complete and have a file).
  * cancel, when not NULL, is read atomically between chunks: when it becomes non-zero the write
  * stops, the temporary file is removed and -1 is returned. */

@@ -219,3 +219,11 @@ void list_free(dath_list *l) {
     free(l->file);
     free(l);
 }
+
+uint8_t *list_rows_labels(const dath_list *l, const int *rows, int n) {
+    const size_t C = (size_t)l->C;
+    uint8_t *out = malloc((n > 0 ? (size_t)n : 1) * C);   /* [n, C] */
+    if (!out) return NULL;
+    for (int i = 0; i < n; i++) memcpy(out + (size_t)i * C, l->labels + (size_t)rows[i] * C, C);
+    return out;
+}

@@ -26,4 +26,9 @@ typedef struct dath_list {
 dath_list *list_read(const char *file, const char *root, char *err, size_t err_len);
 void list_free(dath_list *l);
 
+/* The labels of n of the list's rows: [n, C], row i the labels of rows[i] (for the
+ * codes of the images that could be read). malloc'd, the caller's; NULL when out of
+ * memory. */
+uint8_t *list_rows_labels(const dath_list *l, const int *rows, int n);
+
 #endif

@@ -139,9 +139,6 @@ void prefetch_release(dath_prefetch *p, prefetch_batch *b);
 
 void prefetch_stats_get(dath_prefetch *p, prefetch_stats *s);
 
-/* The latest note about the cache file (read, stale, written), "" when none. */
-void prefetch_note(dath_prefetch *p, char *buf, size_t len);
-
 /* The decoded set: every image of the list, [n, R, R, 3] uint8 HWC in list order, one
  * contiguous block (the cache's allocation, or the mapped cache file), with *count = n
  * (count may be NULL). A bad image's slot is all zeros. Returns NULL (and *count = 0)

@@ -27,7 +27,7 @@ TEST_TOOLS   += $(SAN)/dath
 
 # stb_image_write's JPEG writer (dath mkdemo, test_loader's fixtures) shifts a signed int's
 # bits past its sign (stb_image_write.h, stbiw__jpg_writeBits): not checked in those two files.
-$(SAN)/loader/demo.o $(SAN)/test_loader_san: SAN_CFLAGS += -fno-sanitize=shift-base
+$(SAN)/host/demo.o $(SAN)/test_loader_san: SAN_CFLAGS += -fno-sanitize=shift-base
 
 $(SAN)/%.o: %.c $(CONFIG_STAMP) mk/fuzz.mk
 	@mkdir -p $(dir $@)
@@ -51,7 +51,7 @@ FUZZ_TARGETS ?= list safetensors npy cache image
 HAVE_FUZZ    := $(wildcard $(shell $(FUZZ_CC) -print-resource-dir 2>/dev/null)/lib/linux/libclang_rt.fuzzer-x86_64.a)
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
                 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
-FUZZ_SRC     := loader/image.c loader/list.c loader/cache.c host/safetensors.c host/npy.c host/atomic.c
+FUZZ_SRC     := loader/image.c loader/list.c loader/cache.c host/safetensors.c host/npy.c loader/atomic.c
 FUZZ_OBJ     := $(FUZZ_SRC:%.c=$(FUZZ)/obj/%.o)
 FUZZ_BINS    := $(patsubst %,$(FUZZ)/fuzz_%,list safetensors npy cache image)
 .SECONDARY: $(FUZZ_OBJ)   # made through a pattern rule: kept, not deleted as intermediates

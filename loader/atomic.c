@@ -1,4 +1,4 @@
-/* host/atomic.c — atomic file writes and the cleanup of killed writers' temporaries
+/* loader/atomic.c — atomic file writes and the cleanup of killed writers' temporaries
  * (see atomic.h). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE   /* strerror_r returning char * */
@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const size_t ATOMIC_CHUNK = (size_t)1 << 30;   /* bytes per write() */
+static const size_t ATOMIC_CHUNK = (size_t)64 << 20;   /* bytes per write(): cancellation's grain */
 
 typedef struct atomic_file {
     char *path, *tmp;
@@ -39,9 +39,10 @@ static void atomic_sync_dir(const char *path) {
     free(dup);
 }
 
-/* Writes and fsyncs tmp. On failure removes it. */
+/* Writes and fsyncs tmp (given up when *cancel, cancel not NULL, becomes non-zero). On
+ * failure removes it. */
 static int atomic_write_tmp(const char *tmp, const void *const *parts, const size_t *lens, int nparts,
-                            char *err, size_t err_len) {
+                            const int *cancel, char *err, size_t err_len) {
     char eb[128];
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
@@ -52,6 +53,12 @@ static int atomic_write_tmp(const char *tmp, const void *const *parts, const siz
         const char *p = parts[i];
         size_t left = lens[i];
         while (left) {
+            if (cancel && __atomic_load_n(cancel, __ATOMIC_RELAXED)) {
+                snprintf(err, err_len, "%s: cancelled", tmp);
+                close(fd);
+                unlink(tmp);
+                return -1;
+            }
             ssize_t n = write(fd, p, left > ATOMIC_CHUNK ? ATOMIC_CHUNK : left);
             if (n < 0 && errno == EINTR) continue;
             if (n <= 0) {
@@ -75,8 +82,11 @@ static int atomic_write_tmp(const char *tmp, const void *const *parts, const siz
 
 atomic_group *atomic_group_new(void) { return calloc(1, sizeof(atomic_group)); }
 
-int atomic_group_add(atomic_group *g, const char *path, const void *const *parts, const size_t *lens,
-                     int nparts, char *err, size_t err_len) {
+/* atomic_group_add, with a cancel flag (see atomic_write_cancel). */
+static int atomic_group_add_cancel(atomic_group *g, const char *path, const void *const *parts,
+                                   const size_t *lens, int nparts, const int *cancel, char *err,
+                                   size_t err_len) {
+    static int counter;   /* N of TARGET.tmp.PID.N: two writers of one process never share one */
     if (g->n == g->cap) {
         int nc = g->cap ? 2 * g->cap : 4;
         atomic_file *nf = realloc(g->f, (size_t)nc * sizeof *nf);
@@ -92,14 +102,19 @@ int atomic_group_add(atomic_group *g, const char *path, const void *const *parts
         snprintf(err, err_len, "%s: out of memory", path);
         return -1;
     }
-    snprintf(f.tmp, plen, "%s.tmp.%ld", path, (long)getpid());
-    if (atomic_write_tmp(f.tmp, parts, lens, nparts, err, err_len)) {
+    snprintf(f.tmp, plen, "%s.tmp.%ld.%d", path, (long)getpid(), __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED));
+    if (atomic_write_tmp(f.tmp, parts, lens, nparts, cancel, err, err_len)) {
         free(f.path);
         free(f.tmp);
         return -1;
     }
     g->f[g->n++] = f;
     return 0;
+}
+
+int atomic_group_add(atomic_group *g, const char *path, const void *const *parts, const size_t *lens,
+                     int nparts, char *err, size_t err_len) {
+    return atomic_group_add_cancel(g, path, parts, lens, nparts, NULL, err, err_len);
 }
 
 int atomic_group_commit(atomic_group *g, char *err, size_t err_len) {
@@ -126,13 +141,19 @@ void atomic_group_free(atomic_group *g) {
     free(g);
 }
 
-int atomic_write(const char *path, const void *const *parts, const size_t *lens, int nparts,
-                 char *err, size_t err_len) {
+int atomic_write_cancel(const char *path, const void *const *parts, const size_t *lens, int nparts,
+                        const int *cancel, char *err, size_t err_len) {
     atomic_group *g = atomic_group_new();
     if (!g) { snprintf(err, err_len, "%s: out of memory", path); return -1; }
-    int rc = atomic_group_add(g, path, parts, lens, nparts, err, err_len) || atomic_group_commit(g, err, err_len) ? -1 : 0;
+    int rc = atomic_group_add_cancel(g, path, parts, lens, nparts, cancel, err, err_len) ||
+             atomic_group_commit(g, err, err_len) ? -1 : 0;
     atomic_group_free(g);
     return rc;
+}
+
+int atomic_write(const char *path, const void *const *parts, const size_t *lens, int nparts,
+                 char *err, size_t err_len) {
+    return atomic_write_cancel(path, parts, lens, nparts, NULL, err, err_len);
 }
 
 int atomic_remove_stale(const char *path, uint64_t *bytes) {

@@ -1,6 +1,9 @@
-/* host/atomic.h — atomic file writes: the bytes go to a temporary file beside the target
- * (TARGET.tmp.PID), which is fsync'd and then renamed over the target, and the directory
- * is fsync'd, so a crash never leaves a broken file under the target's name.
+/* loader/atomic.h — atomic file writes, for every file dath writes (checkpoints, codes,
+ * the decoded cache): the bytes go to a temporary file beside the target
+ * (TARGET.tmp.PID.N), which is fsync'd and then renamed over the target, and the
+ * directory is fsync'd, so a crash never leaves a broken file under the target's name.
+ * (In loader/, the lowest room that writes files, so that the loader's cache and the
+ * host's safetensors and .npy writers share it without an upward include.)
  *
  * A group writes several files that belong together (codes and their labels): every
  * temporary is written and fsync'd first, and only when all of them are complete are
@@ -22,6 +25,11 @@
 /* Writes parts[0..nparts-1] (lens[i] bytes each) to path atomically. */
 int atomic_write(const char *path, const void *const *parts, const size_t *lens, int nparts,
                  char *err, size_t err_len);
+/* The same, given up (the temporary removed, the target as it was) as soon as *cancel
+ * becomes non-zero, checked between chunks of at most 64 MiB (cancel may be NULL); a
+ * cancelled write's message says "cancelled". */
+int atomic_write_cancel(const char *path, const void *const *parts, const size_t *lens, int nparts,
+                        const int *cancel, char *err, size_t err_len);
 
 typedef struct atomic_group atomic_group;
 

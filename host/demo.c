@@ -1,4 +1,4 @@
-/* loader/demo.c — `dath mkdemo`: a small, real multi-label data set from Fashion-MNIST.
+/* host/demo.c — `dath mkdemo`: a small, real multi-label data set from Fashion-MNIST.
  *
  * Each image is a 2×2 mosaic of Fashion-MNIST items (10 classes). Every cell is empty
  * with probability --empty (at least one cell holds an item); an item is scaled to 7/8
@@ -28,8 +28,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "../host/cli.h"
-#include "../host/opts.h"
+#include "cli.h"
+#include "opts.h"
 #include "../kernels/rng.h"
 
 #define STBI_NO_STDIO
