@@ -52,7 +52,6 @@ typedef struct dath_ctx {
 
 enum { DATH_FP32 = 0, DATH_TF32 = 1, DATH_BF16 = 2 };
 
-#ifndef __CUDA_ARCH__
 #include <stdio.h>
 #include <stdlib.h>
 /* The scratch policy above: prints "dath: OP: needs NEED bytes of scratch, has HAVE
@@ -63,6 +62,5 @@ static inline void dath_scratch_fail(const char *op, size_t need, size_t have, c
             op, need, have, what);
     abort();
 }
-#endif
 
 #endif
