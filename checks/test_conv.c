@@ -11,14 +11,18 @@
  *     calls: out, dw, db and the clobbered dout bit for bit when both run the batch in
  *     the same chunks (whole batch, two-image chunks, malloc'ed), din within
  *     MULTI_DIN_* (the multi op sums the nw column gradients before one col2im); nw = 1,
- *     2 and CONV_MULTI_MAX, relu on and off; nw out of range gives NaN outputs.
+ *     2 and CONV_MULTI_MAX, relu on and off; nw out of range, or no scratch, aborts
+ *     with a message (kernels/common.h's scratch policy).
  * Shapes are AlexNet-like at small sizes; a 224×224 batch runs in several im2col
  * chunks: malloc'ed, in a ctx->work of three images, of the whole batch, and with a
  * ctx->work too small for one image (the malloc fallback). */
 #include "check.h"
 #include "../kernels/conv.h"
 
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* forward, float vs the double direct convolution: GEMM rounding over R ≤ 363 terms */
 #define FWD_ATOL 2e-6
@@ -431,39 +435,73 @@ static void check_multi(const conv_case *c, int nw, int relu, int with_din, int 
     free(din0); free(din_m); free(din_s);
 }
 
-/* nw outside 1..CONV_MULTI_MAX is refused: the outputs it can name become NaN. */
-static void check_multi_range(uint64_t *seed) {
+/* Runs fn in a child process with stderr in a pipe: 1 when the child aborted (SIGABRT)
+ * and its stderr holds `want`. */
+static int aborts_saying(void (*fn)(void), const char *want) {
+    int fd[2];
+    if (pipe(fd)) return 0;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fd[1], 2);
+        close(fd[0]);
+        fn();
+        _exit(0);
+    }
+    close(fd[1]);
+    char buf[1024] = "";
+    size_t got = 0;
+    ssize_t r;
+    while (got + 1 < sizeof buf && (r = read(fd[0], buf + got, sizeof buf - 1 - got)) > 0) got += (size_t)r;
+    buf[got] = 0;
+    close(fd[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    printf("     child: %s", buf[0] ? buf : "(nothing on stderr)\n");
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT && strstr(buf, want) != NULL;
+}
+
+enum { NW_BAD = CONV_MULTI_MAX + 1 };
+static void multi_forward_too_many(void) {
     const conv2d_shape s = conv2d_make_shape(1, 2, 5, 5, 2, 3, 1, 1);
-    enum { NW = CONV_MULTI_MAX + 1 };
-    const size_t n_in = 2 * 5 * 5, n_w = 2 * 2 * 3 * 3, n_out = 2 * 5 * 5;
-    float in[2 * 5 * 5], w[NW][2 * 2 * 3 * 3], b[NW][2], out[NW][2 * 5 * 5];
-    float din[2 * 5 * 5], dw[NW][2 * 2 * 3 * 3], db[NW][2], g[NW][2 * 5 * 5];
-    float *po[NW], *pdw[NW], *pdb[NW], *pg[NW];
-    const float *pw[NW], *pb[NW], *pout[NW];
-    check_fill(in, n_in, -1.0f, 1.0f, seed);
-    for (int j = 0; j < NW; j++) {
-        check_fill(w[j], n_w, -0.3f, 0.3f, seed);
-        check_fill(b[j], 2, -0.3f, 0.3f, seed);
-        po[j] = out[j]; pw[j] = w[j]; pb[j] = b[j];
-        pdw[j] = dw[j]; pdb[j] = db[j]; pg[j] = g[j]; pout[j] = out[j];
-        check_fill(g[j], n_out, -1.0f, 1.0f, seed);
-        memset(dw[j], 0, sizeof dw[j]);
-        memset(db[j], 0, sizeof db[j]);
-    }
-    memset(din, 0, sizeof din);
-    conv2d_forward_multi_cpu(po, in, pw, pb, NW, &s, 1, NULL);
-    int all_nan = 1;
-    for (int j = 0; j < NW; j++)
-        for (size_t e = 0; e < n_out; e++) all_nan &= isnan(out[j][e]) != 0;
-    CHECK_TRUE("multi forward with nw = CONV_MULTI_MAX + 1: every out NaN", all_nan);
-    conv2d_backward_multi_cpu(din, pdw, pdb, pg, in, pw, pout, NW, &s, 1, NULL);
-    all_nan = 1;
-    for (int j = 0; j < NW; j++) {
-        for (size_t e = 0; e < n_w; e++) all_nan &= isnan(dw[j][e]) != 0;
-        for (int e = 0; e < 2; e++) all_nan &= isnan(db[j][e]) != 0;
-    }
-    for (size_t e = 0; e < n_in; e++) all_nan &= isnan(din[e]) != 0;
-    CHECK_TRUE("multi backward with nw = CONV_MULTI_MAX + 1: every dw, db, din NaN", all_nan);
+    float in[2 * 5 * 5] = {0}, w[2 * 2 * 3 * 3] = {0}, b[2] = {0}, out[NW_BAD][2 * 5 * 5];
+    float *po[NW_BAD];
+    const float *pw[NW_BAD], *pb[NW_BAD];
+    for (int j = 0; j < NW_BAD; j++) { po[j] = out[j]; pw[j] = w; pb[j] = b; }
+    conv2d_forward_multi_cpu(po, in, pw, pb, NW_BAD, &s, 1, NULL);
+}
+static void multi_backward_too_many(void) {
+    const conv2d_shape s = conv2d_make_shape(1, 2, 5, 5, 2, 3, 1, 1);
+    float in[2 * 5 * 5] = {0}, w[2 * 2 * 3 * 3] = {0}, din[2 * 5 * 5] = {0};
+    float dw[NW_BAD][2 * 2 * 3 * 3], db[NW_BAD][2], g[NW_BAD][2 * 5 * 5], out[2 * 5 * 5] = {0};
+    float *pdw[NW_BAD], *pdb[NW_BAD], *pg[NW_BAD];
+    const float *pw[NW_BAD], *pout[NW_BAD];
+    for (int j = 0; j < NW_BAD; j++) { pdw[j] = dw[j]; pdb[j] = db[j]; pg[j] = g[j]; pw[j] = w; pout[j] = out; }
+    conv2d_backward_multi_cpu(din, pdw, pdb, pg, in, pw, pout, NW_BAD, &s, 1, NULL);
+}
+/* A scratch that fits no image, and a host allocation that cannot succeed (one image's
+ * im2col of a 1×1 convolution to 2^20 channels over 256×256 is 256 GiB):
+ * kernels/common.h's policy. The op aborts before it writes anything, so out can be small. */
+static void forward_no_scratch(void) {
+    const conv2d_shape s = conv2d_make_shape(1, 1, 256, 256, 1 << 20, 1, 1, 0);
+    float *in = calloc((size_t)256 * 256, sizeof *in), *w = calloc((size_t)1 << 20, sizeof *w);
+    float *b = calloc((size_t)1 << 20, sizeof *b), out[16];
+    static float tiny[4];
+    dath_ctx ctx = {.work = tiny, .work_bytes = sizeof tiny};
+    if (in && w && b) conv2d_forward_cpu(out, in, w, b, &s, 1, &ctx);
+    free(in); free(w); free(b);
+}
+
+/* nw outside 1..CONV_MULTI_MAX is a caller's bug: both versions abort with a message; and
+ * an op that cannot get its scratch aborts too (kernels/common.h), never writes NaN. */
+static void check_multi_range(uint64_t *seed) {
+    (void)seed;
+    CHECK_TRUE("multi forward with nw = CONV_MULTI_MAX + 1 aborts, naming it",
+               aborts_saying(multi_forward_too_many, "weight sets, outside 1.."));
+    CHECK_TRUE("multi backward with nw = CONV_MULTI_MAX + 1 aborts, naming it",
+               aborts_saying(multi_backward_too_many, "weight sets, outside 1.."));
+    CHECK_TRUE("a forward with no scratch to be had aborts, naming the op and the bytes",
+               aborts_saying(forward_no_scratch, "conv2d_forward_cpu: needs"));
 }
 
 int main(void) {
