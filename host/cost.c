@@ -1154,9 +1154,17 @@ static int cost_ctx_init(dath_ctx *ctx, size_t work_bytes, int precision, char *
     return 0;
 }
 
+/* The model costs the work of both contexts in one trace, one kernel after another: a
+ * sum, an upper bound on a step whose two streams overlap. */
+static int cost_ctx_fork(const dath_ctx *parent, dath_ctx *child, char *err, size_t err_len) {
+    *child = *parent;
+    child->borrowed = 1;
+    return 0;
+}
+
 static void cost_ctx_free(dath_ctx *ctx) {
     cost_trace *t = TRACE(ctx);
-    if (t) {
+    if (t && !ctx->borrowed) {
         free(t->labels);
         free(t);
     }
@@ -1168,6 +1176,7 @@ static const dath_backend cost_backend_table = {
     .device = "the cost model's recording backend (nothing runs)",
     .ctx_init = cost_ctx_init,
     .ctx_free = cost_ctx_free,
+    .ctx_fork = cost_ctx_fork,
     .alloc = cost_alloc,
     .free = cost_free_mem,
     .host_alloc = cost_host_alloc,
