@@ -118,6 +118,8 @@ static int cuda_ctx_init(dath_ctx *ctx, size_t work_bytes, int precision, char *
         return -1;
     }
     ctx->precision = precision;
+    ctx->sm = major * 10 + minor;
+    ctx->conv_algo = DATH_CONV_IMPLICIT;   /* built for every architecture (kernels/conv.h) */
 
     cudaStream_t stream;
     if ((ce = cudaStreamCreate(&stream)) != cudaSuccess) {

@@ -38,8 +38,16 @@ typedef struct dath_ctx {
     float *work;       /* backend scratch, at least work_bytes long */
     size_t work_bytes;
     int precision;     /* DATH_FP32, DATH_TF32 or DATH_BF16 (GEMM inputs only) */
+    int conv_algo;     /* DATH_CONV_IMPLICIT (default, 0) or DATH_CONV_IM2COL: the CUDA
+                          convolutions' path (kernels/conv.h); the CPU reference ignores it */
+    int sm;            /* compute capability × 10 of the context's device (CUDA), 0 on the CPU:
+                          which implicit-GEMM kernels run (tensor cores, cp.async from 80) */
+    int conv_tile;     /* checks and bench only: 0 the implicit convolutions' tile table, else
+                          CONV_TILE_* + 1 forced (kernels/conv.h) */
+    int conv_split;    /* checks and bench only: 0 the table's K split, else that many parts */
 } dath_ctx;
 
 enum { DATH_FP32 = 0, DATH_TF32 = 1, DATH_BF16 = 2 };
+enum { DATH_CONV_IMPLICIT = 0, DATH_CONV_IM2COL = 1 };
 
 #endif
