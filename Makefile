@@ -259,3 +259,7 @@ $(EMU)/bench/%_emu: bench/%.c $(EMU)/libdath_emu.a
 TEST_TOOLS   += $(EMU)/test_emu_gemm
 $(EMU)/test_emu_gemm: checks/emu/test_gemm.c $(EMU)/emu.o
 	$(CC) $(EMU_CFLAGS) -o $@ $< $(EMU)/emu.o -lstdc++ -lm -lpthread
+
+# The convolutions' CUDA paths (implicit GEMMs and im2col + cuBLAS) against the reference
+# on the emulator: checks/test_conv_cuda.c (every implicit kernel, both schedules).
+TESTS        += $(EMU)/test_conv_cuda_emu

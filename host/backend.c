@@ -145,3 +145,13 @@ int backend_precision_parse(const char *s) {
     if (!strcmp(s, "bf16")) return DATH_BF16;
     return -1;
 }
+
+int backend_conv_algo_parse(const char *s) {
+    if (!strcmp(s, "implicit")) return DATH_CONV_IMPLICIT;
+    if (!strcmp(s, "im2col")) return DATH_CONV_IM2COL;
+    return -1;
+}
+
+const char *backend_conv_algo_name(int algo) {
+    return algo == DATH_CONV_IM2COL ? "im2col" : "implicit";
+}

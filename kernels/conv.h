@@ -166,8 +166,9 @@ const char *conv2d_math_name(int math);   /* "ffma", "tf32", "bf16" */
  * [BK][BN + pad] (k-major; pad: 16 bytes), then the index tables: ktab [2][BK] int4 (a
  * tile's K-side offsets, two tiles ahead), rowa [BM] pointers (the A rows), rowo [BM]
  * pointers (the output rows), bias [BM] floats, colo [BN] ints (the output columns),
- * ntab [BN] int4 (the N side of the B gather). Byte offsets; the tensor-core epilogue
- * reuses the stages (16×20 floats a warp). One definition for the plan and the kernels. */
+ * ntab [BN] int4 (the N side of the B gather). Byte offsets, the total in whole 128-byte
+ * lines; the tensor-core epilogue reuses the stages (16×20 floats a warp). One
+ * definition for the plan and the kernels. */
 typedef struct conv_smem_t { int a, b, ktab, rowa, rowo, bias, colo, ntab, total; } conv_smem_t;
 DATH_HD conv_smem_t conv_smem_layout(int bm, int bn, int bk, int esize) {
     conv_smem_t l;
@@ -180,7 +181,7 @@ DATH_HD conv_smem_t conv_smem_layout(int bm, int bn, int bk, int esize) {
     l.bias = l.rowo + bm * 8;
     l.colo = l.bias + bm * 4;
     l.ntab = (l.colo + bn * 4 + 15) / 16 * 16;
-    l.total = l.ntab + bn * 16;
+    l.total = (l.ntab + bn * 16 + 127) / 128 * 128;   /* whole 128-byte lines */
     return l;
 }
 

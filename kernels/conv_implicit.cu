@@ -519,9 +519,9 @@ __global__ void conv_mask_bgrad_kernel(conv_ptrs4 dout, conv_cptrs4 out, conv_pt
 
 /* ---- launchers ------------------------------------------------------------------------- */
 
-/* Above 48 KB a kernel's dynamic shared memory must be allowed, once per device. */
-template <class K> void conv_allow_smem(K kernel, size_t bytes) {
-    static int done[64];   /* per instantiation: the bytes allowed on device d */
+/* Above 48 KB a kernel's dynamic shared memory must be allowed, once per device: done
+ * [64] is the kernel's own record (the bytes allowed on device d). */
+template <class K> void conv_allow_smem(K kernel, size_t bytes, int *done) {
     int dev = 0;
     CUDA_CHECK(cudaGetDevice(&dev));
     const bool known = dev >= 0 && dev < 64;
@@ -532,8 +532,9 @@ template <class K> void conv_allow_smem(K kernel, size_t bytes) {
 
 template <int OP, int TILE, int MATH, bool ASYNC>
 void igemm_launch_one(const conv2d_plan_t &p, const igemm_args &a, cudaStream_t st) {
+    static int allowed[64];   /* per instantiation */
     const dim3 grid((unsigned)p.mtiles, (unsigned)p.ntiles, (unsigned)p.splits);
-    if (p.smem > 48 * 1024) conv_allow_smem(conv_igemm_kernel<OP, TILE, MATH, ASYNC, float>, p.smem);
+    if (p.smem > 48 * 1024) conv_allow_smem(conv_igemm_kernel<OP, TILE, MATH, ASYNC, float>, p.smem, allowed);
     conv_igemm_kernel<OP, TILE, MATH, ASYNC, float><<<grid, conv_threads(TILE, MATH), p.smem, st>>>(a);
     CUDA_LAUNCH_CHECK();
 }
