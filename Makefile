@@ -263,3 +263,12 @@ $(EMU)/test_emu_gemm: checks/emu/test_gemm.c $(EMU)/emu.o
 # The convolutions' CUDA paths (implicit GEMMs and im2col + cuBLAS) against the reference
 # on the emulator: checks/test_conv_cuda.c (every implicit kernel, both schedules).
 TESTS        += $(EMU)/test_conv_cuda_emu
+
+# The emulator's warp matrix functions and asynchronous copies against their documented
+# semantics and the emulated cuBLAS (checks/emu/test_wmma.cu).
+TESTS        += $(EMU)/test_emu_wmma
+$(EMU)/checks/emu/test_wmma.cpp: checks/emu/test_wmma.cu checks/emu/cu2cpp.py
+	@mkdir -p $(dir $@)
+	$(PYTHON) checks/emu/cu2cpp.py $< $@
+$(EMU)/test_emu_wmma: $(EMU)/checks/emu/test_wmma.cpp $(EMU)/emu.o
+	$(CXX) $(EMU_CXXFLAGS) -o $@ $< $(EMU)/emu.o -lm -lpthread
