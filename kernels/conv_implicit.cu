@@ -66,6 +66,14 @@ extern "C" {
 #define CONV_HAVE_TC 0
 #endif
 
+/* Full unrolling of the loops over a thread's elements and fragments: their arrays stay
+ * in registers (the resource report, README: no stack frame). */
+#if defined(__CUDACC__)
+#define CONV_UNROLL _Pragma("unroll")
+#else
+#define CONV_UNROLL
+#endif
+
 namespace {
 
 /* ---- configuration ------------------------------------------------------------------ */
@@ -76,6 +84,17 @@ __host__ __device__ constexpr int conv_threads(int tile, int math) {
     return math != CONV_MATH_FFMA ? (tile == CONV_TILE_128x128 ? 256 : 128)
                                   : ((tile == CONV_TILE_128x128 ? 128 : 64) / 8) *
                                         ((tile == CONV_TILE_64x64 ? 64 : 128) / 8);
+}
+
+/* Blocks an SM should hold (__launch_bounds__'s second argument): a cap of 128 registers a
+ * thread (65536 / (threads · 128)), which the FMA kernels and the 128×128 and 64×64
+ * tensor-core ones meet without spilling; the 64×128 tf32 kernel (32 B elements a thread
+ * to load, 8 accumulator fragments a warp) gets up to 170 (3 blocks of 128 threads), the
+ * bf16 kernels of the larger tiles, whose registers also stage a tile's loads, what they
+ * need (1). The resource report (README, "Convolutions") shows no spill anywhere. */
+__host__ __device__ constexpr int conv_min_blocks(int tile, int math) {
+    return math == CONV_MATH_BF16 && tile != CONV_TILE_64x64 ? 1
+         : math == CONV_MATH_TF32 && tile == CONV_TILE_64x128 ? 3 : 512 / conv_threads(tile, math);
 }
 
 template <int TILE, int MATH> struct conv_cfg {
@@ -246,7 +265,8 @@ __device__ __forceinline__ const Tio *conv_b_src(const igemm_args &a, const Tio 
 /* ---- the kernel ------------------------------------------------------------------------ */
 
 template <int OP, int TILE, int MATH, bool ASYNC, class Tio>
-__global__ void __launch_bounds__(conv_threads(TILE, MATH)) conv_igemm_kernel(igemm_args a) {
+__global__ void __launch_bounds__(conv_threads(TILE, MATH), conv_min_blocks(TILE, MATH))
+conv_igemm_kernel(igemm_args a) {
     typedef conv_cfg<TILE, MATH> C;
     typedef conv_tc_cfg<TILE, MATH> W;
     typedef typename conv_tile_type<MATH>::T S;
@@ -317,14 +337,18 @@ __global__ void __launch_bounds__(conv_threads(TILE, MATH)) conv_igemm_kernel(ig
     typedef typename std::conditional<MATH == CONV_MATH_BF16, __nv_bfloat16, nvcuda::wmma::precision::tf32>::type WT;
     nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, W::KSTEP, float> facc[C::TC ? W::FM : 1][C::TC ? W::FN : 1];
     if constexpr (C::TC)
+        CONV_UNROLL
         for (int i = 0; i < W::FM; i++)
+            CONV_UNROLL
             for (int j = 0; j < W::FN; j++) nvcuda::wmma::fill_fragment(facc[i][j], 0.0f);
     const int warp = tid / WARP, wm = warp / W::WN, wn = warp % W::WN;
 #endif
     const int tx = tid % (C::BN / 8), ty = tid / (C::BN / 8);   /* FFMA: the thread's 8×8 */
     float acc[C::TC ? 1 : 8][C::TC ? 1 : 8];
     if constexpr (!C::TC)
+        CONV_UNROLL
         for (int i = 0; i < 8; i++)
+            CONV_UNROLL
             for (int j = 0; j < 8; j++) acc[i][j] = 0.0f;
 
     auto multiply = [&](int stage) {
@@ -332,31 +356,41 @@ __global__ void __launch_bounds__(conv_threads(TILE, MATH)) conv_igemm_kernel(ig
         if constexpr (C::TC) {
 #if CONV_HAVE_TC
             using namespace nvcuda;
+            CONV_UNROLL
             for (int ks = 0; ks < C::BK; ks += W::KSTEP) {
                 wmma::fragment<wmma::matrix_a, 16, 16, W::KSTEP, WT, wmma::col_major> fa[C::TC ? W::FM : 1];
                 wmma::fragment<wmma::matrix_b, 16, 16, W::KSTEP, WT, wmma::row_major> fb[C::TC ? W::FN : 1];
+                CONV_UNROLL
                 for (int i = 0; i < W::FM; i++) {
                     wmma::load_matrix_sync(fa[i], Ast + ks * C::LDA + wm * W::WTM + 16 * i, C::LDA);
                     if constexpr (MATH == CONV_MATH_TF32)
+                        CONV_UNROLL
                         for (int e = 0; e < fa[i].num_elements; e++) fa[i].x[e] = wmma::__float_to_tf32(fa[i].x[e]);
                 }
+                CONV_UNROLL
                 for (int j = 0; j < W::FN; j++) {
                     wmma::load_matrix_sync(fb[j], Bst + ks * C::LDB + wn * W::WTN + 16 * j, C::LDB);
                     if constexpr (MATH == CONV_MATH_TF32)
+                        CONV_UNROLL
                         for (int e = 0; e < fb[j].num_elements; e++) fb[j].x[e] = wmma::__float_to_tf32(fb[j].x[e]);
                 }
+                CONV_UNROLL
                 for (int i = 0; i < W::FM; i++)
+                    CONV_UNROLL
                     for (int j = 0; j < W::FN; j++) wmma::mma_sync(facc[i][j], fa[i], fb[j], facc[i][j]);
             }
 #endif
         } else {
+            CONV_UNROLL
             for (int kk = 0; kk < C::BK; kk++) {
                 const float *ar = (const float *)Ast + kk * C::LDA, *br = (const float *)Bst + kk * C::LDB;
                 const float4 a0 = *(const float4 *)(ar + ty * 4), a1 = *(const float4 *)(ar + C::BM / 2 + ty * 4);
                 const float4 b0 = *(const float4 *)(br + tx * 4), b1 = *(const float4 *)(br + C::BN / 2 + tx * 4);
                 const float av[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
                 const float bv[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
+                CONV_UNROLL
                 for (int i = 0; i < 8; i++)
+                    CONV_UNROLL
                     for (int j = 0; j < 8; j++) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
             }
         }
@@ -366,10 +400,12 @@ __global__ void __launch_bounds__(conv_threads(TILE, MATH)) conv_igemm_kernel(ig
     if constexpr (ASYNC) {
         auto issue = [&](int t) {   /* tile t (K table slot t % 2) into stage t % 2 */
             const int st = t & 1;
+            CONV_UNROLL
             for (int i = 0; i < C::A_PER; i++) {
                 const Tio *s = a_src(st, i);
                 __pipeline_memcpy_async(a_dst(st, i), s ? s : X, sizeof(Tio), s ? 0 : sizeof(Tio));
             }
+            CONV_UNROLL
             for (int i = 0; i < C::B_PER; i++) {
                 const Tio *s = b_src(st, i);
                 __pipeline_memcpy_async(b_dst(st, i), s ? s : X, sizeof(Tio), s ? 0 : sizeof(Tio));
@@ -393,17 +429,21 @@ __global__ void __launch_bounds__(conv_threads(TILE, MATH)) conv_igemm_kernel(ig
         float ra[C::A_PER], rb[C::B_PER];
         auto fetch = [&](int t) {   /* tile t into registers */
             const int st = t & 1;
+            CONV_UNROLL
             for (int i = 0; i < C::A_PER; i++) {
                 const Tio *s = a_src(st, i);
                 ra[i] = s ? conv_to_float(*s) : 0.0f;
             }
+            CONV_UNROLL
             for (int i = 0; i < C::B_PER; i++) {
                 const Tio *s = b_src(st, i);
                 rb[i] = s ? conv_to_float(*s) : 0.0f;
             }
         };
         auto put = [&](int stage) {   /* the registers into a stage, as the tile's type */
+            CONV_UNROLL
             for (int i = 0; i < C::A_PER; i++) *a_dst(stage, i) = conv_from_float<S>(ra[i]);
+            CONV_UNROLL
             for (int i = 0; i < C::B_PER; i++) *b_dst(stage, i) = conv_from_float<S>(rb[i]);
         };
         fetch(0);
@@ -433,10 +473,13 @@ __global__ void __launch_bounds__(conv_threads(TILE, MATH)) conv_igemm_kernel(ig
 #if CONV_HAVE_TC
         float *scratch = (float *)(conv_smem + L.a) + warp * 16 * 20;   /* [16][20] */
         const int lane = tid % WARP;
+        CONV_UNROLL
         for (int i = 0; i < W::FM; i++)
+            CONV_UNROLL
             for (int j = 0; j < W::FN; j++) {
                 nvcuda::wmma::store_matrix_sync(scratch, facc[i][j], 20, nvcuda::wmma::mem_row_major);
                 __syncwarp();
+                CONV_UNROLL
                 for (int q = 0; q < 8; q++) {
                     const int e = lane + WARP * q, r = e / 16, c = e % 16;
                     emit(wm * W::WTM + 16 * i + r, wn * W::WTN + 16 * j + c, scratch[r * 20 + c]);
@@ -445,7 +488,9 @@ __global__ void __launch_bounds__(conv_threads(TILE, MATH)) conv_igemm_kernel(ig
             }
 #endif
     } else {
+        CONV_UNROLL
         for (int i = 0; i < 8; i++)
+            CONV_UNROLL
             for (int j = 0; j < 8; j++)
                 emit((i / 4) * (C::BM / 2) + ty * 4 + i % 4, (j / 4) * (C::BN / 2) + tx * 4 + j % 4, acc[i][j]);
     }
