@@ -316,6 +316,7 @@ struct emu_stream {
 };
 struct emu_event {
     unsigned int flags;
+    double t = 0.0;   /* when the work before it finished (host clock, s): cudaEventElapsedTime */
 };
 struct emu_graph {
     std::vector<op> ops;
@@ -1270,6 +1271,9 @@ cudaError_t cudaDeviceGetAttribute(int *v, enum cudaDeviceAttr attr, int dev) {
     case cudaDevAttrMultiProcessorCount: *v = 1; break;
     case cudaDevAttrComputeCapabilityMajor: *v = p.major; break;
     case cudaDevAttrComputeCapabilityMinor: *v = p.minor; break;
+    case cudaDevAttrClockRate: *v = 1000000; break;          /* an emulator's nominal 1 GHz */
+    case cudaDevAttrMemoryClockRate: *v = 1000000; break;
+    case cudaDevAttrGlobalMemoryBusWidth: *v = 64; break;
     default: return note(cudaErrorInvalidValue);
     }
     return cudaSuccess;
@@ -1489,7 +1493,20 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t st) {
     API_LOCK();
     RETURN_IF_STICKY();
     if (!e) return note(cudaErrorInvalidResourceHandle);
-    return note(enqueue(st, [] {}));
+    return note(enqueue(st, [e] {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        e->t = ts.tv_sec + ts.tv_nsec * 1e-9;
+    }));
+}
+
+/* The host time between the two records: the emulator's time, no GPU's. */
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
+    API_LOCK();
+    RETURN_IF_STICKY();
+    if (!a || !b || !ms) return note(cudaErrorInvalidResourceHandle);
+    *ms = (float)((b->t - a->t) * 1e3);
+    return cudaSuccess;
 }
 
 cudaError_t cudaEventSynchronize(cudaEvent_t e) {
