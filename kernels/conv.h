@@ -9,8 +9,11 @@
  * dw, db and din accumulate (+=); din may be NULL (the image needs no gradient).
  * Scratch: conv2d_work_bytes(s) is the batched im2col size, (Ci·k·k + Co)·B·Ho·Wo
  * floats (columns and a channel-major staging buffer for the whole batch). The CUDA
- * version needs ctx->work that large; the CPU reference uses ctx->work when it holds
- * at least one image (chunking the batch to fit), else allocates its own chunk.
+ * im2col path needs ctx->work of at least one image's share of it (it chunks the batch to
+ * fit); the implicit path (the default) uses ctx->work only for a K split's parts and
+ * takes fewer parts, down to none, in a smaller one (conv2d_plan); the CPU reference uses
+ * ctx->work when it holds at least one image (chunking the batch to fit), else
+ * allocates its own chunk.
  *
  * Several convolutions of one input (DATH's two streams both read the image):
  *   conv2d_forward_multi(out, in, w, b, nw, s, relu, ctx)
@@ -107,9 +110,9 @@ typedef void conv2d_backward_multi_fn(float *din, float *const *dw, float *const
  *            masked in place as the contract says, and db += Σ dout in double, fixed order.
  * The data gradient does not apply the lower layer's ReLU mask: that would save one
  * pass over conv3's and conv4's outputs (the layer below still reads dout for its db):
- * ~0.11 GB of a step's ~20 (host/cost.c, 0.023 ms of the predicted ~3 ms on an H200) and
+ * ~0.11 GB of a step's 13 (host/cost.c: 0.023 ms of the predicted 4.2 on an H200) and
  * needs a flag in this interface that host/net.c passes for layers whose input feeds
- * nothing else; left for after the host restructuring (see README, "Convolutions").
+ * nothing else; left for after the host restructuring (README, "Convolutions on CUDA").
  *
  * Tiles (conv2d_plan below, kernels/conv_plan.c): one of three block tiles BM × BN, by
  * shape, with a K split when the tiles alone give too few blocks; the math by precision

@@ -44,7 +44,7 @@
  * parameter is where bf16 activations, issue #12, come in: loads convert Tio → the
  * tile's type, the forward's store converts back; cp.async needs Tio to be the tile's
  * type). Accumulation is fp32 everywhere. The resource report of every instantiation
- * (nvcc -Xptxas -v) is in README.md, "Convolutions". */
+ * (nvcc -Xptxas -v) is in README.md, "Convolutions on CUDA". */
 #include "cuda_common.cuh"
 
 #include <cuda_bf16.h>
@@ -91,7 +91,7 @@ __host__ __device__ constexpr int conv_threads(int tile, int math) {
  * tensor-core ones meet without spilling; the 64×128 tf32 kernel (32 B elements a thread
  * to load, 8 accumulator fragments a warp) gets up to 170 (3 blocks of 128 threads), the
  * bf16 kernels of the larger tiles, whose registers also stage a tile's loads, what they
- * need (1). The resource report (README, "Convolutions") shows no spill anywhere. */
+ * need (1). The resource report (README, "Convolutions on CUDA") shows no spill anywhere. */
 __host__ __device__ constexpr int conv_min_blocks(int tile, int math) {
     return math == CONV_MATH_BF16 && tile != CONV_TILE_64x64 ? 1
          : math == CONV_MATH_TF32 && tile == CONV_TILE_64x128 ? 3 : 512 / conv_threads(tile, math);
