@@ -130,7 +130,7 @@ LIB_OBJ  := $(LIB_C:%.c=$(BUILD)/%.o) $(LIB_CU:%.cu=$(BUILD)/%.cu.o)
 TESTS    := $(patsubst checks/%.c,$(BUILD)/checks/%,$(wildcard checks/test_*.c))
 BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
 
-.PHONY: all deps info test test-run demo demo-run clean check-sm61 device-kit
+.PHONY: test-build all deps info test test-run demo demo-run clean check-sm61 device-kit
 all: info dath
 
 # A build that lacks a library stops here, before compiling anything, and says what to do.
@@ -182,9 +182,12 @@ test:
 	@mk/deps.sh test
 	@$(MAKE) --no-print-directory test-run
 
-test-run: all
-	@$(MAKE) --no-print-directory $(TESTS) $(BENCHES) $(TEST_TOOLS)
+test-run: test-build
 	@PYTHON=$(PYTHON) checks/run.sh $(TESTS)
+
+# every check, bench and tool make test runs, built but not run
+test-build: all
+	@$(MAKE) --no-print-directory $(TESTS) $(BENCHES) $(TEST_TOOLS)
 
 demo:
 	@mk/deps.sh test
@@ -259,6 +262,19 @@ $(EMU)/bench/%_emu: bench/%.c $(EMU)/libdath_emu.a
 TEST_TOOLS   += $(EMU)/test_emu_gemm
 $(EMU)/test_emu_gemm: checks/emu/test_gemm.c $(EMU)/emu.o
 	$(CC) $(EMU_CFLAGS) -o $@ $< $(EMU)/emu.o -lstdc++ -lm -lpthread
+
+# The convolutions' CUDA paths (implicit GEMMs and im2col + cuBLAS) against the reference
+# on the emulator: checks/test_conv_cuda.c (every implicit kernel, both schedules).
+TESTS        += $(EMU)/test_conv_cuda_emu
+
+# The emulator's warp matrix functions and asynchronous copies against their documented
+# semantics and the emulated cuBLAS (checks/emu/test_wmma.cu).
+TESTS        += $(EMU)/test_emu_wmma
+$(EMU)/checks/emu/test_wmma.cpp: checks/emu/test_wmma.cu checks/emu/cu2cpp.py
+	@mkdir -p $(dir $@)
+	$(PYTHON) checks/emu/cu2cpp.py $< $@
+$(EMU)/test_emu_wmma: $(EMU)/checks/emu/test_wmma.cpp $(EMU)/emu.o
+	$(CXX) $(EMU_CXXFLAGS) -o $@ $< $(EMU)/emu.o -lm -lpthread
 
 # ---- the sanitizer build and the fuzz targets (mk/fuzz.mk, checks/fuzz/) -----------------
 include mk/fuzz.mk
