@@ -3,7 +3,7 @@
  * (kernels/conv.cu), each against the plain-C reference (kernels/conv.c): forward out,
  * and din, dw, db and the masked dout of the backward, through the backend's multi ops
  * (nw weight sets over one input; nw = 1 is the single op), every output run twice
- * (the same bits: deterministic). Tolerances: fp32's as checks/test_cuda_kernels.c's,
+ * (the same bits: deterministic). Tolerances: fp32's as checks/cuda_check.h's,
  * plus at tf32/bf16 the error band of checks/gemm_error.h, element by element.
  *
  * What runs (no arguments; a few seconds on the emulator, checks/emu):
@@ -20,9 +20,9 @@
  *             at all (ctx->work NULL: no column buffer, no parts);
  *   real      one real layer: conv3 of DATH at batch 1 (192 → 384, 13×13, k3 p1), every
  *             implicit path and precision.
- * Exits 0 when all pass, 1 on a failure, 77 without CUDA or a GPU. This file is where
- * the convolution's CUDA checks live when checks/test_cuda_kernels.c is split by op
- * family (whose conv tests run the default, implicit, path). */
+ * Exits 0 when all pass, 1 on a failure, 77 without CUDA or a GPU. Beside it,
+ * checks/test_conv_layers_cuda.c checks the default path at AlexNet's five layers and
+ * with several weight sets, on checks/cuda_check.h as the other kernel families. */
 #include "check.h"
 
 #ifndef DATH_CUDA
@@ -39,11 +39,12 @@ int main(void) {
 #include <time.h>
 
 #include "../host/backend.h"
+#include "../host/clock.h"
 #pragma GCC diagnostic ignored "-Wunused-function"   /* gemm_error.h: the bands conv does not need */
 #include "gemm_error.h"
 
 /* fp32 tolerances: |got − ref| ≤ atol_frac·max|ref| + rtol·|ref| (+ the band) — as
- * checks/test_cuda_kernels.c's TOL_FWD, TOL_DGRAD, TOL_WGRAD (its comments say why) */
+ * checks/cuda_check.h's TOL_FWD, TOL_DGRAD, TOL_WGRAD (its comments say why) */
 typedef struct tol { double atol_frac, rtol; } tol;
 static const tol TOL_FWD = {1e-5, 1e-4}, TOL_DGRAD = {2e-5, 1e-4}, TOL_WGRAD = {1e-4, 1e-3};
 
@@ -111,11 +112,6 @@ static void gsync(void) {
     TCUDA(cudaGetLastError());
     TCUDA(cudaDeviceSynchronize());
 }
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
 
 /* got against ref: the fp32 tolerance plus, at tf32/bf16, the band b (NULL: none). */
 static int cmp(const char *what, const char *tensor, const float *got, const float *ref, size_t n,
@@ -167,7 +163,7 @@ static dath_ctx cctx;
 static int dev_major;
 
 static void run_case(const path *pa, dath_ctx *base, const conv_case *c) {
-    const double t0 = now_s();
+    const double t0 = dath_now();
     const int nw = c->nw, relu = 1;
     conv2d_shape s = conv2d_make_shape(c->B, c->Ci, c->H, c->H, c->Co, c->k, c->stride, c->pad);
     const size_t nin = (size_t)c->B * c->Ci * c->H * c->H, nwt = (size_t)c->Co * c->Ci * c->k * c->k;
@@ -300,7 +296,7 @@ static void run_case(const path *pa, dath_ctx *base, const conv_case *c) {
     char name[240];
     snprintf(name, sizeof name, "%s.dout masked by out > 0 as the reference (bit for bit)", what);
     check_true(name, memcmp(gg[0], g_ref, nw * nout * 4) == 0);
-    printf("     %s: %.2f s\n", what, now_s() - t0);
+    printf("     %s: %.2f s\n", what, dath_now() - t0);
 
     for (int r = 0; r < 2; r++) { free(got[r]); free(gd[r]); free(gw[r]); free(gb[r]); free(gg[r]); }
     free(x); free(w); free(b); free(out_ref); free(g); free(din0); free(dw0); free(db0);
@@ -365,7 +361,7 @@ int main(void) {
         return 1;
     }
     printf("device: %s (sm_%d)\n", gpu->device, dev_sm);
-    const double t0 = now_s();
+    const double t0 = dath_now();
     for (size_t p = 0; p < sizeof paths / sizeof paths[0]; p++) {
         const path *pa = &paths[p];
         if (pa->precision != DATH_FP32 && dev_sm < 80) {
@@ -387,7 +383,7 @@ int main(void) {
         }
         gpu->ctx_free(&ctx);
     }
-    printf("-- all paths: %.1f s\n", now_s() - t0);
+    printf("-- all paths: %.1f s\n", dath_now() - t0);
     backend_cpu()->ctx_free(&cctx);
     return check_finish();
 }
