@@ -82,9 +82,8 @@ int main(int argc, char **argv) {
 /* The GEMM products of the op (the cost model counts the same ones launch by launch,
  * host/cost.c; the step's total, --step-flops, is the model's). */
 
-static double conv_flops(int B, int Ci, int H, int Co, int k, int stride, int pad) {
-    int Ho = (H + 2 * pad - k) / stride + 1;
-    return 2.0 * B * Co * Ho * Ho * (double)Ci * k * k;
+static double conv_flops(const conv2d_shape *s) {
+    return 2.0 * s->B * s->Co * s->Ho * s->Wo * (double)s->Ci * s->k * s->k;
 }
 static double linear_flops(int B, int I, int O) { return 2.0 * B * (double)I * O; }
 static double pam_flops(int B, int C, int Cq, int N) {
@@ -282,19 +281,20 @@ static double conv_floor(int algo, int what, const conv2d_shape *s, int nw, size
 }
 
 /* One layer on both paths: forward, dX, dW with their floors. */
-static void bench_conv(const char *name, int B, int Ci, int H, int Co, int k, int st, int pad,
-                       int din) {
+/* One layer of model_conv_shapes (s), forward, dX (din) and dW on both paths. */
+static void bench_conv(const char *name, const conv2d_shape *s, int din) {
     conv_arg a;
     memset(&a, 0, sizeof a);
-    a.s = conv2d_make_shape(B, Ci, H, H, Co, k, st, pad);
-    size_t nin = (size_t)B * Ci * H * H, nw = (size_t)Co * Ci * k * k;
+    a.s = *s;
+    const int B = s->B, Ci = s->Ci, H = s->H, Co = s->Co, k = s->k, st = s->stride;
+    size_t nin = (size_t)B * Ci * H * s->W, nw = (size_t)Co * Ci * k * k;
     size_t nout = (size_t)B * Co * a.s.Ho * a.s.Wo;
     a.in = dev_rand(nin, -1, 1); a.w = dev_rand(nw, -0.05f, 0.05f); a.b = dev_rand(Co, -0.1f, 0.1f);
     a.out = dev_rand(nout, -1, 1); a.dout = dev_rand(nout, -1, 1);
     a.din = din ? dev_rand(nin, 0, 0) : NULL; a.dw = dev_rand(nw, 0, 0); a.db = dev_rand(Co, 0, 0);
     char shape[64], op[48];
     snprintf(shape, sizeof shape, "B%d %d->%d %dx%d k%d s%d", B, Ci, Co, H, H, k, st);
-    const double f = conv_flops(B, Ci, H, Co, k, st, pad);
+    const double f = conv_flops(s);
     static const int algos[2] = {DATH_CONV_IMPLICIT, DATH_CONV_IM2COL};
     for (int i = 0; i < 2; i++) {
         dath_ctx c = ctx;
@@ -345,7 +345,9 @@ static void conv_multi_op(void *p) {
         }
 }
 
-static void bench_conv1_streams(int B) {
+/* conv1 of both streams (s: model_conv_shapes' conv1), as two calls and as one multi call. */
+static void bench_conv1_streams(const conv2d_shape *s) {
+    const int B = s->B;
     char err[128];
     dath_model *m = model_create(VARIANT_DATH, 64, 80, 224, err, sizeof err);
     if (!m) { fprintf(stderr, "bench_gpu_kernels: conv1 multi: %s\n", err); return; }
@@ -354,9 +356,9 @@ static void bench_conv1_streams(int B) {
     model_free(m);
     conv_multi_arg a;
     memset(&a, 0, sizeof a);
-    a.s = conv2d_make_shape(B, 3, 224, 224, 64, 11, 4, 2);
-    const int Co = 64;
-    size_t nin = (size_t)B * 3 * 224 * 224, nw = (size_t)Co * 3 * 11 * 11;
+    a.s = *s;
+    const int Co = s->Co;
+    size_t nin = (size_t)B * s->Ci * s->H * s->W, nw = (size_t)Co * s->Ci * s->k * s->k;
     size_t nout = (size_t)B * Co * a.s.Ho * a.s.Wo;
     size_t lo = off0 < off1 ? off0 : off1, hi = off0 < off1 ? off1 : off0;
     size_t span = hi - lo + nw + lo % 4;                           /* keeps off mod 4 floats */
@@ -373,8 +375,8 @@ static void bench_conv1_streams(int B) {
     mctx.work = dev(mctx.work_bytes);
     a.c = &mctx;
     char shape[64];
-    snprintf(shape, sizeof shape, "B%d 3->64 224x224 k11 s4, x2", B);
-    double f = 2.0 * conv_flops(B, 3, 224, 64, 11, 4, 2);
+    snprintf(shape, sizeof shape, "B%d %d->%d %dx%d k%d s%d, x2", B, s->Ci, Co, s->H, s->W, s->k, s->stride);
+    double f = 2.0 * conv_flops(s);
     static const char *names[2][2] = {{"conv1x2 fwd 2 calls", "conv1x2 fwd multi"},
                                       {"conv1x2 dW 2 calls", "conv1x2 dW multi"}};
     static const int algos[2] = {DATH_CONV_IMPLICIT, DATH_CONV_IM2COL};
@@ -683,11 +685,12 @@ int main(int argc, char **argv) {
     const char *csv_path = arg_after(argc, argv, "--csv", NULL);
     const char *md_path = arg_after(argc, argv, "--md", NULL);
 
-    /* scratch: what conv2 (the largest im2col) and attention ask for at this batch */
-    conv2d_shape s2 = conv2d_make_shape(B, 64, 27, 27, 192, 5, 1, 2);
-    conv2d_shape s1 = conv2d_make_shape(B, 3, 224, 224, 64, 11, 4, 2);
-    size_t work = conv2d_work_bytes(&s2);
-    if (conv2d_work_bytes(&s1) > work) work = conv2d_work_bytes(&s1);
+    /* the five layers at 224 (the model's own geometry); scratch: what conv1 and conv2
+     * (the largest im2col) ask for at this batch */
+    conv2d_shape cs[5];
+    model_conv_shapes(cs, B, 224);
+    size_t work = conv2d_work_bytes(&cs[1]);
+    if (conv2d_work_bytes(&cs[0]) > work) work = conv2d_work_bytes(&cs[0]);
     char err[256];
     if (be->ctx_init(&ctx, work, precision, err, sizeof err)) {
         fprintf(stderr, "bench_gpu_kernels: %s\n", err);
@@ -734,16 +737,14 @@ int main(int argc, char **argv) {
     }
 
     bench_fused(B);
-    bench_conv("conv1", B, 3, 224, 64, 11, 4, 2, 0);
-    bench_conv1_streams(B);
-    bench_conv("conv2", B, 64, 27, 192, 5, 1, 2, 1);
-    bench_conv("conv3", B, 192, 13, 384, 3, 1, 1, 1);
-    bench_conv("conv4", B, 384, 13, 256, 3, 1, 1, 1);
-    bench_conv("conv5", B, 256, 13, 256, 3, 1, 1, 1);
-    bench_maxpool("maxpool1", B * 64, 55);
-    bench_maxpool("maxpool2", B * 192, 27);
-    bench_maxpool("maxpool5", B * 256, 13);
-    bench_attention(B, MODEL_C5, MODEL_CQ, 13 * 13);
+    bench_conv("conv1", &cs[0], 0);   /* the image needs no gradient */
+    bench_conv1_streams(&cs[0]);
+    static const char *conv_names[5] = {"conv1", "conv2", "conv3", "conv4", "conv5"};
+    for (int i = 1; i < 5; i++) bench_conv(conv_names[i], &cs[i], 1);
+    bench_maxpool("maxpool1", B * cs[0].Co, cs[0].Ho);   /* after conv1, conv2, conv5 */
+    bench_maxpool("maxpool2", B * cs[1].Co, cs[1].Ho);
+    bench_maxpool("maxpool5", B * cs[4].Co, cs[4].Ho);
+    bench_attention(B, MODEL_C5, MODEL_CQ, cs[4].Ho * cs[4].Wo);
     bench_linear("fc6", B, MODEL_C5 * MODEL_POOL * MODEL_POOL, MODEL_HIDDEN, 1);
     bench_linear("fc7", B, MODEL_HIDDEN, MODEL_HIDDEN, 1);
     bench_linear("hash", B, MODEL_HIDDEN, 64, 0);
