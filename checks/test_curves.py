@@ -84,6 +84,10 @@ with tempfile.TemporaryDirectory(prefix="dath-curves-") as tmp:
     check(f"resumed to epoch 2 with gnuplot: run/loss.png, two panels of 900 × 380 ({size})", size == (900, 760))
     check("its gnuplot script is kept beside it, plotting both CSVs", os.path.exists(P("run/loss.gp")) and
           all(s in open(P("run/loss.gp")).read() for s in ("'loss_steps.csv'", "'loss_epochs.csv'", "J3")))
+    gp = open(P("run/loss.gp")).read()
+    epoch_panel = gp[gp.find("mean of each epoch"):]
+    check("the epoch panel's x tics are whole epochs (set xtics 1 for 2 epochs), the step panel's gnuplot's own",
+          "\nset xtics 1\n" in epoch_panel and "set xtics autofreq" in gp[:gp.find("mean of each epoch")], gp)
     log = [json.loads(ln) for ln in open(P("run/log.jsonl"))]
     steps = [r for r in log if "step" in r and "epoch" in r]
     ends = [r for r in log if "epoch_end" in r]

@@ -93,13 +93,15 @@ int losscurve_write(const char *dir, int *steps, int *epochs, char *err, size_t 
     const plot_series s_epoch[4] = {{"loss_epochs.csv", 1, 2, "J"}, {"loss_epochs.csv", 1, 3, "J1 (triplet)"},
                                     {"loss_epochs.csv", 1, 4, "J2 (classification)"},
                                     {"loss_epochs.csv", 1, 5, "J3 (quantisation)"}};
+    /* epochs are whole numbers: a tic at each, or at every tenth of the run when longer */
+    const int xstep = csv[1].rows <= 10 ? 1 : (csv[1].rows + 9) / 10;
     /* a log scale shows the terms side by side (J3 is ~100 times smaller than J2 early
      * on); a value of 0 (J1 of a batch without triplets) has no place on it */
     plot_panel p[2] = {
         {"Training losses, every step", "step", "loss (mean over the batch)", s_step, 4, 0, csv[0].min > 0, 0, 1,
          "top right"},
         {"Training losses, mean of each epoch", "epoch", "loss (mean over the epoch)", s_epoch, 4, 0,
-         csv[1].min > 0, 0, 0, "top right"},
+         csv[1].min > 0, 0, 0, "top right", xstep},
     };
     int np = 0;
     plot_panel use[2];

@@ -69,6 +69,8 @@ static void plot_panel_script(FILE *f, const plot_panel *p) {
     fprintf(f, "\nset grid\nset key %s\n", p->key ? p->key : "bottom left");
     fprintf(f, "%s\n%s\n", p->logx ? "set logscale x" : "unset logscale x", p->logy ? "set logscale y" : "unset logscale y");
     fprintf(f, "%s\n", p->unit_y ? "set yrange [0:1]" : "set autoscale y");
+    if (p->xstep > 0) fprintf(f, "set xtics %d\n", p->xstep);
+    else fprintf(f, "set xtics autofreq\n");
     fprintf(f, "plot ");
     for (int i = 0; i < p->nseries; i++) {
         plot_quote(f, p->series[i].csv);
@@ -87,7 +89,7 @@ static void plot_panel_script(FILE *f, const plot_panel *p) {
 int plot_png(const char *dir, const char *png, const char *title, const char *xlabel,
              const char *ylabel, const plot_series *series, int nseries, int logx, int unit_y,
              char *err, size_t err_len) {
-    const plot_panel p = {title, xlabel, ylabel, series, nseries, logx, 0, unit_y, 0, NULL};
+    const plot_panel p = {title, xlabel, ylabel, series, nseries, logx, 0, unit_y, 0, NULL, 0};
     return plot_png_panels(dir, png, &p, 1, 800, 600, err, err_len);
 }
 

@@ -29,6 +29,7 @@ typedef struct plot_panel {
     int unit_y;              /* the y axis from 0 to 1 */
     int lines_only;          /* lines without points (many points) */
     const char *key;         /* gnuplot's legend position ("top right", ...); NULL: bottom left */
+    int xstep;               /* > 0: x tics every xstep (whole-number x, e.g. epochs); 0: gnuplot's own */
 } plot_panel;
 
 /* Panels stacked top to bottom in one PNG of width × height pixels (gnuplot's
