@@ -63,6 +63,7 @@ static void rank_job(rank *k, int op) {
             break;
         }
         k->ctx_ok = 1;
+        k->ctx.conv_algo = c->conv_algo;   /* before net_create: its second stream's context copies it */
         k->net = net_create(be, &k->ctx, c->m, c->B / W, 1, k->err, sizeof k->err);
         k->st = k->net ? stepper_create(k->net, k->comm, k->err, sizeof k->err) : NULL;
         k->feed = k->st ? feed_create(be, &k->ctx, c->pf, c->B / W, c->R, c->S, c->C, c->data_mode, k->err,

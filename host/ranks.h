@@ -29,7 +29,7 @@ typedef struct ranks_config {
     dath_prefetch *pf;
     int world;                    /* W ranks, devices 0..W−1 */
     int B, R, S, C;               /* global batch, cached side, input side, classes */
-    int precision, data_mode;     /* DATH_*, FEED_DATA_* */
+    int precision, conv_algo, data_mode;   /* DATH_*, DATH_CONV_*, FEED_DATA_* */
     int graphs;                   /* 1: CUDA graphs where the backend has them */
     size_t work0;                 /* rank 0's scratch at least this (evaluation) */
 } ranks_config;

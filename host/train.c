@@ -191,7 +191,7 @@ int train_run(const train_config *c) {
                           .max_pixels = c->max_pixels};
     dath_prefetch *pf = prefetch_create(&pc, err, sizeof err);
     ranks_config rc_ = {.be = be, .m = m, .pf = pf, .world = c->ranks, .B = B, .R = R, .S = S, .C = C,
-                        .precision = c->precision, .data_mode = c->data_mode, .graphs = c->graphs,
+                        .precision = c->precision, .conv_algo = c->conv_algo, .data_mode = c->data_mode, .graphs = c->graphs,
                         .work0 = c->eval_every ? net_work_bytes(m, B, B) : 0};
     train_ranks *rk = pf ? ranks_create(&rc_, err, sizeof err) : NULL;
     FILE *log = rk ? fopen(logpath, c->resumed ? "a" : "w") : NULL;
@@ -202,12 +202,14 @@ int train_run(const train_config *c) {
         goto out;
     }
     setvbuf(log, NULL, _IOLBF, 0);   /* every line reaches the file when it is written: a kill loses none */
-    fprintf(log, "{\"config\":%s,\"start_step\":%" PRIu64 "}\n", c->config_json, step);
+    fprintf(log, "{\"config\":%s,\"invocation\":%s,\"start_step\":%" PRIu64 "}\n", c->config_json,
+            c->invocation_json ? c->invocation_json : "null", step);
     char ranks_note[64] = "";
     if (c->ranks > 1) snprintf(ranks_note, sizeof ranks_note, " × %d ranks of %d", c->ranks, B / c->ranks);
-    fprintf(stderr, "dath train: %s, %d bits, %d classes (%s-label), input %d, batch %d%s, %d images, on %s, %s%s\n",
+    fprintf(stderr, "dath train: %s, %d bits, %d classes (%s-label), input %d, batch %d%s, %d images, on %s, %s%s%s%s\n",
             variant_name(m->variant), m->K, C, l->multi ? "multi" : "single", S, B, ranks_note, l->n, be->device,
-            backend_precisions[c->precision], c->resumed ? " (resumed)" : "");
+            backend_precisions[c->precision], !strcmp(be->name, "cuda") ? ", convolutions " : "",
+            !strcmp(be->name, "cuda") ? backend_conv_algo_name(c->conv_algo) : "", c->resumed ? " (resumed)" : "");
     if (c->resumed)
         fprintf(stderr, "dath train: resuming at epoch %d, batch %d, step %" PRIu64 "\n", c->start_epoch + 1,
                 skip_batches, step);
