@@ -29,7 +29,7 @@
 int cmd_features(int argc, char **argv) {
     const char *model_path = NULL, *init = NULL, *list_path = NULL, *root = "", *out = NULL, *labels_out = NULL;
     const char *stream_name = "fused";
-    int batch = 64, workers = 0, device = 0, precision = DATH_FP32, size = 224;
+    int batch = 64, workers = 0, device = 0, precision = DATH_FP32, size = 224, conv = DATH_CONV_IMPLICIT;
     float max_mp = 64;
     opt_spec spec[] = {
         {"model", OPT_STR, &model_path, NULL, "dath model or checkpoint (.safetensors)", 0},
@@ -46,6 +46,7 @@ int cmd_features(int argc, char **argv) {
         {"max-megapixels", OPT_FLOAT, &max_mp, "64", "refuse (leave out) images of more pixels", OPT_POSITIVE},
         {"device", OPT_ENUM, &device, "auto", "where to run", 0, backend_devices},
         {"precision", OPT_ENUM, &precision, "fp32", "GEMM precision (tf32, bf16: CUDA, sm_80+)", 0, backend_precisions},
+        {"conv", OPT_ENUM, &conv, "implicit", "CUDA convolutions: implicit GEMMs or im2col + cuBLAS", 0, backend_conv_algos},
         {0}};
     char err[4096];
     int rc = opts_parse("dath features", "(--model M | --init ALEXNET) --list L --root DIR --out F.npy [--stream S]",
@@ -101,6 +102,7 @@ int cmd_features(int argc, char **argv) {
         be = NULL;
         goto fail;
     }
+    ctx.conv_algo = conv;
     fprintf(stderr, "dath features: %s fc7 of %s%s (%s, input %d) on %s, %s: %d images of %s\n",
             stream == ENCODER_FUSED ? "fused" : stream_name, init ? "the AlexNet of " : "", init ? init : model_path,
             variant_name(m->variant), m->S, be->device, backend_precisions[precision], l->n, list_path);

@@ -393,6 +393,7 @@ int cmd_search(int argc, char **argv) {
     const char *db_list_path = NULL, *db_labels = NULL, *root = "", *sheet = NULL;
     opt_list images = {0};
     int top = 10, json = 0, thumb = 96, batch = 64, workers = 0, device = 0, precision = DATH_FP32;
+    int conv = DATH_CONV_IMPLICIT;
     float max_mp = 64;
     opt_spec spec[] = {
         {"model", OPT_STR, &model_path, NULL, "model (.safetensors) that encodes query images", 0},
@@ -416,6 +417,7 @@ int cmd_search(int argc, char **argv) {
          backend_devices},
         {"precision", OPT_ENUM, &precision, "fp32", "GEMM precision of the encoding (tf32, bf16: CUDA, sm_80+)", 0,
          backend_precisions},
+        {"conv", OPT_ENUM, &conv, "implicit", "CUDA convolutions: implicit GEMMs or im2col + cuBLAS", 0, backend_conv_algos},
         {0}};
     static const char *synopsis =
         "--model M --image A.jpg [B.jpg ...] --db D.npy --db-list D.txt --root DIR [--top K] [options]\n"
@@ -499,6 +501,7 @@ int cmd_search(int argc, char **argv) {
             be = NULL;
             goto fail;
         }
+        ctx.conv_algo = conv;
         if (images.n) {
             if (search_encode_images(&q, be, &ctx, m, &images, max_pixels, err, sizeof err)) goto fail;
         } else {
