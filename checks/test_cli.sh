@@ -17,7 +17,7 @@ expect() { # name, wanted exit status, pattern in output, command...
   if [ "$rc" -eq "$want" ] && printf '%s' "$out" | grep -q -- "$pat"; then ok "$name"
   else bad "$name (exit $rc, wanted $want; output: $(printf '%s' "$out" | head -n 3))"; fi
 }
-for c in init info step train encode eval baseline mkdemo cost; do
+for c in init info step train encode eval search features baseline mkdemo cost; do
   expect "dath $c --help" 0 "usage: dath $c" $D $c --help
 done
 expect "dath --help lists commands" 0 "encode" $D --help

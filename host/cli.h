@@ -10,6 +10,8 @@ int cmd_step(int argc, char **argv);    /* host/cmd_step.c */
 int cmd_train(int argc, char **argv);   /* host/cmd_train.c */
 int cmd_encode(int argc, char **argv);  /* host/cmd_encode.c */
 int cmd_eval(int argc, char **argv);    /* host/cmd_eval.c */
+int cmd_search(int argc, char **argv);  /* host/cmd_search.c */
+int cmd_features(int argc, char **argv); /* host/cmd_features.c */
 int cmd_mkdemo(int argc, char **argv);  /* host/demo.c */
 int cmd_baseline(int argc, char **argv); /* host/cmd_baseline.c */
 int cmd_cost(int argc, char **argv);    /* host/cmd_cost.c */

@@ -23,20 +23,6 @@
 #include "opts.h"
 #include "safetensors.h"
 
-/* The skipped rows as text ("LINE PATH\n" each); *len its length. malloc'd. */
-static char *encode_skipped_text(const dath_list *l, const int *kept, int n_ok, size_t *len) {
-    size_t cap = 1, at = 0;
-    for (int i = 0; i < l->n; i++) cap += strlen(l->names[i]) + 16;
-    char *s = malloc(cap);
-    int k = 0;
-    for (int i = 0; i < l->n; i++) {
-        if (k < n_ok && kept[k] == i) { k++; continue; }
-        at += (size_t)snprintf(s + at, cap - at, "%d %s\n", l->lines[i], l->names[i]);
-    }
-    *len = at;
-    return s;
-}
-
 int cmd_encode(int argc, char **argv) {
     const char *model_path = NULL, *list_path = NULL, *root = "", *out = NULL, *labels_out = NULL;
     int batch = 256, workers = 0, device = 0, precision = DATH_FP32, conv = DATH_CONV_IMPLICIT;
@@ -99,7 +85,7 @@ int cmd_encode(int argc, char **argv) {
     char skipped_path[4096];
     snprintf(skipped_path, sizeof skipped_path, "%s.skipped.txt", out);
     size_t slen;
-    skipped = encode_skipped_text(l, kept, n_ok, &slen);
+    skipped = list_rows_skipped(l, kept, n_ok, &slen);
     const void *parts[1] = {skipped};
     if (labels_out) lab = list_rows_labels(l, kept, n_ok);   /* [n_ok, C] */
     group = atomic_group_new();

@@ -9,6 +9,10 @@
  *   P@r<=2: v
  *   P@<K>: v, R@<K>: v
  *   tie bounds of MAP@<K>: worst v, best v     (--tie-bounds)
+ * With --run NAME=Q,QL,DB,DL (repeated), every run is ranked as above and stdout gets
+ * one markdown table of all runs (or a JSON object a run); --curves DIR then holds each
+ * run's CSVs and plots in DIR/NAME/, the runs' curves overlaid in DIR (one plot a
+ * kind, a legend entry a run), and the table as DIR/map.md and DIR/map.csv.
  * Sizes, timings and notes go to stderr, with the device that ranked the codes:
  * --device auto (a GPU when the binary has CUDA and one is visible, else the CPU),
  * cpu or cuda; with --model the same device encodes the images. */
@@ -247,9 +251,16 @@ static int eval_write_curves(const char *dir, const int32_t *at, const double *p
     return 0;
 }
 
-/* Ranks on `device`, computes the metrics, prints them and writes the curves. */
+/* What one evaluation gives, for the table of several runs. */
+typedef struct eval_summary {
+    int Q, D, bits, C, T, queries_in_map;
+    double map, map_best, map_worst, p_r2, p_k, r_k;
+} eval_summary;
+
+/* Ranks on `device`, computes the metrics, prints them (print 0: not at all, for the
+ * runs of a table) and writes the curves into the directory `curves` (NULL: none). */
 static int eval_report(const eval_data *e, int topk, int skip_empty, int tie_bounds,
-                       const char *curves, int json, const char *device) {
+                       const char *curves, int json, int print, const char *device, eval_summary *sum) {
     const int Q = e->Q, D = e->D;
     const int T = topk <= 0 || topk > D ? D : topk;
     char kname[16];
@@ -281,7 +292,10 @@ static int eval_report(const eval_data *e, int topk, int skip_empty, int tie_bou
     if (skip_empty)
         fprintf(stderr, "dath eval: --skip-empty-queries: MAP@%s over %d of %d queries (%d have "
                 "no relevant item in the top %s)\n", kname, res.queries_in_map, Q, Q - res.queries_in_map, kname);
-    if (json) {
+    *sum = (eval_summary){Q, D, e->bits, e->C, T, res.queries_in_map, res.map, res.map_best, res.map_worst,
+                          res.p_rad[2], res.p_at[jT], res.r_at[jT]};
+    if (!print) {
+    } else if (json) {
         printf("{\"topk\":%s%s%s,\"queries\":%d,\"database\":%d,\"bits\":%d,\"classes\":%d,"
                "\"skip_empty_queries\":%s,\"queries_in_map\":%d,\"map\":%.9g,",
                T == topk ? "" : "\"", kname, T == topk ? "" : "\"", Q, D, e->bits, e->C,
@@ -344,10 +358,206 @@ static double eval_random_map(const eval_data *e, int topk, int skip_empty, uint
     return map;
 }
 
+/* ---- several runs at once: overlaid curves and a MAP table ----------------------------- */
+
+#define EVAL_MAX_RUNS 64
+
+/* One --run NAME=Q.npy,QL.npy,DB.npy,DL.npy: its parts point into text (a copy). */
+typedef struct eval_run {
+    char text[4096];
+    const char *name, *file[4];   /* query codes, query labels, database codes, database labels */
+} eval_run;
+
+/* Parses spec into r. NAME is a directory name inside --curves: letters, digits, '.',
+ * '_', '-', not starting with '.'. Returns 0, or -1 with a message. */
+static int eval_parse_run(eval_run *r, const char *spec, char *err, size_t err_len) {
+    if (strlen(spec) >= sizeof r->text) {
+        snprintf(err, err_len, "--run %.60s...: too long", spec);
+        return -1;
+    }
+    memcpy(r->text, spec, strlen(spec) + 1);
+    char *eq = strchr(r->text, '=');
+    if (!eq || eq == r->text) {
+        snprintf(err, err_len, "--run '%s': expected NAME=Q.npy,QL.npy,DB.npy,DL.npy", spec);
+        return -1;
+    }
+    *eq = 0;
+    r->name = r->text;
+    for (const char *c = r->name; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '.' ||
+              *c == '_' || *c == '-') || r->name[0] == '.') {
+            snprintf(err, err_len, "--run '%s': the name '%s' must be letters, digits, '.', '_' or '-' (not "
+                     "starting with '.'): it names a directory and a legend entry", spec, r->name);
+            return -1;
+        }
+    char *p = eq + 1;
+    for (int k = 0; k < 4; k++) {
+        char *comma = strchr(p, ',');
+        if ((k < 3) != (comma != NULL) || (comma ? comma == p : *p == 0)) {
+            snprintf(err, err_len, "--run '%s': expected NAME= and four files separated by commas (query codes, "
+                     "query labels, database codes, database labels)", spec);
+            return -1;
+        }
+        if (comma) *comma = 0;
+        r->file[k] = p;
+        p = comma ? comma + 1 : p + strlen(p);
+    }
+    return 0;
+}
+
+/* The MAP table of every run, as markdown (md 1) or CSV (md 0). */
+static void eval_table(FILE *f, int md, const eval_run *runs, const eval_summary *sum, int n, int topk,
+                       int tie_bounds) {
+    char kname[16];
+    if (topk <= 0) snprintf(kname, sizeof kname, "all");
+    else snprintf(kname, sizeof kname, "%d", topk);
+    if (md) {
+        fprintf(f, "| run | bits | queries | database | MAP@%s |%s P@r<=2 | P@%s | R@%s |\n", kname,
+                tie_bounds ? " MAP worst | MAP best |" : "", kname, kname);
+        fprintf(f, "|---|---:|---:|---:|---:|%s---:|---:|---:|\n", tie_bounds ? "---:|---:|" : "");
+    } else {
+        fprintf(f, "run,bits,queries,database,topk,map,%sp_r2,p_at_k,r_at_k\n", tie_bounds ? "map_worst,map_best," : "");
+    }
+    for (int i = 0; i < n; i++) {
+        const eval_summary *s = &sum[i];
+        if (md) {
+            fprintf(f, "| %s | %d | %d | %d | %.4f |", runs[i].name, s->bits, s->Q, s->D, s->map);
+            if (tie_bounds) fprintf(f, " %.4f | %.4f |", s->map_worst, s->map_best);
+            fprintf(f, " %.4f | %.4f | %.4f |\n", s->p_r2, s->p_k, s->r_k);
+        } else {
+            fprintf(f, "%s,%d,%d,%d,%d,%.9g,", runs[i].name, s->bits, s->Q, s->D, s->T, s->map);
+            if (tie_bounds) fprintf(f, "%.9g,%.9g,", s->map_worst, s->map_best);
+            fprintf(f, "%.9g,%.9g,%.9g\n", s->p_r2, s->p_k, s->r_k);
+        }
+    }
+}
+
+/* DIR/map.md, DIR/map.csv and the overlaid plots of the runs' curves (their CSVs are in
+ * DIR/NAME/). Returns 0, or -1 with a message. */
+static int eval_write_overlays(const char *dir, const eval_run *runs, const eval_summary *sum, int n, int topk,
+                               int tie_bounds, char *err, size_t err_len) {
+    for (int md = 1; md >= 0; md--) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", dir, md ? "map.md" : "map.csv");
+        FILE *f = fopen(path, "w");
+        if (!f) {
+            snprintf(err, err_len, "%s: cannot create: %s", path, strerror(errno));
+            return -1;
+        }
+        eval_table(f, md, runs, sum, n, topk, tie_bounds);
+        if (fclose(f)) {
+            snprintf(err, err_len, "%s: write failed: %s", path, strerror(errno));
+            return -1;
+        }
+    }
+    static const struct { const char *png, *title, *x, *y, *csv; int xc, yc; } kinds[4] = {
+        {"p_at_n.png", "Precision of the top N", "N (retrieved items)", "precision", "p_r_at_n.csv", 1, 2},
+        {"r_at_n.png", "Recall of the top N", "N (retrieved items)", "recall", "p_r_at_n.csv", 1, 3},
+        {"pr_rank.png", "Precision-recall by rank position", "recall", "precision", "pr_rank.csv", 2, 3},
+        {"pr_radius.png", "Precision-recall by Hamming radius", "recall", "precision", "pr_radius.csv", 2, 3},
+    };
+    plot_series *s = calloc((size_t)n, sizeof *s);
+    char (*csv)[600] = calloc((size_t)n, sizeof *csv);
+    if (!s || !csv) {
+        free(s);
+        free(csv);
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    int rc = 0;
+    for (int k = 0; k < 4 && rc == 0; k++) {
+        for (int i = 0; i < n; i++) {
+            snprintf(csv[i], sizeof csv[i], "%s/%s", runs[i].name, kinds[k].csv);
+            s[i] = (plot_series){csv[i], kinds[k].xc, kinds[k].yc, runs[i].name};
+        }
+        rc = plot_png(dir, kinds[k].png, kinds[k].title, kinds[k].x, kinds[k].y, s, n, 0, 1, err, err_len);
+    }
+    free(s);
+    free(csv);
+    if (rc < 0) return -1;
+    if (rc > 0)
+        fprintf(stderr, "dath eval: gnuplot not found (Debian: apt-get install gnuplot-nox): overlays skipped; "
+                "map.md, map.csv and each run's CSVs are in %s\n", dir);
+    else
+        fprintf(stderr, "dath eval: %d runs overlaid in %s: p_at_n.png, r_at_n.png, pr_rank.png, pr_radius.png; "
+                "MAP table map.md, map.csv\n", n, dir);
+    return 0;
+}
+
+/* `dath eval --run …`: every run ranked as one `dath eval` on its four files would rank
+ * it; the table on stdout (JSON: one object a run), curves per run in DIR/NAME/ and
+ * overlaid in DIR with --curves. */
+static int eval_runs(const opt_list *list, int topk, int skip_empty, int tie_bounds, const char *curves, int json,
+                     const char *device) {
+    char err[8192];
+    const int n = list->n;
+    if (n > EVAL_MAX_RUNS) {
+        fprintf(stderr, "dath eval: %d runs: at most %d\n", n, EVAL_MAX_RUNS);
+        return 2;
+    }
+    eval_run *runs = calloc((size_t)n, sizeof *runs);
+    eval_summary *sum = calloc((size_t)n, sizeof *sum);
+    int rc = 2;
+    if (!runs || !sum) {
+        fprintf(stderr, "dath eval: out of memory\n");
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        if (eval_parse_run(&runs[i], list->v[i], err, sizeof err)) {
+            fprintf(stderr, "dath eval: %s\n", err);
+            goto out;
+        }
+        for (int j = 0; j < i; j++)
+            if (!strcmp(runs[i].name, runs[j].name)) {
+                fprintf(stderr, "dath eval: --run %s is given twice; each run needs its own name\n", runs[i].name);
+                goto out;
+            }
+    }
+    rc = 1;
+    if (curves && mkdir(curves, 0777) && errno != EEXIST) {
+        fprintf(stderr, "dath eval: --curves %s: cannot create the directory: %s\n", curves, strerror(errno));
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        eval_data e = {0};
+        fprintf(stderr, "dath eval: run %s: %s against %s\n", runs[i].name, runs[i].file[0], runs[i].file[2]);
+        if (eval_load_files(&e, runs[i].file[0], runs[i].file[1], runs[i].file[2], runs[i].file[3], err,
+                            sizeof err)) {
+            fprintf(stderr, "dath eval: run %s: %s\n", runs[i].name, err);
+            eval_data_free(&e);
+            goto out;
+        }
+        char sub[4200];
+        if (curves) snprintf(sub, sizeof sub, "%s/%s", curves, runs[i].name);
+        int r = eval_report(&e, topk, skip_empty, tie_bounds, curves ? sub : NULL, 0, 0, device, &sum[i]);
+        eval_data_free(&e);
+        if (r) goto out;
+        if (json) {
+            printf("{\"run\":\"%s\",\"topk\":%d,\"queries\":%d,\"database\":%d,\"bits\":%d,\"classes\":%d,"
+                   "\"queries_in_map\":%d,\"map\":%.9g,", runs[i].name, sum[i].T, sum[i].Q, sum[i].D, sum[i].bits,
+                   sum[i].C, sum[i].queries_in_map, sum[i].map);
+            if (tie_bounds) printf("\"map_worst\":%.9g,\"map_best\":%.9g,", sum[i].map_worst, sum[i].map_best);
+            printf("\"p_r2\":%.9g,\"p_at_k\":%.9g,\"r_at_k\":%.9g}\n", sum[i].p_r2, sum[i].p_k, sum[i].r_k);
+        }
+    }
+    if (!json) eval_table(stdout, 1, runs, sum, n, topk, tie_bounds);
+    fflush(stdout);
+    if (curves && eval_write_overlays(curves, runs, sum, n, topk, tie_bounds, err, sizeof err)) {
+        fprintf(stderr, "dath eval: %s\n", err);
+        goto out;
+    }
+    rc = 0;
+out:
+    free(runs);
+    free(sum);
+    return rc;
+}
+
 int cmd_eval(int argc, char **argv) {
     const char *query = NULL, *query_labels = NULL, *db = NULL, *db_labels = NULL;
     const char *model = NULL, *query_list = NULL, *db_list = NULL, *root = "";
     const char *curves = NULL;
+    opt_list runs = {0};
     int topk = 5000, skip_empty = 0, tie_bounds = 0, json = 0, batch = 256, random_baseline = 0;
     int workers = 0, device = 0, precision = DATH_FP32, conv = DATH_CONV_IMPLICIT;
     float max_mp = 64;
@@ -373,17 +583,37 @@ int cmd_eval(int argc, char **argv) {
         {"curves", OPT_STR, &curves, NULL, "write P@N, R@N and PR curves (CSV) and PNG plots into this directory", 0},
         {"json", OPT_FLAG, &json, "0", "print one JSON object instead of the text lines", 0},
         {"random-baseline", OPT_FLAG, &random_baseline, "0", "also print the MAP of random codes of the same shape (chance level)", 0},
+        {"run", OPT_LIST, &runs, NULL, "instead of the four files: NAME=Q.npy,QL.npy,DB.npy,DL.npy, repeated: "
+         "a MAP table of all runs; with --curves their curves overlaid", 0},
         {0}};
     static const char *synopsis =
         "--query Q.npy --query-labels QL.npy --db D.npy --db-labels DL.npy [options]\n"
-        "       dath eval --model M.safetensors --query-list Q.txt --db-list D.txt --root DIR [options]";
+        "       dath eval --model M.safetensors --query-list Q.txt --db-list D.txt --root DIR [options]\n"
+        "       dath eval --run NAME=Q.npy,QL.npy,DB.npy,DL.npy --run NAME2=... [--curves DIR] [options]";
     char err[4096];
     int rc = opts_parse("dath eval", synopsis, spec, argc, argv, NULL, 0, NULL, err, sizeof err);
     if (rc) {
         if (rc < 0) fprintf(stderr, "dath eval: %s\n", err);
+        opt_list_free(&runs);
         return rc < 0 ? 2 : 0;
     }
     int files = query || query_labels || db || db_labels;
+    if (runs.n) {
+        if (files || model || query_list || db_list || random_baseline) {
+            fprintf(stderr, "dath eval: --run gives each run's four files; it goes without --query, --query-labels, "
+                    "--db, --db-labels, --model, --query-list, --db-list and --random-baseline\n");
+            opt_list_free(&runs);
+            return 2;
+        }
+        if (topk < 0) {
+            fprintf(stderr, "dath eval: --topk %d: expected 0 (all) or a positive count\n", topk);
+            opt_list_free(&runs);
+            return 2;
+        }
+        rc = eval_runs(&runs, topk, skip_empty, tie_bounds, curves, json, backend_devices[device]);
+        opt_list_free(&runs);
+        return rc;
+    }
     if (model && files) {
         fprintf(stderr, "dath eval: give either --model with --query-list/--db-list, or the four "
                 ".npy files, not both\n");
@@ -415,7 +645,8 @@ int cmd_eval(int argc, char **argv) {
         eval_data_free(&e);
         return 1;
     }
-    rc = eval_report(&e, topk, skip_empty, tie_bounds, curves, json, backend_devices[device]);
+    eval_summary sum;
+    rc = eval_report(&e, topk, skip_empty, tie_bounds, curves, json, 1, backend_devices[device], &sum);
     if (!rc && random_baseline) {
         char kname[16];
         if (topk <= 0 || topk > e.D) snprintf(kname, sizeof kname, "all");

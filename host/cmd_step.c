@@ -1,5 +1,6 @@
 /* host/cmd_step.c — `dath step`: one forward and backward pass with every image of a
- * list as one batch, and a dump of every tensor (the comparison point with PyTorch).
+ * list as one batch, and a dump of every tensor (the comparison point with PyTorch; also
+ * the forward's features f and fc7.<stream>, which `dath features` is checked against).
  * The images are decoded as everywhere else, by the prefetcher (one batch of the whole
  * list, in list order); the crops are training's of epoch 0 (prefetch_crop), or the
  * centre with --no-augment. */
@@ -171,6 +172,22 @@ int cmd_step(int argc, char **argv) {
         dump_add(w, "labels", lab, 2, sl);
         dump_add(w, "h", h, 2, sh);
         dump_add(w, "y", y, 2, sl);
+        /* the features of the same forward: the fused f and each stream's fc7 (before its
+         * ReLU), what `dath features` writes (checks/test_features.py) */
+        {
+            size_t nf = (size_t)B * MODEL_HIDDEN;
+            float *fb = malloc(nf * sizeof *fb);
+            int64_t sf[2] = {B, MODEL_HIDDEN};
+            be->download(fb, net_fused(n), nf * sizeof *fb, &ctx);
+            dump_add(w, "f", fb, 2, sf);
+            for (int s = 0; s < m->nstreams; s++) {
+                char name[48];
+                snprintf(name, sizeof name, "fc7.%s", m->streams[s].prefix);
+                be->download(fb, net_fc7(n, s), nf * sizeof *fb, &ctx);
+                dump_add(w, name, fb, 2, sf);
+            }
+            free(fb);
+        }
         dump_add(w, "loss.j1", lv + 0, 1, one);
         dump_add(w, "loss.j2", lv + 1, 1, one);
         dump_add(w, "loss.j3", lv + 2, 1, one);

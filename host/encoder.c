@@ -105,7 +105,9 @@ int encoder_run(dath_encoder *e, int B, float *h, char *err, size_t err_len) {
     return encoder_run_from(e, e->img, B, h, err, err_len);
 }
 
-int encoder_run_from(dath_encoder *e, const uint8_t *images, int B, float *h, char *err, size_t err_len) {
+/* Uploads B images and runs the transform and the forward (a graph replay for a full
+ * batch once captured). Returns 0, or -1 with a message. */
+static int encoder_pass(dath_encoder *e, const uint8_t *images, int B, char *err, size_t err_len) {
     const dath_backend *be = e->be;
     dath_ctx *ctx = e->ctx;
     if (B < 1 || B > e->batch) {
@@ -135,7 +137,29 @@ int encoder_run_from(dath_encoder *e, const uint8_t *images, int B, float *h, ch
     } else {
         encoder_enqueue(e, B);
     }
-    be->download(h, net_h(e->net), (size_t)B * e->K * sizeof *h, ctx);
+    return 0;
+}
+
+int encoder_run_from(dath_encoder *e, const uint8_t *images, int B, float *h, char *err, size_t err_len) {
+    if (encoder_pass(e, images, B, err, err_len)) return -1;
+    e->be->download(h, net_h(e->net), (size_t)B * e->K * sizeof *h, e->ctx);
+    return 0;
+}
+
+int encoder_features_from(dath_encoder *e, const uint8_t *images, int B, int stream, float *feat, char *err,
+                          size_t err_len) {
+    const dath_model *m = net_model(e->net);
+    if (stream != ENCODER_FUSED && (stream < 0 || stream >= m->nstreams)) {
+        snprintf(err, err_len, "stream %d: %s has %d stream%s", stream, variant_name(m->variant), m->nstreams,
+                 m->nstreams == 1 ? "" : "s");
+        return -1;
+    }
+    if (encoder_pass(e, images, B, err, err_len)) return -1;
+    const size_t n = (size_t)B * MODEL_HIDDEN;
+    e->be->download(feat, stream == ENCODER_FUSED ? net_fused(e->net) : net_fc7(e->net, stream), n * sizeof *feat,
+                    e->ctx);
+    if (stream != ENCODER_FUSED)   /* fc7 is kept before its ReLU (the fusion applies it) */
+        for (size_t i = 0; i < n; i++) feat[i] = feat[i] > 0 ? feat[i] : 0;
     return 0;
 }
 
@@ -159,8 +183,7 @@ static void encode_progress(const char *file, int done, int n, double t0) {
     fflush(stderr);
 }
 
-/* Packs the signs of h [B, K] into codes [B, (K+7)/8]: bit j is 1 when h_j >= 0. */
-static void encode_pack(uint8_t *codes, const float *h, int B, int K) {
+void encoder_pack(uint8_t *codes, const float *h, int B, int K) {
     const int nb = (K + 7) / 8;
     memset(codes, 0, (size_t)B * nb);
     for (int b = 0; b < B; b++)
@@ -168,10 +191,13 @@ static void encode_pack(uint8_t *codes, const float *h, int B, int K) {
             if (h[(size_t)b * K + j] >= 0) codes[(size_t)b * nb + j / 8] |= (uint8_t)(0x80u >> (j % 8));
 }
 
-int encoder_encode_list(const dath_backend *be, dath_ctx *ctx, const dath_model *m, const dath_list *l,
-                        int batch, int workers, int64_t max_pixels, int progress, uint8_t **codes, int **kept,
+/* The list pass of encoder_encode_list (stream ENCODE_CODES: codes [n_ok, (K+7)/8]) and
+ * encoder_features_list (a stream: features [n_ok, 4096] as floats) into *out. */
+enum { ENCODE_CODES = -2 };
+static int encoder_list(const dath_backend *be, dath_ctx *ctx, const dath_model *m, const dath_list *l, int batch,
+                        int workers, int64_t max_pixels, int progress, int stream, void **out_p, int **kept,
                         int *n_ok, char *err, size_t err_len) {
-    *codes = NULL;
+    *out_p = NULL;
     *kept = NULL;
     *n_ok = 0;
     if (batch < 1) {
@@ -179,6 +205,9 @@ int encoder_encode_list(const dath_backend *be, dath_ctx *ctx, const dath_model 
         return -1;
     }
     const int K = m->K, S = m->S, R = transform_cache_side(S), nb = (K + 7) / 8, n = l->n;
+    /* bytes of one image's output, and floats of one batch's host buffer */
+    const size_t row = stream == ENCODE_CODES ? (size_t)nb : MODEL_HIDDEN * sizeof(float);
+    const size_t width = stream == ENCODE_CODES ? (size_t)K : MODEL_HIDDEN;
     if (batch > n && n > 0) batch = n;
     encode_warn warn = {progress && isatty(STDERR_FILENO)};
     prefetch_config pc = {.list = l, .mode = PREFETCH_ENCODE, .R = R, .S = S, .B = batch, .workers = workers,
@@ -187,12 +216,12 @@ int encoder_encode_list(const dath_backend *be, dath_ctx *ctx, const dath_model 
                           .max_warnings = ENCODE_NAMED_FAILURES, .max_pixels = max_pixels};
     dath_prefetch *pf = NULL;
     dath_encoder *enc = NULL;
-    float *h = malloc((size_t)batch * K * sizeof *h);                  /* [batch, K] host */
-    uint8_t *out = malloc((size_t)(n ? n : 1) * nb);                   /* [n, nb] */
+    float *h = malloc((size_t)batch * width * sizeof *h);              /* [batch, K or 4096] host */
+    uint8_t *out = malloc((size_t)(n ? n : 1) * row);                  /* [n, row bytes] */
     int *rows = malloc((size_t)(n ? n : 1) * sizeof *rows);            /* [n] */
     int rc = -1;
     if (!h || !out || !rows) {
-        snprintf(err, err_len, "out of memory for encoding %d images", n);
+        snprintf(err, err_len, "out of memory for encoding %d images (%.1f MB of output)", n, (double)n * row / 1e6);
         goto done;
     }
     if (n == 0) {
@@ -205,9 +234,15 @@ int encoder_encode_list(const dath_backend *be, dath_ctx *ctx, const dath_model 
     double t0 = dath_now();
     prefetch_batch b;
     while ((r = prefetch_next(pf, &b, err, err_len)) == 0) {
-        int ok = encoder_run_from(enc, b.images, b.n, h, err, err_len) == 0;
+        int ok;
+        if (stream == ENCODE_CODES) {
+            ok = encoder_run_from(enc, b.images, b.n, h, err, err_len) == 0;
+            if (ok) encoder_pack(out + (size_t)n_good * row, h, b.n, K);
+        } else {
+            ok = encoder_features_from(enc, b.images, b.n, stream, h, err, err_len) == 0;
+            if (ok) memcpy(out + (size_t)n_good * row, h, (size_t)b.n * row);
+        }
         if (ok) {
-            encode_pack(out + (size_t)n_good * nb, h, b.n, K);
             memcpy(rows + n_good, b.samples, (size_t)b.n * sizeof *rows);
             n_good += b.n;
         }
@@ -223,7 +258,7 @@ int encoder_encode_list(const dath_backend *be, dath_ctx *ctx, const dath_model 
     if (ps.bad)
         fprintf(stderr, "encode: %s: %d of %d images could not be read%s; their rows are left out\n", l->file,
                 ps.bad, n, ps.bad > ENCODE_NAMED_FAILURES ? " (the first few named above)" : "");
-    *codes = out;
+    *out_p = out;
     *kept = rows;
     *n_ok = n_good;
     out = NULL;
@@ -235,5 +270,31 @@ done:
     free(h);
     free(out);
     free(rows);
+    return rc;
+}
+
+int encoder_encode_list(const dath_backend *be, dath_ctx *ctx, const dath_model *m, const dath_list *l,
+                        int batch, int workers, int64_t max_pixels, int progress, uint8_t **codes, int **kept,
+                        int *n_ok, char *err, size_t err_len) {
+    void *out;
+    int rc = encoder_list(be, ctx, m, l, batch, workers, max_pixels, progress, ENCODE_CODES, &out, kept, n_ok, err,
+                          err_len);
+    *codes = out;
+    return rc;
+}
+
+int encoder_features_list(const dath_backend *be, dath_ctx *ctx, const dath_model *m, const dath_list *l,
+                          int batch, int workers, int64_t max_pixels, int progress, int stream, float **feat,
+                          int **kept, int *n_ok, char *err, size_t err_len) {
+    *feat = NULL;
+    if (stream != ENCODER_FUSED && (stream < 0 || stream >= m->nstreams)) {
+        snprintf(err, err_len, "stream %d: %s has %d stream%s", stream, variant_name(m->variant), m->nstreams,
+                 m->nstreams == 1 ? "" : "s");
+        return -1;
+    }
+    void *out;
+    int rc = encoder_list(be, ctx, m, l, batch, workers, max_pixels, progress, stream, &out, kept, n_ok, err,
+                          err_len);
+    *feat = out;
     return rc;
 }

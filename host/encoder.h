@@ -39,6 +39,18 @@ int encoder_run(dath_encoder *e, int B, float *h, char *err, size_t err_len);
  * e.g. a prefetcher's batch). */
 int encoder_run_from(dath_encoder *e, const uint8_t *images, int B, float *h, char *err, size_t err_len);
 
+/* Packs the signs of h [B, K] into codes [B, (K+7)/8] as numpy.packbits packs them: bit
+ * j is 1 when h_j ≥ 0 (bit 7 − j%8 of byte j/8), padding bits 0. */
+void encoder_pack(uint8_t *codes, const float *h, int B, int K);
+
+/* The features of the same pass (`dath features`): feat [B, 4096] host, the fused f that
+ * the hash layer reads (stream ENCODER_FUSED) or ReLU(fc7) of stream s (0 ≤ s <
+ * nstreams, model.h's order; net.h's net_fused / net_fc7). Returns 0, or -1 with a
+ * message. */
+enum { ENCODER_FUSED = -1 };
+int encoder_features_from(dath_encoder *e, const uint8_t *images, int B, int stream, float *feat, char *err,
+                          size_t err_len);
+
 /* Encodes every image of list l (centre crop, no dropout) in batches of `batch` list
  * rows, decoded by the prefetcher's workers (loader/prefetch.h, encode mode; `workers`
  * threads, ≤ 0: one per core) while the previous batch is encoded. Images that fail
@@ -50,6 +62,14 @@ int encoder_run_from(dath_encoder *e, const uint8_t *images, int B, float *h, ch
 int encoder_encode_list(const dath_backend *be, dath_ctx *ctx, const dath_model *m, const dath_list *l,
                         int batch, int workers, int64_t max_pixels, int progress, uint8_t **codes, int **kept,
                         int *n_ok, char *err, size_t err_len);
+
+/* The same pass over list l (decoded and batched as above), keeping features instead
+ * of codes: feat [n_ok, 4096] (encoder_features_from's, for `stream`), kept [n_ok] the
+ * rows; both malloc'd, the caller's (16 KB an image: the whole list is held in memory).
+ * Returns 0, or -1 with a message. */
+int encoder_features_list(const dath_backend *be, dath_ctx *ctx, const dath_model *m, const dath_list *l,
+                          int batch, int workers, int64_t max_pixels, int progress, int stream, float **feat,
+                          int **kept, int *n_ok, char *err, size_t err_len);
 
 /* The net the encoder runs (the cost model names parameter pointers through it). */
 struct dath_net *encoder_net(dath_encoder *e);

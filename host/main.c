@@ -15,6 +15,8 @@ static const struct {
     {"train", cmd_train, "train on an image list (checkpoints, resume, periodic MAP)"},
     {"encode", cmd_encode, "encode an image list to packed binary codes (.npy)"},
     {"eval", cmd_eval, "Hamming ranking: MAP@K, P@N, R@N, P@r<=2, PR curves and plots"},
+    {"search", cmd_search, "the database images nearest a query image or code: a table, JSON, a contact sheet"},
+    {"features", cmd_features, "fc7 features of an image list (.npy float32 [N, 4096]): DATH's fused fc7 or a stream's"},
     {"baseline", cmd_baseline, "LSH, PCAH, ITQ, ITQ-CCA, SDH on feature vectors: learn, encode to codes (.npy)"},
     {"mkdemo", cmd_mkdemo, "build the demo data set (Fashion-MNIST mosaics, multi-label)"},
     {"cost", cmd_cost, "the cost model: every CUDA kernel's FLOPs, bytes and floor on a GPU"},

@@ -226,6 +226,8 @@ float *net_grad(dath_net *n) { return n->grad; }
 float *net_rms(dath_net *n) { return n->rms; }
 const float *net_h(const dath_net *n) { return n->h; }
 const float *net_y(const dath_net *n) { return n->y; }
+const float *net_fused(const dath_net *n) { return n->f; }
+const float *net_fc7(const dath_net *n, int s) { return s >= 0 && s < n->m->nstreams ? n->st[s].f7 : NULL; }
 float *net_dh(dath_net *n) { return n->dh; }
 float *net_dy(dath_net *n) { return n->dy; }
 float *net_dz(dath_net *n) { return n->dz; }

@@ -52,6 +52,13 @@ void net_forward(dath_net *n, const float *x, int B, const net_run *r);
 /* Outputs of the last forward: h [B,K] (tanh outputs), y [B,C] (logits). */
 const float *net_h(const dath_net *n);
 const float *net_y(const dath_net *n);
+/* Features of the last forward, [B, 4096] backend memory each (no dropout: the model's
+ * own features, as `dath features` writes them): net_fused is f = Σ_s ReLU(fc7_s), what
+ * the hash layer reads (one stream: ReLU(fc7), AlexNet's DeCAF7 for a torchvision trunk);
+ * net_fc7 is stream s's fc7 before its ReLU (0 ≤ s < the model's nstreams, in model.h's
+ * order: pam then cam for dath), NULL for another s. */
+const float *net_fused(const dath_net *n);
+const float *net_fc7(const dath_net *n, int s);
 /* Gradient inputs of the backward, [Bmax,K] and [Bmax,C]; zeroed by net_zero_grad. */
 float *net_dh(dath_net *n);
 float *net_dy(dath_net *n);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "../loader/atomic.h"
@@ -416,8 +417,8 @@ done:
     return rc;
 }
 
-int npy_write_f32(const char *path, const float *data, int64_t rows, int64_t cols, char *err,
-                  size_t err_len) {
+int npy_add_f32(atomic_group *g, const char *path, const float *data, int64_t rows, int64_t cols, char *err,
+                size_t err_len) {
     if (rows < 0 || cols < 0 || (cols > 0 && rows > (int64_t)(SIZE_MAX / 8) / cols)) {
         snprintf(err, err_len, "%s: bad shape (%" PRId64 ", %" PRId64 ")", path, rows, cols);
         return -1;
@@ -439,5 +440,65 @@ int npy_write_f32(const char *path, const float *data, int64_t rows, int64_t col
     head[total - 1] = '\n';
     const void *parts[2] = {head, data};
     size_t lens[2] = {total, (size_t)rows * (size_t)cols * sizeof(float)};
-    return atomic_write(path, parts, lens, lens[1] ? 2 : 1, err, err_len);
+    return atomic_group_add(g, path, parts, lens, lens[1] ? 2 : 1, err, err_len);
+}
+
+int npy_write_f32(const char *path, const float *data, int64_t rows, int64_t cols, char *err,
+                  size_t err_len) {
+    atomic_group *g = atomic_group_new();
+    if (!g) {
+        snprintf(err, err_len, "%s: out of memory", path);
+        return -1;
+    }
+    int rc = npy_add_f32(g, path, data, rows, cols, err, err_len) || atomic_group_commit(g, err, err_len) ? -1 : 0;
+    atomic_group_free(g);
+    return rc;
+}
+
+/* ---- uint8 files mapped (a search's database) ------------------------------------------ */
+
+/* Item size of the dtypes npy_read_u8 reads (1); 0 for any other. */
+static size_t npy_u8_item(const char *descr) {
+    return !strcmp(descr, "|u1") || !strcmp(descr, "<u1") || !strcmp(descr, ">u1") || !strcmp(descr, "|b1");
+}
+
+int npy_map_u8(const char *path, npy_map *m, char *err, size_t err_len) {
+    memset(m, 0, sizeof *m);
+    npy_in in;
+    int bad_dtype;
+    if (npy_open_2d(&in, path, npy_u8_item, &bad_dtype, err, err_len)) {
+        if (bad_dtype)
+            snprintf(err, err_len, "%s: dtype '%s' is not uint8 ('|u1'); save with "
+                     "numpy.save(path, array.astype(numpy.uint8))", path, in.descr);
+        return -1;
+    }
+    off_t at = ftello(in.fp);
+    int rc = -1;
+    if (at < 0) {
+        snprintf(err, err_len, "%s: cannot tell the header's end: %s", path, strerror(errno));
+        goto done;
+    }
+    m->rows = in.rows;
+    m->cols = in.cols;
+    if (in.bytes) {
+        size_t len = (size_t)at + in.bytes;
+        void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fileno(in.fp), 0);
+        if (p == MAP_FAILED) {
+            snprintf(err, err_len, "%s: cannot map %zu bytes: %s", path, len, strerror(errno));
+            goto done;
+        }
+        m->base = p;
+        m->len = len;
+        m->data = (const uint8_t *)p + at;
+    }
+    rc = 0;
+done:
+    fclose(in.fp);   /* the mapping stays valid without the descriptor */
+    if (rc) memset(m, 0, sizeof *m);
+    return rc;
+}
+
+void npy_unmap(npy_map *m) {
+    if (m && m->base) munmap(m->base, m->len);
+    if (m) memset(m, 0, sizeof *m);
 }

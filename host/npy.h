@@ -23,6 +23,20 @@
 int npy_read_u8(const char *path, uint8_t **data, int64_t *rows, int64_t *cols, char *err,
                 size_t err_len);
 
+/* The same file mapped instead of read (mmap, read-only, shared with the page cache):
+ * for a database of codes that should not be copied into memory. The header is checked
+ * as npy_read_u8 checks it (the same parser), and the file must hold exactly
+ * rows × cols bytes after it. m->data [rows, cols] points into the mapping (NULL when
+ * rows × cols is 0) until npy_unmap. Returns 0, or -1 with a message naming the file. */
+typedef struct npy_map {
+    const uint8_t *data;     /* [rows, cols] */
+    int64_t rows, cols;
+    void *base;              /* the mapping (NULL: none) and its length */
+    size_t len;
+} npy_map;
+int npy_map_u8(const char *path, npy_map *m, char *err, size_t err_len);
+void npy_unmap(npy_map *m);
+
 /* data [rows, cols]; rows may be 0 */
 int npy_write_u8(const char *path, const uint8_t *data, int64_t rows, int64_t cols, char *err,
                  size_t err_len);
@@ -40,5 +54,8 @@ int npy_read_f32(const char *path, float **data, int64_t *rows, int64_t *cols, c
                  size_t err_len);
 int npy_write_f32(const char *path, const float *data, int64_t rows, int64_t cols, char *err,
                   size_t err_len);
+/* The same as one file of group g (written now, renamed by atomic_group_commit). */
+int npy_add_f32(atomic_group *g, const char *path, const float *data, int64_t rows, int64_t cols, char *err,
+                size_t err_len);
 
 #endif

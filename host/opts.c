@@ -91,6 +91,17 @@ static int opts_set(const opt_spec *o, const char *text, char *err, size_t err_l
         *(float *)o->ptr = v;
         return 0;
     }
+    case OPT_LIST: {
+        opt_list *l = o->ptr;
+        const char **v = realloc(l->v, (size_t)(l->n + 1) * sizeof *v);
+        if (!v) {
+            snprintf(err, err_len, "--%s: out of memory", o->name);
+            return -1;
+        }
+        v[l->n++] = text;
+        l->v = v;
+        return 0;
+    }
     case OPT_ENUM:
         for (int i = 0; o->choices[i]; i++)
             if (!strcmp(text, o->choices[i])) {
@@ -100,7 +111,7 @@ static int opts_set(const opt_spec *o, const char *text, char *err, size_t err_l
         return opts_choices_error(o, text, err, err_len);
     }
 bad:;
-    static const char *what[] = {"text", "an integer", "a non-negative integer", "a number", "a flag", "a choice"};
+    static const char *what[] = {"text", "an integer", "a non-negative integer", "a number", "a flag", "a choice", "text"};
     snprintf(err, err_len, "--%s: '%s' is not %s", o->name, text, what[o->type]);
     return -1;
 }
@@ -142,6 +153,9 @@ int opts_parse(const char *cmd, const char *synopsis, const opt_spec *spec, int 
             val = argv[++i];
         }
         if (opts_set(o, val, err, err_len)) return -1;
+        /* a list also takes every argument after its first value up to the next --option */
+        while (o->type == OPT_LIST && i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0)
+            if (opts_set(o, argv[++i], err, err_len)) return -1;
         seen[o - spec < 128 ? o - spec : 127] = 1;
     }
     for (const opt_spec *o = spec; o->name; o++) {
@@ -156,7 +170,7 @@ int opts_parse(const char *cmd, const char *synopsis, const opt_spec *spec, int 
 
 void opts_usage(FILE *f, const char *cmd, const char *synopsis, const opt_spec *spec) {
     fprintf(f, "usage: %s %s\n\noptions:\n", cmd, synopsis ? synopsis : "[options]");
-    static const char *meta[] = {"TEXT", "N", "N", "X", "", "NAME"};
+    static const char *meta[] = {"TEXT", "N", "N", "X", "", "NAME", "TEXT..."};
     for (const opt_spec *o = spec; o->name; o++) {
         char left[64];
         snprintf(left, sizeof left, "--%s %s", o->name, meta[o->type]);
@@ -204,6 +218,27 @@ int opts_to_json(const opt_spec *spec, int mask, char *buf, size_t len) {
         case OPT_U64: w = snprintf(buf + at, len - at, "%s\"%s\":%" PRIu64, sep, o->name, *(uint64_t *)o->ptr); break;
         case OPT_FLOAT: w = snprintf(buf + at, len - at, "%s\"%s\":%.9g", sep, o->name, (double)*(float *)o->ptr); break;
         case OPT_ENUM: w = snprintf(buf + at, len - at, "%s\"%s\":\"%s\"", sep, o->name, o->choices[*(int *)o->ptr]); break;
+        case OPT_LIST: {   /* an array of strings, escaped as OPT_STR's */
+            const opt_list *l = o->ptr;
+            w = snprintf(buf + at, len - at, "%s\"%s\":[", sep, o->name);
+            for (int k = 0; k < l->n && w >= 0 && (size_t)w < len - at; k++) {
+                at += (size_t)w;
+                w = snprintf(buf + at, len - at, "%s\"", k ? "," : "");
+                if (w < 0 || (size_t)w >= len - at) return -1;
+                at += (size_t)w;
+                for (const char *s = l->v[k]; *s; s++) {
+                    if (at + 8 >= len) return -1;
+                    if (*s == '"' || *s == '\\') { buf[at++] = '\\'; buf[at++] = *s; }
+                    else if ((unsigned char)*s < 0x20) at += (size_t)snprintf(buf + at, len - at, "\\u%04x", *s);
+                    else buf[at++] = *s;
+                }
+                w = snprintf(buf + at, len - at, "\"");
+            }
+            if (w < 0 || (size_t)w >= len - at) return -1;
+            at += (size_t)w;
+            w = snprintf(buf + at, len - at, "]");
+            break;
+        }
         }
         if (w < 0 || (size_t)w >= len - at) return -1;
         at += (size_t)w;
@@ -235,9 +270,26 @@ int opts_to_args(const opt_spec *spec, int mask, char *buf, size_t len) {
         case OPT_U64: w = snprintf(buf + at, len - at, "%s--%s\t%" PRIu64, sep, o->name, *(uint64_t *)o->ptr); break;
         case OPT_FLOAT: w = snprintf(buf + at, len - at, "%s--%s\t%.9g", sep, o->name, (double)*(float *)o->ptr); break;
         case OPT_ENUM: w = snprintf(buf + at, len - at, "%s--%s\t%s", sep, o->name, o->choices[*(int *)o->ptr]); break;
+        case OPT_LIST: {   /* --name v1 v2 ...: read back as one list */
+            const opt_list *l = o->ptr;
+            if (!l->n) continue;
+            w = snprintf(buf + at, len - at, "%s--%s", sep, o->name);
+            for (int k = 0; k < l->n && w >= 0 && (size_t)w < len - at; k++) {
+                at += (size_t)w;
+                w = snprintf(buf + at, len - at, "\t%s", l->v[k]);
+            }
+            break;
+        }
         }
         if (w < 0 || (size_t)w >= len - at) return -1;
         at += (size_t)w;
     }
     return (int)at;
+}
+
+void opt_list_free(opt_list *l) {
+    if (!l) return;
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
 }

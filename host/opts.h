@@ -12,6 +12,10 @@
  * OPT_ENUM takes one of `choices` (NULL-terminated) and stores its index in an int:
  *       {"precision", OPT_ENUM, &prec, "fp32", "GEMM precision", 0, backend_precisions},
  * so "'x': expected fp32, tf32 or bf16" is written once, here, for every command.
+ * OPT_LIST collects text values into an opt_list (ptr): the option may be given several
+ * times, and each time takes every argument after it up to the next --option
+ * (`--image a.jpg b.jpg --image c.jpg` gives three); it has no default, and its
+ * array is malloc'd (opt_list_free).
  * Defaults are parsed from the `def` string before argv is read.
  * Numbers are decimal only: an integer is [+-]digits, a number [+-]digits[.digits][e±N]
  * (no hexadecimal, no inf or nan, no leading space). flags OPT_POSITIVE (> 0) and
@@ -26,13 +30,20 @@
 #include <stdint.h>
 #include <stdio.h>
 
-typedef enum { OPT_STR, OPT_INT, OPT_U64, OPT_FLOAT, OPT_FLAG, OPT_ENUM } opt_type;
+typedef enum { OPT_STR, OPT_INT, OPT_U64, OPT_FLOAT, OPT_FLAG, OPT_ENUM, OPT_LIST } opt_type;
+
+/* The values of an OPT_LIST option, in the order given: v [n] points into argv. */
+typedef struct opt_list {
+    const char **v;
+    int n;
+} opt_list;
+void opt_list_free(opt_list *l);
 enum { OPT_REQUIRED = 1, OPT_POSITIVE = 2, OPT_NONNEG = 4, OPT_RUN = 8 };
 
 typedef struct opt_spec {
     const char *name;    /* without the leading "--" */
     opt_type type;
-    void *ptr;           /* const char **, int *, uint64_t *, float *, int * (flag, enum) */
+    void *ptr;           /* const char **, int *, uint64_t *, float *, int * (flag, enum), opt_list * */
     const char *def;     /* default as text, NULL for none */
     const char *help;
     int flags;           /* OPT_REQUIRED, OPT_POSITIVE, OPT_NONNEG, OPT_RUN */

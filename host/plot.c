@@ -58,9 +58,43 @@ static void plot_quote(FILE *f, const char *s) {
     fputc('\'', f);
 }
 
+/* One panel's settings and its plot command. */
+static void plot_panel_script(FILE *f, const plot_panel *p) {
+    fprintf(f, "set title ");
+    plot_quote(f, p->title);
+    fprintf(f, "\nset xlabel ");
+    plot_quote(f, p->xlabel);
+    fprintf(f, "\nset ylabel ");
+    plot_quote(f, p->ylabel);
+    fprintf(f, "\nset grid\nset key %s\n", p->key ? p->key : "bottom left");
+    fprintf(f, "%s\n%s\n", p->logx ? "set logscale x" : "unset logscale x", p->logy ? "set logscale y" : "unset logscale y");
+    fprintf(f, "%s\n", p->unit_y ? "set yrange [0:1]" : "set autoscale y");
+    if (p->xstep > 0) fprintf(f, "set xtics %d\n", p->xstep);
+    else fprintf(f, "set xtics autofreq\n");
+    fprintf(f, "plot ");
+    for (int i = 0; i < p->nseries; i++) {
+        plot_quote(f, p->series[i].csv);
+        fprintf(f, " skip 1 using %d:%d with %s ", p->series[i].xcol, p->series[i].ycol,
+                p->lines_only ? "lines" : "linespoints pointsize 0.5");
+        if (p->series[i].title) {
+            fprintf(f, "title ");
+            plot_quote(f, p->series[i].title);
+        } else {
+            fprintf(f, "notitle");
+        }
+        fprintf(f, "%s", i + 1 < p->nseries ? ", \\\n     " : "\n");
+    }
+}
+
 int plot_png(const char *dir, const char *png, const char *title, const char *xlabel,
              const char *ylabel, const plot_series *series, int nseries, int logx, int unit_y,
              char *err, size_t err_len) {
+    const plot_panel p = {title, xlabel, ylabel, series, nseries, logx, 0, unit_y, 0, NULL, 0};
+    return plot_png_panels(dir, png, &p, 1, 800, 600, err, err_len);
+}
+
+int plot_png_panels(const char *dir, const char *png, const plot_panel *panels, int npanels, int width,
+                    int height, char *err, size_t err_len) {
     const char *term = plot_terminal();
     if (!term) return 1;
     char script[4096], stem[1024];
@@ -72,32 +106,15 @@ int plot_png(const char *dir, const char *png, const char *title, const char *xl
         snprintf(err, err_len, "%s: cannot create: %s", script, strerror(errno));
         return -1;
     }
-    fprintf(f, "# %s.gp — written by dath eval; run `gnuplot %s.gp` in this directory\n", stem, stem);
-    fprintf(f, "set terminal %s size 800,600%s noenhanced\n", term,
+    fprintf(f, "# %s.gp — written by dath; run `gnuplot %s.gp` in this directory\n", stem, stem);
+    fprintf(f, "set terminal %s size %d,%d%s noenhanced\n", term, width, height,
             strcmp(term, "pngcairo") == 0 ? " font 'sans,11'" : "");
     fprintf(f, "set output ");
     plot_quote(f, png);
-    fprintf(f, "\nset datafile separator ','\nset title ");
-    plot_quote(f, title);
-    fprintf(f, "\nset xlabel ");
-    plot_quote(f, xlabel);
-    fprintf(f, "\nset ylabel ");
-    plot_quote(f, ylabel);
-    fprintf(f, "\nset grid\nset key bottom left\n%s%s", logx ? "set logscale x\n" : "",
-            unit_y ? "set yrange [0:1]\n" : "");
-    fprintf(f, "plot ");
-    for (int i = 0; i < nseries; i++) {
-        plot_quote(f, series[i].csv);
-        fprintf(f, " skip 1 using %d:%d with linespoints pointsize 0.5 ", series[i].xcol,
-                series[i].ycol);
-        if (series[i].title) {
-            fprintf(f, "title ");
-            plot_quote(f, series[i].title);
-        } else {
-            fprintf(f, "notitle");
-        }
-        fprintf(f, "%s", i + 1 < nseries ? ", \\\n     " : "\n");
-    }
+    fprintf(f, "\nset datafile separator ','\n");
+    if (npanels > 1) fprintf(f, "set multiplot layout %d,1\n", npanels);
+    for (int i = 0; i < npanels; i++) plot_panel_script(f, &panels[i]);
+    if (npanels > 1) fprintf(f, "unset multiplot\n");
     if (fclose(f)) {
         snprintf(err, err_len, "%s: write failed: %s", script, strerror(errno));
         return -1;

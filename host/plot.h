@@ -20,6 +20,23 @@ typedef struct plot_series {
     const char *title;       /* legend entry; NULL for none */
 } plot_series;
 
+/* One plot of a figure: its series, labels and axes. */
+typedef struct plot_panel {
+    const char *title, *xlabel, *ylabel;
+    const plot_series *series;
+    int nseries;
+    int logx, logy;          /* logarithmic axes */
+    int unit_y;              /* the y axis from 0 to 1 */
+    int lines_only;          /* lines without points (many points) */
+    const char *key;         /* gnuplot's legend position ("top right", ...); NULL: bottom left */
+    int xstep;               /* > 0: x tics every xstep (whole-number x, e.g. epochs); 0: gnuplot's own */
+} plot_panel;
+
+/* Panels stacked top to bottom in one PNG of width × height pixels (gnuplot's
+ * multiplot), through the script dir/<png without .png>.gp. Returns as plot_png. */
+int plot_png_panels(const char *dir, const char *png, const plot_panel *panels, int npanels, int width,
+                    int height, char *err, size_t err_len);
+
 /* Draws the series into dir/png (800×600), through the script dir/<png without .png>.gp.
  * logx: logarithmic x axis. The y axis runs from 0 to 1 when unit_y is set.
  * Returns 0; 1 when gnuplot is unavailable (nothing written); -1 with a message

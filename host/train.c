@@ -16,6 +16,7 @@
 #include "../loader/prefetch.h"
 #include "clock.h"
 #include "feed.h"
+#include "losscurve.h"
 #include "net.h"
 #include "ranks.h"
 #include "retrieval.h"
@@ -349,6 +350,7 @@ int train_run(const train_config *c) {
             failed = 1;
         }
         if (failed) break;
+        losscurve_epoch(c->out);   /* OUT/loss.png and its CSVs, from the log so far */
         if (train_checkpoint(rk, c, epoch + 1, 0, step, ckpath, err, sizeof err)) {
             fprintf(stderr, "dath train: %s\n", err);
             failed = 1;

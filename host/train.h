@@ -6,7 +6,8 @@
  * once (first epoch) and cached. Each batch: upload, fused crop/flip/normalise on the
  * backend, one step (host/step.h, through the ranks of host/ranks.h), a line in
  * OUT/log.jsonl. Every epoch ends with a summary line, the periodic MAP (encoded on the
- * training backend, ranked there: host/retrieval.h) and OUT/last.safetensors.
+ * training backend, ranked there: host/retrieval.h), OUT/loss.png redrawn from the log
+ * (host/losscurve.h) and OUT/last.safetensors.
  *
  * OUT/log.jsonl: a {"config":{…},"start_step":N} line where a run starts or resumes
  * (the run's configuration, the same object the checkpoint records), then a line a

@@ -11,7 +11,8 @@
  *      ranked before it; the radius statistics and rel_all come from them directly;
  *   3. a counting sort: a second pass over the database in its order scatters each
  *      item's relevance bit to rank position fill[d]++ (stable: ties keep database
- *      order), stopping at the deepest rank any output needs;
+ *      order), stopping at the deepest rank any output needs (hamming_scatter: the
+ *      search, hamming_topk_cpu, ranks with the same two steps, 2 and 3);
  *   4. one walk down the ranked relevance bits gives AP@T and hits at every N;
  *   5. the tie bounds come from the histograms alone, with harmonic numbers
  *      Hn[i] = Σ_{j≤i} 1/j: relevant items at 1-based positions o+1..o+h, the j-th of
@@ -54,6 +55,39 @@ hamming_keys(uint16_t *key, int32_t *hist, const uint64_t *x, const uint64_t *q,
         int k = 2 * d + (m != 0);
         key[i] = (uint16_t)k;
         hist[k]++;
+    }
+}
+
+/* Step 2, shared by the metrics and the search: fill[d] = the rank position of bucket
+ * d's first item (the items nearer than d), from n [R+1] the items at each distance.
+ * Returns kmax: only keys (2·d + rel) below it fall in buckets that start before rank
+ * `limit`, so step 3 can skip the rest with one compare. */
+static inline int hamming_offsets(int32_t *fill, const int32_t *n, int R, int limit) {
+    int32_t cum = 0;
+    int kmax = 0;
+    for (int d = 0; d <= R; d++) {
+        fill[d] = cum;
+        if (cum < limit) kmax = 2 * d + 2;
+        cum += n[d];
+    }
+    return kmax;
+}
+
+/* Step 3, the one ranking (DESIGN.md §5), shared by the metrics and the search: a
+ * counting sort by distance that visits the database in its order, so that ties keep
+ * database order (stable). Every item i whose rank position pos = fill[d]++ (d =
+ * key[i] >> 1) is below `limit` gets rel[pos] = key[i] & 1, row[pos] = i and
+ * dist[pos] = d (each output may be NULL). fill [R+1] from hamming_offsets, advanced. */
+static inline void hamming_scatter(uint8_t *rel, int32_t *row, int32_t *dist, int32_t *fill,
+                                   const uint16_t *key, int D, int kmax, int limit) {
+    for (int i = 0; i < D; i++) {
+        const int k = key[i], d = k >> 1;
+        if (k < kmax && fill[d] < limit) {
+            const int pos = fill[d]++;
+            if (rel) rel[pos] = (uint8_t)(k & 1);
+            if (row) row[pos] = i;
+            if (dist) dist[pos] = d;
+        }
     }
 }
 
@@ -161,23 +195,17 @@ void hamming_eval_cpu(double *ap, int32_t *hits_k, int32_t *rel_all, double *ap_
             }
 
             /* 2. bucket offsets; radius statistics */
-            int32_t cum_n = 0, cum_r = 0;
-            int kmax = 0;   /* only keys below kmax fall in buckets that start before `limit` */
+            const int kmax = hamming_offsets(fill, n, R, limit);
+            int32_t cum_r = 0;
             for (int d = 0; d <= R; d++) {
-                fill[d] = cum_n;
-                if (cum_n < limit) kmax = 2 * d + 2;
-                cum_n += n[d];
                 cum_r += r[d];
-                if (ret_r) ret_r[(size_t)q * (R + 1) + d] = cum_n;
+                if (ret_r) ret_r[(size_t)q * (R + 1) + d] = fill[d] + n[d];
                 if (rel_r) rel_r[(size_t)q * (R + 1) + d] = cum_r;
             }
             rel_all[q] = cum_r;
 
             /* 3. counting sort of the relevance bits, down to rank `limit` */
-            for (int i = 0; i < D; i++) {
-                const int k = key[i];
-                if (k < kmax && fill[k >> 1] < limit) ranked[fill[k >> 1]++] = (uint8_t)(k & 1);
-            }
+            hamming_scatter(ranked, NULL, NULL, fill, key, D, kmax, limit);
 
             /* 4. AP@T and hits at every N */
             int32_t *hq = hits_at ? hits_at + (size_t)q * n_at : NULL;
@@ -215,6 +243,63 @@ void hamming_eval_cpu(double *ap, int32_t *hits_k, int32_t *rel_all, double *ap_
     free(dx);
     free(ord);
     free(Hn);
+}
+
+/* Pass 1 of the search, on the codes as they lie (a mapped file: no alignment, no
+ * copy): key[i] = 2·distance (no relevance) and hist[key]++. q [CW] the query's code
+ * words, zero-padded. Whole 8-byte words are loaded with memcpy (one unaligned load),
+ * the last partial word byte by byte. */
+static void hamming_keys_raw(uint16_t *key, int32_t *hist, const uint8_t *dcodes, const uint64_t *q, int D,
+                             int B) {
+    const int full = B / 8, tail = B % 8;
+    uint64_t qt = full < (B + 7) / 8 ? q[full] : 0;
+    for (int i = 0; i < D; i++) {
+        const uint8_t *x = dcodes + (size_t)i * B;
+        int d = 0;
+        for (int w = 0; w < full; w++) {
+            uint64_t v;
+            memcpy(&v, x + 8 * w, 8);
+            d += __builtin_popcountll(q[w] ^ v);
+        }
+        if (tail) {
+            uint64_t v = 0;
+            memcpy(&v, x + 8 * full, (size_t)tail);
+            d += __builtin_popcountll(qt ^ v);
+        }
+        key[i] = (uint16_t)(2 * d);
+        hist[2 * d]++;
+    }
+}
+
+void hamming_topk_cpu(int32_t *row, int32_t *dist, const uint8_t *qcodes, const uint8_t *dcodes, int Q, int D,
+                      int B, int k) {
+    if (Q <= 0 || k <= 0) return;
+    const int R = 8 * B, CW = (B + 7) / 8;
+    const int limit = k < D ? k : D;
+    #pragma omp parallel if (Q > 1)
+    {
+        uint16_t *key = malloc(((size_t)D + 1) * sizeof *key);     /* [D] 2·distance */
+        int32_t *hist = malloc((size_t)(2 * R + 2) * sizeof *hist); /* [2R+2] per key */
+        int32_t *n = malloc((size_t)(R + 1) * sizeof *n);           /* [R+1] bucket sizes */
+        int32_t *fill = malloc((size_t)(R + 1) * sizeof *fill);     /* [R+1] next position */
+        uint64_t *qw = calloc((size_t)CW, sizeof *qw);              /* [CW] the query's words */
+        #pragma omp for schedule(dynamic, 1)
+        for (int q = 0; q < Q; q++) {
+            memset(qw, 0, (size_t)CW * sizeof *qw);
+            memcpy(qw, qcodes + (size_t)q * B, (size_t)B);
+            memset(hist, 0, (size_t)(2 * R + 2) * sizeof *hist);
+            hamming_keys_raw(key, hist, dcodes, qw, D, B);
+            for (int d = 0; d <= R; d++) n[d] = hist[2 * d] + hist[2 * d + 1];
+            const int kmax = hamming_offsets(fill, n, R, limit);
+            hamming_scatter(NULL, row + (size_t)q * k, dist + (size_t)q * k, fill, key, D, kmax, limit);
+            for (int i = limit; i < k; i++) row[(size_t)q * k + i] = dist[(size_t)q * k + i] = -1;
+        }
+        free(key);
+        free(hist);
+        free(n);
+        free(fill);
+        free(qw);
+    }
 }
 
 double hamming_mean_ap(const double *ap, const int32_t *hits_k, int Q, int skip_empty,

@@ -56,6 +56,17 @@ hamming_eval_fn hamming_eval_cuda;
 size_t hamming_cuda_work_bytes(int queries, int D, int B, int C, int depth, int tie_bounds);
 #endif
 
+/* The ranking itself, for searches: row[q, i] and dist[q, i] (i < k) the database row
+ * and the distance of query q's i-th item in the order above (ties in database order),
+ * computed by the reference's own steps (its counting sort), so that the items equal
+ * the order hamming_eval ranks. k may exceed D: the entries past D are −1. Host memory
+ * only (not a backend op: a search ranks one or a few queries, where the upload of the
+ * database would cost more than the ranking); dcodes is read in place, row by row, with
+ * no alignment needed (a memory-mapped .npy file). OpenMP threads over queries.
+ * row, dist [Q, k]. */
+void hamming_topk_cpu(int32_t *row, int32_t *dist, const uint8_t *qcodes, const uint8_t *dcodes, int Q, int D,
+                      int B, int k);
+
 /* ---- means over queries (host memory, summed in query order) ---------------------- */
 
 /* MAP: the mean of ap[0..Q-1]. skip_empty 0: every query counts (a query with

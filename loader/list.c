@@ -227,3 +227,18 @@ uint8_t *list_rows_labels(const dath_list *l, const int *rows, int n) {
     for (int i = 0; i < n; i++) memcpy(out + (size_t)i * C, l->labels + (size_t)rows[i] * C, C);
     return out;
 }
+
+char *list_rows_skipped(const dath_list *l, const int *rows, int n, size_t *len) {
+    size_t cap = 1, at = 0;
+    for (int i = 0; i < l->n; i++) cap += strlen(l->names[i]) + 16;
+    char *s = malloc(cap);
+    if (!s) return NULL;
+    s[0] = 0;
+    int k = 0;
+    for (int i = 0; i < l->n; i++) {
+        if (k < n && rows[k] == i) { k++; continue; }
+        at += (size_t)snprintf(s + at, cap - at, "%d %s\n", l->lines[i], l->names[i]);
+    }
+    *len = at;
+    return s;
+}

@@ -31,4 +31,10 @@ void list_free(dath_list *l);
  * memory. */
 uint8_t *list_rows_labels(const dath_list *l, const int *rows, int n);
 
+/* The list's rows NOT among rows [n] (ascending), as text: "LINE PATH\n" each (LINE
+ * 1-based in the file, PATH as written): what `dath encode` and `dath features` write
+ * beside their output as OUT.skipped.txt. *len its length; malloc'd, the caller's; NULL
+ * when out of memory. */
+char *list_rows_skipped(const dath_list *l, const int *rows, int n, size_t *len);
+
 #endif
