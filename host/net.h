@@ -67,4 +67,12 @@ void net_backward_body(dath_net *n, const float *x, int B, const net_run *r);
 /* The gradient w.r.t. the hash layer's pre-activation z, [Bmax, K]; zeroed by net_zero_grad. */
 float *net_dz(dath_net *n);
 
+/* The gradient hook: net_backward_head and net_backward_body call fn(user, p) for
+ * parameter p (an index into the model's params) as soon as the op that writes its
+ * gradient has been queued (every parameter gradient is written by one op), in the
+ * order the backward finishes them, each parameter once a backward. The training step
+ * starts a bucket's all-reduce there (host/step.c). fn NULL: no hook. */
+typedef void net_grad_hook(void *user, int param);
+void net_set_grad_hook(dath_net *n, net_grad_hook *fn, void *user);
+
 #endif
