@@ -124,9 +124,9 @@ static double core_flops(dath_variant v, int K, int C, int B, int S, int multi, 
     const double np = (double)((B - 1) / 2), nn = (double)(B - 1) - np, T = b * np * nn;
     f += b * b * (2.0 * K + 1) + b * np + 16 * T + b + 2 * b * b + 2 * b * b * K + 2 * b * K;
     f += (3 + (multi ? 15 + 11 : 4 + 6)) * b * C + 2 * b;
-    f += (b + 1) * C + 10 * b * K + (b + 1) * K + ns * b * D;                             /* cls, J3, hash, fusion */
+    f += (b + 8) * C + 10 * b * K + (b + 8) * K + ns * b * D;                             /* cls, J3, hash, fusion */
     for (int s = 0; s < n.ns; s++) {
-        f += (b + 1) * D + 3 * b * D + (b + 1) * D + 3 * b * G;                            /* fc7, dropout, fc6, dropout */
+        f += (b + 8) * D + 3 * b * D + (b + 8) * D + 3 * b * G;                            /* fc7, dropout, fc6, dropout */
         f += 3 * b * c5 * A + b * c5 * n.P5 * n.P5;                                        /* avg-pool, max-pool 5 */
         if (n.pam[s])
             f += 3 * b * c5 * N + gpart + 1 + b * c5 * N + 5 * b * N * N + (2 * cq + c5) * (b * N + 1);

@@ -167,14 +167,24 @@ static void test_layout(void) {
                m->params[model_find(m, "hash.weight")].shape[0] == 64 && m->params[model_find(m, "cls.bias")].shape[0] == 80);
     /* one stream: 2,469,696 conv + 37,752,832 fc6 + 16,781,312 fc7 = 57,003,840 */
     size_t trunk = 57003840, pam = 32 * 256 * 2 + 64 + 256 * 256 + 256 + 1, heads = 64 * 4096 + 64 + 80 * 64 + 80;
-    CHECK_TRUE("dath parameter count", m->n == 2 * trunk + pam + 1 + heads);
+    CHECK_TRUE("dath parameter count", m->count == 2 * trunk + pam + 1 + heads);
+    {   /* every tensor 128-byte aligned in the flat buffer, in order, gaps under 128 bytes */
+        int aligned = 1;
+        size_t end = 0;
+        for (int i = 0; i < m->nparams; i++) {
+            const model_param *p = &m->params[i];
+            aligned &= p->offset % MODEL_ALIGN_FLOATS == 0 && p->offset >= end && p->offset - end < MODEL_ALIGN_FLOATS;
+            end = p->offset + p->numel;
+        }
+        CHECK_TRUE("dath layout: every tensor starts at a multiple of 128 bytes, no gap of 128 or more", aligned && m->n == end);
+    }
     model_free(m);
     m = model_create(VARIANT_1, 16, 21, 224, err, sizeof err);
     CHECK_TRUE("dath-1 layout: trunk.pam.key.bias, trunk.pam.gamma, trunk.cam.gamma",
                model_find(m, "trunk.pam.key.bias") >= 0 && model_find(m, "trunk.pam.gamma") >= 0 && model_find(m, "trunk.cam.gamma") >= 0);
     model_free(m);
     m = model_create(VARIANT_N, 16, 21, 224, err, sizeof err);
-    CHECK_TRUE("dath-n layout: plain.*, no attention", model_find(m, "plain.features.10.bias") >= 0 && m->n == trunk + 16 * 4096 + 16 + 21 * 16 + 21);
+    CHECK_TRUE("dath-n layout: plain.*, no attention", model_find(m, "plain.features.10.bias") >= 0 && m->count == trunk + 16 * 4096 + 16 + 21 * 16 + 21);
     model_free(m);
     CHECK_TRUE("input 62 refused, 63 accepted",
                !model_create(VARIANT_N, 16, 21, 62, err, sizeof err) && strstr(err, "63"));
@@ -189,8 +199,10 @@ static void test_model_files(const char *dir) {
     for (int v = 0; v < 5; v++) {
         dath_model *m = model_create((dath_variant)v, 16, 10, 96, err, sizeof err);
         model_init_default(m, 42);
-        m->rms = malloc(m->n * sizeof(float));
-        for (size_t i = 0; i < m->n; i++) m->rms[i] = (float)i * 1e-9f;
+        m->rms = calloc(m->n, sizeof(float));   /* the gaps between tensors stay zero */
+        for (int t = 0; t < m->nparams; t++)
+            for (size_t i = m->params[t].offset; i < m->params[t].offset + m->params[t].numel; i++)
+                m->rms[i] = (float)i * 1e-9f;
         const char *k[] = {"epoch"}, *val[] = {"3"};
         CHECK_TRUE("model_save", model_save(m, path, 1, 1, k, val, err, sizeof err) == 0);
         dath_model *r = model_load(path, err, sizeof err);

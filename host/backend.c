@@ -24,7 +24,15 @@ static int cpu_ctx_init(dath_ctx *ctx, size_t work_bytes, int precision, char *e
     }
     return 0;
 }
-static void cpu_ctx_free(dath_ctx *ctx) { free(ctx->work); ctx->work = NULL; }
+static void cpu_ctx_free(dath_ctx *ctx) {
+    if (!ctx->borrowed) free(ctx->work);
+    memset(ctx, 0, sizeof *ctx);
+}
+static int cpu_ctx_fork(const dath_ctx *parent, dath_ctx *child, char *err, size_t err_len) {
+    *child = *parent;
+    child->borrowed = 1;
+    return 0;
+}
 static void *cpu_alloc(size_t bytes) { return malloc(bytes ? bytes : 1); }
 static void cpu_free(void *p) { free(p); }
 static void cpu_zero(void *p, size_t bytes, dath_ctx *ctx) { memset(p, 0, bytes); }
@@ -63,6 +71,7 @@ static dath_backend cpu_backend = {
     .name = "cpu",
     .ctx_init = cpu_ctx_init,
     .ctx_free = cpu_ctx_free,
+    .ctx_fork = cpu_ctx_fork,
     .alloc = cpu_alloc,
     .free = cpu_free,
     .host_alloc = cpu_alloc,

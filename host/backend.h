@@ -33,6 +33,13 @@ typedef struct dath_backend {
      * Returns 0, or -1 with a message in err. */
     int (*ctx_init)(dath_ctx *ctx, size_t work_bytes, int precision, char *err, size_t err_len);
     void (*ctx_free)(dath_ctx *ctx);
+    /* A second context beside parent, for work that may run at the same time as the
+     * parent's (the network's second stream, host/net.c): on CUDA its own stream, BLAS
+     * handles and scratch of parent's size and precision, on the parent's device; on the
+     * CPU, where every op completes before it returns, the parent itself (its scratch
+     * borrowed). Order the two with fences on DATH_QUEUE_COMPUTE of each; free the child
+     * with ctx_free before the parent. Returns 0, or -1 with a message. */
+    int (*ctx_fork)(const dath_ctx *parent, dath_ctx *child, char *err, size_t err_len);
 
     /* backend memory: alloc returns NULL on failure */
     void *(*alloc)(size_t bytes);

@@ -185,6 +185,10 @@ fail:
     return -1;
 }
 
+static int cuda_ctx_fork(const dath_ctx *parent, dath_ctx *child, char *err, size_t err_len) {
+    return cuda_ctx_init(child, parent->work_bytes, parent->precision, err, err_len);
+}
+
 /* ---- memory ------------------------------------------------------------------------ */
 
 static void *cuda_alloc(size_t bytes) {
@@ -353,6 +357,7 @@ static dath_backend cuda_backend = {
     .name = "cuda",
     .ctx_init = cuda_ctx_init,
     .ctx_free = cuda_ctx_free,
+    .ctx_fork = cuda_ctx_fork,
     .alloc = cuda_alloc,
     .free = cuda_free,
     .host_alloc = cuda_host_alloc,

@@ -42,7 +42,7 @@ int cmd_init(int argc, char **argv) {
     const char *keys[] = {"seed", "init"}, *vals[] = {seedbuf, alexnet ? alexnet : "kaiming-uniform"};
     rc = model_save(m, out, 0, 2, keys, vals, err, sizeof err);
     if (rc) fprintf(stderr, "dath init: %s\n", err);
-    else printf("wrote %s: %s, %d bits, %d classes, input %d, %zu parameters\n", out, variant_name(v), bits, classes, size, m->n);
+    else printf("wrote %s: %s, %d bits, %d classes, input %d, %zu parameters\n", out, variant_name(v), bits, classes, size, m->count);
     model_free(m);
     return rc ? 1 : 0;
 }
@@ -60,8 +60,8 @@ int cmd_info(int argc, char **argv) {
     printf("file        %s\nvariant     %s\nbits        %d\nclasses     %d\ninput size  %d\nstreams    ",
            pos[0], variant_name(m->variant), m->K, m->C, m->S);
     for (int s = 0; s < m->nstreams; s++) printf(" %s", m->streams[s].prefix);
-    printf("\nparameters  %zu (%d tensors, %.1f MiB)\nrmsprop     %s\n", m->n, m->nparams,
-           m->n * 4.0 / 1048576.0, m->rms ? "present (a checkpoint)" : "absent");
+    printf("\nparameters  %zu (%d tensors, %.1f MiB)\nrmsprop     %s\n", m->count, m->nparams,
+           m->count * 4.0 / 1048576.0, m->rms ? "present (a checkpoint)" : "absent");
     for (int i = 0; i < m->nmeta; i++)
         if (strcmp(m->meta_keys[i], "variant") && strcmp(m->meta_keys[i], "bits") &&
             strcmp(m->meta_keys[i], "classes") && strcmp(m->meta_keys[i], "input_size"))

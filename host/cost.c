@@ -881,9 +881,9 @@ static void cost_linear_forward(float *out, const float *in, const float *w, con
     label_set(t, out, layer);
 }
 
-/* backward: linear_relu_mask_kernel (reads out, writes dout in full), then
- * linear_bias_grad_kernel (reads dout and db, writes db; B + 1 adds a column), dw +=
- * doutᵀ·in and din += dout·w (cuBLAS, β = 1). */
+/* backward: linear_mask_bgrad_kernel, one pass (reads dout, out when relu, and db;
+ * writes the masked dout in full when relu, and db; B adds a column into 8 partial sums,
+ * 7 to combine them, 1 into db), then dw += doutᵀ·in and din += dout·w (cuBLAS, β = 1). */
 static void cost_linear_backward(float *din, float *dw, float *db, float *dout, const float *in, const float *w,
                                  const float *out, int B, int I, int O, int relu, dath_ctx *ctx) {
     cost_trace *t = TRACE(ctx);
@@ -891,9 +891,8 @@ static void cost_linear_backward(float *din, float *dw, float *db, float *dout, 
     linear_layer(t, w, layer, sizeof layer);
     if (B <= 0 || O <= 0 || !op_begin(t, "linear_backward", layer, COST_BACKWARD)) return;
     const double n = (double)B * O;
-    if (relu) emit(t, "linear_relu_mask_kernel", F_MASK, COST_UNIT_CORE, 0, 4 * n, 4 * n, "%d×%d", B, O);
-    emit(t, "linear_bias_grad_kernel", F_BGRAD, COST_UNIT_CORE, ((double)B + 1) * O, 4 * (n + O), 4.0 * O,
-         "%d columns × %d", O, B);
+    emit(t, "linear_mask_bgrad_kernel", F_BGRAD, COST_UNIT_CORE, ((double)B + 8) * O,
+         4 * (n * (relu ? 2 : 1) + O), 4 * ((relu ? n : 0) + O), "%d columns × %d%s", O, B, relu ? ", ReLU mask" : "");
     cost_gemm_rm(t, F_FC_GEMM, 1, 0, O, I, B, 1);
     if (din) cost_gemm_rm(t, F_FC_GEMM, 0, 0, B, I, O, 1);
     /* ideal: reads dout, out (mask), in, w (for din); writes dw, db, din */
@@ -1159,9 +1158,17 @@ static int cost_ctx_init(dath_ctx *ctx, size_t work_bytes, int precision, char *
     return 0;
 }
 
+/* The model costs the work of both contexts in one trace, one kernel after another: a
+ * sum, an upper bound on a step whose two streams overlap. */
+static int cost_ctx_fork(const dath_ctx *parent, dath_ctx *child, char *err, size_t err_len) {
+    *child = *parent;
+    child->borrowed = 1;
+    return 0;
+}
+
 static void cost_ctx_free(dath_ctx *ctx) {
     cost_trace *t = TRACE(ctx);
-    if (t) {
+    if (t && !ctx->borrowed) {
         free(t->labels);
         free(t);
     }
@@ -1173,6 +1180,7 @@ static const dath_backend cost_backend_table = {
     .device = "the cost model's recording backend (nothing runs)",
     .ctx_init = cost_ctx_init,
     .ctx_free = cost_ctx_free,
+    .ctx_fork = cost_ctx_fork,
     .alloc = cost_alloc,
     .free = cost_free_mem,
     .host_alloc = cost_host_alloc,

@@ -57,9 +57,10 @@ static int add_param(dath_model *m, const char *name, int ndim, const int64_t *s
     p->ndim = ndim;
     p->numel = 1;
     for (int i = 0; i < ndim; i++) { p->shape[i] = shape[i]; p->numel *= (size_t)shape[i]; }
-    p->offset = m->n;
+    p->offset = (m->n + MODEL_ALIGN_FLOATS - 1) / MODEL_ALIGN_FLOATS * MODEL_ALIGN_FLOATS;
     p->fan_in = fan_in;
-    m->n += p->numel;
+    m->n = p->offset + p->numel;
+    m->count += p->numel;
     return m->nparams++;
 }
 

@@ -29,6 +29,15 @@ typedef enum { ATTN_NONE, ATTN_PAM, ATTN_CAM, ATTN_BOTH } attn_kind;
 #define MODEL_C5 256           /* conv5 channels */
 #define MODEL_CQ 32            /* PAM query/key channels (C5/8) */
 
+/* Every tensor of the flat buffers (parameters, gradients, RMSProp state; host and
+ * backend) starts at a multiple of 128 bytes, so that every GEMM operand and every
+ * vectorised kernel sees an aligned base whatever the tensors before it (the one-float γ
+ * of the attention modules would otherwise leave everything after them 4-byte aligned).
+ * The gaps hold zeros: no op reads or writes them but RMSProp, whose update of a zero
+ * parameter with a zero gradient is zero. Files are unchanged: tensors are saved and
+ * loaded one by one. */
+#define MODEL_ALIGN_FLOATS 32
+
 typedef struct model_param {
     char name[64];        /* safetensors key, e.g. "pam.features.0.weight" */
     int ndim;
@@ -54,7 +63,9 @@ typedef struct dath_model {
     int hash_w, hash_b, cls_w, cls_b;
     int nparams;
     model_param params[MODEL_MAX_PARAMS];
-    size_t n;                /* total floats */
+    size_t n;                /* floats in the flat buffer: every tensor starts at a multiple
+                                of MODEL_ALIGN_FLOATS, the gaps between them are zero */
+    size_t count;            /* parameters: the tensors' elements, without the gaps */
     float *theta;            /* [n] host */
     float *rms;              /* [n] host RMSProp state, or NULL when none was loaded */
     /* metadata read from a file (NULL for a fresh model), owned */

@@ -34,6 +34,12 @@ struct dath_net {
     int H1, P1, P2, H3, N, P5;
     conv2d_shape conv[5];                       /* for Bmax; B patched per call */
     float *theta, *grad, *rms;                  /* [n] */
+    /* dath's two streams run at once: stream 1 on ctx2 (its own CUDA stream, BLAS handles
+     * and scratch), forked from ctx after conv1 and joined back before the fusion, and
+     * again in the backward (NULL fences: one stream, or a backend without ctx_fork) */
+    dath_ctx ctx2;
+    int forked;
+    void *fork_f[2], *join_f[2];                /* [forward, backward] */
     void *act, *dact, *iact;                    /* arenas */
     size_t act_bytes, dact_bytes;
     net_stream st[MODEL_MAX_STREAMS];
@@ -161,6 +167,22 @@ dath_net *net_create(const dath_backend *be, dath_ctx *ctx, const dath_model *m,
     d.base = n->dact; d.off = 0;
     ia.base = n->iact; ia.off = 0;
     net_layout(n, &a, &d, &ia);
+    if (m->nstreams > 1 && be->ctx_fork) {
+        if (be->ctx_fork(ctx, &n->ctx2, err, err_len)) {
+            net_free(n);
+            return NULL;
+        }
+        n->forked = 1;
+        for (int k = 0; k < 2; k++) {
+            n->fork_f[k] = be->fence_create();
+            n->join_f[k] = be->fence_create();
+            if (!n->fork_f[k] || !n->join_f[k]) {
+                snprintf(err, err_len, "out of %s events for the second stream", be->name);
+                net_free(n);
+                return NULL;
+            }
+        }
+    }
     if (need_grad) {
         be->zero(n->rms, pbytes, ctx);
         net_zero_grad(n);
@@ -168,9 +190,31 @@ dath_net *net_create(const dath_backend *be, dath_ctx *ctx, const dath_model *m,
     return n;
 }
 
+/* The context stream s's work runs on. */
+static dath_ctx *stream_ctx(dath_net *n, int s) { return s == 1 && n->forked ? &n->ctx2 : n->ctx; }
+
+/* Stream 1 waits for the main context's work so far (k: 0 forward, 1 backward). */
+static void streams_fork(dath_net *n, int k) {
+    if (!n->forked) return;
+    n->be->fence_record(n->fork_f[k], DATH_QUEUE_COMPUTE, n->ctx);
+    n->be->fence_wait(n->fork_f[k], DATH_QUEUE_COMPUTE, &n->ctx2);
+}
+
+/* The main context's later work waits for stream 1's. */
+static void streams_join(dath_net *n, int k) {
+    if (!n->forked) return;
+    n->be->fence_record(n->join_f[k], DATH_QUEUE_COMPUTE, &n->ctx2);
+    n->be->fence_wait(n->join_f[k], DATH_QUEUE_COMPUTE, n->ctx);
+}
+
 void net_free(dath_net *n) {
     if (!n) return;
     const dath_backend *be = n->be;
+    for (int k = 0; k < 2; k++) {
+        if (n->fork_f[k]) be->fence_free(n->fork_f[k]);
+        if (n->join_f[k]) be->fence_free(n->join_f[k]);
+    }
+    if (n->forked) be->ctx_free(&n->ctx2);
     be->free(n->act); be->free(n->dact); be->free(n->iact);
     be->free(n->theta); be->free(n->grad); be->free(n->rms);
     free(n);
@@ -245,7 +289,7 @@ static uint32_t dropout_tag(int s, int layer) { return RNG_DROPOUT + 2u * (uint3
 
 static void stream_forward(dath_net *n, net_stream *t, int s, const float *x, int B, const net_run *r) {
     const dath_backend *be = n->be;
-    dath_ctx *ctx = n->ctx;
+    dath_ctx *ctx = stream_ctx(n, s);
     const stream_params *sp = t->sp;
     conv2d_shape cs;
     float *cin[5] = {NULL, t->p1, t->p2, t->c3, t->c4}, *cout[5] = {t->c1, t->c2, t->c3, t->c4, t->c5};
@@ -320,7 +364,9 @@ void net_forward(dath_net *n, const float *x, int B, const net_run *r) {
     const dath_backend *be = n->be;
     const dath_model *m = n->m;
     conv1_forward(n, x, B);
+    streams_fork(n, 0);
     for (int s = 0; s < m->nstreams; s++) stream_forward(n, &n->st[s], s, x, B, r);
+    streams_join(n, 0);
     size_t BD = (size_t)B * MODEL_HIDDEN;
     be->fuse_forward(n->f, n->st[0].f7, m->nstreams > 1 ? n->st[1].f7 : NULL, BD, n->ctx);
     be->linear_forward(n->z, n->f, P(m->hash_w), P(m->hash_b), B, MODEL_HIDDEN, m->K, 0, n->ctx);
@@ -330,7 +376,7 @@ void net_forward(dath_net *n, const float *x, int B, const net_run *r) {
 
 static void stream_backward(dath_net *n, net_stream *t, int s, const float *x, int B, const net_run *r) {
     const dath_backend *be = n->be;
-    dath_ctx *ctx = n->ctx;
+    dath_ctx *ctx = stream_ctx(n, s);
     const stream_params *sp = t->sp;
     int G = MODEL_C5 * MODEL_POOL * MODEL_POOL, D = MODEL_HIDDEN, C5 = MODEL_C5, N = n->N;
     const float *f6in = r->dropout ? t->f6d : t->f6, *gin = r->dropout ? t->gd : t->g;
@@ -384,6 +430,8 @@ void net_backward_body(dath_net *n, const float *x, int B, const net_run *r) {
     size_t BD = (size_t)B * MODEL_HIDDEN;
     int two = m->nstreams > 1;
     be->fuse_backward(n->st[0].df7, two ? n->st[1].df7 : NULL, n->df, n->st[0].f7, two ? n->st[1].f7 : NULL, BD, ctx);
+    streams_fork(n, 1);
     for (int s = 0; s < m->nstreams; s++) stream_backward(n, &n->st[s], s, x, B, r);
+    streams_join(n, 1);
     conv1_backward(n, x, B);
 }

@@ -48,6 +48,8 @@ typedef struct dath_ctx {
     float *work;       /* backend scratch, at least work_bytes long */
     size_t work_bytes;
     int precision;     /* DATH_FP32, DATH_TF32 or DATH_BF16 (GEMM inputs only) */
+    int borrowed;      /* 1: made by ctx_fork where nothing needs its own (the CPU):
+                          work and the rest belong to the parent context */
 } dath_ctx;
 
 enum { DATH_FP32 = 0, DATH_TF32 = 1, DATH_BF16 = 2 };

@@ -3,7 +3,8 @@
  *   forward   out [B,O] = in [B,I] · w [O,I]ᵀ            (cuBLAS)
  *             out = (relu) out + b                        (epilogue kernel)
  *   backward  dout masked by out > 0 when relu            (dout is clobbered)
- *             db [O] += Σ_b dout                          (one thread per column)
+ *             db [O] += Σ_b dout                          (the same pass as the mask:
+ *                                                          32 columns × 8 row groups a block)
  *             dw [O,I] += dout [B,O]ᵀ · in [B,I]          (cuBLAS, beta = 1)
  *             din [B,I] += dout [B,O] · w [O,I]           (cuBLAS, beta = 1) */
 #include "cuda_common.cuh"
@@ -25,21 +26,36 @@ __global__ void linear_bias_relu_kernel(float *out, const float *b, int B, int O
     }
 }
 
-/* dout[j] = 0 where out[j] <= 0 (or NaN). */
-__global__ void linear_relu_mask_kernel(float *dout, const float *out, size_t n) {
-    for (size_t j = blockIdx.x * (size_t)blockDim.x + threadIdx.x; j < n;
-         j += (size_t)gridDim.x * blockDim.x)
-        if (!(out[j] > 0.0f)) dout[j] = 0.0f;
-}
+enum { BGRAD_COLS = 32, BGRAD_GROUPS = 8 };   /* a block: 32 columns × 8 row groups */
 
-/* db[o] += Σ_b dout[b, o]: one thread per column, rows in order, in double
- * (coalesced across o; deterministic). */
-__global__ void linear_bias_grad_kernel(float *db, const float *dout, int B, int O) {
-    const int o = blockIdx.x * blockDim.x + threadIdx.x;
-    if (o >= O) return;
+/* The backward's elementwise pass, one read of dout: with relu, dout[b, o] = 0 where
+ * out[b, o] <= 0 (or NaN); and db[o] += Σ_b dout[b, o] of the masked values. Thread
+ * (x, y) of a block takes column blockIdx.x·32 + x and rows y, y + 8, … (a warp reads 32
+ * consecutive floats of a row: coalesced), summing in double; the 8 partial sums of a
+ * column are then added in group order by one thread, so the result does not depend on
+ * timing (no atomics). O/32 blocks: 128 for fc6/fc7, several per multiprocessor. */
+__global__ void __launch_bounds__(BGRAD_COLS * BGRAD_GROUPS)
+linear_mask_bgrad_kernel(float *db, float *dout, const float *out, int B, int O, int relu) {
+    __shared__ double part[BGRAD_GROUPS][BGRAD_COLS];
+    const int x = threadIdx.x, y = threadIdx.y, o = blockIdx.x * BGRAD_COLS + x;
     double acc = 0.0;
-    for (int b = 0; b < B; b++) acc += dout[(size_t)b * O + o];
-    db[o] += (float)acc;
+    if (o < O)
+        for (int b = y; b < B; b += BGRAD_GROUPS) {
+            const size_t j = (size_t)b * O + o;
+            float v = dout[j];
+            if (relu && !(out[j] > 0.0f)) {
+                v = 0.0f;
+                dout[j] = 0.0f;
+            }
+            acc += v;
+        }
+    part[y][x] = acc;
+    __syncthreads();
+    if (y == 0 && o < O) {
+        double s = part[0][x];
+        for (int g = 1; g < BGRAD_GROUPS; g++) s += part[g][x];
+        db[o] += (float)s;
+    }
 }
 
 /* ---- launchers ---------------------------------------------------------------- */
@@ -59,12 +75,8 @@ extern "C" void linear_backward_cuda(float *din, float *dw, float *db, float *do
                                      int B, int I, int O, int relu, dath_ctx *ctx) {
     if (B <= 0 || O <= 0) return;
     cudaStream_t st = DATH_STREAM(ctx);
-    const size_t n = (size_t)B * O;
-    if (relu) {
-        linear_relu_mask_kernel<<<grid_1d(n), BLOCK_1D, 0, st>>>(dout, out, n);
-        CUDA_LAUNCH_CHECK();
-    }
-    linear_bias_grad_kernel<<<ceil_div((size_t)O, BLOCK_1D), BLOCK_1D, 0, st>>>(db, dout, B, O);
+    const dim3 block(BGRAD_COLS, BGRAD_GROUPS);
+    linear_mask_bgrad_kernel<<<(unsigned)ceil_div((size_t)O, BGRAD_COLS), block, 0, st>>>(db, dout, out, B, O, relu);
     CUDA_LAUNCH_CHECK();
     /* dw [O, I] += dout [B, O]ᵀ · in [B, I] */
     gemm_rm(ctx, true, false, O, I, B, 1.0f, dout, O, in, I, 1.0f, dw, I);

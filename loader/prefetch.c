@@ -92,6 +92,7 @@ static void *prefetch_worker(void *arg) {
             p->decoded++;
             p->known++;
             if (st == CACHE_BAD) p->bad_known++;
+            if (p->known == p->n) pthread_cond_broadcast(&p->ready);   /* an epoch's end may wait */
             continue;   /* planning may now advance */
         }
         if (p->cache && p->cache->file && !p->cache->loaded && !p->saving && !p->saved &&
@@ -337,7 +338,16 @@ int prefetch_next(dath_prefetch *p, prefetch_batch *b, char *err, size_t err_len
             rc = -1;
             break;
         }
-        if (p->total >= 0 && p->consume_k >= p->total) { rc = 1; break; }
+        if (p->total >= 0 && p->consume_k >= p->total) {
+            /* the end of a training epoch: the images no batch took may still be decoding
+             * ahead; wait for them, so that the decoded set is whole after any epoch */
+            if (p->cfg.mode == PREFETCH_TRAIN && p->cache && p->known < p->n) {
+                pthread_cond_wait(&p->ready, &p->mu);
+                continue;
+            }
+            rc = 1;
+            break;
+        }
         prefetch_slot *s = &p->slots[p->consume_k % p->ring];
         if (s->state == SLOT_HELD) {
             snprintf(err, err_len, "prefetch: all %d batch buffers are held: release batch %d first",
@@ -560,6 +570,12 @@ int prefetch_set_statuses(dath_prefetch *p, const float *status, char *err, size
 void prefetch_destroy(dath_prefetch *p) {
     if (!p) return;
     pthread_mutex_lock(&p->mu);
+    /* An epoch consumed to its end while the cache file is still being made (the images
+     * no batch took are still decoding ahead, or the file is being written): finish it,
+     * so that a one-epoch run leaves its cache. A destroy mid-epoch does not wait. */
+    int ended = p->active && p->total >= 0 && p->consume_k >= p->total && !p->failed;
+    while (ended && p->cache && p->cache->file && !p->cache->loaded && !p->saved && !p->save_failed)
+        pthread_cond_wait(&p->ready, &p->mu);
     p->stop = 1;
     pthread_cond_broadcast(&p->work);
     pthread_mutex_unlock(&p->mu);

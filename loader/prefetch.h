@@ -60,7 +60,8 @@
  * consumer's thread, inside prefetch_next. Workers block all signals (SIGINT and
  * SIGTERM reach the consumer's thread). Workers never exit or block the process:
  * a failure becomes a bad image or a message. prefetch_destroy stops the workers and
- * joins them, also mid-epoch; it waits for a cache file being written to be complete.
+ * joins them, also mid-epoch; after an epoch consumed to its end it first lets the
+ * cache file be finished (the decode-ahead of the images no batch took, then the write).
  *
  * Several processes (cfg.shard_world W > 1, this one shard_rank r; train mode): every
  * process plans the same global batches, and fills with pixels only the rows it trains,
@@ -150,7 +151,9 @@ dath_prefetch *prefetch_create(const prefetch_config *cfg, char *err, size_t err
 int prefetch_begin_epoch(dath_prefetch *p, int epoch, char *err, size_t err_len);
 
 /* Waits for the next batch. Returns 0 with *b filled, 1 at the end of the epoch, −1
- * on error (strict mode's bad image, a batch held too long, no epoch begun). */
+ * on error (strict mode's bad image, a batch held too long, no epoch begun). Before it
+ * returns 1 for a training epoch it waits for the images no batch took to be decoded
+ * ahead, so prefetch_images is non-NULL from the first epoch's end on. */
 int prefetch_next(dath_prefetch *p, prefetch_batch *b, char *err, size_t err_len);
 
 /* Gives the batch's buffers back to the ring. */

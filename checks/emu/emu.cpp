@@ -39,6 +39,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -301,21 +302,35 @@ bool unmap_alloc(void *p, bool host) {
 
 typedef std::function<void()> op;
 
+/* Work is a node of a dependency graph: it runs after the nodes it depends on (the
+ * previous work of its stream, the work an event it waits for stands for, and, for the
+ * legacy stream, the blocking streams' work), and nothing else orders it. */
+struct node {
+    op f;                                    /* empty for markers (event waits, joins) */
+    std::vector<std::shared_ptr<node>> deps;
+    uint64_t seq;                            /* creation order */
+    bool done;
+};
+typedef std::shared_ptr<node> node_ptr;
+
+struct capture;
+
 }  // namespace
 
 struct emu_stream {
     unsigned int flags;
-    bool capturing;
-    bool invalidated;
-    std::vector<op> recorded;
-    cudaStreamCaptureMode mode;     /* of the capture in progress */
-    std::thread::id owner;          /* the thread that began it */
+    node_ptr tail;                  /* its last work outside a capture */
+    struct capture *cap;            /* the capture it takes part in, or NULL */
+    node_ptr cap_tail;              /* its last work in that capture (NULL: none yet) */
+    bool origin;                    /* it began the capture */
 };
 struct emu_event {
     unsigned int flags;
+    node_ptr at;                    /* the work it stands for (NULL: none, complete) */
+    struct capture *cap;            /* recorded inside this capture (at is a graph node) */
 };
 struct emu_graph {
-    std::vector<op> ops;
+    std::vector<node_ptr> nodes;    /* in creation order; deps point inside the graph */
 };
 struct emu_blas {
     cudaStream_t st;
@@ -328,7 +343,32 @@ struct emu_blaslt {
 
 namespace {
 
-std::vector<emu_stream *> capturing;   /* streams being captured */
+/* A stream capture: the graph being recorded, and the streams that joined it. */
+struct capture {
+    cudaStreamCaptureMode mode;
+    std::thread::id owner;          /* the thread that began it */
+    bool invalidated;
+    std::vector<node_ptr> nodes;
+    std::vector<emu_stream *> streams;
+};
+
+uint64_t node_seq;
+std::vector<node_ptr> pending;      /* work not run yet, outside captures */
+std::vector<emu_stream *> all_streams;
+node_ptr legacy_tail;               /* the legacy stream's (NULL stream's) last work */
+std::vector<capture *> capturing;   /* captures in progress */
+
+node_ptr new_node(op f) {
+    node_ptr n = std::make_shared<node>();
+    n->f = std::move(f);
+    n->seq = node_seq++;
+    n->done = false;
+    return n;
+}
+
+void add_dep(const node_ptr &n, const node_ptr &d) {
+    if (d && !d->done) n->deps.push_back(d);
+}
 
 /* The captures that forbid a potentially unsafe call (one that waits for the device,
  * allocates, or uses the legacy stream) from this thread: every global-mode capture,
@@ -336,27 +376,113 @@ std::vector<emu_stream *> capturing;   /* streams being captured */
  * there was one. */
 bool forbidding_captures() {
     bool any = false;
-    for (emu_stream *c : capturing)
+    for (capture *c : capturing)
         if (c->mode == cudaStreamCaptureModeGlobal ||
-            (c->mode == cudaStreamCaptureModeThreadLocal &&
-             c->owner == std::this_thread::get_id())) {
+            (c->mode == cudaStreamCaptureModeThreadLocal && c->owner == std::this_thread::get_id())) {
             c->invalidated = true;
             any = true;
         }
     return any;
 }
 
-/* Work on a stream: run now, or record it while the stream is captured. Work on the
- * legacy stream (NULL) while a capture forbids it is refused and invalidates that
- * capture, as CUDA's implicit synchronisation does. */
+/* Runs the work `targets` depend on (and they themselves), every node of it once its
+ * dependencies have run, choosing among the nodes ready to run the one made LAST: work
+ * on two streams with no event between them runs in the order opposite to the one it
+ * was issued in, so a missing event (a consumer that does not wait for its producer, or
+ * a producer that overwrites what a consumer still reads) changes the results, which
+ * the checks see. Each stream's own work stays in order (each node depends on the one
+ * before it). NULL targets: all pending work. */
+void drain(const std::vector<node_ptr> *targets) {
+    std::vector<node_ptr> todo;              /* the not-yet-run ancestors */
+    std::vector<node_ptr> stack;
+    std::set<node *> seen;
+    if (targets) {
+        for (const node_ptr &t : *targets)
+            if (t && !t->done) stack.push_back(t);
+    } else {
+        for (const node_ptr &t : pending)
+            if (!t->done) stack.push_back(t);
+    }
+    while (!stack.empty()) {
+        node_ptr n = stack.back();
+        stack.pop_back();
+        if (n->done || !seen.insert(n.get()).second) continue;
+        todo.push_back(n);
+        for (const node_ptr &d : n->deps) stack.push_back(d);
+    }
+    for (;;) {
+        node_ptr pick;
+        for (const node_ptr &n : todo) {
+            if (n->done) continue;
+            bool ready = true;
+            for (const node_ptr &d : n->deps)
+                if (!d->done) { ready = false; break; }
+            if (ready && (!pick || n->seq > pick->seq)) pick = n;
+        }
+        if (!pick) break;
+        pick->done = true;                   /* before it runs: a closure may enqueue */
+        op f = std::move(pick->f);
+        pick->deps.clear();                  /* nothing needs them any more: frees the chain */
+        if (f) f();
+    }
+    pending.erase(std::remove_if(pending.begin(), pending.end(), [](const node_ptr &n) { return n->done; }),
+                  pending.end());
+}
+
+void drain_one(const node_ptr &t) {
+    if (!t || t->done) return;
+    std::vector<node_ptr> v{t};
+    drain(&v);
+}
+
+/* The dependencies of the next work on st outside a capture (st NULL: the legacy stream,
+ * which waits for the blocking streams' work and which blocking streams wait for). */
+void stream_deps(const node_ptr &n, emu_stream *st) {
+    if (st) {
+        add_dep(n, st->tail);
+        if (!(st->flags & cudaStreamNonBlocking)) add_dep(n, legacy_tail);
+    } else {
+        add_dep(n, legacy_tail);
+        for (emu_stream *o : all_streams)
+            if (!(o->flags & cudaStreamNonBlocking)) add_dep(n, o->tail);
+    }
+}
+
+void set_tail(emu_stream *st, const node_ptr &n) {
+    if (st) st->tail = n;
+    else legacy_tail = n;
+}
+
+/* Work on a stream: recorded into the graph while the stream takes part in a capture,
+ * else a node that runs when something waits for it (a synchronisation, a blocking copy,
+ * an event's synchronisation). Work on the legacy stream (NULL) while a capture forbids
+ * it is refused and invalidates that capture, as CUDA's implicit synchronisation does. */
 cudaError_t enqueue(cudaStream_t st, op f) {
-    if (st && st->capturing) {
-        if (!st->invalidated) st->recorded.push_back(std::move(f));
+    if (st && st->cap) {
+        if (!st->cap->invalidated) {
+            node_ptr n = new_node(std::move(f));
+            if (st->cap_tail) n->deps.push_back(st->cap_tail);
+            st->cap_tail = n;
+            st->cap->nodes.push_back(n);
+        }
         return cudaSuccess;
     }
     if (!st && forbidding_captures()) return cudaErrorStreamCaptureImplicit;
-    f();
+    node_ptr n = new_node(std::move(f));
+    stream_deps(n, st);
+    set_tail(st, n);
+    pending.push_back(n);
     return cudaSuccess;
+}
+
+/* Blocking work on the legacy stream (a synchronous copy or memset): it waits as the
+ * legacy stream does, and the host waits for it. */
+void run_blocking(op f) {
+    node_ptr n = new_node(std::move(f));
+    stream_deps(n, nullptr);
+    set_tail(nullptr, n);
+    pending.push_back(n);
+    drain_one(n);
 }
 
 /* A call that would wait for the device or allocate while a capture forbids it:
@@ -1074,6 +1200,8 @@ const char *cudaGetErrorName(cudaError_t e) {
     case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
     case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
     case cudaErrorStreamCaptureImplicit: return "cudaErrorStreamCaptureImplicit";
+    case cudaErrorStreamCaptureUnjoined: return "cudaErrorStreamCaptureUnjoined";
+    case cudaErrorStreamCaptureIsolation: return "cudaErrorStreamCaptureIsolation";
     case cudaErrorEmuScheduleDependent: return "cudaErrorEmuScheduleDependent";
     case cudaErrorEmuDeadlock: return "cudaErrorEmuDeadlock";
     }
@@ -1096,6 +1224,8 @@ const char *cudaGetErrorString(cudaError_t e) {
     case cudaErrorLaunchFailure: return "unspecified launch failure";
     case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
     case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+    case cudaErrorStreamCaptureUnjoined: return "capture was not joined back to the origin stream";
+    case cudaErrorStreamCaptureIsolation: return "a capture depends on work outside it";
     case cudaErrorStreamCaptureImplicit: return "operation would make the legacy stream depend on a capturing blocking stream";
     case cudaErrorEmuScheduleDependent: return "emulator: kernel results depend on the thread schedule (a race; see the emu: ERROR line)";
     case cudaErrorEmuDeadlock: return "emulator: a barrier or warp collective cannot complete (see the emu: ERROR line)";
@@ -1165,7 +1295,10 @@ cudaError_t cudaDeviceGetAttribute(int *v, enum cudaDeviceAttr attr, int dev) {
 cudaError_t cudaDeviceSynchronize(void) {
     API_LOCK();
     RETURN_IF_STICKY();
-    return note(refuse_in_capture());
+    if (cudaError_t e = refuse_in_capture()) return note(e);
+    drain(nullptr);
+    RETURN_IF_STICKY();
+    return cudaSuccess;
 }
 
 cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes) {
@@ -1189,6 +1322,7 @@ cudaError_t cudaFree(void *p) {
     API_LOCK();
     RETURN_IF_STICKY();
     if (!p) return cudaSuccess;
+    drain(nullptr);   /* cudaFree waits for the device, as CUDA's does */
     if (!unmap_alloc(p, false)) {
         fprintf(stderr, "emu: cudaFree(%p): not the start of a live device allocation\n", p);
         return note(cudaErrorInvalidDevicePointer);
@@ -1209,6 +1343,7 @@ cudaError_t cudaFreeHost(void *p) {
     API_LOCK();
     RETURN_IF_STICKY();
     if (!p) return cudaSuccess;
+    drain(nullptr);   /* cudaFreeHost waits for the device, as CUDA's does */
     if (!unmap_alloc(p, true)) {
         fprintf(stderr, "emu: cudaFreeHost(%p): not the start of a live cudaHostAlloc block\n", p);
         return note(cudaErrorInvalidValue);
@@ -1271,7 +1406,8 @@ cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, enum cudaMemcpy
     if (cudaError_t e = refuse_in_capture()) return note(e);
     if (!bytes) return cudaSuccess;
     if (cudaError_t e = check_copy(dst, src, bytes, kind, "cudaMemcpy")) return note(e);
-    do_copy(dst, src, bytes);
+    run_blocking([dst, src, bytes] { do_copy(dst, src, bytes); });
+    RETURN_IF_STICKY();
     return cudaSuccess;
 }
 
@@ -1281,6 +1417,22 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, enum cudaM
     RETURN_IF_STICKY();
     if (!bytes) return cudaSuccess;
     if (cudaError_t e = check_copy(dst, src, bytes, kind, "cudaMemcpyAsync")) return note(e);
+    /* CUDA's rules for pageable host memory (not cudaHostAlloc'd): a copy from it is
+     * staged at the call, so the caller may reuse the source at once; a copy into it
+     * returns only once it is done. Pinned memory is read and written when the copy runs. */
+    allocation *hs = kind == cudaMemcpyHostToDevice ? find_alloc(src) : nullptr;
+    allocation *hd = kind == cudaMemcpyDeviceToHost ? find_alloc(dst) : nullptr;
+    if (kind == cudaMemcpyHostToDevice && !(hs && hs->host)) {
+        auto staged = std::make_shared<std::vector<char>>((const char *)src, (const char *)src + bytes);
+        return note(enqueue(st, [dst, staged, bytes] { do_copy(dst, staged->data(), bytes); }));
+    }
+    if (kind == cudaMemcpyDeviceToHost && !(hd && hd->host) && !(st && st->cap)) {
+        cudaError_t e = enqueue(st, [dst, src, bytes] { do_copy(dst, src, bytes); });
+        if (e != cudaSuccess) return note(e);
+        drain_one(st ? st->tail : legacy_tail);
+        RETURN_IF_STICKY();
+        return cudaSuccess;
+    }
     return note(enqueue(st, [dst, src, bytes] { do_copy(dst, src, bytes); }));
 }
 
@@ -1293,7 +1445,8 @@ cudaError_t cudaMemset(void *p, int value, size_t bytes) {
         fprintf(stderr, "emu: cudaMemset(%p, %zu bytes): not device memory of that size\n", p, bytes);
         return note(cudaErrorInvalidValue);
     }
-    do_set(p, value, bytes);
+    run_blocking([p, value, bytes] { do_set(p, value, bytes); });
+    RETURN_IF_STICKY();
     return cudaSuccess;
 }
 
@@ -1316,13 +1469,16 @@ cudaError_t cudaStreamCreate(cudaStream_t *st) { return cudaStreamCreateWithFlag
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *st, unsigned int flags) {
     API_LOCK();
     RETURN_IF_STICKY();
-    *st = new emu_stream{flags, false, false, {}, cudaStreamCaptureModeGlobal, {}};
+    *st = new emu_stream{flags, nullptr, nullptr, nullptr, false};
+    all_streams.push_back(*st);
     return cudaSuccess;
 }
 
 cudaError_t cudaStreamDestroy(cudaStream_t st) {
     API_LOCK();
-    if (!st || st->capturing) return note(cudaErrorInvalidResourceHandle);
+    if (!st || st->cap) return note(cudaErrorInvalidResourceHandle);
+    drain_one(st->tail);   /* its work completes, as CUDA lets it */
+    all_streams.erase(std::remove(all_streams.begin(), all_streams.end(), st), all_streams.end());
     delete st;
     return cudaSuccess;
 }
@@ -1330,30 +1486,79 @@ cudaError_t cudaStreamDestroy(cudaStream_t st) {
 cudaError_t cudaStreamSynchronize(cudaStream_t st) {
     API_LOCK();
     RETURN_IF_STICKY();
-    if (st && st->capturing) {
-        st->invalidated = true;
+    if (st && st->cap) {
+        st->cap->invalidated = true;
         return note(cudaErrorStreamCaptureUnsupported);
     }
-    if (!st) return note(refuse_in_capture());
+    if (!st) {
+        if (cudaError_t e = refuse_in_capture()) return note(e);
+        node_ptr n = new_node(op());   /* what the legacy stream waits for, then itself */
+        stream_deps(n, nullptr);
+        set_tail(nullptr, n);
+        pending.push_back(n);
+        drain_one(n);
+    } else {
+        drain_one(st->tail);
+    }
+    RETURN_IF_STICKY();
     return cudaSuccess;
 }
 
+/* A query completes the work it asks about first (the emulator has no clock: this is how
+ * a host that polls makes progress), so the answer is always "done". */
 cudaError_t cudaStreamQuery(cudaStream_t st) {
     API_LOCK();
     RETURN_IF_STICKY();
-    return cudaSuccess;   /* work runs when enqueued: a stream is always idle */
+    if (st && st->cap) return cudaSuccess;
+    drain_one(st ? st->tail : legacy_tail);
+    RETURN_IF_STICKY();
+    return cudaSuccess;
 }
 
 cudaError_t cudaEventQuery(cudaEvent_t e) {
     API_LOCK();
     RETURN_IF_STICKY();
-    return e ? cudaSuccess : note(cudaErrorInvalidResourceHandle);
+    if (!e) return note(cudaErrorInvalidResourceHandle);
+    if (!e->cap) drain_one(e->at);
+    RETURN_IF_STICKY();
+    return cudaSuccess;
 }
 
+/* Later work on st waits for the work e stands for. Inside a capture, a stream not yet
+ * in it joins the capture (CUDA's cross-stream capture), its next work depending on the
+ * captured node the event stands for. */
 cudaError_t cudaStreamWaitEvent(cudaStream_t st, cudaEvent_t e, unsigned int flags) {
     API_LOCK();
     RETURN_IF_STICKY();
-    return e ? cudaSuccess : note(cudaErrorInvalidResourceHandle);
+    if (!e) return note(cudaErrorInvalidResourceHandle);
+    if (e->cap) {                                 /* an event recorded in a capture */
+        if (!st || (st->cap && st->cap != e->cap)) {
+            e->cap->invalidated = true;
+            return note(cudaErrorStreamCaptureIsolation);
+        }
+        if (!st->cap) {                           /* joins the capture */
+            st->cap = e->cap;
+            st->cap_tail = e->at;
+            e->cap->streams.push_back(st);
+            return cudaSuccess;
+        }
+        node_ptr n = new_node(op());              /* a marker with both dependencies */
+        if (st->cap_tail) n->deps.push_back(st->cap_tail);
+        if (e->at) n->deps.push_back(e->at);
+        st->cap_tail = n;
+        st->cap->nodes.push_back(n);
+        return cudaSuccess;
+    }
+    if (st && st->cap) {                          /* an outside event inside a capture */
+        st->cap->invalidated = true;
+        return note(cudaErrorStreamCaptureIsolation);
+    }
+    node_ptr n = new_node(op());
+    stream_deps(n, st);
+    add_dep(n, e->at);
+    set_tail(st, n);
+    pending.push_back(n);
+    return cudaSuccess;
 }
 
 cudaError_t cudaEventCreate(cudaEvent_t *e) { return cudaEventCreateWithFlags(e, 0); }
@@ -1361,7 +1566,7 @@ cudaError_t cudaEventCreate(cudaEvent_t *e) { return cudaEventCreateWithFlags(e,
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned int flags) {
     API_LOCK();
     RETURN_IF_STICKY();
-    *e = new emu_event{flags};
+    *e = new emu_event{flags, nullptr, nullptr};
     return cudaSuccess;
 }
 
@@ -1372,17 +1577,33 @@ cudaError_t cudaEventDestroy(cudaEvent_t e) {
     return cudaSuccess;
 }
 
+/* The event stands for everything on st so far: a marker node after st's last work. */
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t st) {
     API_LOCK();
     RETURN_IF_STICKY();
     if (!e) return note(cudaErrorInvalidResourceHandle);
-    return note(enqueue(st, [] {}));
+    if (st && st->cap) {
+        e->cap = st->cap;
+        e->at = st->cap_tail;                     /* NULL: the capture's start */
+        return cudaSuccess;
+    }
+    if (!st && forbidding_captures()) return note(cudaErrorStreamCaptureImplicit);
+    node_ptr n = new_node(op());
+    stream_deps(n, st);
+    set_tail(st, n);
+    pending.push_back(n);
+    e->cap = nullptr;
+    e->at = n;
+    return cudaSuccess;
 }
 
 cudaError_t cudaEventSynchronize(cudaEvent_t e) {
     API_LOCK();
     RETURN_IF_STICKY();
-    return e ? cudaSuccess : note(cudaErrorInvalidResourceHandle);
+    if (!e) return note(cudaErrorInvalidResourceHandle);
+    if (!e->cap) drain_one(e->at);
+    RETURN_IF_STICKY();
+    return cudaSuccess;
 }
 
 /* ---- graphs --------------------------------------------------------------------------- */
@@ -1390,29 +1611,51 @@ cudaError_t cudaEventSynchronize(cudaEvent_t e) {
 cudaError_t cudaStreamBeginCapture(cudaStream_t st, enum cudaStreamCaptureMode mode) {
     API_LOCK();
     RETURN_IF_STICKY();
-    if (!st || st->capturing) return note(cudaErrorStreamCaptureUnsupported);
-    st->capturing = true;
-    st->invalidated = false;
-    st->recorded.clear();
-    st->mode = mode;
-    st->owner = std::this_thread::get_id();
-    capturing.push_back(st);
+    if (!st || st->cap) return note(cudaErrorStreamCaptureUnsupported);
+    capture *c = new capture{mode, std::this_thread::get_id(), false, {}, {st}};
+    st->cap = c;
+    st->cap_tail = nullptr;
+    st->origin = true;
+    capturing.push_back(c);
     return cudaSuccess;
 }
 
+/* Ends the capture st began. Every stream that joined it must have joined back: its last
+ * captured work must be something st's last work depends on, else
+ * cudaErrorStreamCaptureUnjoined, as CUDA says. */
 cudaError_t cudaStreamEndCapture(cudaStream_t st, cudaGraph_t *graph) {
     API_LOCK();
     *graph = nullptr;
-    if (!st || !st->capturing) return note(cudaErrorInvalidValue);
-    st->capturing = false;
-    capturing.erase(std::remove(capturing.begin(), capturing.end(), st), capturing.end());
-    if (st->invalidated) {
-        st->recorded.clear();
-        return note(cudaErrorStreamCaptureInvalidated);
+    if (!st || !st->cap || !st->origin) return note(cudaErrorInvalidValue);
+    capture *c = st->cap;
+    capturing.erase(std::remove(capturing.begin(), capturing.end(), c), capturing.end());
+    std::set<node *> reach;                       /* what st's last work depends on */
+    std::vector<node_ptr> stack;
+    if (st->cap_tail) stack.push_back(st->cap_tail);
+    while (!stack.empty()) {
+        node_ptr n = stack.back();
+        stack.pop_back();
+        if (!reach.insert(n.get()).second) continue;
+        for (const node_ptr &d : n->deps) stack.push_back(d);
     }
-    *graph = new emu_graph{std::move(st->recorded)};
-    st->recorded.clear();
-    return cudaSuccess;
+    bool unjoined = false;
+    for (emu_stream *o : c->streams) {
+        if (o != st && o->cap_tail && !reach.count(o->cap_tail.get())) unjoined = true;
+        o->cap = nullptr;
+        o->cap_tail = nullptr;
+        o->origin = false;
+    }
+    cudaError_t rc = cudaSuccess;
+    if (c->invalidated) rc = cudaErrorStreamCaptureInvalidated;
+    else if (unjoined) {
+        fprintf(stderr, "emu: cudaStreamEndCapture: a stream that joined the capture did not join "
+                "back (no event recorded on it after its last work that the capturing stream waited for)\n");
+        rc = cudaErrorStreamCaptureUnjoined;
+    } else {
+        *graph = new emu_graph{std::move(c->nodes)};
+    }
+    delete c;
+    return rc == cudaSuccess ? cudaSuccess : note(rc);
 }
 
 cudaError_t cudaGraphInstantiateWithFlags(cudaGraphExec_t *exec, cudaGraph_t graph,
@@ -1420,18 +1663,35 @@ cudaError_t cudaGraphInstantiateWithFlags(cudaGraphExec_t *exec, cudaGraph_t gra
     API_LOCK();
     RETURN_IF_STICKY();
     if (!graph) return note(cudaErrorInvalidValue);
-    *exec = new emu_graph{graph->ops};
+    *exec = new emu_graph{graph->nodes};
     return cudaSuccess;
 }
 
+/* A launch copies the graph's nodes into the work to run, the same dependencies among
+ * them; its roots wait for st's work so far, and st's later work waits for all of it. */
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t st) {
     API_LOCK();
     RETURN_IF_STICKY();
     if (!exec) return note(cudaErrorInvalidValue);
-    std::vector<op> ops = exec->ops;
-    return note(enqueue(st, [ops] {
-        for (const op &o : ops) o();
-    }));
+    if (st && st->cap) return note(cudaErrorStreamCaptureUnsupported);
+    if (!st && forbidding_captures()) return note(cudaErrorStreamCaptureImplicit);
+    std::map<node *, node_ptr> copy;
+    node_ptr before = new_node(op());             /* st's work so far */
+    stream_deps(before, st);
+    pending.push_back(before);
+    node_ptr after = new_node(op());              /* the graph's end */
+    for (const node_ptr &g : exec->nodes) {       /* creation order: dependencies come first */
+        node_ptr n = new_node(g->f);
+        n->deps.push_back(before);
+        for (const node_ptr &d : g->deps) n->deps.push_back(copy.at(d.get()));
+        copy[g.get()] = n;
+        pending.push_back(n);
+        after->deps.push_back(n);
+    }
+    after->deps.push_back(before);
+    set_tail(st, after);
+    pending.push_back(after);
+    return cudaSuccess;
 }
 
 cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
