@@ -340,8 +340,9 @@ int prefetch_next(dath_prefetch *p, prefetch_batch *b, char *err, size_t err_len
         }
         if (p->total >= 0 && p->consume_k >= p->total) {
             /* the end of a training epoch: the images no batch took may still be decoding
-             * ahead; wait for them, so that the decoded set is whole after any epoch */
-            if (p->cfg.mode == PREFETCH_TRAIN && p->cache && p->known < p->n) {
+             * ahead; wait for them, so that the decoded set is whole after any epoch (one
+             * process: several decode only their shares, so theirs is never whole) */
+            if (p->cfg.mode == PREFETCH_TRAIN && p->cfg.shard_world <= 1 && p->cache && p->known < p->n) {
                 pthread_cond_wait(&p->ready, &p->mu);
                 continue;
             }
@@ -572,8 +573,9 @@ void prefetch_destroy(dath_prefetch *p) {
     pthread_mutex_lock(&p->mu);
     /* An epoch consumed to its end while the cache file is still being made (the images
      * no batch took are still decoding ahead, or the file is being written): finish it,
-     * so that a one-epoch run leaves its cache. A destroy mid-epoch does not wait. */
-    int ended = p->active && p->total >= 0 && p->consume_k >= p->total && !p->failed;
+     * so that a one-epoch run leaves its cache. A destroy mid-epoch does not wait, nor
+     * one of several processes (none decodes the whole list: no file is made there). */
+    int ended = p->active && p->total >= 0 && p->consume_k >= p->total && !p->failed && p->cfg.shard_world <= 1;
     while (ended && p->cache && p->cache->file && !p->cache->loaded && !p->saved && !p->save_failed)
         pthread_cond_wait(&p->ready, &p->mu);
     p->stop = 1;
