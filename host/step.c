@@ -54,6 +54,7 @@ struct dath_stepper {
     size_t bucket_cap;        /* floats a bucket holds at most (SIZE_MAX: one bucket) */
     int *order, norder;       /* [nparams] parameters in the order the backward finished them */
     uint8_t *seen;            /* [nparams] learning: reported already */
+    dath_ctx **p_ctx;         /* [nparams] learning: the queue that wrote each gradient */
     step_bucket *bk;          /* [nbk] the schedule, in start order */
     int nbk;
     int *bucket_of;           /* [nparams] the bucket of each parameter */
@@ -93,12 +94,13 @@ dath_stepper *stepper_create(dath_net *n, dath_comm *c, char *err, size_t err_le
     int np = m->nparams;
     s->order = calloc((size_t)np, sizeof *s->order);
     s->seen = calloc((size_t)np, 1);
+    s->p_ctx = calloc((size_t)np, sizeof *s->p_ctx);
     s->bk = calloc((size_t)np, sizeof *s->bk);
     s->bucket_of = calloc((size_t)np, sizeof *s->bucket_of);
     s->left = calloc((size_t)np, sizeof *s->left);
     s->cap_ev = 3 * np + 8;
     s->ev = calloc((size_t)s->cap_ev, sizeof *s->ev);
-    if (!s->order || !s->seen || !s->bk || !s->bucket_of || !s->left || !s->ev) {
+    if (!s->order || !s->seen || !s->p_ctx || !s->bk || !s->bucket_of || !s->left || !s->ev) {
         snprintf(err, err_len, "out of host memory for the bucket schedule");
         stepper_free(s);
         return NULL;
@@ -126,7 +128,7 @@ void stepper_free(dath_stepper *s) {
     stepper_drop_graphs(s);
     be->free(s->hg); be->free(s->labg); be->free(s->dhg); be->free(s->loss); be->free(s->ntrip);
     be->free(s->step);
-    free(s->order); free(s->seen); free(s->bk); free(s->bucket_of); free(s->left); free(s->ev);
+    free(s->order); free(s->seen); free(s->p_ctx); free(s->bk); free(s->bucket_of); free(s->left); free(s->ev);
     free(s);
 }
 
@@ -161,7 +163,8 @@ int stepper_write_trace(const dath_stepper *s, const char *path, uint32_t step, 
         s->comm->rank, s->comm->world, step, s->bucket_cap, m->n, s->nbk > 0 ? s->nbk : 0);
     for (int b = 0; b < s->nbk; b++) {
         const step_bucket *k = &s->bk[b];
-        PUT("{\"bucket\":%d,\"offset\":%zu,\"floats\":%zu,\"params\":[", b, k->offset, k->count);
+        PUT("{\"bucket\":%d,\"offset\":%zu,\"floats\":%zu,\"queue\":%d,\"params\":[", b, k->offset, k->count,
+            k->ctx == net_ctx(s->net) ? 0 : 1);
         for (int p = k->p_first; p <= k->p_last; p++) PUT("%s\"%s\"", p > k->p_first ? "," : "", m->params[p].name);
         PUT("]}\n");
     }
@@ -185,13 +188,14 @@ int stepper_write_trace(const dath_stepper *s, const char *path, uint32_t step, 
     return rc;
 }
 
-static void stepper_trace(dath_stepper *s, int kind, int index) {
-    if (s->nev < s->cap_ev) s->ev[s->nev++] = (step_event){kind, index, dath_now() - s->t0};
+static void stepper_trace(dath_stepper *s, int kind, int index, const dath_ctx *ctx) {
+    if (s->nev < s->cap_ev) s->ev[s->nev++] = (step_event){kind, index, dath_now() - s->t0, ctx};
 }
 
 /* The schedule from the learned order (step.h): walking the parameters in the order the
- * backward finished them, a bucket grows by a parameter next to it in the buffer while
- * it stays within the cap; otherwise the parameter opens the next bucket. */
+ * backward finished them, a bucket grows by a parameter next to it in the buffer, written
+ * on the same queue, while it stays within the cap; otherwise the parameter opens the
+ * next bucket. */
 static void stepper_plan(dath_stepper *s) {
     const dath_model *m = net_model(s->net);
     int nb = 0, lo = 0, hi = 0;
@@ -199,17 +203,17 @@ static void stepper_plan(dath_stepper *s) {
     for (int k = 0; k < s->norder; k++) {
         int p = s->order[k];
         size_t e = m->params[p].numel;
-        if (k > 0 && (p == lo - 1 || p == hi + 1) && size + e <= s->bucket_cap) {
+        if (k > 0 && (p == lo - 1 || p == hi + 1) && size + e <= s->bucket_cap && s->p_ctx[p] == s->p_ctx[s->order[k - 1]]) {
             if (p < lo) lo = p; else hi = p;
             size += e;
         } else {
-            if (k > 0) s->bk[nb++] = (step_bucket){0, 0, lo, hi};
+            if (k > 0) s->bk[nb++] = (step_bucket){0, 0, lo, hi, s->p_ctx[s->order[k - 1]]};
             lo = hi = p;
             size = e;
         }
         s->bucket_of[p] = nb;
     }
-    s->bk[nb++] = (step_bucket){0, 0, lo, hi};
+    s->bk[nb++] = (step_bucket){0, 0, lo, hi, s->p_ctx[s->order[s->norder - 1]]};
     for (int b = 0; b < nb; b++) {
         step_bucket *k = &s->bk[b];
         k->offset = m->params[k->p_first].offset;
@@ -226,8 +230,8 @@ static void stepper_start_ready(dath_stepper *s) {
     float *g = net_grad(s->net);
     while (!s->hook_failed && s->next_start < s->nbk && s->left[s->next_start] == 0) {
         const step_bucket *k = &s->bk[s->next_start];
-        stepper_trace(s, STEP_EV_START, s->next_start);
-        if (c->reduce_start(c, g + k->offset, k->count, net_ctx(s->net))) {
+        stepper_trace(s, STEP_EV_START, s->next_start, k->ctx);
+        if (c->reduce_start(c, g + k->offset, k->count, k->ctx)) {
             s->hook_failed = 1;
             snprintf(s->hook_err, sizeof s->hook_err, "bucket %d of %d: %.360s", s->next_start, s->nbk, c->err);
             return;
@@ -237,10 +241,10 @@ static void stepper_start_ready(dath_stepper *s) {
 }
 
 /* net.h's gradient hook: parameter p's gradient is written. */
-static void stepper_on_grad(void *user, int p) {
+static void stepper_on_grad(void *user, int p, dath_ctx *ctx) {
     dath_stepper *s = user;
     const dath_model *m = net_model(s->net);
-    stepper_trace(s, STEP_EV_GRAD, p);
+    stepper_trace(s, STEP_EV_GRAD, p, ctx);
     if (s->hook_failed) return;
     if (s->nbk <= 0) {   /* learning the order */
         if (s->seen[p]++) {
@@ -249,9 +253,15 @@ static void stepper_on_grad(void *user, int p) {
             return;
         }
         s->order[s->norder++] = p;
+        s->p_ctx[p] = ctx;
         return;
     }
     int b = s->bucket_of[p];
+    if (ctx != s->bk[b].ctx) {
+        s->hook_failed = 1;
+        snprintf(s->hook_err, sizeof s->hook_err, "%s's gradient came on another queue than the first step's", m->params[p].name);
+        return;
+    }
     if (s->left[b] <= 0) {
         s->hook_failed = 1;
         snprintf(s->hook_err, sizeof s->hook_err, "the backward reported %s's gradient twice", m->params[p].name);
@@ -264,7 +274,7 @@ static void stepper_on_grad(void *user, int p) {
         snprintf(s->hook_err, sizeof s->hook_err, "%.399s", s->comm->err);
     } else if (done > s->done_seen) {
         s->done_seen = done;
-        stepper_trace(s, STEP_EV_DONE, done);
+        stepper_trace(s, STEP_EV_DONE, done, NULL);
     }
 }
 
@@ -289,7 +299,7 @@ static int stepper_reduce(dath_stepper *s) {
     dath_comm *c = s->comm;
     const dath_model *m = net_model(s->net);
     dath_ctx *ctx = net_ctx(s->net);
-    stepper_trace(s, STEP_EV_BACKWARD_END, 0);
+    stepper_trace(s, STEP_EV_BACKWARD_END, 0, NULL);
     if (s->hook_failed) {
         snprintf(c->err, sizeof c->err, "%s", s->hook_err);
         return -1;
@@ -307,7 +317,7 @@ static int stepper_reduce(dath_stepper *s) {
         return -1;
     }
     if (c->reduce_wait(c, ctx)) return -1;
-    stepper_trace(s, STEP_EV_WAIT_END, 0);
+    stepper_trace(s, STEP_EV_WAIT_END, 0, NULL);
     return 0;
 }
 

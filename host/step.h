@@ -84,17 +84,21 @@ void stepper_set_buckets(dath_stepper *s, size_t bucket_bytes);
 
 /* The bucket schedule and what the last eagerly run step did with it (the recorded
  * trace): buckets in the order they are started, each a range of the gradient buffer
- * holding parameters p_first..p_last; events in the order they happened. Buckets are
- * known from the second step on (nbuckets 0 before). */
+ * holding parameters p_first..p_last whose gradients one context's queue writes (a
+ * bucket never mixes the two streams' queues, net.h's hook), its all-reduce ordered
+ * after that queue; events in the order they happened. Buckets are known from the
+ * second step on (nbuckets 0 before). */
 typedef struct step_bucket {
     size_t offset, count;          /* floats of the gradient buffer */
     int p_first, p_last;           /* parameter indices (model.h), p_first ≤ p_last */
+    dath_ctx *ctx;                 /* the queue that writes its gradients (net_ctx or the second stream's) */
 } step_bucket;
 enum { STEP_EV_GRAD, STEP_EV_START, STEP_EV_DONE, STEP_EV_BACKWARD_END, STEP_EV_WAIT_END };
 typedef struct step_event {
     int kind;                      /* STEP_EV_* */
     int index;                     /* GRAD: the parameter; START: the bucket; DONE: buckets complete */
     double t;                      /* seconds since the step's launch */
+    const dath_ctx *ctx;           /* GRAD: the queue that wrote it; START: the one the sum waits for; else NULL */
 } step_event;
 void stepper_buckets(const dath_stepper *s, const step_bucket **b, int *nbuckets, const step_event **ev,
                      int *nevents);
