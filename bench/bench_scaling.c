@@ -43,7 +43,7 @@
  * bucketed ≤ serial; the buckets tile the gradient buffer; every bucket is ready before
  * the backward's end, the first before the last; efficiency does not grow as the link
  * gets slower (nvlink ≥ pcie ≥ ib400 ≥ ib100 for each N); exposed ≤ the whole buffer's
- * all-reduce. Exit 0, 1 on a failed check, 2 on a bad option or a cost model error. */
+ * all-reduce; --bucket-mb 0 is one bucket, the serial step. Exit 0, 1 on a failed check, 2 on a bad option or a cost model error. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -332,6 +332,8 @@ int main(int argc, char **argv) {
             expect(r->exposed[l] >= 0 && r->exposed[l] <= r->whole[l] + 1e-12, "0 ≤ exposed ≤ the whole all-reduce", r->N, ln);
             if (r->N == 1) expect(r->step[l] == r->compute && fabs(r->eff[l] - 1) < 1e-12, "N=1: step = compute, eff 1",
                                   r->N, ln);
+            if (bucket_bytes == 0) expect(r->step[l] == r->serial[l] && r->nb == 1, "--bucket-mb 0: one bucket, the serial step",
+                                          r->N, ln);
             if (l > 0 && !isnan(r->step[l - 1]))
                 expect(r->eff[l] <= r->eff[l - 1] + 1e-12, "a slower link never scales better", r->N, ln);
         }

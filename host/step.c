@@ -198,6 +198,13 @@ static void stepper_trace(dath_stepper *s, int kind, int index, const dath_ctx *
  * next bucket. */
 static void stepper_plan(dath_stepper *s) {
     const dath_model *m = net_model(s->net);
+    if (s->bucket_cap == SIZE_MAX) {   /* --bucket-mb 0: the whole buffer once the backward has
+                                        * written it all, on net_ctx (joined with every queue) */
+        for (int p = 0; p < m->nparams; p++) s->bucket_of[p] = 0;
+        s->bk[0] = (step_bucket){0, m->n, 0, m->nparams - 1, net_ctx(s->net)};
+        s->nbk = 1;
+        return;
+    }
     int nb = 0, lo = 0, hi = 0;
     size_t size = 0;
     for (int k = 0; k < s->norder; k++) {
@@ -257,7 +264,7 @@ static void stepper_on_grad(void *user, int p, dath_ctx *ctx) {
         return;
     }
     int b = s->bucket_of[p];
-    if (ctx != s->bk[b].ctx) {
+    if (ctx != s->bk[b].ctx && s->bucket_cap != SIZE_MAX) {
         s->hook_failed = 1;
         snprintf(s->hook_err, sizeof s->hook_err, "%s's gradient came on another queue than the first step's", m->params[p].name);
         return;
