@@ -61,7 +61,8 @@
  * SIGTERM reach the consumer's thread). Workers never exit or block the process:
  * a failure becomes a bad image or a message. prefetch_destroy stops the workers and
  * joins them, also mid-epoch; after an epoch consumed to its end it first lets the
- * cache file be finished (the decode-ahead of the images no batch took, then the write).
+ * cache file be finished (the decode-ahead of the images no batch took, then the write),
+ * with one process (below: several never decode the whole list, and do not wait).
  *
  * Several processes (cfg.shard_world W > 1, this one shard_rank r; train mode): every
  * process plans the same global batches, and fills with pixels only the rows it trains,
