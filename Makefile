@@ -154,7 +154,7 @@ LIB_OBJ  := $(LIB_C:%.c=$(BUILD)/%.o) $(LIB_CU:%.cu=$(BUILD)/%.cu.o)
 TESTS    := $(patsubst checks/%.c,$(BUILD)/checks/%,$(wildcard checks/test_*.c))
 BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
 
-.PHONY: all deps info test test-run demo demo-run clean check-sm61 device-kit
+.PHONY: test-build all deps info test test-run demo demo-run clean check-sm61 device-kit
 all: info dath
 
 # A build that lacks a library stops here, before compiling anything, and says what to do.
@@ -206,9 +206,12 @@ test:
 	@mk/deps.sh test
 	@$(MAKE) --no-print-directory test-run
 
-test-run: all
-	@$(MAKE) --no-print-directory $(TESTS) $(BENCHES) $(TEST_TOOLS)
+test-run: test-build
 	@PYTHON=$(PYTHON) checks/run.sh $(TESTS)
+
+# every check, bench and tool make test runs, built but not run
+test-build: all
+	@$(MAKE) --no-print-directory $(TESTS) $(BENCHES) $(TEST_TOOLS)
 
 demo:
 	@mk/deps.sh test
@@ -227,11 +230,11 @@ check-sm61:
 	@mk/check-sm61.sh
 
 # ---- the CUDA kernels on the CPU (checks/emu; see checks/emu/README.md) ------------------
-# checks/test_cuda_kernels.c and checks/test_cuda_hamming.c, unchanged, built against a CPU
+# checks/test_*_cuda.c and checks/test_cuda_hamming.c, unchanged, built against a CPU
 # emulation of CUDA: every kernels/*.cu rewritten by checks/emu/cu2cpp.py into
 # $(BUILD)/emu/kernels/*.cpp and compiled by $(CXX) with the emulator's cuda_runtime.h and
 # cublas_v2.h, the whole library (host/backend_cuda.c too) compiled again with -DDATH_CUDA
-# against them. No CUDA toolkit is needed. `make test` runs them as test_cuda_kernels_emu
+# against them. No CUDA toolkit is needed. `make test` runs them as test_<family>_cuda_emu
 # and test_cuda_hamming_emu: the real kernel code, on the CPU; not a GPU result. Kernels
 # get FMA contraction as nvcc does (-mfma where the CPU has FMA); the emulator does not.
 EMU          := $(BUILD)/emu
@@ -241,7 +244,9 @@ EMU_CXXFLAGS := -std=c++17 $(OPT) -Wall -Wextra -Wno-unused-parameter -fno-stric
 EMU_LDLIBS   := $(BASE_LDLIBS) -lstdc++
 EMU_OBJ      := $(patsubst %.c,$(EMU)/%.o,$(filter-out host/main.c,$(ALL_C))) $(EMU)/emu.o \
                 $(patsubst kernels/%.cu,$(EMU)/kernels/%.cu.o,$(wildcard kernels/*.cu))
-TESTS        += $(EMU)/test_cuda_kernels_emu $(EMU)/test_cuda_hamming_emu
+# the CUDA kernel checks, a family a file (checks/test_<family>_cuda.c, checks/cuda_check.h)
+CUDA_CHECKS  := $(wildcard checks/test_*_cuda.c)
+TESTS        += $(patsubst checks/%.c,$(EMU)/%_emu,$(CUDA_CHECKS)) $(EMU)/test_cuda_hamming_emu
 .PRECIOUS: $(EMU)/kernels/%.cpp
 
 $(EMU)/%.o: %.c $(CONFIG_STAMP)
@@ -283,6 +288,15 @@ $(EMU)/bench/%_emu: bench/%.c $(EMU)/libdath_emu.a
 TEST_TOOLS   += $(EMU)/test_emu_gemm
 $(EMU)/test_emu_gemm: checks/emu/test_gemm.c $(EMU)/emu.o
 	$(CC) $(EMU_CFLAGS) -o $@ $< $(EMU)/emu.o -lstdc++ -lm -lpthread
+
+# The emulator's warp matrix functions and asynchronous copies against their documented
+# semantics and the emulated cuBLAS (checks/emu/test_wmma.cu).
+TESTS        += $(EMU)/test_emu_wmma
+$(EMU)/checks/emu/test_wmma.cpp: checks/emu/test_wmma.cu checks/emu/cu2cpp.py
+	@mkdir -p $(dir $@)
+	$(PYTHON) checks/emu/cu2cpp.py $< $@
+$(EMU)/test_emu_wmma: $(EMU)/checks/emu/test_wmma.cpp $(EMU)/emu.o
+	$(CXX) $(EMU_CXXFLAGS) -o $@ $< $(EMU)/emu.o -lm -lpthread
 
 # ---- the sanitizer build and the fuzz targets (mk/fuzz.mk, checks/fuzz/) -----------------
 include mk/fuzz.mk

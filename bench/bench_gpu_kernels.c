@@ -13,6 +13,13 @@
  *                                           launches (`dath cost` prints them one by one)
  *   bench_gpu_kernels --peak fp32|tf32|bf16 the GPU's peak TFLOP/s and where it came from
  *
+ * The convolutions run on both CUDA paths (ctx->conv_algo: the implicit GEMMs, the
+ * default, and im2col + cuBLAS, the first path), each layer's forward, dX and dW timed
+ * apart (dW: the backward without din, with its ReLU mask and bias gradient; dX: the
+ * backward with din less that), each beside the cost model's floor of the same
+ * kernels (host/cost.h: the launches of the path, with this GPU's datasheet peaks or,
+ * unmatched, the ones below) and the ratio of the time to it.
+ *
  * Peak: the cost model's table of datasheet dense rates, matched by device name
  * (cost_gpu_match: H200, H100 SXM/PCIe, A100, L40S, RTX 4090, V100, GTX 1080 Ti);
  * otherwise SMs × clock × FLOPs per clock per SM for the compute capability (an
@@ -75,9 +82,8 @@ int main(int argc, char **argv) {
 /* The GEMM products of the op (the cost model counts the same ones launch by launch,
  * host/cost.c; the step's total, --step-flops, is the model's). */
 
-static double conv_flops(int B, int Ci, int H, int Co, int k, int stride, int pad) {
-    int Ho = (H + 2 * pad - k) / stride + 1;
-    return 2.0 * B * Co * Ho * Ho * (double)Ci * k * k;
+static double conv_flops(const conv2d_shape *s) {
+    return 2.0 * s->B * s->Co * s->Ho * s->Wo * (double)s->Ci * s->k * s->k;
 }
 static double linear_flops(int B, int I, int O) { return 2.0 * B * (double)I * O; }
 static double pam_flops(int B, int C, int Cq, int N) {
@@ -142,6 +148,9 @@ static cudaEvent_t ev0, ev1;
 static double peak_gemm, peak_fp32;
 static double hbm_gbs;          /* theoretical memory bandwidth from the device */
 static FILE *csv, *md;
+static int precision = DATH_FP32;
+static cost_peaks floor_peaks;  /* the cost model's floors: this GPU's datasheet row, or the
+                                   peaks measured below */
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -174,8 +183,8 @@ static double time_op(op_fn *op, void *arg) {
 
 /* One result line: flops > 0 gives TFLOP/s against the GEMM peak (or fp32 peak when
  * gemm is 0), bytes > 0 gives GB/s against the memory bandwidth. */
-static void report(const char *op, const char *shape, double ms, double flops, double bytes,
-                   int gemm) {
+static void report_floor(const char *op, const char *shape, double ms, double flops, double bytes,
+                         int gemm, double floor_ms) {
     double tf = flops > 0 ? flops / (ms * 1e-3) / 1e12 : 0.0;
     double gbs = bytes > 0 ? bytes / (ms * 1e-3) / 1e9 : 0.0;
     double pk = gemm ? peak_gemm : peak_fp32;
@@ -187,9 +196,19 @@ static void report(const char *op, const char *shape, double ms, double flops, d
         snprintf(rate, sizeof rate, "%.0f GB/s", gbs);
         if (hbm_gbs > 0) snprintf(frac, sizeof frac, "%.1f%%", 100.0 * gbs / hbm_gbs);
     }
-    printf("%-22s %-30s %10.4f  %-16s %s\n", op, shape, ms, rate, frac);
-    if (csv) fprintf(csv, "%s,%s,%.5f,%.4f,%.2f,%s\n", op, shape, ms, tf, gbs, frac);
-    if (md) fprintf(md, "| %s | %s | %.4f | %s | %s |\n", op, shape, ms, rate, frac);
+    char fl[64] = "", flc[48] = ",", flm[48] = " | |";
+    if (floor_ms > 0) {
+        snprintf(fl, sizeof fl, "  floor %.4f ms, %.2fx", floor_ms, ms / floor_ms);
+        snprintf(flc, sizeof flc, "%.5f,%.3f", floor_ms, ms / floor_ms);
+        snprintf(flm, sizeof flm, " %.4f | %.2f |", floor_ms, ms / floor_ms);
+    }
+    printf("%-26s %-30s %10.4f  %-16s %-6s%s\n", op, shape, ms, rate, frac, fl);
+    if (csv) fprintf(csv, "%s,%s,%.5f,%.4f,%.2f,%s,%s\n", op, shape, ms, tf, gbs, frac, flc);
+    if (md) fprintf(md, "| %s | %s | %.4f | %s | %s |%s\n", op, shape, ms, rate, frac, flm);
+}
+
+static void report(const char *op, const char *shape, double ms, double flops, double bytes, int gemm) {
+    report_floor(op, shape, ms, flops, bytes, gemm, 0.0);
 }
 
 /* ---- the ops, each with its own argument block ---------------------------------------- */
@@ -215,31 +234,87 @@ static float *dev_rand(size_t n, float lo, float hi) {
     return d;
 }
 
-typedef struct conv_arg { conv2d_shape s; float *in, *w, *b, *out, *din, *dw, *db, *dout; int bwd; } conv_arg;
+typedef struct conv_arg {
+    conv2d_shape s;
+    float *in, *w, *b, *out, *din, *dw, *db, *dout;
+    int what;   /* 0 forward, 1 backward without din (dW, db, mask), 2 backward with din */
+    dath_ctx *c;
+} conv_arg;
 static void conv_op(void *p) {
     conv_arg *a = p;
-    if (!a->bwd) be->conv2d_forward(a->out, a->in, a->w, a->b, &a->s, 1, &ctx);
-    else be->conv2d_backward(a->din, a->dw, a->db, a->dout, a->in, a->w, a->out, &a->s, 1, &ctx);
+    if (a->what == 0) be->conv2d_forward(a->out, a->in, a->w, a->b, &a->s, 1, a->c);
+    else be->conv2d_backward(a->what == 2 ? a->din : NULL, a->dw, a->db, a->dout, a->in, a->w, a->out, &a->s, 1, a->c);
 }
 
-static void bench_conv(const char *name, int B, int Ci, int H, int Co, int k, int st, int pad,
-                       int din) {
+/* The cost model's floor (ms) of one conv call as path `algo` launches it: what (0, 1, 2)
+ * as conv_arg's, nw sets through the multi ops when nw > 1 (dX then absent), on a
+ * scratch of work bytes. */
+static double conv_floor(int algo, int what, const conv2d_shape *s, int nw, size_t work) {
+    const dath_backend *cb = cost_backend();
+    dath_ctx c;
+    char err[200];
+    if (cb->ctx_init(&c, work, precision, err, sizeof err)) return 0.0;
+    c.conv_algo = algo;
+    const size_t nin = (size_t)s->B * s->Ci * s->H * s->W, nwt = (size_t)s->Co * s->Ci * s->k * s->k;
+    const size_t nout = (size_t)s->B * s->Co * s->Ho * s->Wo;
+    float *in = cb->alloc(nin * 4), *din = cb->alloc(nin * 4), *out[2], *dout[2], *dw[2], *db[2];
+    const float *w[2], *b[2], *outc[2];
+    for (int j = 0; j < 2; j++) {
+        out[j] = cb->alloc(nout * 4); dout[j] = cb->alloc(nout * 4); outc[j] = out[j];
+        w[j] = cb->alloc(nwt * 4); dw[j] = cb->alloc(nwt * 4); b[j] = cb->alloc(s->Co * 4); db[j] = cb->alloc(s->Co * 4);
+    }
+    cost_pass ps;
+    cost_record_begin(&c, &ps, "bench", s->B);
+    if (nw > 1 && what == 0) cb->conv2d_forward_multi(out, in, w, b, nw, s, 1, &c);
+    else if (nw > 1) cb->conv2d_backward_multi(NULL, dw, db, dout, in, w, outc, nw, s, 1, &c);
+    else if (what == 0) cb->conv2d_forward(out[0], in, w[0], b[0], s, 1, &c);
+    else cb->conv2d_backward(what == 2 ? din : NULL, dw[0], db[0], dout[0], in, w[0], out[0], s, 1, &c);
+    double ms = 0.0;
+    if (cost_record_end(&c, err, sizeof err) == 0) {
+        cost_totals t;
+        cost_pass_totals(&ps, &floor_peaks, &t);
+        ms = t.floor * 1e3;
+    }
+    cost_pass_free(&ps);
+    cb->ctx_free(&c);
+    return ms;
+}
+
+/* One layer on both paths: forward, dX, dW with their floors. */
+/* One layer of model_conv_shapes (s), forward, dX (din) and dW on both paths. */
+static void bench_conv(const char *name, const conv2d_shape *s, int din) {
     conv_arg a;
     memset(&a, 0, sizeof a);
-    a.s = conv2d_make_shape(B, Ci, H, H, Co, k, st, pad);
-    size_t nin = (size_t)B * Ci * H * H, nw = (size_t)Co * Ci * k * k;
+    a.s = *s;
+    const int B = s->B, Ci = s->Ci, H = s->H, Co = s->Co, k = s->k, st = s->stride;
+    size_t nin = (size_t)B * Ci * H * s->W, nw = (size_t)Co * Ci * k * k;
     size_t nout = (size_t)B * Co * a.s.Ho * a.s.Wo;
     a.in = dev_rand(nin, -1, 1); a.w = dev_rand(nw, -0.05f, 0.05f); a.b = dev_rand(Co, -0.1f, 0.1f);
     a.out = dev_rand(nout, -1, 1); a.dout = dev_rand(nout, -1, 1);
     a.din = din ? dev_rand(nin, 0, 0) : NULL; a.dw = dev_rand(nw, 0, 0); a.db = dev_rand(Co, 0, 0);
-    char shape[64], op[40];
+    char shape[64], op[48];
     snprintf(shape, sizeof shape, "B%d %d->%d %dx%d k%d s%d", B, Ci, Co, H, H, k, st);
-    double f = conv_flops(B, Ci, H, Co, k, st, pad);
-    snprintf(op, sizeof op, "%s fwd", name);
-    report(op, shape, time_op(conv_op, &a), f, 0, 1);
-    a.bwd = 1;
-    snprintf(op, sizeof op, "%s bwd", name);
-    report(op, shape, time_op(conv_op, &a), f * (din ? 2 : 1), 0, 1);
+    const double f = conv_flops(s);
+    static const int algos[2] = {DATH_CONV_IMPLICIT, DATH_CONV_IM2COL};
+    for (int i = 0; i < 2; i++) {
+        dath_ctx c = ctx;
+        c.conv_algo = algos[i];
+        a.c = &c;
+        const char *an = backend_conv_algo_name(algos[i]);
+        a.what = 0;
+        snprintf(op, sizeof op, "%s fwd %s", name, an);
+        report_floor(op, shape, time_op(conv_op, &a), f, 0, 1, conv_floor(algos[i], 0, &a.s, 1, ctx.work_bytes));
+        a.what = 1;
+        const double t_dw = time_op(conv_op, &a), fl_dw = conv_floor(algos[i], 1, &a.s, 1, ctx.work_bytes);
+        snprintf(op, sizeof op, "%s dW %s", name, an);
+        report_floor(op, shape, t_dw, f, 0, 1, fl_dw);
+        if (din) {
+            a.what = 2;
+            const double t = time_op(conv_op, &a) - t_dw, fl = conv_floor(algos[i], 2, &a.s, 1, ctx.work_bytes) - fl_dw;
+            snprintf(op, sizeof op, "%s dX %s", name, an);
+            report_floor(op, shape, t, f, 0, 1, fl);
+        }
+    }
     be->free(a.in); be->free(a.w); be->free(a.b); be->free(a.out); be->free(a.dout);
     be->free(a.din); be->free(a.dw); be->free(a.db);
 }
@@ -270,7 +345,9 @@ static void conv_multi_op(void *p) {
         }
 }
 
-static void bench_conv1_streams(int B) {
+/* conv1 of both streams (s: model_conv_shapes' conv1), as two calls and as one multi call. */
+static void bench_conv1_streams(const conv2d_shape *s) {
+    const int B = s->B;
     char err[128];
     dath_model *m = model_create(VARIANT_DATH, 64, 80, 224, err, sizeof err);
     if (!m) { fprintf(stderr, "bench_gpu_kernels: conv1 multi: %s\n", err); return; }
@@ -279,9 +356,9 @@ static void bench_conv1_streams(int B) {
     model_free(m);
     conv_multi_arg a;
     memset(&a, 0, sizeof a);
-    a.s = conv2d_make_shape(B, 3, 224, 224, 64, 11, 4, 2);
-    const int Co = 64;
-    size_t nin = (size_t)B * 3 * 224 * 224, nw = (size_t)Co * 3 * 11 * 11;
+    a.s = *s;
+    const int Co = s->Co;
+    size_t nin = (size_t)B * s->Ci * s->H * s->W, nw = (size_t)Co * s->Ci * s->k * s->k;
     size_t nout = (size_t)B * Co * a.s.Ho * a.s.Wo;
     size_t lo = off0 < off1 ? off0 : off1, hi = off0 < off1 ? off1 : off0;
     size_t span = hi - lo + nw + lo % 4;                           /* keeps off mod 4 floats */
@@ -298,13 +375,22 @@ static void bench_conv1_streams(int B) {
     mctx.work = dev(mctx.work_bytes);
     a.c = &mctx;
     char shape[64];
-    snprintf(shape, sizeof shape, "B%d 3->64 224x224 k11 s4, x2", B);
-    double f = 2.0 * conv_flops(B, 3, 224, 64, 11, 4, 2);
+    snprintf(shape, sizeof shape, "B%d %d->%d %dx%d k%d s%d, x2", B, s->Ci, Co, s->H, s->W, s->k, s->stride);
+    double f = 2.0 * conv_flops(s);
     static const char *names[2][2] = {{"conv1x2 fwd 2 calls", "conv1x2 fwd multi"},
-                                      {"conv1x2 bwd 2 calls", "conv1x2 bwd multi"}};
-    for (a.bwd = 0; a.bwd < 2; a.bwd++)
-        for (a.multi = 0; a.multi < 2; a.multi++)
-            report(names[a.bwd][a.multi], shape, time_op(conv_multi_op, &a), f, 0, 1);
+                                      {"conv1x2 dW 2 calls", "conv1x2 dW multi"}};
+    static const int algos[2] = {DATH_CONV_IMPLICIT, DATH_CONV_IM2COL};
+    for (int i = 0; i < 2; i++) {
+        mctx.conv_algo = algos[i];
+        for (a.bwd = 0; a.bwd < 2; a.bwd++)
+            for (a.multi = 0; a.multi < 2; a.multi++) {
+                char op[48];
+                snprintf(op, sizeof op, "%s %s", names[a.bwd][a.multi], backend_conv_algo_name(algos[i]));
+                const double fl = a.multi ? conv_floor(algos[i], a.bwd, &a.s, 2, mctx.work_bytes)
+                                          : 2.0 * conv_floor(algos[i], a.bwd, &a.s, 1, mctx.work_bytes);
+                report_floor(op, shape, time_op(conv_multi_op, &a), f, 0, 1, fl);
+            }
+    }
     be->free(wflat); be->free(gflat); be->free(a.in); be->free(mctx.work);
     for (int j = 0; j < 2; j++) {
         be->free((void *)a.b[j]); be->free(a.db[j]); be->free(a.out[j]); be->free(a.dout[j]);
@@ -582,7 +668,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_gpu_kernels: no CUDA backend: %s\n", why);
         return 1;
     }
-    int precision = backend_precision_parse(arg_after(argc, argv, "--precision", "fp32"));
+    precision = backend_precision_parse(arg_after(argc, argv, "--precision", "fp32"));
     if (precision < 0) { fprintf(stderr, "bench_gpu_kernels: --precision: fp32, tf32 or bf16\n"); return 2; }
     const char *pk = arg_after(argc, argv, "--peak", NULL);
     if (pk) {
@@ -599,11 +685,12 @@ int main(int argc, char **argv) {
     const char *csv_path = arg_after(argc, argv, "--csv", NULL);
     const char *md_path = arg_after(argc, argv, "--md", NULL);
 
-    /* scratch: what conv2 (the largest im2col) and attention ask for at this batch */
-    conv2d_shape s2 = conv2d_make_shape(B, 64, 27, 27, 192, 5, 1, 2);
-    conv2d_shape s1 = conv2d_make_shape(B, 3, 224, 224, 64, 11, 4, 2);
-    size_t work = conv2d_work_bytes(&s2);
-    if (conv2d_work_bytes(&s1) > work) work = conv2d_work_bytes(&s1);
+    /* the five layers at 224 (the model's own geometry); scratch: what conv1 and conv2
+     * (the largest im2col) ask for at this batch */
+    conv2d_shape cs[5];
+    model_conv_shapes(cs, B, 224);
+    size_t work = conv2d_work_bytes(&cs[1]);
+    if (conv2d_work_bytes(&cs[0]) > work) work = conv2d_work_bytes(&cs[0]);
     char err[256];
     if (be->ctx_init(&ctx, work, precision, err, sizeof err)) {
         fprintf(stderr, "bench_gpu_kernels: %s\n", err);
@@ -619,6 +706,17 @@ int main(int argc, char **argv) {
         cudaDeviceGetAttribute(&bus, cudaDevAttrGlobalMemoryBusWidth, 0) == cudaSuccess)
         hbm_gbs = 2.0 * mem_khz * 1e3 * (bus / 8.0) / 1e9;   /* double data rate */
     cudaGetLastError();
+    /* the floors' peaks: the datasheet row of this GPU, else what was found above */
+    struct cudaDeviceProp prop;
+    BCUDA(cudaGetDeviceProperties(&prop, 0));
+    const cost_gpu *g = cost_gpu_match(prop.name);
+    if (!g || cost_peaks_for(g, precision, 0.0, 0.0, &floor_peaks, err, sizeof err)) {
+        memset(&floor_peaks, 0, sizeof floor_peaks);
+        floor_peaks.gemm_tflops = peak_gemm;
+        floor_peaks.core_tflops = peak_fp32;
+        floor_peaks.gbs = hbm_gbs > 0 ? hbm_gbs : 1000.0;
+        snprintf(floor_peaks.source, sizeof floor_peaks.source, "the peaks above");
+    }
     if (csv_path && !(csv = fopen(csv_path, "w"))) { perror(csv_path); return 1; }
     if (md_path && !(md = fopen(md_path, "w"))) { perror(md_path); return 1; }
 
@@ -627,26 +725,26 @@ int main(int argc, char **argv) {
            pname, reps, WARMUP);
     printf("peak (GEMM ops, %s): %.1f TFLOP/s — %s\n", pname, peak_gemm, src_g);
     printf("peak (fp32): %.1f TFLOP/s — %s\n", peak_fp32, src_f);
-    printf("memory bandwidth (from the memory clock and bus width): %.0f GB/s\n\n", hbm_gbs);
-    printf("%-22s %-30s %10s  %-16s %s\n", "op", "shape", "ms", "rate", "of peak");
-    if (csv) fprintf(csv, "op,shape,ms,tflops,gbs,of_peak\n");
+    printf("memory bandwidth (from the memory clock and bus width): %.0f GB/s\n", hbm_gbs);
+    printf("convolution floors (host/cost.h, the kernels each path launches): %s\n\n", floor_peaks.source);
+    printf("%-26s %-30s %10s  %-16s %s\n", "op", "shape", "ms", "rate", "of peak");
+    if (csv) fprintf(csv, "op,shape,ms,tflops,gbs,of_peak,floor_ms,x_floor\n");
     if (md) {
         fprintf(md, "Device: %s, precision %s, median of %d. Peak %.1f TFLOP/s (%s); "
-                    "memory %.0f GB/s.\n\n| op | shape | ms | rate | of peak |\n|---|---|---|---|---|\n",
-                be->device, pname, reps, peak_gemm, src_g, hbm_gbs);
+                    "memory %.0f GB/s. Floors: %s.\n\n| op | shape | ms | rate | of peak | floor ms | × floor |\n"
+                    "|---|---|---|---|---|---|---|\n",
+                be->device, pname, reps, peak_gemm, src_g, hbm_gbs, floor_peaks.source);
     }
 
     bench_fused(B);
-    bench_conv("conv1", B, 3, 224, 64, 11, 4, 2, 0);
-    bench_conv1_streams(B);
-    bench_conv("conv2", B, 64, 27, 192, 5, 1, 2, 1);
-    bench_conv("conv3", B, 192, 13, 384, 3, 1, 1, 1);
-    bench_conv("conv4", B, 384, 13, 256, 3, 1, 1, 1);
-    bench_conv("conv5", B, 256, 13, 256, 3, 1, 1, 1);
-    bench_maxpool("maxpool1", B * 64, 55);
-    bench_maxpool("maxpool2", B * 192, 27);
-    bench_maxpool("maxpool5", B * 256, 13);
-    bench_attention(B, MODEL_C5, MODEL_CQ, 13 * 13);
+    bench_conv("conv1", &cs[0], 0);   /* the image needs no gradient */
+    bench_conv1_streams(&cs[0]);
+    static const char *conv_names[5] = {"conv1", "conv2", "conv3", "conv4", "conv5"};
+    for (int i = 1; i < 5; i++) bench_conv(conv_names[i], &cs[i], 1);
+    bench_maxpool("maxpool1", B * cs[0].Co, cs[0].Ho);   /* after conv1, conv2, conv5 */
+    bench_maxpool("maxpool2", B * cs[1].Co, cs[1].Ho);
+    bench_maxpool("maxpool5", B * cs[4].Co, cs[4].Ho);
+    bench_attention(B, MODEL_C5, MODEL_CQ, cs[4].Ho * cs[4].Wo);
     bench_linear("fc6", B, MODEL_C5 * MODEL_POOL * MODEL_POOL, MODEL_HIDDEN, 1);
     bench_linear("fc7", B, MODEL_HIDDEN, MODEL_HIDDEN, 1);
     bench_linear("hash", B, MODEL_HIDDEN, 64, 0);

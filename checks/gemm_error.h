@@ -1,6 +1,6 @@
 /* checks/gemm_error.h — how far a CUDA op whose GEMMs run at TF32 or BF16 may be from
  * the fp32 reference: a running error analysis, element by element, that
- * checks/test_cuda_kernels.c adds to its fp32 tolerances (--precision tf32|bf16).
+ * checks/cuda_check.h's families add to their fp32 tolerances (--precision tf32|bf16).
  *
  * The model of one GEMM output y = Σ_k t_k (t_k = a_k·b_k, K terms), on the tensor cores:
  *
@@ -51,7 +51,7 @@
  * With --precision fp32 nothing here is used (u = 0). All sums are in double (OpenBLAS's
  * dgemm and OpenMP loops); the bands cost a few reference-sized GEMMs per op.
  *
- * Margins at DATH's real shapes (test_cuda_kernels --full, for an H200), by term:
+ * Margins at DATH's real shapes (checks/cuda_kernels --full, for an H200), by term:
  *  - conversion: 6σ with σ taken 1.37 times the typical std is 8.2 true σ; the largest
  *    tensors have 25 M elements (conv1's out), whose largest error is ~5.6σ: 0.68 of
  *    the tolerance expected, 0.60-0.63 seen on the emulator at that shape (tf32 and

@@ -15,7 +15,15 @@
  *     with a message (kernels/common.h's scratch policy).
  * Shapes are AlexNet-like at small sizes; a 224×224 batch runs in several im2col
  * chunks: malloc'ed, in a ctx->work of three images, of the whole batch, and with a
- * ctx->work too small for one image (the malloc fallback). */
+ * ctx->work too small for one image (the malloc fallback).
+ * The implicit CUDA path's plain-C parts (kernels/conv.h, kernels/conv_plan.c):
+ *   - conv_fdiv (multiply-high division) against `/` for every divisor the kernels use
+ *     at DATH's shapes and many others, on dividends up to 2^31 − 1;
+ *   - the data gradient's phases: over every pixel and tap of several strided shapes,
+ *     each (pixel, tap) pair that reaches an output lies in exactly one phase, at the
+ *     output the phase formula gives, and the phases' GEMM sizes add up;
+ *   - conv2d_plan: the tile table kernels/conv_plan.c writes down for DATH at batch 128
+ *     and 1, forced tiles and parts, and the K split shrinking to fit ctx->work. */
 #include "check.h"
 #include "../kernels/conv.h"
 
@@ -504,8 +512,150 @@ static void check_multi_range(uint64_t *seed) {
                aborts_saying(forward_no_scratch, "conv2d_forward_cpu: needs"));
 }
 
+/* ---- the implicit path's plain-C parts ------------------------------------------------ */
+
+static void check_fdiv(uint64_t *seed) {
+    static const uint32_t ds[] = {1, 2, 3, 4, 5, 7, 9, 11, 13, 15, 25, 27, 55, 64, 121, 169, 192, 225,
+                                  363, 729, 1600, 1728, 2304, 3025, 3456, 4096, 49729, 65535, 1000003,
+                                  (1u << 30) + 7, 2147483647u};
+    long bad = 0, n = 0;
+    for (size_t i = 0; i < sizeof ds / sizeof ds[0]; i++) {
+        const conv_fdiv f = conv_fdiv_make(ds[i]);
+        uint32_t probes[64 + 8] = {0, 1, ds[i] - 1, ds[i], ds[i] + 1, 2147483646u, 2147483647u, 2147483647u - ds[i] % 2147483647u};
+        for (int j = 8; j < 72; j++) probes[j] = (uint32_t)(check_next(seed) & 0x7fffffffu);
+        for (int j = 0; j < 72; j++) {
+            const uint32_t x = probes[j] & 0x7fffffffu;
+            n++;
+            if (conv_fdiv_q(f, x) != x / ds[i]) bad++;
+        }
+        for (uint32_t x = 0; x < 20000; x++) {   /* every small dividend, and its multiples */
+            n++;
+            if (conv_fdiv_q(f, x) != x / ds[i]) bad++;
+            const uint64_t y = (uint64_t)x * ds[i] + ds[i] - 1;
+            if (y < 2147483648u) {
+                n++;
+                if (conv_fdiv_q(f, (uint32_t)y) != (uint32_t)(y / ds[i])) bad++;
+            }
+        }
+    }
+    char name[96];
+    snprintf(name, sizeof name, "conv_fdiv_q = / (%ld dividends, %zu divisors)", n, sizeof ds / sizeof ds[0]);
+    CHECK_TRUE(name, bad == 0);
+}
+
+static void check_dx_phases(void) {
+    static const int shp[][6] = {{23, 19, 11, 4, 2, 0}, {15, 15, 3, 2, 1, 0}, {10, 8, 3, 2, 0, 0},
+                                 {9, 9, 5, 1, 2, 0}, {12, 12, 2, 3, 0, 0}, {8, 8, 1, 2, 0, 0}};
+    for (size_t c = 0; c < sizeof shp / sizeof shp[0]; c++) {
+        const int H = shp[c][0], W = shp[c][1], k = shp[c][2], st = shp[c][3], pad = shp[c][4];
+        conv2d_shape s = conv2d_make_shape(1, 1, H, W, 1, k, st, pad);
+        long covered = 0, wrong = 0, want = 0, gemm = 0, pixels = 0;
+        for (int y = 0; y < H; y++)      /* (pixel, tap) pairs that reach an output */
+            for (int x = 0; x < W; x++)
+                for (int ky = 0; ky < k; ky++)
+                    for (int kx = 0; kx < k; kx++) {
+                        const int ty = y + pad - ky, tx = x + pad - kx;
+                        want += ty >= 0 && tx >= 0 && ty % st == 0 && tx % st == 0 && ty / st < s.Ho && tx / st < s.Wo;
+                    }
+        for (int iy0 = 0; iy0 < st; iy0++)
+            for (int ix0 = 0; ix0 < st; ix0++) {
+                conv2d_phase ph;
+                if (conv2d_dx_phase(&ph, &s, iy0, ix0)) continue;
+                pixels += (long)ph.hp * ph.wp;
+                gemm += (long)ph.hp * ph.wp * ph.kyn * ph.kxn;
+                for (int j = 0; j < ph.hp; j++)
+                    for (int i = 0; i < ph.wp; i++)
+                        for (int t = 0; t < ph.kyn; t++)
+                            for (int u = 0; u < ph.kxn; u++) {
+                                const int y = iy0 + st * j, x = ix0 + st * i, ky = ph.ry + st * t, kx = ph.rx + st * u;
+                                const int oy = ph.qy + j - t, ox = ph.qx + i - u;
+                                if (oy < 0 || ox < 0 || oy >= s.Ho || ox >= s.Wo) continue;
+                                covered++;
+                                /* the formula's output is the one that pixel and tap reach */
+                                if (y >= H || x >= W || ky >= k || kx >= k || oy * st != y + pad - ky ||
+                                    ox * st != x + pad - kx)
+                                    wrong++;
+                            }
+            }
+        char name[128];
+        snprintf(name, sizeof name, "dX phases %dx%d k%d s%d p%d: %ld pairs, each in one phase", H, W, k, st, pad, want);
+        CHECK_TRUE(name, covered == want && wrong == 0);
+        /* every pixel in a phase with taps, unless no tap reaches it (k < stride) */
+        snprintf(name, sizeof name, "dX phases %dx%d k%d s%d: pixels %ld, GEMM terms %ld >= pairs", H, W, k, st, pixels, gemm);
+        CHECK_TRUE(name, pixels <= (long)H * W && gemm >= want && (k < st || pixels == (long)H * W));
+    }
+}
+
+/* kernels/conv_plan.c's table for DATH (B = 128 and 1, 224×224, tensor cores and FMA). */
+static void check_plan_table(void) {
+    static const int L[5][6] = {{3, 224, 64, 11, 4, 2}, {64, 27, 192, 5, 1, 2}, {192, 13, 384, 3, 1, 1},
+                                {384, 13, 256, 3, 1, 1}, {256, 13, 256, 3, 1, 1}};
+    /* tile, parts, blocks of forward, dX, dW at B = 128; forward at B = 1 */
+    static const int want128[5][3][3] = {
+        {{CONV_TILE_128x128, 1, 3025}, {-1, 0, 0}, {CONV_TILE_128x128, 64, 192}},
+        {{CONV_TILE_64x128, 1, 2187}, {CONV_TILE_64x128, 1, 729}, {CONV_TILE_64x128, 7, 273}},
+        {{CONV_TILE_128x128, 1, 507}, {CONV_TILE_64x128, 1, 507}, {CONV_TILE_128x128, 7, 294}},
+        {{CONV_TILE_128x128, 1, 338}, {CONV_TILE_128x128, 1, 507}, {CONV_TILE_128x128, 5, 270}},
+        {{CONV_TILE_128x128, 1, 338}, {CONV_TILE_128x128, 1, 338}, {CONV_TILE_128x128, 8, 288}}};
+    static const int want1[5][3] = {{CONV_TILE_64x64, 1, 96}, {CONV_TILE_64x64, 3, 108}, {CONV_TILE_64x64, 3, 54},
+                                    {CONV_TILE_64x64, 6, 72}, {CONV_TILE_64x64, 4, 48}};
+    for (int prec = DATH_FP32; prec <= DATH_BF16; prec++) {
+        dath_ctx ctx = {0};
+        ctx.sm = 90;
+        ctx.precision = prec;
+        ctx.work = (float *)&ctx;   /* never dereferenced: the plan only sizes the parts */
+        ctx.work_bytes = (size_t)1 << 32;
+        int bad = 0;
+        for (int i = 0; i < 5; i++)
+            for (int B = 128; B >= 1; B -= 127) {
+                conv2d_shape s = conv2d_make_shape(B, L[i][0], L[i][1], L[i][1], L[i][2], L[i][3], L[i][4], L[i][5]);
+                for (int op = 0; op < (B == 1 ? 1 : 3); op++) {
+                    if (i == 0 && op == CONV_OP_DX) continue;   /* the image takes no gradient */
+                    conv2d_plan_t p;
+                    const int *w = B == 1 ? want1[i] : want128[i][op];
+                    if (conv2d_plan(&p, op, &s, i == 0 ? 2 : 1, &ctx) || p.tile != w[0] || p.splits != w[1] ||
+                        p.mtiles * p.ntiles * p.splits != w[2]) {
+                        printf("     conv%d B%d op %d: tile %d parts %d blocks %d, the table says %d %d %d\n", i + 1,
+                               B, op, p.tile, p.splits, p.mtiles * p.ntiles * p.splits, w[0], w[1], w[2]);
+                        bad++;
+                    }
+                    if (p.math != (prec == DATH_TF32 ? CONV_MATH_TF32 : prec == DATH_BF16 ? CONV_MATH_BF16 : CONV_MATH_FFMA) ||
+                        p.async != (prec != DATH_BF16) || p.smem > 227 * 1024 || p.smem % 128) bad++;
+                }
+            }
+        char name[96];
+        snprintf(name, sizeof name, "conv2d_plan: kernels/conv_plan.c's table (%s, sm_90)",
+                 prec == DATH_TF32 ? "tf32" : prec == DATH_BF16 ? "bf16" : "fp32");
+        CHECK_TRUE(name, bad == 0);
+    }
+    /* below sm_80: FMA through registers whatever the precision; forced tile and parts;
+     * the parts shrink to what ctx->work holds (none without it) */
+    conv2d_shape s = conv2d_make_shape(128, 256, 13, 13, 256, 3, 1, 1);
+    dath_ctx ctx = {0};
+    ctx.sm = 61;
+    ctx.precision = DATH_TF32;
+    conv2d_plan_t p;
+    conv2d_plan(&p, CONV_OP_DW, &s, 1, &ctx);
+    CHECK_TRUE("sm_61: FMA, loads through registers, no parts without ctx->work",
+               p.math == CONV_MATH_FFMA && !p.async && p.splits == 1 && p.bk == 8 && p.threads == 256);
+    ctx.sm = 80;
+    ctx.work = (float *)&ctx;
+    ctx.work_bytes = (size_t)3 * 256 * 2304 * sizeof(float) + 100;   /* room for 3 parts */
+    conv2d_plan(&p, CONV_OP_DW, &s, 1, &ctx);
+    CHECK_TRUE("dW parts shrink to the scratch (3 of 8)", p.splits == 3 && p.part_floats == (size_t)3 * 256 * 2304);
+    ctx.work_bytes = (size_t)1 << 32;
+    ctx.conv_tile = CONV_TILE_64x64 + 1;
+    ctx.conv_split = 2;
+    conv2d_plan(&p, CONV_OP_FWD, &s, 1, &ctx);
+    CHECK_TRUE("forced tile and parts", p.tile == CONV_TILE_64x64 && p.splits == 2 && p.bm == 64 && p.bn == 64 &&
+                                            p.threads == 128 && p.kt_split == (p.kt + 1) / 2);
+}
+
 int main(void) {
     uint64_t seed = 0x5eed0c0ffee;
+    check_fdiv(&seed);
+    check_dx_phases();
+    check_plan_table();
     static const conv_case cases[] = {
         { "conv1-like 3->8 k11 s4 p2 67x67", 2, 3, 67, 67, 8, 11, 4, 2 },
         { "conv2-like 4->6 k5 s1 p2 15x15", 3, 4, 15, 15, 6, 5, 1, 2 },

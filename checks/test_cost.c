@@ -11,6 +11,12 @@
  *      GEMM), conv1's ideal bytes, and the launchers' chunking (a small scratch splits
  *      the batch; the chunks add up to the whole, the weights are read once a chunk)
  *      and unevenly spaced weight sets (one GEMM a set instead of one batched GEMM);
+ *      Both convolution paths: im2col + cuBLAS (DATH_CONV_IM2COL) and the implicit GEMMs
+ *      (the default): for these the tally drops the im2col path's bias passes and col2im
+ *      and takes the K-split reductions' adds (splits·M·N a split GEMM, from the
+ *      launchers' plan, conv2d_plan, which checks/test_conv.c checks against its table),
+ *      and conv1's forward, the pam.conv2 backward and a split dW's kernels are tallied by
+ *      hand;
  *   3. a pass's totals are the sums of its kernels (floors too), the epoch is the
  *      steps and input passes it is made of, every floor is max(compute, memory);
  *   4. the recording backend has an entry for every op the CPU backend has, so a new
@@ -21,6 +27,7 @@
 #include <string.h>
 
 #include "../host/cost.h"
+#include "../host/net.h"
 #include "../kernels/pool.h"
 
 static int close_exact(const char *name, double got, double want) {
@@ -144,42 +151,90 @@ static double core_flops(dath_variant v, int K, int C, int B, int S, int multi, 
     return f;
 }
 
+/* What the implicit path changes in core_flops' tally: no forward bias passes (the
+ * epilogue adds them, uncounted as a GEMM's β), no col2im, and each GEMM whose K is split
+ * gets a reduction of splits·M·N adds. The splits are the plan's, on the context the cost
+ * model builds (sm_80, the scratch of net_work_bytes). */
+static double implicit_core_delta(dath_variant v, int B, int S, int precision) {
+    net_shape n;
+    shape_of(&n, v, B, S);
+    char err[256];
+    dath_model *m = model_create(v, 64, 80, S, err, sizeof err);
+    if (!m) { printf("     model_create: %s\n", err); return NAN; }
+    dath_ctx ctx = {0};
+    ctx.sm = 80;
+    ctx.precision = precision;
+    ctx.work = (float *)&ctx;   /* not dereferenced */
+    ctx.work_bytes = net_work_bytes(m, B, B);
+    model_free(m);
+    const double b = B, P0 = (double)n.H1 * n.H1;
+    double d = -(double)n.ns * b * 64 * P0;   /* conv1's bias pass (both streams: one launch) */
+    for (int s = 0; s < n.ns; s++)
+        for (int i = 1; i < 5; i++) {
+            const conv2d_shape *c = &n.cs[i];
+            d -= b * c->Co * c->Ho * c->Wo;   /* bias pass */
+            d -= b * c->Ci * taps_axis(c->H, c->k, c->stride, c->pad, c->Ho) * taps_axis(c->W, c->k, c->stride, c->pad, c->Wo);
+        }
+    for (int i = 0; i < 5; i++) {
+        const int sets = i == 0 ? n.ns : 1, reps = i == 0 ? 1 : n.ns;
+        for (int op = 0; op < 3; op++) {
+            if (i == 0 && op == CONV_OP_DX) continue;
+            conv2d_plan_t p;
+            if (conv2d_plan(&p, op, &n.cs[i], sets, &ctx) == 0 && p.splits > 1)
+                d += reps * (double)p.splits * p.M * p.N;
+        }
+    }
+    return d;
+}
+
 static void check_step_flops(void) {
     static const dath_variant vs[] = {VARIANT_DATH, VARIANT_S, VARIANT_C, VARIANT_N, VARIANT_1};
     static const int sizes[] = {224, 112}, batches[] = {128, 5};
+    static const int algos[] = {DATH_CONV_IM2COL, DATH_CONV_IMPLICIT};
+    for (int ai = 0; ai < 2; ai++)
     for (size_t vi = 0; vi < 5; vi++)
         for (int si = 0; si < 2; si++)
             for (int bi = 0; bi < 2; bi++) {
-                cost_config cf = {vs[vi], 64, 80, batches[bi], sizes[si], DATH_TF32, 0};
+                const int algo = algos[ai];
+                const char *an = algo == DATH_CONV_IM2COL ? "im2col" : "implicit";
+                cost_config cf = {vs[vi], 64, 80, batches[bi], sizes[si], DATH_TF32, 0, algo};
                 cost_model cm;
-                char err[256], name[96];
+                char err[256], name[128];
                 if (!CHECK_TRUE("cost_build", cost_build(&cm, &cf, err, sizeof err) == 0)) {
                     printf("     %s\n", err);
                     continue;
                 }
                 double gemm = 0, core = 0;
-                int im2col_fwd = 0;
+                int im2col_fwd = 0, igemm_fwd = 0;
                 for (int i = 0; i < cm.step.nkernels; i++) {
                     const cost_kernel *k = &cm.step.kernels[i];
                     if (k->unit == COST_UNIT_GEMM) gemm += k->flops;
                     else core += k->flops;
                     if (k->phase == COST_FORWARD && !strcmp(k->kernel, "conv_im2col_kernel")) im2col_fwd++;
+                    if (k->phase == COST_FORWARD && !strcmp(k->kernel, "conv_igemm_kernel")) igemm_fwd++;
                 }
                 net_shape n;
                 shape_of(&n, vs[vi], 1, sizes[si]);
-                snprintf(name, sizeof name, "%s S%d B%d: one im2col a conv (one chunk)", variant_name(vs[vi]), sizes[si],
-                         batches[bi]);
-                CHECK_TRUE(name, im2col_fwd == 1 + 4 * n.ns);
-                snprintf(name, sizeof name, "%s S%d B%d GEMM FLOPs", variant_name(vs[vi]), sizes[si], batches[bi]);
+                if (algo == DATH_CONV_IM2COL) {
+                    snprintf(name, sizeof name, "%s S%d B%d: one im2col a conv (one chunk)", variant_name(vs[vi]), sizes[si],
+                             batches[bi]);
+                    CHECK_TRUE(name, im2col_fwd == 1 + 4 * n.ns);
+                } else {
+                    snprintf(name, sizeof name, "%s S%d B%d: one implicit GEMM a forward conv, no im2col", variant_name(vs[vi]),
+                             sizes[si], batches[bi]);
+                    CHECK_TRUE(name, igemm_fwd == 1 + 4 * n.ns && im2col_fwd == 0);
+                }
+                snprintf(name, sizeof name, "%s %s S%d B%d GEMM FLOPs", an, variant_name(vs[vi]), sizes[si], batches[bi]);
                 close_exact(name, gemm, gemm_flops(vs[vi], 64, 80, batches[bi], sizes[si]));
-                snprintf(name, sizeof name, "%s S%d B%d step FLOPs", variant_name(vs[vi]), sizes[si], batches[bi]);
+                snprintf(name, sizeof name, "%s %s S%d B%d step FLOPs", an, variant_name(vs[vi]), sizes[si], batches[bi]);
                 close_exact(name, gemm + core,
                             gemm_flops(vs[vi], 64, 80, batches[bi], sizes[si]) +
-                                core_flops(vs[vi], 64, 80, batches[bi], sizes[si], 1, cm.nparams));
+                                core_flops(vs[vi], 64, 80, batches[bi], sizes[si], 1, cm.nparams) +
+                                (algo == DATH_CONV_IMPLICIT ? implicit_core_delta(vs[vi], batches[bi], sizes[si], DATH_TF32) : 0));
                 cost_free(&cm);
             }
     /* J2 as softmax cross-entropy changes only J2's count */
-    cost_config cf = {VARIANT_N, 16, 10, 6, 63, DATH_FP32, 1};
+    cost_config cf = {VARIANT_N, 16, 10, 6, 63, DATH_FP32, 1, DATH_CONV_IM2COL};
     cost_model cm;
     char err[256];
     if (CHECK_TRUE("cost_build (single-label)", cost_build(&cm, &cf, err, sizeof err) == 0)) {
@@ -218,7 +273,7 @@ static void check_kernel(const char *name, const cost_kernel *k, double rd, doub
 
 static void check_bytes(void) {
     /* dath (two streams), B = 2, S = 63: conv1 15×15 (k11 s4 p2), pool1 7×7, conv2 7×7 */
-    cost_config cf = {VARIANT_DATH, 64, 80, 2, 63, DATH_TF32, 0};
+    cost_config cf = {VARIANT_DATH, 64, 80, 2, 63, DATH_TF32, 0, DATH_CONV_IM2COL};
     cost_model cm;
     char err[256];
     if (!CHECK_TRUE("cost_build dath B2 S63", cost_build(&cm, &cf, err, sizeof err) == 0)) {
@@ -278,6 +333,7 @@ static void check_bytes(void) {
     dath_ctx ctx;
     size_t per_image = (size_t)(64 * 25 + 192) * 27 * 27 * sizeof(float);
     if (!CHECK_TRUE("cost ctx", be->ctx_init(&ctx, 2 * per_image + 100, DATH_FP32, err, sizeof err) == 0)) return;
+    ctx.conv_algo = DATH_CONV_IM2COL;   /* the chunks are the im2col path's */
     cost_pass ps;
     float *w = be->alloc(192 * 1600 * 4), *b = be->alloc(192 * 4), *in = be->alloc(5 * 64 * 27 * 27 * 4),
           *out = be->alloc(5 * 192 * 27 * 27 * 4);
@@ -302,6 +358,7 @@ static void check_bytes(void) {
     /* a scratch that holds no image: an error, as the launcher aborts */
     be->ctx_free(&ctx);
     if (be->ctx_init(&ctx, per_image / 2, DATH_FP32, err, sizeof err) == 0) {
+        ctx.conv_algo = DATH_CONV_IM2COL;
         cost_record_begin(&ctx, &ps, "conv2", 5);
         be->conv2d_forward(out, in, w, b, &s, 1, &ctx);
         CHECK_TRUE("too small a scratch is an error", cost_record_end(&ctx, err, sizeof err) == -1 && strstr(err, "scratch"));
@@ -311,6 +368,7 @@ static void check_bytes(void) {
     /* three weight sets not evenly spaced: three GEMMs (and one im2col) */
     conv2d_shape s1 = conv2d_make_shape(2, 3, 63, 63, 64, 11, 4, 2);
     if (be->ctx_init(&ctx, conv2d_work_bytes_multi(&s1, 3), DATH_FP32, err, sizeof err) == 0) {
+        ctx.conv_algo = DATH_CONV_IM2COL;
         float *wf = be->alloc(4 * 64 * 363 * 4);
         const float *ws[3] = {wf, wf + 64 * 363, wf + 3 * 64 * 363}, *bs[3] = {b, b, b};
         float *outs[3] = {out, out, out};
@@ -327,6 +385,72 @@ static void check_bytes(void) {
         cost_pass_free(&ps);
         be->ctx_free(&ctx);
     }
+}
+
+/* The implicit path's kernels by hand (tf32: BK 32). */
+static void check_implicit_bytes(void) {
+    /* dath, B = 2, S = 63: conv1 of both streams, 128 × 450 × 363 (M = 2·64 stacked sets,
+     * N = 2·15·15, K = 3·11²): 64×64 tiles, 2 × 8 blocks and K too short to split (363 <
+     * 512): one launch reading every input pixel (all are under a window), both weights
+     * and biases, writing both outputs */
+    cost_config cf = {VARIANT_DATH, 64, 80, 2, 63, DATH_TF32, 0, DATH_CONV_IMPLICIT};
+    cost_model cm;
+    char err[256];
+    if (!CHECK_TRUE("cost_build dath B2 S63 implicit", cost_build(&cm, &cf, err, sizeof err) == 0)) {
+        printf("     %s\n", err);
+        return;
+    }
+    check_kernel("conv1 implicit GEMM (2 streams, forward)", find_kernel(&cm.step, COST_FORWARD, "conv_igemm_kernel", NULL, 0),
+                 4.0 * (2 * 3 * 63 * 63 + 2 * 64 * 363 + 2 * 64), 4.0 * 2 * 2 * 64 * 225, 2.0 * 128 * 450 * 363);
+    int fwd_launches = 0, col = 0;
+    for (int i = 0; i < cm.step.nkernels; i++) {
+        const cost_kernel *k = &cm.step.kernels[i];
+        fwd_launches += k->phase == COST_FORWARD && strstr(k->layer, "conv1") != NULL;
+        col += !strcmp(k->kernel, "conv_im2col_kernel") || !strcmp(k->kernel, "conv_col2im_kernel");
+    }
+    CHECK_TRUE("conv1's forward: one launch; no im2col or col2im anywhere", fwd_launches == 1 && col == 0);
+    /* pam.conv2's backward (64 → 192, 7×7, k5 p2, with ReLU): the mask and db pass reads
+     * dout and out, writes dout (counted in full) and db, B·P + 1 adds a channel; dW
+     * 192 × 1600 × 98 (K = 2·49 < 512: one part) reads dout and the input (all 2·64·49
+     * pixels under a window), reads and writes dw; dX 64 × 98 × 4800 (M = Ci, N = 2·7·7,
+     * K = 192·25): 64×64, 2 blocks, split in 9 parts of 17 K tiles (150 tiles), its
+     * parts 9 × 64 × 98 written, then the reduction reads them and din, writes din, with
+     * 9 adds an element (8 between parts, 1 for +=) */
+    const double nout = 2.0 * 192 * 49;
+    check_kernel("pam.conv2 mask + db", find_kernel(&cm.step, COST_BACKWARD, "conv_mask_bgrad_kernel", "pam.conv2", 0),
+                 4.0 * (2 * nout + 192), 4.0 * (nout + 192), 192.0 * (2 * 49 + 1));
+    check_kernel("pam.conv2 dW implicit GEMM", find_kernel(&cm.step, COST_BACKWARD, "conv_igemm_kernel", "pam.conv2", 0),
+                 4.0 * (nout + 2 * 64 * 49 + 192 * 1600), 4.0 * 192 * 1600, 2.0 * 192 * 1600 * 98);
+    check_kernel("pam.conv2 dX implicit GEMM (9 parts)", find_kernel(&cm.step, COST_BACKWARD, "conv_igemm_kernel", "pam.conv2", 1),
+                 4.0 * (nout + 192 * 64 * 25), 4.0 * 9 * 64 * 98, 2.0 * 64 * 98 * 4800);
+    check_kernel("pam.conv2 dX reduction of 9 parts",
+                 find_kernel(&cm.step, COST_BACKWARD, "conv_split_reduce_kernel", "pam.conv2", 0),
+                 4.0 * (9 * 64 * 98 + 64 * 98), 4.0 * 64 * 98, 9.0 * 64 * 98);
+    cost_free(&cm);
+
+    /* a dW split over the batch: conv4-like (384 → 256, 13×13, k3 p1) at B = 8, K = 8·169
+     * = 1352 (2 parts of 512 or more), 256 × 3456: 64×128 tiles (4 × 27 blocks, 2 parts
+     * give 216), 2 parts of 22 and 21 K tiles; no ReLU (no out read, no dout written) */
+    const dath_backend *be = cost_backend();
+    conv2d_shape s = conv2d_make_shape(8, 384, 13, 13, 256, 3, 1, 1);
+    dath_ctx ctx;
+    if (!CHECK_TRUE("cost ctx (implicit)", be->ctx_init(&ctx, conv2d_work_bytes(&s), DATH_TF32, err, sizeof err) == 0)) return;
+    float *in = be->alloc(8 * 384 * 169 * 4), *w = be->alloc(256 * 3456 * 4), *dw = be->alloc(256 * 3456 * 4);
+    float *db = be->alloc(256 * 4), *dout = be->alloc(8 * 256 * 169 * 4), *out = be->alloc(8 * 256 * 169 * 4);
+    cost_pass ps;
+    cost_record_begin(&ctx, &ps, "conv4 dW", 8);
+    be->conv2d_backward(NULL, dw, db, dout, in, w, out, &s, 0, &ctx);
+    CHECK_TRUE("dW split records", cost_record_end(&ctx, err, sizeof err) == 0);
+    const double no = 8.0 * 256 * 169, mn = 256.0 * 3456;
+    CHECK_TRUE("dW split: mask + db, the GEMM, its reduction", ps.nkernels == 3);
+    check_kernel("conv4 dW mask + db (no ReLU)", find_kernel(&ps, -1, "conv_mask_bgrad_kernel", NULL, 0),
+                 4.0 * (no + 256), 4.0 * 256, 256.0 * (8 * 169 + 1));
+    check_kernel("conv4 dW implicit GEMM, 2 parts", find_kernel(&ps, -1, "conv_igemm_kernel", NULL, 0),
+                 4.0 * (no + 8 * 384 * 169), 4.0 * 2 * mn, 2.0 * mn * 1352);
+    check_kernel("conv4 dW reduction of 2 parts", find_kernel(&ps, -1, "conv_split_reduce_kernel", NULL, 0),
+                 4.0 * (2 * mn + mn), 4.0 * mn, 2.0 * mn);
+    cost_pass_free(&ps);
+    be->ctx_free(&ctx);
 }
 
 /* ---- 3. totals ----------------------------------------------------------------------- */
@@ -447,6 +571,7 @@ static void check_coverage_and_errors(void) {
 
 int main(void) {
     check_step_flops();
+    check_implicit_bytes();
     check_bytes();
     check_totals();
     check_coverage_and_errors();

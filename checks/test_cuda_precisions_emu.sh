@@ -4,16 +4,16 @@
 #   - build/emu/test_emu_gemm: the emulated cuBLAS's arithmetic, bit for bit, under each
 #     of its models (DATH_EMU_GEMM = hw, fma, double) and operand conversions
 #     (DATH_EMU_TC_ROUND = rn, rna, rz);
-#   - build/emu/test_cuda_kernels_emu --precision tf32 and bf16 (make test runs fp32 as
-#     test_cuda_kernels_emu), on the default model (sm_90 block FMAs, operands rounded to
+#   - checks/cuda_kernels --emu --precision tf32 and bf16 (every kernel family's check;
+#     make test runs each at fp32 as test_<family>_cuda_emu), on the default model (sm_90 block FMAs, operands rounded to
 #     nearest) and with the operands truncated (DATH_EMU_TC_ROUND=rz: the probe sees it and
 #     the tolerances allow the shrink): every GEMM-fed tensor within its fp32 tolerance
 #     plus the error band of checks/gemm_error.h, every other op as at fp32.
 set -u
 G=${DATH_EMU_GEMM_TEST:-build/emu/test_emu_gemm}
-K=${DATH_EMU_KERNELS:-build/emu/test_cuda_kernels_emu}
+K=${DATH_EMU_KERNELS:-checks/cuda_kernels}
 [ -x "$G" ] || { echo "FAIL: $G is not built (make test builds it)"; exit 1; }
-[ -x "$K" ] || { echo "FAIL: $K is not built (make test builds it)"; exit 1; }
+[ -x build/emu/test_linear_cuda_emu ] || { echo "FAIL: the emulated kernel checks are not built (make test builds them)"; exit 1; }
 tmp=$(mktemp -d /tmp/dath-prec-XXXXXX)
 [ -n "${KEEP:-}" ] || trap 'rm -rf "$tmp"' EXIT
 fails=0; n=0
@@ -33,11 +33,11 @@ done
 for r in rn rz; do
   for P in tf32 bf16; do
     log="$tmp/kernels-$P-$r.log"
-    DATH_EMU_TC_ROUND=$r "$K" --precision $P >"$log" 2>&1
+    DATH_EMU_TC_ROUND=$r "$K" --emu --precision $P >"$log" 2>&1
     rc=$?
     if [ $rc -eq 0 ] && grep -q "^precision: $P" "$log" && grep -q "(precision $P)" "$log"; then
       worst=$(grep 'max err/tol' "$log" | sed 's/.*max err\/tol //' | sort -g | tail -n 1)
-      ok "CUDA kernels at $P, operands $r: $(grep 'checks,' "$log"); largest err/tol of a GEMM-fed tensor $worst"
+      ok "CUDA kernels at $P, operands $r: $(awk '/^[0-9]+ checks, [0-9]+ failed/ { c += $1; f += $3 } END { print c " checks, " f " failed" }' "$log") in $(grep -c '^=====' "$log") families; largest err/tol of a GEMM-fed tensor $worst"
     else
       bad "CUDA kernels at $P, operands $r (exit $rc)"; grep -E '^FAIL|^probe' "$log" | head -n 12
     fi

@@ -156,9 +156,20 @@ const dath_backend *backend_choose(const char *name, char *err, size_t err_len) 
 
 const char *const backend_precisions[] = {"fp32", "tf32", "bf16", NULL};
 const char *const backend_devices[] = {"auto", "cpu", "cuda", NULL};
+const char *const backend_conv_algos[] = {"implicit", "im2col", NULL};   /* DATH_CONV_* order */
 
 int backend_precision_parse(const char *s) {
     for (int i = 0; backend_precisions[i]; i++)
         if (!strcmp(s, backend_precisions[i])) return i;
     return -1;
+}
+
+int backend_conv_algo_parse(const char *s) {
+    if (!strcmp(s, "implicit")) return DATH_CONV_IMPLICIT;
+    if (!strcmp(s, "im2col")) return DATH_CONV_IM2COL;
+    return -1;
+}
+
+const char *backend_conv_algo_name(int algo) {
+    return algo == DATH_CONV_IM2COL ? "im2col" : "implicit";
 }

@@ -147,9 +147,15 @@ const dath_backend *backend_choose(const char *name, char *err, size_t err_len);
  * names backend_choose takes ("auto" first); NULL-terminated (an option table's
  * choices, host/opts.h). */
 extern const char *const backend_precisions[];
+/* "implicit", "im2col", NULL: indexed by DATH_CONV_* (an OPT_ENUM's choices for --conv) */
+extern const char *const backend_conv_algos[];
 extern const char *const backend_devices[];
 
 /* Parses "fp32", "tf32", "bf16" into DATH_*; -1 when unknown. */
 int backend_precision_parse(const char *s);
+/* --conv: "implicit" → DATH_CONV_IMPLICIT, "im2col" → DATH_CONV_IM2COL (the CUDA
+ * convolutions' path, set into dath_ctx.conv_algo after ctx_init; kernels/conv.h), else -1. */
+int backend_conv_algo_parse(const char *s);
+const char *backend_conv_algo_name(int algo);   /* "implicit" or "im2col" */
 
 #endif

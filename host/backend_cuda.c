@@ -118,6 +118,8 @@ static int cuda_ctx_init(dath_ctx *ctx, size_t work_bytes, int precision, char *
         return -1;
     }
     ctx->precision = precision;
+    ctx->sm = major * 10 + minor;
+    ctx->conv_algo = DATH_CONV_IMPLICIT;   /* built for every architecture (kernels/conv.h) */
 
     cudaStream_t stream;
     if ((ce = cudaStreamCreate(&stream)) != cudaSuccess) {
@@ -186,7 +188,11 @@ fail:
 }
 
 static int cuda_ctx_fork(const dath_ctx *parent, dath_ctx *child, char *err, size_t err_len) {
-    return cuda_ctx_init(child, parent->work_bytes, parent->precision, err, err_len);
+    if (cuda_ctx_init(child, parent->work_bytes, parent->precision, err, err_len)) return -1;
+    child->conv_algo = parent->conv_algo;   /* the run's choices, not ctx_init's defaults */
+    child->conv_tile = parent->conv_tile;
+    child->conv_split = parent->conv_split;
+    return 0;
 }
 
 /* ---- memory ------------------------------------------------------------------------ */

@@ -156,8 +156,10 @@ static void print_json(const cost_model *cm, const cost_peaks *p, const char *gp
     cost_pass_totals(&cm->encode_b1, p, &e1);
     const char *prec = c->precision == DATH_TF32 ? "tf32" : c->precision == DATH_BF16 ? "bf16" : "fp32";
     printf("{\"what\":\"dath cost: a model's prediction (host/cost.h), not a measurement\",\"variant\":\"%s\","
-           "\"bits\":%d,\"classes\":%d,\"batch\":%d,\"input_size\":%d,\"precision\":\"%s\",\"j2\":\"%s\",\"gpu\":",
-           variant_name(c->variant), c->K, c->C, c->B, c->S, prec, c->single_label ? "eq. 6" : "eq. 7");
+           "\"bits\":%d,\"classes\":%d,\"batch\":%d,\"input_size\":%d,\"precision\":\"%s\",\"conv\":\"%s\","
+           "\"j2\":\"%s\",\"gpu\":",
+           variant_name(c->variant), c->K, c->C, c->B, c->S, prec, backend_conv_algo_name(c->conv_algo),
+           c->single_label ? "eq. 6" : "eq. 7");
     json_str(stdout, gpu);
     printf(",\"peaks\":{\"gemm_tflops\":%.17g,\"cuda_core_tflops\":%.17g,\"bandwidth_gbs\":%.17g,\"source\":",
            p->gemm_tflops, p->core_tflops, p->gbs);
@@ -193,8 +195,9 @@ static void print_json(const cost_model *cm, const cost_peaks *p, const char *gp
 static void print_text(const cost_model *cm, const cost_peaks *p, int summary) {
     const cost_config *c = &cm->cfg;
     const char *prec = c->precision == DATH_TF32 ? "tf32" : c->precision == DATH_BF16 ? "bf16" : "fp32";
-    printf("dath cost: %s, %d bits, %d classes, batch %d, %d×%d, %s — a model's prediction, not a measurement\n",
-           variant_name(c->variant), c->K, c->C, c->B, c->S, c->S, prec);
+    printf("dath cost: %s, %d bits, %d classes, batch %d, %d×%d, %s, %s convolutions — a model's prediction, not a "
+           "measurement\n",
+           variant_name(c->variant), c->K, c->C, c->B, c->S, c->S, prec, backend_conv_algo_name(c->conv_algo));
     printf("peaks: %s\n", p->source);
     printf("floor of a kernel = max(FLOPs / peak of its unit, bytes / bandwidth); no launch latency; "
            "conventions in host/cost.h\n");
@@ -246,6 +249,7 @@ static void print_gpus(void) {
 int cmd_cost(int argc, char **argv) {
     const char *variant = "dath", *precision = "tf32", *gpu = "h200";
     int bits = 64, classes = 80, batch = 128, size = 224, json = 0, summary = 0, single = 0, list = 0;
+    int conv = DATH_CONV_IMPLICIT;
     float peak = NAN, bw = NAN;   /* NaN: not given (the parser refuses non-finite values) */
     opt_spec spec[] = {
         {"variant", OPT_STR, &variant, "dath", "dath, dath-s, dath-c, dath-n or dath-1"},
@@ -254,6 +258,7 @@ int cmd_cost(int argc, char **argv) {
         {"batch", OPT_INT, &batch, "128", "images a training step (and an encode batch), 1 to 2048"},
         {"input-size", OPT_INT, &size, "224", "input side S (at least 63)"},
         {"precision", OPT_STR, &precision, "tf32", "fp32, tf32 or bf16: the GEMMs' unit"},
+        {"conv", OPT_ENUM, &conv, "implicit", "the convolutions' path: implicit GEMMs or im2col + cuBLAS", 0, backend_conv_algos},
         {"gpu", OPT_STR, &gpu, "h200", "the datasheet row (--list-gpus shows them)"},
         {"peak-tflops", OPT_FLOAT, &peak, NULL, "measured GEMM TFLOP/s at the precision (bench_peak), replaces the datasheet's"},
         {"bandwidth-gbs", OPT_FLOAT, &bw, NULL, "measured device memory GB/s (bench_peak's copy), replaces the datasheet's"},
@@ -278,6 +283,7 @@ int cmd_cost(int argc, char **argv) {
         fprintf(stderr, "dath cost: --variant '%s': expected dath, dath-s, dath-c, dath-n or dath-1\n", variant);
         return 2;
     }
+    cf.conv_algo = conv;
     cf.precision = backend_precision_parse(precision);
     if (cf.precision < 0) {
         fprintf(stderr, "dath cost: --precision '%s': expected fp32, tf32 or bf16\n", precision);

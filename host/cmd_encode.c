@@ -39,7 +39,7 @@ static char *encode_skipped_text(const dath_list *l, const int *kept, int n_ok, 
 
 int cmd_encode(int argc, char **argv) {
     const char *model_path = NULL, *list_path = NULL, *root = "", *out = NULL, *labels_out = NULL;
-    int batch = 256, workers = 0, device = 0, precision = DATH_FP32;
+    int batch = 256, workers = 0, device = 0, precision = DATH_FP32, conv = DATH_CONV_IMPLICIT;
     float max_mp = 64;
     opt_spec spec[] = {
         {"model", OPT_STR, &model_path, NULL, "model or checkpoint (.safetensors)", OPT_REQUIRED},
@@ -50,6 +50,7 @@ int cmd_encode(int argc, char **argv) {
         {"workers", OPT_INT, &workers, "0", "decoding threads (0: one per core)", OPT_NONNEG},
         {"device", OPT_ENUM, &device, "auto", "where to encode", 0, backend_devices},
         {"precision", OPT_ENUM, &precision, "fp32", "GEMM precision (tf32, bf16: CUDA, sm_80+)", 0, backend_precisions},
+        {"conv", OPT_ENUM, &conv, "implicit", "CUDA convolutions: implicit GEMMs or im2col + cuBLAS", 0, backend_conv_algos},
         {"out", OPT_STR, &out, NULL, "codes file (.npy, uint8, numpy.packbits order)", OPT_REQUIRED},
         {"labels", OPT_STR, &labels_out, NULL, "also write the encoded rows' labels here (.npy)", 0},
         {0}};
@@ -84,6 +85,7 @@ int cmd_encode(int argc, char **argv) {
         be = NULL;
         goto out;
     }
+    ctx.conv_algo = conv;
     fprintf(stderr, "dath encode: %s, %d bits, input %d, on %s, %s: %d images of %s\n",
             variant_name(m->variant), m->K, m->S, be->device, backend_precisions[precision], l->n, list_path);
     double t0 = dath_now();

@@ -132,7 +132,7 @@ static int eval_encode_list(const dath_backend *be, dath_ctx *ctx, const dath_mo
 /* Encodes both lists with the model in model_path. */
 static int eval_load_model(eval_data *e, const char *model_path, const char *qlist,
                            const char *dlist, const char *root, int batch, int workers, int64_t max_pixels,
-                           const char *device, int precision, char *err, size_t err_len) {
+                           const char *device, int precision, int conv, char *err, size_t err_len) {
     dath_model *m = NULL;
     dath_list *q = NULL, *d = NULL;
     const dath_backend *be = NULL;
@@ -148,6 +148,7 @@ static int eval_load_model(eval_data *e, const char *model_path, const char *qli
     }
     if (!(be = backend_choose(device, err, err_len))) goto out;
     if (be->ctx_init(&ctx, encoder_work_bytes(m, batch), precision, err, err_len)) { be = NULL; goto out; }
+    ctx.conv_algo = conv;
     fprintf(stderr, "dath eval: encoding %s (%d images) and %s (%d images) with %s, %d bits, on %s, %s\n",
             qlist, q->n, dlist, d->n, variant_name(m->variant), m->K, be->device, backend_precisions[precision]);
     if (eval_encode_list(be, &ctx, m, q, batch, workers, max_pixels, &e->qc, &e->ql, &e->Q, err, err_len)) goto out;
@@ -348,7 +349,7 @@ int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *query_list = NULL, *db_list = NULL, *root = "";
     const char *curves = NULL;
     int topk = 5000, skip_empty = 0, tie_bounds = 0, json = 0, batch = 256, random_baseline = 0;
-    int workers = 0, device = 0, precision = DATH_FP32;
+    int workers = 0, device = 0, precision = DATH_FP32, conv = DATH_CONV_IMPLICIT;
     float max_mp = 64;
     opt_spec spec[] = {
         {"query", OPT_STR, &query, NULL, "query codes (.npy, uint8 packed bits)", 0},
@@ -362,6 +363,7 @@ int cmd_eval(int argc, char **argv) {
         {"batch", OPT_INT, &batch, "256", "with --model: images per forward pass", OPT_POSITIVE},
         {"workers", OPT_INT, &workers, "0", "with --model: decoding threads (0: one per core)", OPT_NONNEG},
         {"precision", OPT_ENUM, &precision, "fp32", "with --model: GEMM precision (tf32, bf16: CUDA, sm_80+)", 0, backend_precisions},
+        {"conv", OPT_ENUM, &conv, "implicit", "with --model: CUDA convolutions: implicit GEMMs or im2col + cuBLAS", 0, backend_conv_algos},
         {"max-megapixels", OPT_FLOAT, &max_mp, "64", "with --model: refuse (leave out) images of more pixels", OPT_POSITIVE},
         {"device", OPT_ENUM, &device, "auto", "where codes are encoded (--model) and ranked", 0, backend_devices},
         {"topk", OPT_INT, &topk, "5000", "K of MAP@K (0: the whole database)", 0},
@@ -406,7 +408,7 @@ int cmd_eval(int argc, char **argv) {
     }
     eval_data e = {0};
     rc = model ? eval_load_model(&e, model, query_list, db_list, root, batch, workers, (int64_t)((double)max_mp * 1e6),
-                                 backend_devices[device], precision, err, sizeof err)
+                                 backend_devices[device], precision, conv, err, sizeof err)
                : eval_load_files(&e, query, query_labels, db, db_labels, err, sizeof err);
     if (rc) {
         fprintf(stderr, "dath eval: %s\n", err);

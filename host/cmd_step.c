@@ -53,7 +53,7 @@ static void dump_add(st_writer *w, const char *name, const float *x, int ndim, c
 
 int cmd_step(int argc, char **argv) {
     const char *model_path = NULL, *list_path = NULL, *root = "", *dump = NULL;
-    int size = 0, no_augment = 0, no_dropout = 0, update = 0, steps = 1, device = 0, precision = DATH_FP32;
+    int size = 0, no_augment = 0, no_dropout = 0, update = 0, steps = 1, device = 0, precision = DATH_FP32, conv = DATH_CONV_IMPLICIT;
     uint64_t seed = 0;
     step_config cfg;
     step_config_default(&cfg);
@@ -75,6 +75,7 @@ int cmd_step(int argc, char **argv) {
         {"seed", OPT_U64, &seed, "0", "seed of crops, flips and dropout"},
         {"device", OPT_ENUM, &device, "auto", "where to run", 0, backend_devices},
         {"precision", OPT_ENUM, &precision, "fp32", "GEMM precision (tf32, bf16: CUDA, sm_80+)", 0, backend_precisions},
+        {"conv", OPT_ENUM, &conv, "implicit", "CUDA convolutions: implicit GEMMs or im2col + cuBLAS (the CPU ignores it)", 0, backend_conv_algos},
         {0}};
     char err[1024];
     int rc = opts_parse("dath step", "--model M --list L --root DIR --dump D.safetensors [options]", spec, argc, argv, NULL, 0, NULL, err, sizeof err);
@@ -129,6 +130,7 @@ int cmd_step(int argc, char **argv) {
     dath_stepper *st = NULL;
     rc = 1;
     if (be->ctx_init(&ctx, net_work_bytes(m, B, B), precision, err, sizeof err)) { fprintf(stderr, "dath step: %s\n", err); be = NULL; goto out; }
+    ctx.conv_algo = conv;   /* before net_create: the second stream's context copies it */
     fprintf(stderr, "dath step: %s on %s, batch %d, input %d\n", variant_name(m->variant), be->device, B, S);
     n = net_create(be, &ctx, m, B, 1, err, sizeof err);
     comm = comm_single(be);
@@ -190,6 +192,7 @@ int cmd_step(int argc, char **argv) {
         st_writer_meta(w, "variant", variant_name(m->variant));
         st_writer_meta(w, "device", be->name);
         st_writer_meta(w, "precision", backend_precisions[precision]);
+        if (!strcmp(be->name, "cuda")) st_writer_meta(w, "conv", backend_conv_algo_name(conv));
         if (st_writer_write(w, dump, err, sizeof err)) fprintf(stderr, "dath step: %s\n", err);
         else rc = 0;
         st_writer_free(w);

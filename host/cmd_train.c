@@ -34,7 +34,7 @@
 
 typedef struct train_opts {
     const char *train, *root, *init, *out, *resume, *query, *database, *cache;
-    int variant, device, precision, data_on_device;   /* indices into their choices */
+    int variant, device, precision, conv, data_on_device;   /* indices into their choices */
     int bits, epochs, batch, size, eval_every, topk, workers, strict, max_steps, log_every, no_graphs, ranks;
     float lr, wd, beta, gamma, margin, max_mp, bucket_mb, comm_timeout;
     const char *bucket_trace;
@@ -76,6 +76,7 @@ static const int TRAIN_DATA_MODE[] = {FEED_DATA_AUTO, FEED_DATA_YES, FEED_DATA_N
         {"topk", OPT_INT, &(o).topk, "5000", "MAP@K (0: all)", OPT_NONNEG | OPT_RUN},                     \
         {"device", OPT_ENUM, &(o).device, "auto", "where to train", 0, backend_devices},                    \
         {"precision", OPT_ENUM, &(o).precision, "fp32", "GEMM precision (tf32, bf16: CUDA, sm_80+)", 0, backend_precisions}, \
+        {"conv", OPT_ENUM, &(o).conv, "implicit", "CUDA convolutions: implicit GEMMs or im2col + cuBLAS (the CPU ignores it)", 0, backend_conv_algos}, \
         {"workers", OPT_INT, &(o).workers, "0", "decoding threads (0: one per core)", OPT_NONNEG},        \
         {"strict", OPT_FLAG, &(o).strict, "0", "stop at the first unreadable image instead of skipping it"}, \
         {"cache", OPT_STR, &(o).cache, NULL, "directory for the decoded-image cache file"},               \
@@ -162,7 +163,7 @@ int cmd_train(int argc, char **argv) {
     int rc = opts_parse("dath train", TRAIN_SYNOPSIS, spec, ac, av, NULL, 0, NULL, err, sizeof err);
     dath_list *l = NULL;
     dath_model *m = ck;
-    char args[8192], config[8192];
+    char args[8192], config[8192], invocation[8192];
     dath_dist dist = {.world = 1};
     if (rc) {
         if (rc < 0) fprintf(stderr, "dath train: %s\n", err);
@@ -189,7 +190,8 @@ int cmd_train(int argc, char **argv) {
     }
     const dath_backend *be = backend_choose(backend_devices[o.device], err, sizeof err);
     if (!be) { fprintf(stderr, "dath train: %s\n", err); goto out; }
-    if (opts_to_args(spec, OPT_RUN, args, sizeof args) < 0 || opts_to_json(spec, OPT_RUN, config, sizeof config) < 0) {
+    if (opts_to_args(spec, OPT_RUN, args, sizeof args) < 0 || opts_to_json(spec, OPT_RUN, config, sizeof config) < 0 ||
+        opts_to_json(spec, 0, invocation, sizeof invocation) < 0) {
         fprintf(stderr, "dath train: the run's options are too long to record\n");
         goto out;
     }
@@ -225,7 +227,7 @@ int cmd_train(int argc, char **argv) {
     }
     train_config c = {.be = be, .m = m, .list = l, .list_file = o.train, .root = o.root, .out = o.out,
                       .cache = o.cache, .epochs = o.epochs, .batch = o.batch, .ranks = o.ranks,
-                      .precision = o.precision, .data_mode = TRAIN_DATA_MODE[o.data_on_device],
+                      .precision = o.precision, .conv_algo = o.conv, .data_mode = TRAIN_DATA_MODE[o.data_on_device],
                       .graphs = !o.no_graphs, .workers = o.workers, .strict = o.strict,
                       .max_steps = o.max_steps, .log_every = o.log_every, .eval_every = o.eval_every,
                       .topk = o.topk, .query = o.query, .database = o.database,
@@ -233,7 +235,8 @@ int cmd_train(int argc, char **argv) {
                       .start_epoch = (int)ck_epoch, .skip_batches = (int)ck_batch, .start_step = ck_step,
                       .resumed = ck != NULL, .config_args = args, .config_json = config,
                       .dist = &dist, .bucket_bytes = (size_t)((double)o.bucket_mb * (1 << 20)),
-                      .comm_timeout_s = o.comm_timeout, .bucket_trace = o.bucket_trace};
+                      .comm_timeout_s = o.comm_timeout, .bucket_trace = o.bucket_trace,
+                      .invocation_json = invocation};
     step_config_default(&c.step);
     c.step.lr = o.lr; c.step.wd = o.wd; c.step.beta = o.beta; c.step.gamma = o.gamma; c.step.margin = o.margin;
     c.step.multi = l->multi; c.step.seed = o.seed; c.step.dropout = 1;

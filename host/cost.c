@@ -179,6 +179,8 @@ const char *cost_phase_name(cost_phase p) {
 static const char F_IM2COL[] = "im2col", F_CONV_GEMM[] = "conv GEMM", F_COL2IM[] = "col2im",
                   F_STAGE[] = "conv staging", F_BIAS[] = "bias (+ReLU) pass", F_MASK[] = "ReLU mask pass",
                   F_BGRAD[] = "bias-gradient reduction", F_FC_GEMM[] = "fc GEMM",
+                  F_CONV_IGEMM[] = "conv implicit GEMM", F_CONV_SPLIT[] = "conv K-split reduction",
+                  F_MASK_BGRAD[] = "ReLU mask + bias gradient",
                   F_ATT_GEMM[] = "attention GEMM", F_SOFTMAX[] = "softmax",
                   F_ATT_EW[] = "attention elementwise", F_POOL[] = "pooling", F_DROPOUT[] = "dropout",
                   F_FUSION[] = "fusion", F_LOSS[] = "tanh + losses", F_ZERO[] = "gradient zeroing",
@@ -688,6 +690,69 @@ static void conv_layer(cost_trace *t, const float *const *w, int nw, char *layer
 /* conv_forward_sets: per chunk of nb images (N = nb·Ho·Wo columns, R = Ci·k·k rows)
  * one im2col, one strided-batched GEMM for the nw sets (nw GEMMs when the weights are
  * not evenly spaced; one GEMM for nw = 1), one bias/ReLU launch. */
+/* ---- the implicit GEMMs (kernels/conv_implicit.cu), the default path ----
+ * conv_igemm_kernel: the FLOPs of its GEMM, 2·M·N·K, as a cuBLAS GEMM's (its epilogue's
+ * bias add or +=, like cuBLAS's β = 1, is not counted); it reads each element of its operands
+ * it loads once (the covered input, dout, the weights; reuse across blocks is the
+ * cache's) and writes its outputs once (+= outputs are read too), or with a K split its
+ * parts [splits, M, N] into the scratch. conv_split_reduce_kernel: reads the parts (and
+ * the bias, or the output it adds to), writes the output; splits − 1 adds an output to
+ * sum them and one for the bias or the +=. The plan is the launchers' (conv2d_plan). */
+static void igemm_entry(cost_trace *t, const conv2d_plan_t *p, double rd, double acc_out, const char *what,
+                        const conv2d_shape *s) {
+    const double mn = (double)p->M * p->N, parts = p->splits;
+    const double flops = 2.0 * mn * p->K;
+    const double wr = parts > 1 ? 4.0 * parts * mn : 4.0 * mn;
+    emit(t, "conv_igemm_kernel", F_CONV_IGEMM, COST_UNIT_GEMM, flops, rd + (parts > 1 ? 0.0 : acc_out), wr,
+         "%s %d×%d×%d %s %s, %d part%s (k%d s%d)", what, p->M, p->N, p->K, conv2d_tile_name(p->tile),
+         conv2d_math_name(p->math), p->splits, p->splits > 1 ? "s" : "", s->k, s->stride);
+    if (parts > 1)
+        emit(t, "conv_split_reduce_kernel", F_CONV_SPLIT, COST_UNIT_CORE, parts * mn, 4.0 * parts * mn + acc_out,
+             4.0 * mn, "%s %d parts of %d×%d", what, p->splits, p->M, p->N);
+}
+
+static void conv_forward_implicit(const conv2d_shape *s, int nw, dath_ctx *ctx) {
+    cost_trace *t = TRACE(ctx);
+    const double cov = conv_covered(s->H, s->k, s->stride, s->pad, s->Ho) * conv_covered(s->W, s->k, s->stride, s->pad, s->Wo);
+    conv2d_plan_t p;
+    if (conv2d_plan(&p, CONV_OP_FWD, s, nw, ctx)) return;   /* an empty GEMM launches nothing */
+    /* reads the covered input, the weights and the biases; the bias is read by the
+     * reduction instead when K is split */
+    const double bias = 4.0 * nw * s->Co;
+    igemm_entry(t, &p, 4.0 * ((double)s->B * s->Ci * cov + (double)nw * s->Co * s->Ci * s->k * s->k) + (p.splits > 1 ? 0 : bias),
+                p.splits > 1 ? bias : 0.0, "fwd", s);
+}
+
+/* conv_mask_bgrad_kernel (reads dout and, with relu, out; writes dout where masked,
+ * counted in full, and db, which it reads: B·P + 1 adds a channel); then dW (the sets
+ * stacked along M) and dX (set by set, phase by phase). */
+static void conv_backward_implicit(float *din, int nw, const conv2d_shape *s, int relu, dath_ctx *ctx) {
+    cost_trace *t = TRACE(ctx);
+    const int B = s->B, Ci = s->Ci, Co = s->Co, P = s->Ho * s->Wo, kk = s->k * s->k;
+    const double n_out = (double)B * Co * P, sets = nw;
+    emit(t, "conv_mask_bgrad_kernel", F_MASK_BGRAD, COST_UNIT_CORE, sets * Co * ((double)B * P + 1),
+         4 * (sets * n_out * (relu ? 2 : 1) + sets * Co), 4 * ((relu ? sets * n_out : 0) + sets * Co),
+         "%d×%d channels × %.0f%s", nw, Co, (double)B * P, relu ? ", masked" : "");
+    const double cov = conv_covered(s->H, s->k, s->stride, s->pad, s->Ho) * conv_covered(s->W, s->k, s->stride, s->pad, s->Wo);
+    conv2d_plan_t p;
+    if (conv2d_plan(&p, CONV_OP_DW, s, nw, ctx)) return;
+    /* dW: reads dout and the covered input, dw += (read and written) */
+    const double dw = 4.0 * sets * Co * Ci * kk;
+    igemm_entry(t, &p, 4.0 * (sets * n_out + (double)B * Ci * cov), dw, "dW", s);
+    if (!din) return;
+    for (int j = 0; j < nw; j++)
+        for (int iy0 = 0; iy0 < s->stride; iy0++)
+            for (int ix0 = 0; ix0 < s->stride; ix0++) {
+                conv2d_phase ph;
+                if (conv2d_dx_phase(&ph, s, iy0, ix0) ||
+                    conv2d_plan_mnk(&p, CONV_OP_DX, Ci, (long long)B * ph.hp * ph.wp, (long long)Co * ph.kyn * ph.kxn, ctx))
+                    continue;
+                /* reads the set's dout and the phase's taps of w; din += on the phase's pixels */
+                igemm_entry(t, &p, 4.0 * (n_out + (double)Co * Ci * ph.kyn * ph.kxn),
+                            4.0 * (double)B * Ci * ph.hp * ph.wp, "dX", s);
+            }
+}
+
 static void conv_forward_sets(float *const *out, const float *in, const float *const *w, const float *const *b,
                               int nw, const conv2d_shape *s, int relu, dath_ctx *ctx, const char *op) {
     cost_trace *t = TRACE(ctx);
@@ -696,6 +761,15 @@ static void conv_forward_sets(float *const *out, const float *in, const float *c
     const int B = s->B, Ci = s->Ci, Co = s->Co, P = s->Ho * s->Wo, R = Ci * s->k * s->k;
     if (B <= 0 || Co <= 0 || P <= 0 || !op_begin(t, op, layer, COST_FORWARD)) return;
     const double cov = conv_covered(s->H, s->k, s->stride, s->pad, s->Ho) * conv_covered(s->W, s->k, s->stride, s->pad, s->Wo);
+    if (ctx->conv_algo != DATH_CONV_IM2COL) {
+        conv_forward_implicit(s, nw, ctx);
+        op_end(t, 4 * ((double)B * Ci * cov + (double)nw * Co * R + (double)nw * Co + (double)nw * B * Co * P));
+        for (int j = 0; j < nw; j++) {
+            char lj[64];
+            if (param_layer(t, w[j], lj, sizeof lj)) label_set(t, out[j], lj);
+        }
+        return;
+    }
     const int chunk = conv_chunk(t, s, nw, ctx, op);
     const int batched = conv_even(w, nw, 0) && nw > 1;
     for (int b0 = 0; b0 < B; b0 += chunk) {
@@ -739,6 +813,12 @@ static void conv_backward_sets(float *din, float *const *dw, float *const *db, f
     const double cov = conv_covered(s->H, s->k, s->stride, s->pad, s->Ho) * conv_covered(s->W, s->k, s->stride, s->pad, s->Wo);
     const double taps = conv_taps(s->H, s->k, s->stride, s->pad, s->Ho) * conv_taps(s->W, s->k, s->stride, s->pad, s->Wo);
     const double in_image = (double)Ci * s->H * s->W;
+    if (ctx->conv_algo != DATH_CONV_IM2COL) {
+        conv_backward_implicit(din, nw, s, relu, ctx);
+        op_end(t, 4 * (sets * n_out * (relu ? 2 : 1) + (double)B * Ci * cov + (din ? sets * Co * R : 0) + sets * Co * R +
+                       sets * Co + (din ? (double)B * in_image : 0)));
+        return;
+    }
     if (relu)
         emit(t, "conv_relu_mask_kernel", F_MASK, COST_UNIT_CORE, 0, 4 * sets * n_out, 4 * sets * n_out, "%d×%.0f", nw, n_out);
     /* conv_bias_grad_kernel: db += Σ dout (reads dout and db, writes db; B·P + 1 adds a
@@ -1151,6 +1231,8 @@ static int cost_ctx_init(dath_ctx *ctx, size_t work_bytes, int precision, char *
     snprintf(t->stream, sizeof t->stream, "?");
     ctx->stream = t;
     ctx->precision = precision;
+    ctx->sm = 80;   /* the model's kernels: sm_80 and newer's (tensor cores at tf32/bf16); at fp32
+                       sm_61/75 run the same plan, loading through registers */
     if (work_bytes) {
         ctx->work = cost_alloc(work_bytes);
         ctx->work_bytes = work_bytes;
@@ -1282,6 +1364,7 @@ static int build_train(cost_model *cm, const dath_model *m, char *err, size_t er
     const int B = cf->B, S = cf->S, C = cf->C, R = transform_cache_side(S);
     dath_ctx ctx;
     if (be->ctx_init(&ctx, net_work_bytes(m, B, B), cf->precision, err, err_len)) return -1;
+    ctx.conv_algo = cf->conv_algo;
     int rc = -1;
     dath_net *n = net_create(be, &ctx, m, B, 1, err, err_len);
     dath_comm *c = comm_single(be);
@@ -1336,6 +1419,7 @@ static int build_encode(cost_model *cm, cost_pass *ps, const char *name, int bat
     const dath_backend *be = cost_backend();
     dath_ctx ctx;
     if (be->ctx_init(&ctx, encoder_work_bytes(m, batch), cm->cfg.precision, err, err_len)) return -1;
+    ctx.conv_algo = cm->cfg.conv_algo;
     int rc = -1;
     float *h = malloc((size_t)batch * m->K * sizeof *h);   /* [batch, K] host */
     dath_encoder *e = encoder_create(be, &ctx, m, batch, err, err_len);

@@ -102,6 +102,7 @@ typedef struct cost_config {
     int K, C, B, S;          /* bits, classes, batch, input size */
     int precision;           /* DATH_FP32, DATH_TF32, DATH_BF16 */
     int single_label;        /* J2: 1 softmax cross-entropy (eq. 6), 0 eq. 7 (the default) */
+    int conv_algo;           /* DATH_CONV_IMPLICIT (0, the CUDA default) or DATH_CONV_IM2COL */
 } cost_config;
 
 #define COST_EPOCH_IMAGES 10000   /* the epoch the issue and bench/gpu measure */

@@ -68,6 +68,7 @@ static void rank_job(rank *k, int op) {
             break;
         }
         k->ctx_ok = 1;
+        k->ctx.conv_algo = c->conv_algo;   /* before net_create: its second stream's context copies it */
         k->one = be->alloc(sizeof(float));
         k->net = k->one ? net_create(be, &k->ctx, c->m, Bl, 1, k->err, sizeof k->err) : NULL;
         k->st = k->net ? stepper_create(k->net, k->comm, k->err, sizeof k->err) : NULL;

@@ -41,7 +41,7 @@ typedef struct ranks_config {
     size_t bucket_bytes;          /* the gradient buckets' cap (step.h; 0: one after the backward) */
     double comm_timeout_s;        /* every communication wait's bound (comm.h) */
     int B, R, S, C;               /* global batch, cached side, input side, classes */
-    int precision, data_mode;     /* DATH_*, FEED_DATA_* */
+    int precision, conv_algo, data_mode;   /* DATH_*, DATH_CONV_*, FEED_DATA_* */
     int graphs;                   /* 1: CUDA graphs where the backend has them */
     size_t work0;                 /* rank 0's scratch at least this (evaluation) */
 } ranks_config;

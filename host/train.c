@@ -195,7 +195,7 @@ int train_run(const train_config *c) {
                           .shard_rank = me, .shard_world = procs};
     dath_prefetch *pf = prefetch_create(&pc, err, sizeof err);
     ranks_config rc_ = {.be = be, .m = m, .pf = pf, .dist = c->dist, .world = c->ranks, .B = B, .R = R, .S = S,
-                        .C = C, .precision = c->precision, .data_mode = c->data_mode, .graphs = c->graphs,
+                        .C = C, .precision = c->precision, .conv_algo = c->conv_algo, .data_mode = c->data_mode, .graphs = c->graphs,
                         .work0 = c->eval_every && me == 0 ? net_work_bytes(m, B, B) : 0,
                         .bucket_bytes = c->bucket_bytes, .comm_timeout_s = c->comm_timeout_s};
     train_ranks *rk = pf ? ranks_create(&rc_, err, sizeof err) : NULL;
@@ -212,13 +212,16 @@ int train_run(const train_config *c) {
     }
     int world = ranks_world(rk);
     setvbuf(log, NULL, _IOLBF, 0);   /* every line reaches the file when it is written: a kill loses none */
-    fprintf(log, "{\"config\":%s,\"start_step\":%" PRIu64 "}\n", c->config_json, step);
+    fprintf(log, "{\"config\":%s,\"invocation\":%s,\"start_step\":%" PRIu64 "}\n", c->config_json,
+            c->invocation_json ? c->invocation_json : "null", step);
     char ranks_note[96] = "";
     if (world > 1)
         snprintf(ranks_note, sizeof ranks_note, " × %d %s of %d", world, procs > 1 ? "processes" : "ranks", B / world);
-    if (me == 0) fprintf(stderr, "dath train: %s, %d bits, %d classes (%s-label), input %d, batch %d%s, %d images, on %s, %s%s\n",
-            variant_name(m->variant), m->K, C, l->multi ? "multi" : "single", S, B, ranks_note, l->n, be->device,
-            backend_precisions[c->precision], c->resumed ? " (resumed)" : "");
+    if (me == 0)
+        fprintf(stderr, "dath train: %s, %d bits, %d classes (%s-label), input %d, batch %d%s, %d images, on %s, %s%s%s%s\n",
+                variant_name(m->variant), m->K, C, l->multi ? "multi" : "single", S, B, ranks_note, l->n, be->device,
+                backend_precisions[c->precision], !strcmp(be->name, "cuda") ? ", convolutions " : "",
+                !strcmp(be->name, "cuda") ? backend_conv_algo_name(c->conv_algo) : "", c->resumed ? " (resumed)" : "");
     if (c->resumed && me == 0)
         fprintf(stderr, "dath train: resuming at epoch %d, batch %d, step %" PRIu64 "\n", c->start_epoch + 1,
                 skip_batches, step);

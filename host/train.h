@@ -40,6 +40,7 @@ typedef struct train_config {
     const dath_list *list;
     const char *list_file, *root, *out, *cache;   /* cache: NULL, or the cache file's directory */
     int epochs, batch, ranks, precision;          /* batch: the global batch; precision DATH_* */
+    int conv_algo;                                /* DATH_CONV_* (CUDA) */
     int data_mode, graphs, workers, strict;       /* FEED_DATA_*; 1: CUDA graphs */
     int max_steps, log_every;                     /* 0: none */
     int eval_every, topk;                         /* MAP every E epochs (0: never) at K (0: all) */
@@ -56,6 +57,7 @@ typedef struct train_config {
     size_t bucket_bytes;                          /* gradient buckets' cap (host/step.h) */
     double comm_timeout_s;                        /* every communication wait's bound */
     const char *bucket_trace;                     /* rank 0 writes the first bucketed step's trace there (NULL: no) */
+    const char *invocation_json;                  /* every option of this invocation (log.jsonl) */
 } train_config;
 
 /* Trains from c's start to c->epochs (or to a stop), writing OUT/log.jsonl, the

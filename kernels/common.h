@@ -50,9 +50,17 @@ typedef struct dath_ctx {
     int precision;     /* DATH_FP32, DATH_TF32 or DATH_BF16 (GEMM inputs only) */
     int borrowed;      /* 1: made by ctx_fork where nothing needs its own (the CPU):
                           work and the rest belong to the parent context */
+    int conv_algo;     /* DATH_CONV_IMPLICIT (default, 0) or DATH_CONV_IM2COL: the CUDA
+                          convolutions' path (kernels/conv.h); the CPU reference ignores it */
+    int sm;            /* compute capability × 10 of the context's device (CUDA), 0 on the CPU:
+                          which implicit-GEMM kernels run (tensor cores, cp.async from 80) */
+    int conv_tile;     /* checks and bench only: 0 the implicit convolutions' tile table, else
+                          CONV_TILE_* + 1 forced (kernels/conv.h) */
+    int conv_split;    /* checks and bench only: 0 the table's K split, else that many parts */
 } dath_ctx;
 
 enum { DATH_FP32 = 0, DATH_TF32 = 1, DATH_BF16 = 2 };
+enum { DATH_CONV_IMPLICIT = 0, DATH_CONV_IM2COL = 1 };
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -315,22 +315,29 @@ static void conv_backward_sets(float *din, float *const *dw, float *const *db,
     }
 }
 
+/* The backend's ops: the implicit GEMMs (kernels/conv_implicit.cu) unless ctx->conv_algo
+ * asks for this file's im2col + cuBLAS path. */
 extern "C" void conv2d_forward_cuda(float *out, const float *in, const float *w, const float *b,
                                     const conv2d_shape *s, int relu, dath_ctx *ctx) {
-    conv_forward_sets(&out, in, &w, &b, 1, s, relu, ctx, "conv2d_forward_cuda");
+    if (ctx->conv_algo != DATH_CONV_IM2COL) conv_implicit_forward(&out, in, &w, &b, 1, s, relu, ctx);
+    else conv_forward_sets(&out, in, &w, &b, 1, s, relu, ctx, "conv2d_forward_cuda");
 }
 
 extern "C" void conv2d_backward_cuda(float *din, float *dw, float *db, float *dout,
                                      const float *in, const float *w, const float *out,
                                      const conv2d_shape *s, int relu, dath_ctx *ctx) {
-    conv_backward_sets(din, &dw, &db, &dout, in, &w, &out, 1, s, relu, ctx,
-                       "conv2d_backward_cuda");
+    if (ctx->conv_algo != DATH_CONV_IM2COL)
+        conv_implicit_backward(din, &dw, &db, &dout, in, &w, &out, 1, s, relu, ctx);
+    else
+        conv_backward_sets(din, &dw, &db, &dout, in, &w, &out, 1, s, relu, ctx,
+                           "conv2d_backward_cuda");
 }
 
 extern "C" void conv2d_forward_multi_cuda(float *const *out, const float *in,
                                           const float *const *w, const float *const *b, int nw,
                                           const conv2d_shape *s, int relu, dath_ctx *ctx) {
-    conv_forward_sets(out, in, w, b, nw, s, relu, ctx, "conv2d_forward_multi_cuda");
+    if (ctx->conv_algo != DATH_CONV_IM2COL) conv_implicit_forward(out, in, w, b, nw, s, relu, ctx);
+    else conv_forward_sets(out, in, w, b, nw, s, relu, ctx, "conv2d_forward_multi_cuda");
 }
 
 extern "C" void conv2d_backward_multi_cuda(float *din, float *const *dw, float *const *db,
@@ -338,6 +345,9 @@ extern "C" void conv2d_backward_multi_cuda(float *din, float *const *dw, float *
                                            const float *const *w, const float *const *out,
                                            int nw, const conv2d_shape *s, int relu,
                                            dath_ctx *ctx) {
-    conv_backward_sets(din, dw, db, dout, in, w, out, nw, s, relu, ctx,
-                       "conv2d_backward_multi_cuda");
+    if (ctx->conv_algo != DATH_CONV_IM2COL)
+        conv_implicit_backward(din, dw, db, dout, in, w, out, nw, s, relu, ctx);
+    else
+        conv_backward_sets(din, dw, db, dout, in, w, out, nw, s, relu, ctx,
+                           "conv2d_backward_multi_cuda");
 }

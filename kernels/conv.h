@@ -9,8 +9,11 @@
  * dw, db and din accumulate (+=); din may be NULL (the image needs no gradient).
  * Scratch: conv2d_work_bytes(s) is the batched im2col size, (Ci·k·k + Co)·B·Ho·Wo
  * floats (columns and a channel-major staging buffer for the whole batch). The CUDA
- * version needs ctx->work that large; the CPU reference uses ctx->work when it holds
- * at least one image (chunking the batch to fit), else allocates its own chunk.
+ * im2col path needs ctx->work of at least one image's share of it (it chunks the batch to
+ * fit); the implicit path (the default) uses ctx->work only for a K split's parts and
+ * takes fewer parts, down to none, in a smaller one (conv2d_plan); the CPU reference uses
+ * ctx->work when it holds at least one image (chunking the batch to fit), else
+ * allocates its own chunk.
  *
  * Several convolutions of one input (DATH's two streams both read the image):
  *   conv2d_forward_multi(out, in, w, b, nw, s, relu, ctx)
@@ -61,6 +64,156 @@ typedef void conv2d_backward_multi_fn(float *din, float *const *dw, float *const
                                       const float *const *w, const float *const *out, int nw,
                                       const conv2d_shape *s, int relu, dath_ctx *ctx);
 
+/* ---- the CUDA paths -------------------------------------------------------------------
+ *
+ * ctx->conv_algo chooses what the _cuda launchers run (kernels/conv.cu):
+ *   DATH_CONV_IMPLICIT (the default)  implicit-GEMM kernels, kernels/conv_implicit.cu:
+ *       no column buffer; the patches are gathered from the tensors straight into shared
+ *       memory, tile by tile (cp.async on sm_80+, double-buffered), bias and ReLU in the
+ *       forward's epilogue, din accumulated in the data gradient's epilogue;
+ *   DATH_CONV_IM2COL  the column buffer and cuBLAS (the first CUDA path; kept, checked and
+ *       timed beside the implicit one: checks/test_conv_cuda.c, bench/bench_gpu_kernels.c).
+ * Both honour this header's contract bit for bit where it says so (dout's mask, the
+ * accumulation of dw, db, din) and agree with the reference within the tolerances of
+ * checks/gemm_error.h.
+ *
+ * Layout. Activations stay NCHW ([B, C, H, W]) everywhere, also inside the trunk. Why:
+ *  - every other op (pooling, attention, the fc layers' flatten, the transform), the CPU
+ *    reference, the step dumps and the PyTorch comparison are NCHW: channels-last inside
+ *    the trunk needs a conversion pass at each end and two layouts in every check;
+ *  - the implicit GEMMs' N dimension is the pixels (B·Ho·Wo for the forward, B·H·W for
+ *    the data gradient) and their K dimension for the weight gradient is the pixels too:
+ *    in NCHW a tile's pixels are consecutive addresses (a row segment of one channel), so
+ *    the gathers of the input (stride 1 layers) and the output's stores are coalesced
+ *    along the warp, and the weights [Co, Ci·k·k] are already the A operand of the
+ *    forward with K contiguous; NHWC would make K (channels) contiguous instead, which
+ *    pays for 16-byte vector loads of the gathered operand when Ci is a multiple of 4 —
+ *    not conv1 (Ci = 3), and not worth the conversions at DATH's sizes, where the
+ *    gathers run from L2 (each input element is read by k² windows);
+ *  - what it costs: 4-byte (not 16-byte) asynchronous copies, one per element, with
+ *    their index arithmetic (kernels/conv_implicit.cu keeps it to table look-ups and
+ *    adds: no division in the main loop).
+ *
+ * The three GEMMs (nw weight sets; P = Ho·Wo, kk = k·k; K orders as the weights store it):
+ *   forward  C [nw·Co, B·P]   = W [nw·Co, Ci·kk] · X̂ [Ci·kk, B·P]       X̂: patches of in
+ *            epilogue: out = relu(C + b) (the sets stacked along M share the patch tiles)
+ *   dX       C [Ci, B·H·W]    = W̃ [Ci, Co·kk] · D̂ [Co·kk, B·H·W]        per set, += din
+ *            D̂[(co,ky,kx), (b,y,x)] = dout[b, co, (y+pad−ky)/s, (x+pad−kx)/s] when that is
+ *            an output position (else 0): the transposed convolution, no col2im; at
+ *            stride s > 1 in s² phases (conv2d_dx_phase) so that no tap is a known zero
+ *   dW       C [nw·Co, Ci·kk] = Dout [nw·Co, B·P] · X̂ᵀ [B·P, Ci·kk]      += dw
+ *            K = B·P is split into parts (each a range of images' pixels), each part's
+ *            product written to ctx->work, the parts summed in a fixed order by one
+ *            reduction kernel (no atomics): deterministic.
+ *   db and the ReLU mask: one pass (conv_mask_bgrad_kernel) before the GEMMs: dout is
+ *            masked in place as the contract says, and db += Σ dout in double, fixed order.
+ * The data gradient does not apply the lower layer's ReLU mask: that would save one
+ * pass over conv3's and conv4's outputs (the layer below still reads dout for its db):
+ * ~0.11 GB of a step's 13 (host/cost.c: 0.023 ms of the predicted 4.2 on an H200) and
+ * needs a flag in this interface that host/net.c passes for layers whose input feeds
+ * nothing else; left for after the host restructuring (README, "Convolutions on CUDA").
+ *
+ * Tiles (conv2d_plan below, kernels/conv_plan.c): one of three block tiles BM × BN, by
+ * shape, with a K split when the tiles alone give too few blocks; the math by precision
+ * and device: tf32 / bf16 on sm_80+ run the tensor cores (WMMA, fp32 accumulation), fp32
+ * (and anything below sm_80) fused multiply-adds on the CUDA cores. ctx->work holds the
+ * split products; the plan takes fewer parts when it is too small (one part needs none). */
+
+/* The GEMM of a convolution pass. */
+enum { CONV_OP_FWD = 0, CONV_OP_DX = 1, CONV_OP_DW = 2 };
+/* How its products are computed. */
+enum { CONV_MATH_FFMA = 0, CONV_MATH_TF32 = 1, CONV_MATH_BF16 = 2 };
+/* The block tiles (BM × BN); BK, threads and warps depend on the math: conv2d_plan. */
+enum { CONV_TILE_128x128 = 0, CONV_TILE_64x128 = 1, CONV_TILE_64x64 = 2, CONV_NTILES = 3 };
+
+/* The most parts a K split takes, the fewest K elements a part gets, and the blocks the
+ * table aims for (about two waves of 132 SMs at one block each, or one at two). */
+#define CONV_SPLIT_MAX 64
+#define CONV_SPLIT_MIN_K 512
+#define CONV_TARGET_BLOCKS 256
+
+/* What the implicit launchers run for one GEMM (filled by conv2d_plan). */
+typedef struct conv2d_plan_t {
+    int op, math, tile;
+    int async;           /* cp.async loads (sm_80+, not bf16 from fp32 storage) or loads
+                            through registers */
+    int bm, bn, bk, threads;
+    int M, N, K;         /* the GEMM (M stacks the nw sets for the forward and dW) */
+    int mtiles, ntiles, kt;   /* tiles along M, N, K */
+    int splits, kt_split;     /* K in `splits` parts of kt_split tiles (the last may be short) */
+    size_t part_floats;  /* ctx->work the parts take: splits·M·N when splits > 1, else 0 */
+    size_t smem;         /* dynamic shared memory of a block, bytes */
+} conv2d_plan_t;
+
+/* The plan of GEMM `op` for nw sets of shape s on ctx (its precision, sm, work_bytes,
+ * conv_tile, conv_split); for dX, of its phase (0, 0) (below; at stride 1 the whole
+ * GEMM). conv2d_plan_mnk: the same for an M × N × K GEMM of op. Return 0, or -1 for an
+ * empty problem (nothing to launch). */
+int conv2d_plan(conv2d_plan_t *p, int op, const conv2d_shape *s, int nw, const dath_ctx *ctx);
+int conv2d_plan_mnk(conv2d_plan_t *p, int op, long long M, long long N, long long K, const dath_ctx *ctx);
+
+/* The data gradient of a strided convolution in stride² phases: input pixels (iy, ix)
+ * with iy ≡ iy0, ix ≡ ix0 (mod stride), iy0, ix0 < stride, take only the taps ky ≡ ry,
+ * kx ≡ rx (mod stride), ry = (iy0 + pad) mod stride, and with iy = iy0 + stride·j,
+ * ky = ry + stride·t the output row is oy = qy + j − t: per phase a stride-1 correlation
+ * on a hp × wp grid with kyn × kxn taps, no tap that is always zero (at stride 1, one
+ * phase: the whole dX). Phase (iy0, ix0) of s: 0, or -1 when it is empty (no pixel or
+ * no tap: din gets nothing there). */
+typedef struct conv2d_phase { int iy0, ix0, hp, wp, ry, rx, kyn, kxn, qy, qx; } conv2d_phase;
+int conv2d_dx_phase(conv2d_phase *ph, const conv2d_shape *s, int iy0, int ix0);
+const char *conv2d_tile_name(int tile);   /* "128x128", "64x128", "64x64" */
+const char *conv2d_math_name(int math);   /* "ffma", "tf32", "bf16" */
+
+/* Shared memory of a block: two stages of the A tile [BK][BM + pad] and the B tile
+ * [BK][BN + pad] (k-major; pad: 16 bytes), then the index tables: ktab [2][BK] int4 (a
+ * tile's K-side offsets, two tiles ahead), rowa [BM] pointers (the A rows), rowo [BM]
+ * pointers (the output rows), bias [BM] floats, colo [BN] ints (the output columns),
+ * ntab [BN] int4 (the N side of the B gather). Byte offsets, the total in whole 128-byte
+ * lines; the tensor-core epilogue reuses the stages (16×20 floats a warp). One
+ * definition for the plan and the kernels. */
+typedef struct conv_smem_t { int a, b, ktab, rowa, rowo, bias, colo, ntab, total; } conv_smem_t;
+DATH_HD conv_smem_t conv_smem_layout(int bm, int bn, int bk, int esize) {
+    conv_smem_t l;
+    const int pad = 16 / esize, stage_a = bk * (bm + pad) * esize, stage_b = bk * (bn + pad) * esize;
+    l.a = 0;
+    l.b = 2 * stage_a;
+    l.ktab = (l.b + 2 * stage_b + 15) / 16 * 16;
+    l.rowa = l.ktab + 2 * bk * 16;
+    l.rowo = l.rowa + bm * 8;
+    l.bias = l.rowo + bm * 8;
+    l.colo = l.bias + bm * 4;
+    l.ntab = (l.colo + bn * 4 + 15) / 16 * 16;
+    l.total = (l.ntab + bn * 16 + 127) / 128 * 128;   /* whole 128-byte lines */
+    return l;
+}
+
+/* Division by an invariant d (1 ≤ d < 2^31) of n < 2^31 with a multiply-high and a shift
+ * (no division instruction in the kernels' loops): mul = ⌈2^(31+l)/d⌉, l = ⌈log2 d⌉,
+ * q = ⌊n·mul / 2^(31+l)⌋ is exact because mul·d − 2^(31+l) < d ≤ 2^l and n < 2^31.
+ * Checked against / over ranges of d and n in checks/test_conv.c. */
+typedef struct conv_fdiv { uint32_t d, mul, shift; } conv_fdiv;
+DATH_HD conv_fdiv conv_fdiv_make(uint32_t d) {
+    conv_fdiv f;
+    f.d = d;
+    f.mul = 0;
+    f.shift = 0;
+    if (d > 1) {
+        uint32_t l = 0;
+        while (((uint64_t)1 << l) < d) l++;
+        f.mul = (uint32_t)((((uint64_t)1 << (31 + l)) + d - 1) / d);
+        f.shift = l - 1;
+    }
+    return f;
+}
+DATH_HD uint32_t conv_fdiv_q(conv_fdiv f, uint32_t n) {
+#ifdef __CUDA_ARCH__
+    const uint32_t hi = __umulhi(n, f.mul);
+#else
+    const uint32_t hi = (uint32_t)(((uint64_t)n * f.mul) >> 32);
+#endif
+    return f.d == 1 ? n : hi >> f.shift;
+}
+
 conv2d_forward_fn conv2d_forward_cpu;
 conv2d_backward_fn conv2d_backward_cpu;
 conv2d_forward_multi_fn conv2d_forward_multi_cpu;
@@ -70,6 +223,12 @@ conv2d_forward_fn conv2d_forward_cuda;
 conv2d_backward_fn conv2d_backward_cuda;
 conv2d_forward_multi_fn conv2d_forward_multi_cuda;
 conv2d_backward_multi_fn conv2d_backward_multi_cuda;
+/* The implicit-GEMM path behind them (kernels/conv_implicit.cu), for nw sets; the _cuda
+ * launchers call these unless ctx->conv_algo is DATH_CONV_IM2COL. They need ctx->work only
+ * for a K split's parts (conv2d_plan's part_floats; the plan takes fewer parts, down to
+ * none, when ctx->work is smaller). */
+conv2d_forward_multi_fn conv_implicit_forward;
+conv2d_backward_multi_fn conv_implicit_backward;
 #endif
 
 #endif

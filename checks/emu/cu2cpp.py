@@ -5,8 +5,9 @@ is not changed; only what g++ cannot read:
 
   kernel<<<grid, block[, smem[, stream]]>>>(args)
       -> EMU_LAUNCH(kernel, "kernel", MAX, grid, block[, smem[, stream]])(args)
-         MAX: the kernel's __launch_bounds__ (0 when it has none), so that a launch
-         with more threads fails as on a GPU;
+         MAX: the kernel's __launch_bounds__ (0 when it has none; its first argument,
+         which may be an expression of the launching template's parameters, e.g.
+         conv_threads(TILE, MATH)), so that a launch with more threads fails as on a GPU;
   extern __shared__ T name[];   (inside a function)
       -> T *const name = (T *)::emu::dynamic_shared();
   extern "C" T name = value;    (a variable defined with C linkage)
@@ -49,6 +50,18 @@ def strip_comments(s):
     return ''.join(out)
 
 
+def first_arg(args):
+    """The first of comma-separated macro arguments, commas inside parentheses kept
+    (__launch_bounds__(conv_threads(TILE, MATH), 2) -> 'conv_threads(TILE, MATH)')."""
+    depth = 0
+    for i, ch in enumerate(args):
+        depth += ch == '('
+        depth -= ch == ')'
+        if ch == ',' and depth == 0:
+            return args[:i].strip()
+    return args.strip()
+
+
 def fail(path, code, pos, what):
     line = code.count('\n', 0, pos) + 1
     sys.exit(f'{path}:{line}: cu2cpp: {what}')
@@ -65,7 +78,7 @@ def main():
     # __launch_bounds__(MAX[, MIN_BLOCKS]) NAME(  ->  bounds[NAME] = MAX
     bounds = {}
     for m in re.finditer(r'__launch_bounds__\s*\(([^()]*(?:\([^()]*\)[^()]*)*)\)\s*(\w+)\s*\(', code):
-        bounds[m.group(2)] = m.group(1).split(',')[0].strip()
+        bounds[m.group(2)] = first_arg(src[m.start(1):m.end(1)])
 
     edits = []   # (start, end, replacement)
 

@@ -98,6 +98,7 @@ int env_choice(const char *var, const char *const *names, int n, int def) {
 }
 struct {
     long launches, compared, uncompared, blocks, threads, gemms, copies;
+    long async_copies, wmma_ops;   /* __pipeline_memcpy_async calls, warp matrix operations */
     long gemm_by_type[3];   /* GEMM calls by compute type: 32F, FAST_TF32, FAST_16BF */
     double gemm_flops;
 } stats;
@@ -163,12 +164,14 @@ struct banner_t {
     ~banner_t() {
         printf("emu: %ld kernel launches (%ld run under both schedules and compared%s), %ld "
                "blocks, %ld threads; %ld cuBLAS calls (%.3g flop; GEMMs fp32 %ld, tf32 %ld, "
-               "bf16 %ld); %ld copies. CPU emulation, not a GPU.\n",
+               "bf16 %ld); %ld copies; in kernels %ld asynchronous copies, %ld warp matrix "
+               "operations. CPU emulation, not a GPU.\n",
                stats.launches, stats.compared,
                stats.uncompared ? ", some not: they reached device memory no argument names"
                                 : "",
                stats.blocks, stats.threads, stats.gemms, stats.gemm_flops,
-               stats.gemm_by_type[0], stats.gemm_by_type[1], stats.gemm_by_type[2], stats.copies);
+               stats.gemm_by_type[0], stats.gemm_by_type[1], stats.gemm_by_type[2], stats.copies,
+               stats.async_copies, stats.wmma_ops);
     }
 } banner;
 
@@ -328,6 +331,9 @@ struct emu_event {
     unsigned int flags;
     node_ptr at;                    /* the work it stands for (NULL: none, complete) */
     struct capture *cap;            /* recorded inside this capture (at is a graph node) */
+    /* when the work before it finished (host clock, s), written by its node when it runs:
+     * cudaEventElapsedTime. Shared with that node, which may outlive the event. */
+    std::shared_ptr<double> t = std::make_shared<double>(-1.0);
 };
 struct emu_graph {
     std::vector<node_ptr> nodes;    /* in creation order; deps point inside the graph */
@@ -505,6 +511,16 @@ std::map<const void *, int> dyn_shared_optin;   /* kernel → cudaFuncSetAttribu
 size_t dyn_arena() { return round_up(DYN_SHARED_MAX, page_size()); }
 enum thread_state { T_RUN, T_BARRIER, T_WARP, T_DONE };
 
+/* An asynchronous copy a thread submitted that has not landed yet (schedule B only):
+ * n bytes from src, then fill zero bytes, into shared dst; batch: the __pipeline_commit
+ * that closed it (1, 2, …), 0 while open. */
+struct pend_copy {
+    char *dst;
+    const char *src;
+    unsigned int n, fill;
+    long batch;
+};
+
 struct fiber {
 #ifdef EMU_UCONTEXT
     ucontext_t uc;
@@ -518,6 +534,8 @@ struct fiber {
     bool started;       /* ucontext: entered once */
     const char *file;   /* the __syncthreads it waits at: where, and which one */
     int line, site;
+    std::vector<pend_copy> pend;   /* submitted asynchronous copies not landed (schedule B) */
+    long batches;                  /* __pipeline_commit calls so far */
 };
 
 struct warp_state {
@@ -529,7 +547,7 @@ struct warp_state {
     int arg[32];
 };
 
-enum { C_SYNCWARP = 100, C_BALLOT, C_ANY, C_ALL };   /* and emu::SHFL_* (0..3) */
+enum { C_SYNCWARP = 100, C_BALLOT, C_ANY, C_ALL, C_WMMA };   /* and emu::SHFL_* (0..3) */
 
 const char *collective_name(int kind) {
     switch (kind) {
@@ -541,6 +559,7 @@ const char *collective_name(int kind) {
     case C_BALLOT: return "__ballot_sync";
     case C_ANY: return "__any_sync";
     case C_ALL: return "__all_sync";
+    case C_WMMA: return "a warp matrix function (wmma::load_matrix_sync, store_matrix_sync, mma_sync)";
     }
     return "?";
 }
@@ -553,6 +572,7 @@ char *dyn_shared;             /* the running block's arena, ending at the guard 
 size_t dyn_bytes;
 fiber *cur;                   /* the running fiber, NULL in the scheduler */
 emu::kernel_call *cur_call;
+bool sched_reversed;          /* the running launch's schedule is B */
 unsigned int block_threads;
 bool block_failed;            /* an error in the block: the scheduler abandons it */
 #ifdef EMU_UCONTEXT
@@ -669,9 +689,16 @@ void yield() {
 #endif
 }
 
+void land(const pend_copy &p) {
+    if (p.n) memcpy(p.dst, p.src, p.n);
+    if (p.fill) memset(p.dst + p.n, 0, p.fill);
+}
+
 void fiber_main(void *arg) {
     fiber *f = (fiber *)arg;
     cur_call->run();
+    for (const pend_copy &p : f->pend) land(p);   /* the hardware completes them too */
+    f->pend.clear();
     f->st = T_DONE;
     yield();
     abort();   /* a finished fiber is never resumed */
@@ -751,6 +778,8 @@ void emu::syncthreads(const char *file, int line, int site) {
 
 namespace {
 
+void wmma_run(const uint64_t *calls);   /* below, with the tensor-core arithmetic */
+
 /* One lane's arrival at a warp collective; returns its result once every lane of the
  * mask has arrived (the lanes must agree on the kind, the mask and the width). */
 uint64_t collective(int kind, unsigned int mask, uint64_t v, int arg, int width) {
@@ -787,6 +816,7 @@ uint64_t collective(int kind, unsigned int mask, uint64_t v, int arg, int width)
     w.arg[f->lane] = arg;
     w.arrived |= bit;
     if (w.arrived == w.mask) {
+        if (w.kind == C_WMMA) wmma_run(w.val);
         unsigned int ballot = 0;
         for (int l = 0; l < 32; l++)
             if ((w.mask >> l & 1) && w.val[l]) ballot |= 1u << l;
@@ -795,7 +825,7 @@ uint64_t collective(int kind, unsigned int mask, uint64_t v, int arg, int width)
             const int base = l / w.width * w.width;
             int src = l;
             switch (w.kind) {
-            case C_SYNCWARP: w.res[l] = 0; continue;
+            case C_SYNCWARP: case C_WMMA: w.res[l] = 0; continue;
             case C_BALLOT: w.res[l] = ballot; continue;
             case C_ANY: w.res[l] = ballot != 0; continue;
             case C_ALL: w.res[l] = ballot == w.mask; continue;
@@ -839,6 +869,88 @@ void *emu::dynamic_shared(void) {
     return dyn_shared;
 }
 
+/* ---- asynchronous copies (cp.async, through the pipeline primitives) -------------------
+ * A copy lands at its submission in schedule A and at the wait that covers it in
+ * schedule B (or when its thread exits), the two ends of the window in which the
+ * hardware may land it: a read of the destination before the wait (or before the
+ * barrier after it, by another thread) sees the data in A and the old bytes in B, a copy
+ * into a buffer other warps still read overwrites it under their feet in A and not in B;
+ * either way the schedules differ. A correct kernel gives the same bytes in both. */
+
+namespace {
+
+/* The allocation the last asynchronous copy read from (allocations are not freed while
+ * a kernel runs; reset at every launch). */
+const allocation *copy_src_cache;
+
+bool in_shared_mem(const void *p, size_t n) {
+    const char *c = (const char *)p;
+    if (c >= dyn_shared && c + n <= dyn_shared + round_up(dyn_bytes, 16)) return true;
+    return __start_dath_emu_shared && c >= __start_dath_emu_shared && c + n <= __stop_dath_emu_shared;
+}
+
+}  // namespace
+
+void emu::pipeline_memcpy_async(void *dst, const void *src, size_t size, size_t zfill) {
+    fiber *f = in_kernel("__pipeline_memcpy_async");
+    char msg[320];
+    if (size != 4 && size != 8 && size != 16) {
+        snprintf(msg, sizeof msg, "__pipeline_memcpy_async of %zu bytes (4, 8 or 16)", size);
+        block_error(cudaErrorIllegalAddress, msg);
+    }
+    if (zfill > size) {
+        snprintf(msg, sizeof msg, "__pipeline_memcpy_async: zfill %zu > size %zu", zfill, size);
+        block_error(cudaErrorIllegalAddress, msg);
+    }
+    if ((uintptr_t)dst % size || (uintptr_t)src % size) {
+        snprintf(msg, sizeof msg, "__pipeline_memcpy_async of %zu bytes from %p to %p: both must be "
+                 "aligned to the size", size, src, dst);
+        block_error(cudaErrorIllegalAddress, msg);
+    }
+    if (!in_shared_mem(dst, size)) {
+        snprintf(msg, sizeof msg, "__pipeline_memcpy_async: the destination %p (%zu bytes) is not in "
+                 "the block's shared memory", dst, size);
+        block_error(cudaErrorIllegalAddress, msg);
+    }
+    const size_t n = size - zfill;
+    const allocation *&last = copy_src_cache;   /* the last copy's source allocation */
+    const char *sp = (const char *)src;
+    if (n && !(last && sp >= last->base && sp + n <= last->base + last->bytes) && !(last = find_range(src, n))) {
+        snprintf(msg, sizeof msg, "__pipeline_memcpy_async: the source %p (%zu bytes) is not inside "
+                 "a device allocation", src, n);
+        block_error(cudaErrorIllegalAddress, msg);
+    }
+    const pend_copy p = {(char *)dst, (const char *)src, (unsigned int)n, (unsigned int)zfill, 0};
+    stats.async_copies++;
+    if (!sched_reversed) land(p);
+    else f->pend.push_back(p);
+}
+
+void emu::pipeline_commit(void) {
+    fiber *f = in_kernel("__pipeline_commit");
+    f->batches++;
+    for (pend_copy &p : f->pend)
+        if (p.batch == 0) p.batch = f->batches;
+}
+
+/* Lands, in submission order, the copies of every batch but the `prior` most recent. */
+void emu::pipeline_wait_prior(size_t prior) {
+    fiber *f = in_kernel("__pipeline_wait_prior");
+    const long upto = f->batches - (long)prior;
+    size_t keep = 0;
+    for (size_t i = 0; i < f->pend.size(); i++) {
+        const pend_copy p = f->pend[i];
+        if (p.batch > 0 && p.batch <= upto) land(p);
+        else f->pend[keep++] = p;
+    }
+    f->pend.resize(keep);
+}
+
+void emu::wmma(wmma_call *c) {
+    in_kernel("a warp matrix function");
+    collective(C_WMMA, 0xffffffffu, (uint64_t)(uintptr_t)c, 0, 32);
+}
+
 namespace {
 
 /* ---- running a grid --------------------------------------------------------------------- */
@@ -861,6 +973,8 @@ void run_block(bool reversed) {
         f.file = nullptr;
         f.line = 0;
         f.site = -1;
+        f.pend.clear();
+        f.batches = 0;
         fiber_start(&f);
     }
     for (unsigned int w = 0; w < nwarps; w++) {
@@ -925,6 +1039,7 @@ void run_block(bool reversed) {
 void run_grid(emu::kernel_call *call, dim3 g, dim3 b, size_t smem, bool reversed,
               unsigned char poison) {
     cur_call = call;
+    sched_reversed = reversed;
     emu::grid_dim = uint3{g.x, g.y, g.z};
     emu::block_dim = uint3{b.x, b.y, b.z};
     block_threads = b.x * b.y * b.z;
@@ -1024,6 +1139,7 @@ void run_launch(std::shared_ptr<emu::kernel_call> call, dim3 g, dim3 b, size_t s
     open_guard og;
     for (allocation *a : reach) og.add(a);
     lazy_guard lg;   /* other device memory the kernel touches is opened by the fault handler */
+    copy_src_cache = nullptr;
     stats.launches++;
     if (schedules == 1) {
         run_grid(call.get(), g, b, smem, false, 0xff);
@@ -1194,6 +1310,7 @@ const char *cudaGetErrorName(cudaError_t e) {
     case cudaErrorNoDevice: return "cudaErrorNoDevice";
     case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
     case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
+    case cudaErrorNotReady: return "cudaErrorNotReady";
     case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
     case cudaErrorLaunchOutOfResources: return "cudaErrorLaunchOutOfResources";
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
@@ -1219,6 +1336,7 @@ const char *cudaGetErrorString(cudaError_t e) {
     case cudaErrorNoDevice: return "no CUDA-capable device is detected";
     case cudaErrorInvalidDevice: return "invalid device ordinal";
     case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+    case cudaErrorNotReady: return "device not ready";
     case cudaErrorIllegalAddress: return "an illegal memory access was encountered (emulator)";
     case cudaErrorLaunchOutOfResources: return "too many resources requested for launch";
     case cudaErrorLaunchFailure: return "unspecified launch failure";
@@ -1287,6 +1405,9 @@ cudaError_t cudaDeviceGetAttribute(int *v, enum cudaDeviceAttr attr, int dev) {
     case cudaDevAttrMultiProcessorCount: *v = 1; break;
     case cudaDevAttrComputeCapabilityMajor: *v = p.major; break;
     case cudaDevAttrComputeCapabilityMinor: *v = p.minor; break;
+    case cudaDevAttrClockRate: *v = 1000000; break;          /* an emulator's nominal 1 GHz */
+    case cudaDevAttrMemoryClockRate: *v = 1000000; break;
+    case cudaDevAttrGlobalMemoryBusWidth: *v = 64; break;
     default: return note(cudaErrorInvalidValue);
     }
     return cudaSuccess;
@@ -1588,12 +1709,29 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t st) {
         return cudaSuccess;
     }
     if (!st && forbidding_captures()) return note(cudaErrorStreamCaptureImplicit);
-    node_ptr n = new_node(op());
+    std::shared_ptr<double> t = e->t;
+    *t = -1.0;
+    node_ptr n = new_node([t] {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        *t = ts.tv_sec + ts.tv_nsec * 1e-9;
+    });
     stream_deps(n, st);
     set_tail(st, n);
     pending.push_back(n);
     e->cap = nullptr;
     e->at = n;
+    return cudaSuccess;
+}
+
+/* The host time between the two records' nodes running: the emulator's time, no GPU's.
+ * Not ready (as CUDA) until both have run; recorded in a capture or never: invalid. */
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
+    API_LOCK();
+    RETURN_IF_STICKY();
+    if (!a || !b || !ms || a->cap || b->cap || !a->at || !b->at) return note(cudaErrorInvalidResourceHandle);
+    if (!a->at->done || !b->at->done) return cudaErrorNotReady;
+    *ms = (float)((*b->t - *a->t) * 1e3);
     return cudaSuccess;
 }
 
@@ -2050,3 +2188,145 @@ cublasStatus_t cublasSaxpy(cublasHandle_t h, int n, const float *alpha, const fl
 }
 
 }  // extern "C"
+
+/* ---- warp matrix operations (WMMA; checks/emu/mma.h) --------------------------------------
+ * Run by the last lane of the warp to arrive, with every lane's call. The fragments'
+ * element mapping is the schedule's (mma.h), the arithmetic the tensor-core block FMA
+ * of the cuBLAS model above (chain_block), one block of k products per element. */
+
+namespace {
+
+int wmma_rows(const emu::wmma_frag &f) { return f.use == emu::WMMA_B ? f.k : f.m; }
+int wmma_cols(const emu::wmma_frag &f) { return f.use == emu::WMMA_A ? f.k : f.n; }
+int wmma_esize(const emu::wmma_frag &f) { return f.type == emu::WMMA_BF16 ? 2 : 4; }
+
+/* The whole matrix of fragment `slot` of the warp's calls into m [rows][cols] as floats:
+ * tf32 operands as the hardware reads an fp32 register (the 13 low mantissa bits
+ * ignored), bf16 exactly. */
+void wmma_gather(emu::wmma_call *const *lanes, int slot, float *m) {
+    const emu::wmma_frag &f = lanes[0]->f[slot];
+    const int rows = wmma_rows(f), cols = wmma_cols(f), ne = rows * cols / 32;
+    for (int l = 0; l < 32; l++) {
+        const char *x = (const char *)lanes[l]->f[slot].x;
+        for (int i = 0; i < ne; i++) {
+            const int idx = !sched_reversed ? l * ne + i : i * 32 + l;
+            float v;
+            if (f.type == emu::WMMA_BF16) {
+                uint16_t h;
+                memcpy(&h, x + 2 * i, 2);
+                const uint32_t u = (uint32_t)h << 16;
+                memcpy(&v, &u, 4);
+            } else {
+                memcpy(&v, x + 4 * i, 4);
+                if (f.type == emu::WMMA_TF32 && std::isfinite(v)) {
+                    uint32_t u;
+                    memcpy(&u, &v, 4);
+                    u &= ~0x1fffu;
+                    memcpy(&v, &u, 4);
+                }
+            }
+            m[idx] = v;
+        }
+    }
+}
+
+/* D [16][16] = A [16][K] · B [K][16] + C as chain_block sums one block of K products for
+ * each element: the same operations in the same order, row by row across the 16
+ * columns (so that it vectorises), so that a WMMA product and cuBLAS's FAST_TF32 /
+ * FAST_16BF model of the same operands agree bit for bit (checks/emu/test_wmma.cu). */
+void tc_mma_16x16(float *__restrict__ D, const float *__restrict__ A, const float *__restrict__ B,
+                  const float *__restrict__ C, int K) {
+    enum { N = 16 };
+    for (int r = 0; r < 16; r++) {
+        double mx[N], sc[N], isc[N], s[N];
+        for (int c = 0; c < N; c++) mx[c] = std::fabs((double)C[r * N + c]);
+        for (int p = 0; p < K; p++) {
+            const double a = A[r * K + p];
+            for (int c = 0; c < N; c++) {
+                const double t = std::fabs((double)B[p * N + c] * a);
+                mx[c] = mx[c] < t ? t : mx[c];
+            }
+        }
+        for (int c = 0; c < N; c++) {
+            uint64_t u;
+            memcpy(&u, &mx[c], 8);
+            int64_t e = (int64_t)(u >> 52) - 1023;
+            e = e < -126 ? -126 : e;
+            uint64_t us = (uint64_t)(1023 + 23 + TC_EXTRA - e) << 52;
+            uint64_t ui = (uint64_t)(1023 - 23 - TC_EXTRA + e) << 52;
+            memcpy(&sc[c], &us, 8);
+            memcpy(&isc[c], &ui, 8);
+        }
+        for (int c = 0; c < N; c++) s[c] = std::trunc((double)C[r * N + c] * sc[c]);
+        for (int p = 0; p < K; p++) {
+            const double a = A[r * K + p];
+            for (int c = 0; c < N; c++) s[c] += std::trunc((double)B[p * N + c] * a * sc[c]);
+        }
+        for (int c = 0; c < N; c++) D[r * N + c] = rz_float(s[c] * isc[c]);
+    }
+}
+
+bool wmma_same_frag(const emu::wmma_frag &a, const emu::wmma_frag &b) {
+    return a.use == b.use && a.m == b.m && a.n == b.n && a.k == b.k && a.type == b.type &&
+           a.layout == b.layout;
+}
+
+void wmma_run(const uint64_t *vals) {
+    emu::wmma_call *lanes[32];
+    for (int l = 0; l < 32; l++) lanes[l] = (emu::wmma_call *)(uintptr_t)vals[l];
+    const emu::wmma_call &c0 = *lanes[0];
+    static const char *const opname[] = {"load_matrix_sync", "store_matrix_sync", "mma_sync"};
+    char msg[320];
+    const int nf = c0.op == emu::WMMA_MMA ? 4 : 1;
+    for (int l = 1; l < 32; l++) {
+        const emu::wmma_call &c = *lanes[l];
+        bool same = c.op == c0.op && c.ptr == c0.ptr && c.ldm == c0.ldm && c.mem_layout == c0.mem_layout;
+        for (int j = 0; j < nf && same; j++) same = wmma_same_frag(c.f[j], c0.f[j]);
+        if (!same) {
+            snprintf(msg, sizeof msg, "wmma::%s: lane %d's arguments differ from lane 0's (pointer %p "
+                     "vs %p, ldm %u vs %u): the warp matrix functions need the same arguments in all "
+                     "32 lanes", opname[c0.op > 2 ? 2 : c0.op], l, c.ptr, c0.ptr, c.ldm, c0.ldm);
+            block_error(cudaErrorIllegalAddress, msg);
+        }
+    }
+    stats.wmma_ops++;
+    if (c0.op == emu::WMMA_LOAD || c0.op == emu::WMMA_STORE) {
+        const emu::wmma_frag &f = c0.f[0];
+        const int cols = wmma_cols(f), es = wmma_esize(f), ne = wmma_rows(f) * cols / 32;
+        if ((uintptr_t)c0.ptr % 32 || (c0.ldm * es) % 16 || c0.ldm == 0) {
+            snprintf(msg, sizeof msg, "wmma::%s at %p with ldm %u: the pointer must be 256-bit "
+                     "aligned and ldm a multiple of %d elements (16 bytes)", opname[c0.op], c0.ptr,
+                     c0.ldm, 16 / es);
+            block_error(cudaErrorIllegalAddress, msg);
+        }
+        char *mem = (char *)c0.ptr;
+        const int cshift = cols == 16 ? 4 : 3;   /* cols is 8 or 16 */
+        const size_t rs = c0.mem_layout == emu::WMMA_ROW ? c0.ldm : 1, cs = c0.mem_layout == emu::WMMA_ROW ? 1 : c0.ldm;
+        for (int l = 0; l < 32; l++) {
+            char *x = (char *)lanes[l]->f[0].x;
+            for (int i = 0; i < ne; i++) {
+                const int idx = !sched_reversed ? l * ne + i : i * 32 + l;
+                const size_t at = (size_t)(idx >> cshift) * rs + (size_t)(idx & (cols - 1)) * cs;
+                if (c0.op == emu::WMMA_LOAD) memcpy(x + (size_t)i * es, mem + at * es, es);
+                else memcpy(mem + at * es, x + (size_t)i * es, es);
+            }
+        }
+        return;
+    }
+    /* mma_sync: d = a·b + c, every element one block FMA of k products */
+    if (c0.mem_layout) block_error(cudaErrorIllegalAddress, "wmma::mma_sync with satf: not emulated");
+    const int K = c0.f[1].k;
+    if (c0.f[1].m != 16 || c0.f[1].n != 16 || K > 16)
+        block_error(cudaErrorIllegalAddress, "wmma::mma_sync: a shape the emulator does not know");
+    float A[16 * 16], B[16 * 16], C[16 * 16], D[16 * 16];
+    wmma_gather(lanes, 1, A);   /* [16][K] */
+    wmma_gather(lanes, 2, B);   /* [K][16] */
+    wmma_gather(lanes, 3, C);   /* [16][16] */
+    tc_mma_16x16(D, A, B, C, K);
+    for (int l = 0; l < 32; l++) {   /* written after reading: d may be c */
+        char *x = (char *)lanes[l]->f[0].x;
+        for (int i = 0; i < 8; i++) memcpy(x + 4 * i, &D[!sched_reversed ? l * 8 + i : i * 32 + l], 4);
+    }
+}
+
+}  // namespace

@@ -53,6 +53,8 @@ struct __attribute__((aligned(8))) float2 { float x, y; };
 struct __attribute__((aligned(16))) float4 { float x, y, z, w; };
 struct __attribute__((aligned(16))) int4 { int x, y, z, w; };
 struct __attribute__((aligned(16))) double2 { double x, y; };
+static inline int4 make_int4(int x, int y, int z, int w) { int4 v = {x, y, z, w}; return v; }
+static inline float4 make_float4(float x, float y, float z, float w) { float4 v = {x, y, z, w}; return v; }
 
 namespace emu {
 extern const uint3 *cur_thread_idx;   /* the running fiber's threadIdx */
@@ -130,6 +132,9 @@ static inline int __ffs(int x) { return __builtin_ffs(x); }
 static inline int __ffsll(long long x) { return __builtin_ffsll(x); }
 static inline int __clz(int x) { return x ? __builtin_clz((unsigned int)x) : 32; }
 static inline int __clzll(long long x) { return x ? __builtin_clzll((unsigned long long)x) : 64; }
+static inline unsigned int __umulhi(unsigned int a, unsigned int b) {
+    return (unsigned int)(((unsigned long long)a * b) >> 32);
+}
 static inline unsigned int __brev(unsigned int x) {
     x = ((x >> 1) & 0x55555555u) | ((x & 0x55555555u) << 1);
     x = ((x >> 2) & 0x33333333u) | ((x & 0x33333333u) << 2);
@@ -195,6 +200,37 @@ static inline float min(float a, float b) { return fminf(a, b); }
 static inline float max(float a, float b) { return fmaxf(a, b); }
 static inline double min(double a, double b) { return fmin(a, b); }
 static inline double max(double a, double b) { return fmax(a, b); }
+
+/* ---- asynchronous copies and warp matrix operations ------------------------------------
+ * What checks/emu/cuda_pipeline_primitives.h (cp.async: __pipeline_memcpy_async,
+ * __pipeline_commit, __pipeline_wait_prior) and checks/emu/mma.h (WMMA) call; emu.cpp
+ * implements them (README.md, "Asynchronous copies" and "Warp matrix operations"). */
+namespace emu {
+void pipeline_memcpy_async(void *dst, const void *src, size_t size_and_align, size_t zfill);
+void pipeline_commit(void);
+void pipeline_wait_prior(size_t prior);
+
+enum { WMMA_A = 0, WMMA_B = 1, WMMA_ACC = 2 };                 /* a fragment's use */
+enum { WMMA_F32 = 0, WMMA_TF32 = 1, WMMA_BF16 = 2 };           /* its element type */
+enum { WMMA_ROW = 0, WMMA_COL = 1, WMMA_NOLAYOUT = 2 };        /* its (or memory's) layout */
+enum { WMMA_LOAD = 0, WMMA_STORE = 1, WMMA_MMA = 2 };
+/* One lane's fragment: shape, use, element type, layout, and where its elements are. */
+struct wmma_frag {
+    int use, m, n, k, type, layout;
+    void *x;
+};
+/* One lane's call of a warp matrix function: LOAD / STORE take f[0] and the matrix at
+ * ptr (leading dimension ldm elements, layout mem_layout), MMA takes d, a, b, c in f[0..3]. */
+struct wmma_call {
+    int op;
+    wmma_frag f[4];
+    const void *ptr;
+    unsigned int ldm;
+    int mem_layout;
+};
+/* A warp-wide collective: completes when all 32 lanes of the warp made the same call. */
+void wmma(wmma_call *c);
+}
 
 /* ---- launches ----------------------------------------------------------------------- */
 namespace emu {

@@ -3,11 +3,11 @@
  * = rn, rna, rz) gives a different answer. It reads the same two variables to know which
  * answer is right; checks/test_cuda_precisions_emu.sh runs it under each. Exit 0 when all
  * pass, 1 otherwise. (Built only against the emulator: on a GPU these are questions, which
- * test_cuda_kernels's probes ask.)
+ * the kernel checks' probes ask (checks/cuda_check.h).)
  *
  *   32F    1 + 2^-24 + 2^-24: an fp32 chain rounds each add to nearest-even and stays
  *          at 1; a double sum gives 1 + 2^-23.
- *   TF32, BF16 (the probe of test_cuda_kernels)  1 + 63·(3·2^-26): the sm_90 block FMA
+ *   TF32, BF16 (the probe of checks/cuda_check.h)  1 + 63·(3·2^-26): the sm_90 block FMA
  *          aligns each δ to 2^-25 and truncates it to 2^-25, 7 of them in the first
  *          block (rounded down to 1 + 2^-23), 8 (tf32) or 16 (bf16) a block after that:
  *          1 + 15·2^-23; an fp32 chain 1; a double sum rounded once 1 + 24·2^-23.

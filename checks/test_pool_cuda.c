@@ -1,0 +1,103 @@
+/* checks/test_pool_cuda.c — max-pooling and the adaptive average pool (maxpool_*_cuda, avgpool_*_cuda) on CUDA against the C reference (checks/cuda_check.h says
+ * how: the arguments, the shapes, the tolerances, the table). */
+#include "cuda_check.h"
+
+#ifdef DATH_CUDA
+
+/* ---- pooling ------------------------------------------------------------------------ */
+
+static void test_maxpool(const char *op, int BC, int H) {
+    int Ho = maxpool_out(H);
+    size_t nin = (size_t)BC * H * H, nout = (size_t)BC * Ho * Ho;
+    float *x = hrand(nin, -1.0f, 1.0f);                  /* [BC,H,H] */
+    float *out_ref = xmalloc(nout * 4);                  /* [BC,Ho,Ho] */
+    int32_t *idx_ref = xmalloc(nout * 4);                /* [BC,Ho,Ho] */
+    maxpool_forward_cpu(out_ref, idx_ref, x, BC, H, H, &cctx);
+
+    float *d_x = dup_dev(x, nin * 4), *d_out = dalloc(nout * 4);
+    int32_t *d_idx = dalloc(nout * 4);
+    float *got[2] = {xmalloc(nout * 4), xmalloc(nout * 4)};
+    int32_t *gi[2] = {xmalloc(nout * 4), xmalloc(nout * 4)};
+    for (int r = 0; r < 2; r++) {
+        poison(d_out, nout * 4); poison(d_idx, nout * 4);
+        maxpool_forward_cuda(d_out, d_idx, d_x, BC, H, H, &gctx);
+        gsync();
+        down(got[r], d_out, nout * 4); down(gi[r], d_idx, nout * 4);
+    }
+    cmp(op, "out", got[0], out_ref, nout, TOL_EXACT);
+    cmp_i32(op, "idx", gi[0], idx_ref, nout);
+    same(op, "out", got[0], got[1], nout * 4);
+    same(op, "idx", gi[0], gi[1], nout * 4);
+
+    float *g = hrand(nout, -1.0f, 1.0f), *din0 = hrand(nin, -0.1f, 0.1f);
+    float *din_ref = hcopy(din0, nin);
+    maxpool_backward_cpu(din_ref, g, idx_ref, BC, H, H, &cctx);
+    up(d_idx, idx_ref, nout * 4);
+    float *d_g = dup_dev(g, nout * 4), *d_din = dalloc(nin * 4);
+    float *gd[2] = {xmalloc(nin * 4), xmalloc(nin * 4)};
+    for (int r = 0; r < 2; r++) {
+        up(d_din, din0, nin * 4);
+        maxpool_backward_cuda(d_din, d_g, d_idx, BC, H, H, &gctx);
+        gsync();
+        down(gd[r], d_din, nin * 4);
+    }
+    cmp(op, "din", gd[0], din_ref, nin, TOL_SUMFEW);
+    same(op, "din", gd[0], gd[1], nin * 4);
+
+    for (int r = 0; r < 2; r++) { free(got[r]); free(gi[r]); free(gd[r]); }
+    free(x); free(out_ref); free(idx_ref); free(g); free(din0); free(din_ref);
+    cudaFree(d_x); cudaFree(d_out); cudaFree(d_idx); cudaFree(d_g); cudaFree(d_din);
+}
+
+static void test_avgpool(const char *op, int BC, int H, int Ho) {
+    size_t nin = (size_t)BC * H * H, nout = (size_t)BC * Ho * Ho;
+    float *x = hrand(nin, -1.0f, 1.0f), *out_ref = xmalloc(nout * 4);
+    avgpool_forward_cpu(out_ref, x, BC, H, H, Ho, Ho, &cctx);
+    float *d_x = dup_dev(x, nin * 4), *d_out = dalloc(nout * 4);
+    float *got[2] = {xmalloc(nout * 4), xmalloc(nout * 4)};
+    for (int r = 0; r < 2; r++) {
+        poison(d_out, nout * 4);
+        avgpool_forward_cuda(d_out, d_x, BC, H, H, Ho, Ho, &gctx);
+        gsync();
+        down(got[r], d_out, nout * 4);
+    }
+    cmp(op, "out", got[0], out_ref, nout, TOL_SUMFEW);
+    same(op, "out", got[0], got[1], nout * 4);
+
+    float *g = hrand(nout, -1.0f, 1.0f), *din0 = hrand(nin, -0.1f, 0.1f);
+    float *din_ref = hcopy(din0, nin);
+    avgpool_backward_cpu(din_ref, g, BC, H, H, Ho, Ho, &cctx);
+    float *d_g = dup_dev(g, nout * 4), *d_din = dalloc(nin * 4);
+    float *gd[2] = {xmalloc(nin * 4), xmalloc(nin * 4)};
+    for (int r = 0; r < 2; r++) {
+        up(d_din, din0, nin * 4);
+        avgpool_backward_cuda(d_din, d_g, BC, H, H, Ho, Ho, &gctx);
+        gsync();
+        down(gd[r], d_din, nin * 4);
+    }
+    cmp(op, "din", gd[0], din_ref, nin, TOL_SUMFEW);
+    same(op, "din", gd[0], gd[1], nin * 4);
+    for (int r = 0; r < 2; r++) { free(got[r]); free(gd[r]); }
+    free(x); free(out_ref); free(g); free(din0); free(din_ref);
+    cudaFree(d_x); cudaFree(d_out); cudaFree(d_g); cudaFree(d_din);
+}
+
+int main(int argc, char **argv) {
+    cuda_check_start(argc, argv);
+    const int B = CS.B, S = CS.S, HID = CS.HID, C5 = CS.C5, CQ = CS.CQ, N = CS.N, P6 = CS.P6;
+    const int FLAT = CS.FLAT, JB = CS.JB;
+    const conv_case *cc = CS.cc;
+    (void)B; (void)S; (void)HID; (void)C5; (void)CQ; (void)N; (void)P6; (void)FLAT; (void)JB; (void)cc;
+    double t0 = dath_now();
+    test_maxpool("maxpool.pool1", B * cc[0].Co, CS.h1);
+    test_maxpool("maxpool.pool2", B * cc[1].Co, CS.h2);
+    test_maxpool("maxpool.pool5", B * C5, full ? CS.h3 : 13);
+    test_avgpool("avgpool.identity", B * C5, P6, P6);
+    test_avgpool("avgpool.13to6", B * (full ? C5 : 4), 13, P6);
+    test_avgpool("avgpool.1to6", B * (full ? C5 : 4), 1, P6);
+    test_avgpool("avgpool.7to6", B * (full ? C5 : 4), 7, P6);
+    cuda_check_lap("pool", &t0);
+    return cuda_check_end();
+}
+
+#endif
