@@ -1,6 +1,7 @@
 # dath — one Makefile. `make` builds ./dath, `make test` builds and runs every check,
 # `make demo` trains and evaluates on the embedded demo data.
 #   CUDA=0        CPU-only binary (default: CUDA when nvcc is found)
+#   MPI=0         no MPI (default: MPI when mpicc is found; host/dist.c, host/comm_mpi.c)
 #   ARCH="80 90"  narrow the CUDA architectures (default: chosen from nvcc's version)
 #   DEBUG=1       -O0 -g, and a device synchronise after every CUDA launch
 #   PYTHON=...    the Python that has torch/numpy (default: Debian's /usr/bin/python3)
@@ -110,12 +111,35 @@ ifneq ($(HAVE_CUDA),)
     CUDA_LIBS   += $(NCCL_LIBS)
   endif
 endif
-CFLAGS += $(BASE_CFLAGS) $(CUDA_CFLAGS)
-LDLIBS += $(BASE_LDLIBS) $(CUDA_LIBS)
+# MPI (one process per GPU: host/dist.c, host/comm_mpi.c): mpicc on the PATH (or
+# MPICC=...) names its headers and libraries (Open MPI's --showme:compile/--showme:link,
+# MPICH's -compile_info/-link_info); dath is compiled by $(CC) with them, so CC=clang and
+# the plain build stay as they are. Without mpicc or mpi.h, or with MPI=0, dath builds
+# without MPI (one process, or the environment bootstrap with NCCL).
+MPICC ?= $(shell command -v mpicc 2>/dev/null)
+ifneq ($(MPI),0)
+  ifneq ($(MPICC),)
+    MPI_CFLAGS := $(shell $(MPICC) --showme:compile 2>/dev/null || $(MPICC) -compile_info 2>/dev/null | cut -d' ' -f2-)
+    MPI_LIBS   := $(shell $(MPICC) --showme:link 2>/dev/null || $(MPICC) -link_info 2>/dev/null | cut -d' ' -f2-)
+    MPI_H      := $(firstword $(wildcard $(patsubst -I%,%/mpi.h,$(filter -I%,$(MPI_CFLAGS))) /usr/include/mpi.h))
+    MPI_VER    := $(shell $(MPICC) --showme:version 2>/dev/null | awk '{ print $$2, $$3, $$4 }')
+  endif
+  ifneq ($(MPI_H),)
+    HAVE_MPI := 1
+    MPI_CFLAGS := -DDATH_MPI $(filter-out -pthread,$(MPI_CFLAGS))
+  else
+    MPI_CFLAGS :=
+    MPI_LIBS   :=
+  endif
+endif
+MPI_INFO := $(if $(HAVE_MPI),$(or $(MPI_VER),yes) ($(MPICC)),$(if $(filter 0,$(MPI)),disabled by MPI=0,no))
+
+CFLAGS += $(BASE_CFLAGS) $(CUDA_CFLAGS) $(MPI_CFLAGS)
+LDLIBS += $(BASE_LDLIBS) $(CUDA_LIBS) $(MPI_LIBS)
 
 # A build directory made with other settings (CUDA=0 then CUDA, DEBUG, ARCH, another
 # prefix) is rebuilt: every object depends on a stamp that changes only when they do.
-CONFIG_STR   := cuda=$(HAVE_CUDA) arch=$(ARCH) nccl=$(NCCL_FROM) cublas=$(CUBLAS_FROM) debug=$(DEBUG) deps=$(DEPS_FROM)
+CONFIG_STR   := cuda=$(HAVE_CUDA) arch=$(ARCH) nccl=$(NCCL_FROM) cublas=$(CUBLAS_FROM) debug=$(DEBUG) deps=$(DEPS_FROM) mpi=$(HAVE_MPI)
 CONFIG_STAMP := $(BUILD)/.config
 $(shell mkdir -p $(BUILD); [ "$$(cat $(CONFIG_STAMP) 2>/dev/null)" = "$(CONFIG_STR)" ] || echo "$(CONFIG_STR)" > $(CONFIG_STAMP))
 
@@ -151,7 +175,7 @@ device-kit:
 
 info:
 	@echo "dath build: cc=$(CC)  openblas=$(if $(HAVE_BLAS),yes,NO)  stb_image=$(if $(HAVE_STB),yes,NO)  libjpeg=$(if $(HAVE_JPEG),yes,NO)  (from the $(DEPS_FROM))"
-	@echo "dath build: nvcc=$(if $(HAVE_CUDA),$(NVCC) (CUDA $(NVCC_VER), sm_$(subst $() ,/,$(ARCH))),$(if $(filter 0,$(CUDA)),disabled by CUDA=0,not found: CPU-only))  cublas=$(if $(HAVE_CUDA),$(CUBLAS_FROM),no)  nccl=$(if $(HAVE_NCCL),$(NCCL_VER) ($(NCCL_FROM)),no)"
+	@echo "dath build: nvcc=$(if $(HAVE_CUDA),$(NVCC) (CUDA $(NVCC_VER), sm_$(subst $() ,/,$(ARCH))),$(if $(filter 0,$(CUDA)),disabled by CUDA=0,not found: CPU-only))  cublas=$(if $(HAVE_CUDA),$(CUBLAS_FROM),no)  nccl=$(if $(HAVE_NCCL),$(NCCL_VER) ($(NCCL_FROM)),no)  mpi=$(MPI_INFO)"
 
 dath: $(BUILD)/host/main.o $(BUILD)/libdath.a
 	$(CC) -o $@ $^ $(LDLIBS)

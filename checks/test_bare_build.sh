@@ -1,7 +1,7 @@
 #!/bin/sh
 # checks/test_bare_build.sh — the device kit builds dath on a machine without OpenBLAS,
 # stb or libjpeg (as the GPU machines are: a CUDA toolkit, a C compiler, Python, no
-# package registry).
+# package registry), and without Open MPI (so that build is also the one without MPI).
 #
 # In a private mount namespace (unshare -m) the system's copies of those packages are
 # hidden: every file `dpkg -L` lists for them under /usr/include and /usr/lib, and every
@@ -66,7 +66,7 @@ cp -r "$KIT" "$SRC/.carry/prefix" || fail "cannot copy the kit"
 PKGS="libopenblas-dev libopenblas-pthread-dev libopenblas0-pthread libopenblas0 libopenblas64-dev
       libopenblas64-0 libblas-dev libblas3 liblapack-dev liblapack3 libstb-dev libstb0
       libjpeg62-turbo-dev libjpeg62-turbo libjpeg-dev libturbojpeg0 libturbojpeg0-dev
-      libgfortran5 libquadmath0"
+      libgfortran5 libquadmath0 libopenmpi-dev libopenmpi3 openmpi-bin libpmix-dev libpmix2"
 HIDE=$W/hide.txt
 : >"$HIDE"
 for p in $PKGS; do

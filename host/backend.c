@@ -91,6 +91,7 @@ static dath_backend cpu_backend = {
     .device_count = cpu_device_count,
     .set_device = cpu_set_device,
     .comm_create = cpu_comm_create,
+    .comm_join = comm_mpi_create,
     .axpy = cpu_axpy,
     .conv2d_forward = conv2d_forward_cpu,
     .conv2d_backward = conv2d_backward_cpu,

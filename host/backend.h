@@ -23,6 +23,7 @@
 enum { DATH_QUEUE_COMPUTE = 0, DATH_QUEUE_COPY = 1 };
 
 struct dath_comm;   /* host/comm.h */
+struct dath_dist;   /* host/dist.h */
 
 typedef struct dath_backend {
     const char *name;            /* "cpu" or "cuda" */
@@ -84,11 +85,16 @@ typedef struct dath_backend {
      * before ctx_init and before using a rank's context from another thread.
      * comm_create: the communicators of `world` ranks on devices 0..world−1 (CUDA:
      * NCCL, one communicator per device; CPU: threads over host memory, comm.h). Each
-     * rank then calls every collective from its own thread. Return 0, or -1 with err. */
+     * rank then calls every collective from its own thread. Return 0, or -1 with err.
+     * comm_join: this process's communicator in a run of several processes (host/dist.h),
+     * made on the current device (CUDA: NCCL, ncclCommInitRank; CPU: MPI's messages,
+     * host/comm_mpi.c). */
     int (*device_count)(void);
     int (*set_device)(int index, char *err, size_t err_len);
     int (*comm_create)(const struct dath_backend *be, int world, struct dath_comm **comms, char *err,
                        size_t err_len);
+    int (*comm_join)(const struct dath_backend *be, const struct dath_dist *d, struct dath_comm **comm, char *err,
+                     size_t err_len);
 
     /* y[n] += a * x[n] (fan-in of gradients, ...) */
     void (*axpy)(float *y, const float *x, float a, size_t n, dath_ctx *ctx);

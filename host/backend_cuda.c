@@ -383,6 +383,7 @@ static dath_backend cuda_backend = {
     .device_count = cuda_device_count,
     .set_device = cuda_set_device,
     .comm_create = comm_nccl_create,
+    .comm_join = comm_nccl_join,
     .graph_begin = cuda_graph_begin,
     .graph_end = cuda_graph_end,
     .graph_launch = cuda_graph_launch,

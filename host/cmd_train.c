@@ -7,17 +7,26 @@
  * line's (which may override some, e.g. --epochs), and the position (epoch, batch,
  * step) it was written at. The batches of a partly done epoch are regenerated and
  * skipped, so a resumed run computes exactly the steps an uninterrupted one would
- * (bit-identical on the CPU backend). */
+ * (bit-identical on the CPU backend).
+ *
+ * Several processes (mpirun, srun, DATH_RANK/DATH_WORLD: host/dist.h): every process
+ * parses the same command line and reads the same checkpoint; rank 0 alone prepares
+ * --out (temporaries, the log's trim, the room for checkpoints). A failure on any
+ * process after the bootstrap ends the whole run (dist_abort: MPI_Abort), so no
+ * process waits for one that has gone. The number of processes is not part of the
+ * run's configuration: a run may resume with another number (the same global batch). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../loader/list.h"
 #include "backend.h"
 #include "cli.h"
+#include "dist.h"
 #include "feed.h"
 #include "model.h"
 #include "opts.h"
@@ -27,12 +36,18 @@ typedef struct train_opts {
     const char *train, *root, *init, *out, *resume, *query, *database, *cache;
     int variant, device, precision, conv, data_on_device;   /* indices into their choices */
     int bits, epochs, batch, size, eval_every, topk, workers, strict, max_steps, log_every, no_graphs, ranks;
-    float lr, wd, beta, gamma, margin, max_mp;
+    float lr, wd, beta, gamma, margin, max_mp, bucket_mb, comm_timeout;
+    const char *bucket_trace;
     uint64_t seed;
 } train_opts;
 
 static const char *const TRAIN_DATA_ON_DEVICE[] = {"auto", "yes", "no", NULL};
 static const int TRAIN_DATA_MODE[] = {FEED_DATA_AUTO, FEED_DATA_YES, FEED_DATA_NO};
+
+/* --bucket-mb's default as text, from host/step.h */
+#define STEP_BUCKET_MB_STR2(x) #x
+#define STEP_BUCKET_MB_STR1(x) STEP_BUCKET_MB_STR2(x)
+#define STEP_BUCKET_MB_STR STEP_BUCKET_MB_STR1(STEP_BUCKET_MB_DEFAULT)
 
 /* The option table. OPT_RUN: the run's configuration (stored in the checkpoint, read
  * back by --resume, logged); the rest belong to one invocation (where and how fast it
@@ -70,7 +85,10 @@ static const int TRAIN_DATA_MODE[] = {FEED_DATA_AUTO, FEED_DATA_YES, FEED_DATA_N
         {"log-every", OPT_INT, &(o).log_every, "0", "plain progress line every N steps (0: each epoch)", OPT_NONNEG}, \
         {"data-on-device", OPT_ENUM, &(o).data_on_device, "auto", "keep the decoded set in device memory after the first epoch (auto: when it fits in half the free memory)", 0, TRAIN_DATA_ON_DEVICE}, \
         {"no-graphs", OPT_FLAG, &(o).no_graphs, "0", "run every step eagerly instead of replaying a CUDA graph"}, \
-        {"ranks", OPT_INT, &(o).ranks, "1", "data-parallel ranks: GPUs 0..N-1 over NCCL (CUDA), threads (CPU); --batch is split evenly", OPT_POSITIVE}, \
+        {"ranks", OPT_INT, &(o).ranks, "1", "data-parallel ranks in this process: GPUs 0..N-1 over NCCL (CUDA), threads (CPU); --batch is split evenly (several processes: see mpirun, srun, DATH_WORLD)", OPT_POSITIVE}, \
+        {"bucket-mb", OPT_FLOAT, &(o).bucket_mb, STEP_BUCKET_MB_STR, "gradient buckets all-reduced while the backward runs, at most this many MiB each (0: one all-reduce after the backward)", OPT_NONNEG}, \
+        {"comm-timeout", OPT_FLOAT, &(o).comm_timeout, "300", "seconds a process waits for the others before it stops the run, naming them", OPT_POSITIVE}, \
+        {"bucket-trace", OPT_STR, &(o).bucket_trace, NULL, "rank 0 writes the first bucketed step's schedule and trace here (JSON lines)"}, \
         {0}                                                                                                \
     }
 
@@ -146,11 +164,22 @@ int cmd_train(int argc, char **argv) {
     dath_list *l = NULL;
     dath_model *m = ck;
     char args[8192], config[8192], invocation[8192];
+    dath_dist dist = {.world = 1};
     if (rc) {
         if (rc < 0) fprintf(stderr, "dath train: %s\n", err);
         rc = rc < 0 ? 2 : 0;
         goto out;
     }
+    /* the processes of the run: each parses the same command line and continues from here */
+    if (dist_init(&dist, o.comm_timeout, err, sizeof err)) {
+        fprintf(stderr, "dath train: %s\n", err);
+        rc = 2;
+        goto out;
+    }
+    int me = dist.rank;
+    if (dist.world > 1)
+        fprintf(stderr, "dath train: rank %d of %d (bootstrap %s), host %s, local rank %d, pid %d\n", dist.rank,
+                dist.world, dist_kind_name(dist.kind), dist.host, dist.local_rank, (int)getpid());
     rc = 2;
     if (!o.train) { fprintf(stderr, "dath train: --train is required (see dath train --help)\n"); goto out; }
     if (o.batch < 2) { fprintf(stderr, "dath train: --batch %d: at least 2 (triplets need pairs)\n", o.batch); goto out; }
@@ -191,8 +220,8 @@ int cmd_train(int argc, char **argv) {
         rc = 2;
         goto out;
     }
-    if (mkdir(o.out, 0755) && errno != EEXIST) { fprintf(stderr, "dath train: --out %s: %s\n", o.out, strerror(errno)); goto out; }
-    if (train_prepare_dir(o.out, m, ck != NULL, ck_step, (int)ck_epoch, err, sizeof err)) {
+    if (me == 0 && mkdir(o.out, 0755) && errno != EEXIST) { fprintf(stderr, "dath train: --out %s: %s\n", o.out, strerror(errno)); goto out; }
+    if (me == 0 && train_prepare_dir(o.out, m, ck != NULL, ck_step, (int)ck_epoch, err, sizeof err)) {
         fprintf(stderr, "dath train: %s%s\n", ck ? "--resume: " : "", err);
         goto out;
     }
@@ -205,6 +234,8 @@ int cmd_train(int argc, char **argv) {
                       .max_pixels = (int64_t)((double)o.max_mp * 1e6), .seed = o.seed,
                       .start_epoch = (int)ck_epoch, .skip_batches = (int)ck_batch, .start_step = ck_step,
                       .resumed = ck != NULL, .config_args = args, .config_json = config,
+                      .dist = &dist, .bucket_bytes = (size_t)((double)o.bucket_mb * (1 << 20)),
+                      .comm_timeout_s = o.comm_timeout, .bucket_trace = o.bucket_trace,
                       .invocation_json = invocation};
     step_config_default(&c.step);
     c.step.lr = o.lr; c.step.wd = o.wd; c.step.beta = o.beta; c.step.gamma = o.gamma; c.step.margin = o.margin;
@@ -215,5 +246,11 @@ out:
     model_free(m);
     if (av != argv) free(av);
     free(ck_args);
+    /* several processes: a failure here ends every one of them; a good end meets the others */
+    if (rc && (dist.world > 1 || dist.mpi_inited)) {
+        if (dist.world > 1) fprintf(stderr, "dath train: rank %d: stopping the run (exit %d)\n", dist.rank, rc);
+        dist_abort(&dist, rc);
+    }
+    dist_finalize(&dist);
     return rc;
 }

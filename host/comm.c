@@ -1,7 +1,20 @@
-/* host/comm.c — the one-rank communicator (see comm.h). */
+/* host/comm.c — the one-rank communicator, the defaults every communicator starts
+ * from, and ranks as threads over host memory (see comm.h). */
 #include "comm.h"
 
 #include <stdlib.h>
+
+/* The bucket functions of a comm that sums inside reduce_start. */
+static int default_reduce_start(dath_comm *c, float *buf, size_t count, dath_ctx *ctx) {
+    if (c->all_reduce_sum(c, buf, count, ctx)) return -1;
+    c->started++;
+    return 0;
+}
+static int default_reduce_progress(dath_comm *c, dath_ctx *ctx) { return c->started; }
+static int default_reduce_wait(dath_comm *c, dath_ctx *ctx) {
+    c->started = 0;
+    return 0;
+}
 
 static int single_all_gather(dath_comm *c, float *recv, const float *send, size_t count, dath_ctx *ctx) {
     if (recv != send) c->be->copy(recv, send, count * sizeof(float), ctx);
@@ -15,10 +28,16 @@ dath_comm *comm_new(const dath_backend *be, int rank, int world,
                     int (*all_reduce_sum)(dath_comm *, float *, size_t, dath_ctx *),
                     void (*destroy)(dath_comm *), void *impl) {
     dath_comm *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
     c->rank = rank;
     c->world = world;
+    c->timeout_s = COMM_DEFAULT_TIMEOUT_S;
     c->all_gather = all_gather;
     c->all_reduce_sum = all_reduce_sum;
+    c->reduce_start = default_reduce_start;
+    c->reduce_progress = default_reduce_progress;
+    c->reduce_wait = default_reduce_wait;
+    c->watch = NULL;
     c->destroy = destroy;
     c->be = be;
     c->impl = impl;
@@ -55,15 +74,21 @@ static int threads_all_gather(dath_comm *c, float *recv, const float *send, size
     return 0;
 }
 
+/* The slice [lo, hi) of count elements that rank s of W adds up: the same split as
+ * comm_mpi.c's, so that both give the same bits. */
+static void threads_slice(size_t count, int s, int W, size_t *lo, size_t *hi) {
+    *lo = count * (size_t)s / (size_t)W;
+    *hi = count * (size_t)(s + 1) / (size_t)W;
+}
+
 static int threads_all_reduce(dath_comm *c, float *buf, size_t count, dath_ctx *ctx) {
     threads_shared *t = c->impl;
     int W = t->world, r = c->rank;
     t->buf[r] = buf;
     pthread_barrier_wait(&t->bar);
     /* rank r sums slice r of every rank's buffer into rank 0's, in rank order */
-    size_t per = (count + (size_t)W - 1) / (size_t)W, lo = (size_t)r * per, hi = lo + per;
-    if (lo > count) lo = count;
-    if (hi > count) hi = count;
+    size_t lo, hi;
+    threads_slice(count, r, W, &lo, &hi);
     float *dst = t->buf[0];
     for (size_t i = lo; i < hi; i++) {
         float s = dst[i];

@@ -411,6 +411,10 @@ static int cost_comm_create(const dath_backend *be, int world, dath_comm **comms
     snprintf(err, err_len, "the cost model is for one rank");
     return -1;
 }
+static int cost_comm_join(const dath_backend *be, const struct dath_dist *d, dath_comm **comm, char *err, size_t err_len) {
+    snprintf(err, err_len, "the cost model is for one rank");
+    return -1;
+}
 
 /* cuda_axpy: cublasSaxpy in pieces of at most INT_MAX elements; each reads x and y and
  * writes y, 2 FLOPs an element. */
@@ -1278,6 +1282,7 @@ static const dath_backend cost_backend_table = {
     .device_count = cost_device_count,
     .set_device = cost_set_device,
     .comm_create = cost_comm_create,
+    .comm_join = cost_comm_join,
     .axpy = cost_axpy,
     .conv2d_forward = cost_conv2d_forward,
     .conv2d_backward = cost_conv2d_backward,

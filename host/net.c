@@ -44,6 +44,8 @@ struct dath_net {
     size_t act_bytes, dact_bytes;
     net_stream st[MODEL_MAX_STREAMS];
     float *f, *z, *h, *y, *df, *dz, *dh, *dy;
+    net_grad_hook *hook;                        /* parameter gradients done (net.h) */
+    void *hook_user;
 };
 
 /* ---- arena carving: a first pass with base NULL only counts ---------------------- */
@@ -232,6 +234,28 @@ float *net_dh(dath_net *n) { return n->dh; }
 float *net_dy(dath_net *n) { return n->dy; }
 float *net_dz(dath_net *n) { return n->dz; }
 
+void net_set_grad_hook(dath_net *n, net_grad_hook *fn, void *user) {
+    n->hook = fn;
+    n->hook_user = user;
+}
+
+/* The gradients of parameters p[0..count) (≤ 8) are final (absent ones, -1, skipped).
+ * They are reported from the highest index down: the backward walks the buffer from
+ * its end, so the parameters of one op come in the order the buckets grow (step.c). */
+static void grads_done(const dath_net *n, dath_ctx *ctx, int count, const int *p) {
+    if (!n->hook) return;
+    int q[8];
+    for (int i = 0; i < count; i++) {
+        int v = p[i], k = i;
+        for (; k > 0 && q[k - 1] < v; k--) q[k] = q[k - 1];
+        q[k] = v;
+    }
+    for (int i = 0; i < count; i++)
+        if (q[i] >= 0) n->hook(n->hook_user, q[i], ctx);
+}
+/* DONE(n, ctx, params...): the op just queued on ctx wrote these parameters' gradients */
+#define DONE(n, ctx, ...) grads_done((n), (ctx), (int)(sizeof((int[]){__VA_ARGS__}) / sizeof(int)), (int[]){__VA_ARGS__})
+
 void net_upload(dath_net *n, const dath_model *m) {
     size_t bytes = m->n * sizeof(float);
     n->be->upload(n->theta, m->theta, bytes, n->ctx);
@@ -336,6 +360,7 @@ static void conv1_backward(dath_net *n, const float *x, int B) {
     }
     conv2d_shape cs = conv_b(n, 0, B);
     n->be->conv2d_backward_multi(NULL, dw, db, dout, x, w, out, m->nstreams, &cs, 1, n->ctx);
+    for (int s = 0; s < m->nstreams; s++) DONE(n, n->ctx, n->st[s].sp->conv_w[0], n->st[s].sp->conv_b[0]);
 }
 
 void net_forward(dath_net *n, const float *x, int B, const net_run *r) {
@@ -360,9 +385,11 @@ static void stream_backward(dath_net *n, net_stream *t, int s, const float *x, i
     const float *f6in = r->dropout ? t->f6d : t->f6, *gin = r->dropout ? t->gd : t->g;
     float *df6in = r->dropout ? t->df6d : t->df6, *dgin = r->dropout ? t->dgd : t->dg;
     be->linear_backward(df6in, DP(sp->fc7_w), DP(sp->fc7_b), t->df7, f6in, P(sp->fc7_w), t->f7, B, D, D, 0, ctx);
+    DONE(n, ctx, sp->fc7_w, sp->fc7_b);
     if (r->dropout)
         be->dropout_backward(t->df6, t->df6d, B, D, 0.5f, r->seed, dropout_tag(s, 1), r->step, r->sample0, ctx);
     be->linear_backward(dgin, DP(sp->fc6_w), DP(sp->fc6_b), t->df6, gin, P(sp->fc6_w), t->f6, B, G, D, 1, ctx);
+    DONE(n, ctx, sp->fc6_w, sp->fc6_b);
     if (r->dropout)
         be->dropout_backward(t->dg, t->dgd, B, G, 0.5f, r->seed, dropout_tag(s, 0), r->step, r->sample0, ctx);
     be->avgpool_backward(t->dp5, t->dg, B * C5, n->P5, n->P5, MODEL_POOL, MODEL_POOL, ctx);
@@ -373,8 +400,11 @@ static void stream_backward(dath_net *n, net_stream *t, int s, const float *x, i
         be->pam_backward(t->dc5, DP(sp->wq), DP(sp->bq), DP(sp->wk), DP(sp->bk), DP(sp->wv), DP(sp->bv),
                          DP(sp->pam_gamma), t->da5, t->c5, t->q, t->k, t->v, t->pa, t->po, P(sp->wq),
                          P(sp->wk), P(sp->wv), P(sp->pam_gamma), B, C5, MODEL_CQ, N, ctx);
-    if (sp->attn == ATTN_CAM || sp->attn == ATTN_BOTH)
+    if (sp->attn == ATTN_PAM || sp->attn == ATTN_BOTH) DONE(n, ctx, sp->wq, sp->bq, sp->wk, sp->bk, sp->wv, sp->bv, sp->pam_gamma);
+    if (sp->attn == ATTN_CAM || sp->attn == ATTN_BOTH) {
         be->cam_backward(t->dc5, DP(sp->cam_gamma), t->da5, t->c5, t->ca, t->co, P(sp->cam_gamma), B, C5, N, ctx);
+        DONE(n, ctx, sp->cam_gamma);
+    }
     (void)x;   /* conv1's backward runs for every stream in net_backward_body */
     float *cin[5] = {NULL, t->p1, t->p2, t->c3, t->c4}, *cout[5] = {t->c1, t->c2, t->c3, t->c4, t->c5};
     float *dcin[5] = {NULL, t->dp1, t->dp2, t->dc3, t->dc4}, *dcout[5] = {t->dc1, t->dc2, t->dc3, t->dc4, t->dc5};
@@ -382,6 +412,7 @@ static void stream_backward(dath_net *n, net_stream *t, int s, const float *x, i
         conv2d_shape cs = conv_b(n, i, B);
         be->conv2d_backward(dcin[i], DP(sp->conv_w[i]), DP(sp->conv_b[i]), dcout[i], cin[i], P(sp->conv_w[i]),
                             cout[i], &cs, 1, ctx);
+        DONE(n, ctx, sp->conv_w[i], sp->conv_b[i]);
         if (i == 2) be->maxpool_backward(t->dc2, t->dp2, t->i2, B * 192, n->P1, n->P1, ctx);
         if (i == 1) be->maxpool_backward(t->dc1, t->dp1, t->i1, B * 64, n->H1, n->H1, ctx);
     }
@@ -390,6 +421,7 @@ static void stream_backward(dath_net *n, net_stream *t, int s, const float *x, i
 void net_backward_head(dath_net *n, int B) {
     const dath_model *m = n->m;
     n->be->linear_backward(n->dh, DP(m->cls_w), DP(m->cls_b), n->dy, n->h, P(m->cls_w), n->y, B, m->K, m->C, 0, n->ctx);
+    DONE(n, n->ctx, m->cls_w, m->cls_b);
 }
 
 void net_backward_body(dath_net *n, const float *x, int B, const net_run *r) {
@@ -397,6 +429,7 @@ void net_backward_body(dath_net *n, const float *x, int B, const net_run *r) {
     const dath_model *m = n->m;
     dath_ctx *ctx = n->ctx;
     be->linear_backward(n->df, DP(m->hash_w), DP(m->hash_b), n->dz, n->f, P(m->hash_w), n->z, B, MODEL_HIDDEN, m->K, 0, ctx);
+    DONE(n, ctx, m->hash_w, m->hash_b);
     size_t BD = (size_t)B * MODEL_HIDDEN;
     int two = m->nstreams > 1;
     be->fuse_backward(n->st[0].df7, two ? n->st[1].df7 : NULL, n->df, n->st[0].f7, two ? n->st[1].f7 : NULL, BD, ctx);

@@ -74,4 +74,15 @@ void net_backward_body(dath_net *n, const float *x, int B, const net_run *r);
 /* The gradient w.r.t. the hash layer's pre-activation z, [Bmax, K]; zeroed by net_zero_grad. */
 float *net_dz(dath_net *n);
 
+/* The gradient hook: net_backward_head and net_backward_body call fn(user, p, ctx) for
+ * parameter p (an index into the model's params) as soon as the op that writes its
+ * gradient has been queued (every parameter gradient is written by one op), in the
+ * order the backward finishes them, each parameter once a backward. ctx is the context
+ * whose queue that op went to: net_ctx, or the second stream's own (a two-stream
+ * variant on a backend with ctx_fork), so whatever reads the gradient is ordered after
+ * that queue, not net_ctx's. The training step starts a bucket's all-reduce there
+ * (host/step.c). fn NULL: no hook. */
+typedef void net_grad_hook(void *user, int param, dath_ctx *ctx);
+void net_set_grad_hook(dath_net *n, net_grad_hook *fn, void *user);
+
 #endif

@@ -4,9 +4,10 @@
  *   forward → all-gather h and labels → J1 over the global batch (gradient for all
  *   rows, this rank keeps its slice) → J2 on the local rows → the classification
  *   layer's backward (dh complete but for J3) → J3 fused with the tanh backward (dz)
- *   → the rest of the backward → all-reduce (sum) of the gradients and of J2, J3 →
- *   RMSProp, which reads the three losses and leaves the parameters alone when one
- *   is not finite.
+ *   → the rest of the backward, each bucket of gradients all-reduced (sum) as soon as
+ *   the backward has written it (the gradient hook, stepper_on_grad) → wait for every
+ *   bucket → all-reduce of J2, J3 and the stop votes → RMSProp, which reads the three
+ *   losses and leaves the parameters alone when one is not finite.
  * J2 and J3 are normalised by the global batch, so summing the ranks' gradients gives
  * exactly the one-GPU gradient of the global batch.
  *
@@ -19,6 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "../loader/atomic.h"
+#include "clock.h"
 
 #define STEPPER_GRAPHS 4   /* distinct (x, lab, B, update, cfg) keys kept */
 
@@ -45,6 +49,24 @@ struct dath_stepper {
     int pending;
     uint32_t p_step;
     float p_w1, p_beta, p_gamma;
+    float vote;               /* stepper_vote: this rank's wish to stop after the next step */
+    /* buckets (step.h): learned from the first backward, then the schedule */
+    size_t bucket_cap;        /* floats a bucket holds at most (SIZE_MAX: one bucket) */
+    int *order, norder;       /* [nparams] parameters in the order the backward finished them */
+    uint8_t *seen;            /* [nparams] learning: reported already */
+    dath_ctx **p_ctx;         /* [nparams] learning: the queue that wrote each gradient */
+    step_bucket *bk;          /* [nbk] the schedule, in start order */
+    int nbk;
+    int *bucket_of;           /* [nparams] the bucket of each parameter */
+    int *left;                /* [nbk] this step: parameters still to be written */
+    int next_start;           /* this step: buckets started */
+    int done_seen;            /* this step: buckets complete as reduce_progress last said */
+    int hook_failed;
+    char hook_err[400];       /* what failed in the hook (it cannot return a status) */
+    /* the trace of the last step enqueued eagerly */
+    step_event *ev;
+    int nev, cap_ev;
+    double t0;
 };
 
 void step_config_default(step_config *c) {
@@ -68,6 +90,21 @@ dath_stepper *stepper_create(dath_net *n, dath_comm *c, char *err, size_t err_le
     s->loss = be->alloc(4 * sizeof(float));
     s->ntrip = be->alloc(sizeof(int64_t));
     s->step = be->alloc(sizeof(uint32_t));
+    s->bucket_cap = (size_t)STEP_BUCKET_MB_DEFAULT * (1 << 20) / sizeof(float);
+    int np = m->nparams;
+    s->order = calloc((size_t)np, sizeof *s->order);
+    s->seen = calloc((size_t)np, 1);
+    s->p_ctx = calloc((size_t)np, sizeof *s->p_ctx);
+    s->bk = calloc((size_t)np, sizeof *s->bk);
+    s->bucket_of = calloc((size_t)np, sizeof *s->bucket_of);
+    s->left = calloc((size_t)np, sizeof *s->left);
+    s->cap_ev = 3 * np + 8;
+    s->ev = calloc((size_t)s->cap_ev, sizeof *s->ev);
+    if (!s->order || !s->seen || !s->p_ctx || !s->bk || !s->bucket_of || !s->left || !s->ev) {
+        snprintf(err, err_len, "out of host memory for the bucket schedule");
+        stepper_free(s);
+        return NULL;
+    }
     if (!s->hg || !s->labg || !s->dhg || !s->loss || !s->ntrip || !s->step) {
         snprintf(err, err_len, "out of %s memory for the step's scratch", be->name);
         stepper_free(s);
@@ -91,7 +128,204 @@ void stepper_free(dath_stepper *s) {
     stepper_drop_graphs(s);
     be->free(s->hg); be->free(s->labg); be->free(s->dhg); be->free(s->loss); be->free(s->ntrip);
     be->free(s->step);
+    free(s->order); free(s->seen); free(s->p_ctx); free(s->bk); free(s->bucket_of); free(s->left); free(s->ev);
     free(s);
+}
+
+void stepper_vote(dath_stepper *s, int stop) { s->vote = stop ? 1.0f : 0.0f; }
+
+void stepper_set_buckets(dath_stepper *s, size_t bucket_bytes) {
+    s->bucket_cap = bucket_bytes ? bucket_bytes / sizeof(float) : SIZE_MAX;
+    if (s->bucket_cap == 0) s->bucket_cap = 1;
+    s->nbk = 0;   /* made again from the learned order by the next step */
+    if (s->norder) s->nbk = -1;
+}
+
+void stepper_buckets(const dath_stepper *s, const step_bucket **b, int *nbuckets, const step_event **ev,
+                     int *nevents) {
+    *b = s->bk;
+    *nbuckets = s->nbk > 0 ? s->nbk : 0;
+    *ev = s->ev;
+    *nevents = s->nev;
+}
+
+int stepper_write_trace(const dath_stepper *s, const char *path, uint32_t step, char *err, size_t err_len) {
+    const dath_model *m = net_model(s->net);
+    size_t cap = 4096 + (size_t)(s->nbk > 0 ? s->nbk : 0) * (256 + 80 * (size_t)m->nparams) + (size_t)s->nev * 160;
+    char *t = malloc(cap);
+    if (!t) {
+        snprintf(err, err_len, "%s: out of memory for the trace", path);
+        return -1;
+    }
+    size_t at = 0;
+#define PUT(...) (at += (size_t)snprintf(t + at, at < cap ? cap - at : 0, __VA_ARGS__))
+    PUT("{\"trace\":\"buckets\",\"rank\":%d,\"world\":%d,\"step\":%u,\"cap_floats\":%zu,\"floats\":%zu,\"buckets\":%d}\n",
+        s->comm->rank, s->comm->world, step, s->bucket_cap, m->n, s->nbk > 0 ? s->nbk : 0);
+    for (int b = 0; b < s->nbk; b++) {
+        const step_bucket *k = &s->bk[b];
+        PUT("{\"bucket\":%d,\"offset\":%zu,\"floats\":%zu,\"queue\":%d,\"params\":[", b, k->offset, k->count,
+            k->ctx == net_ctx(s->net) ? 0 : 1);
+        for (int p = k->p_first; p <= k->p_last; p++) PUT("%s\"%s\"", p > k->p_first ? "," : "", m->params[p].name);
+        PUT("]}\n");
+    }
+    static const char *const kind[] = {"grad", "start", "done", "backward_end", "wait_end"};
+    for (int e = 0; e < s->nev; e++) {
+        const step_event *v = &s->ev[e];
+        PUT("{\"event\":\"%s\"", kind[v->kind]);
+        if (v->kind == STEP_EV_GRAD) PUT(",\"param\":\"%s\"", m->params[v->index].name);
+        if (v->kind == STEP_EV_START) PUT(",\"bucket\":%d", v->index);
+        if (v->kind == STEP_EV_DONE) PUT(",\"buckets_done\":%d", v->index);
+        PUT(",\"ms\":%.3f}\n", v->t * 1e3);
+    }
+#undef PUT
+    int rc = -1;
+    if (at >= cap) snprintf(err, err_len, "%s: the trace outgrew its buffer", path);
+    else {
+        const void *parts[1] = {t};
+        rc = atomic_write(path, parts, &at, 1, err, err_len);
+    }
+    free(t);
+    return rc;
+}
+
+static void stepper_trace(dath_stepper *s, int kind, int index, const dath_ctx *ctx) {
+    if (s->nev < s->cap_ev) s->ev[s->nev++] = (step_event){kind, index, dath_now() - s->t0, ctx};
+}
+
+/* The schedule from the learned order (step.h): walking the parameters in the order the
+ * backward finished them, a bucket grows by a parameter next to it in the buffer, written
+ * on the same queue, while it stays within the cap; otherwise the parameter opens the
+ * next bucket. */
+static void stepper_plan(dath_stepper *s) {
+    const dath_model *m = net_model(s->net);
+    if (s->bucket_cap == SIZE_MAX) {   /* --bucket-mb 0: the whole buffer once the backward has
+                                        * written it all, on net_ctx (joined with every queue) */
+        for (int p = 0; p < m->nparams; p++) s->bucket_of[p] = 0;
+        s->bk[0] = (step_bucket){0, m->n, 0, m->nparams - 1, net_ctx(s->net)};
+        s->nbk = 1;
+        return;
+    }
+    int nb = 0, lo = 0, hi = 0;
+    size_t size = 0;
+    for (int k = 0; k < s->norder; k++) {
+        int p = s->order[k];
+        size_t e = m->params[p].numel;
+        if (k > 0 && (p == lo - 1 || p == hi + 1) && size + e <= s->bucket_cap && s->p_ctx[p] == s->p_ctx[s->order[k - 1]]) {
+            if (p < lo) lo = p; else hi = p;
+            size += e;
+        } else {
+            if (k > 0) s->bk[nb++] = (step_bucket){0, 0, lo, hi, s->p_ctx[s->order[k - 1]]};
+            lo = hi = p;
+            size = e;
+        }
+        s->bucket_of[p] = nb;
+    }
+    s->bk[nb++] = (step_bucket){0, 0, lo, hi, s->p_ctx[s->order[s->norder - 1]]};
+    for (int b = 0; b < nb; b++) {
+        step_bucket *k = &s->bk[b];
+        k->offset = m->params[k->p_first].offset;
+        size_t end = k->p_last + 1 < m->nparams ? m->params[k->p_last + 1].offset : m->n;
+        k->count = end - k->offset;
+    }
+    s->nbk = nb;
+}
+
+/* Starts every bucket whose parameters are all written, in schedule order (so the
+ * order of the sums is the schedule's on every rank, whatever the backward did). */
+static void stepper_start_ready(dath_stepper *s) {
+    dath_comm *c = s->comm;
+    float *g = net_grad(s->net);
+    while (!s->hook_failed && s->next_start < s->nbk && s->left[s->next_start] == 0) {
+        const step_bucket *k = &s->bk[s->next_start];
+        stepper_trace(s, STEP_EV_START, s->next_start, k->ctx);
+        if (c->reduce_start(c, g + k->offset, k->count, k->ctx)) {
+            s->hook_failed = 1;
+            snprintf(s->hook_err, sizeof s->hook_err, "bucket %d of %d: %.360s", s->next_start, s->nbk, c->err);
+            return;
+        }
+        s->next_start++;
+    }
+}
+
+/* net.h's gradient hook: parameter p's gradient is written. */
+static void stepper_on_grad(void *user, int p, dath_ctx *ctx) {
+    dath_stepper *s = user;
+    const dath_model *m = net_model(s->net);
+    stepper_trace(s, STEP_EV_GRAD, p, ctx);
+    if (s->hook_failed) return;
+    if (s->nbk <= 0) {   /* learning the order */
+        if (s->seen[p]++) {
+            s->hook_failed = 1;
+            snprintf(s->hook_err, sizeof s->hook_err, "the backward reported %s's gradient twice", m->params[p].name);
+            return;
+        }
+        s->order[s->norder++] = p;
+        s->p_ctx[p] = ctx;
+        return;
+    }
+    int b = s->bucket_of[p];
+    if (ctx != s->bk[b].ctx && s->bucket_cap != SIZE_MAX) {
+        s->hook_failed = 1;
+        snprintf(s->hook_err, sizeof s->hook_err, "%s's gradient came on another queue than the first step's", m->params[p].name);
+        return;
+    }
+    if (s->left[b] <= 0) {
+        s->hook_failed = 1;
+        snprintf(s->hook_err, sizeof s->hook_err, "the backward reported %s's gradient twice", m->params[p].name);
+        return;
+    }
+    if (--s->left[b] == 0) stepper_start_ready(s);
+    int done = s->comm->reduce_progress(s->comm, net_ctx(s->net));
+    if (done < 0) {
+        s->hook_failed = 1;
+        snprintf(s->hook_err, sizeof s->hook_err, "%.399s", s->comm->err);
+    } else if (done > s->done_seen) {
+        s->done_seen = done;
+        stepper_trace(s, STEP_EV_DONE, done, NULL);
+    }
+}
+
+/* Before a backward: every bucket waits for all its parameters. */
+static void stepper_arm(dath_stepper *s) {
+    const dath_model *m = net_model(s->net);
+    if (s->nbk < 0) stepper_plan(s);
+    for (int b = 0; b < s->nbk; b++) s->left[b] = s->bk[b].p_last - s->bk[b].p_first + 1;
+    s->next_start = 0;
+    s->done_seen = 0;
+    s->hook_failed = 0;
+    s->hook_err[0] = 0;
+    if (s->nbk == 0) {
+        s->norder = 0;
+        memset(s->seen, 0, (size_t)m->nparams);
+    }
+}
+
+/* After the backward: the gradients are summed (buckets started, or, the first time,
+ * the whole buffer), and the schedule is made from the learned order. */
+static int stepper_reduce(dath_stepper *s) {
+    dath_comm *c = s->comm;
+    const dath_model *m = net_model(s->net);
+    dath_ctx *ctx = net_ctx(s->net);
+    stepper_trace(s, STEP_EV_BACKWARD_END, 0, NULL);
+    if (s->hook_failed) {
+        snprintf(c->err, sizeof c->err, "%s", s->hook_err);
+        return -1;
+    }
+    if (s->nbk == 0) {
+        for (int p = 0; p < m->nparams; p++)
+            if (!s->seen[p]) {
+                snprintf(c->err, sizeof c->err, "the backward did not report %s's gradient (host/net.c)", m->params[p].name);
+                return -1;
+            }
+        if (c->reduce_start(c, net_grad(s->net), m->n, ctx)) return -1;
+        stepper_plan(s);
+    } else if (s->next_start != s->nbk) {
+        snprintf(c->err, sizeof c->err, "bucket %d of %d was never complete (host/net.c's gradient hook)", s->next_start, s->nbk);
+        return -1;
+    }
+    if (c->reduce_wait(c, ctx)) return -1;
+    stepper_trace(s, STEP_EV_WAIT_END, 0, NULL);
+    return 0;
 }
 
 void stepper_set_graphs(dath_stepper *s, int on) {
@@ -115,6 +349,8 @@ static int stepper_enqueue(dath_stepper *s, const float *x, const float *lab, in
     int K = m->K, C = m->C, Bg = B * c->world;
     net_run r = {cfg->dropout, cfg->seed, s->step, (uint32_t)(c->rank * B)};
 
+    s->nev = 0;
+    s->t0 = dath_now();
     net_zero_grad(n);
     net_forward(n, x, B, &r);
     if (c->all_gather(c, s->hg, net_h(n), (size_t)B * K, ctx) ||
@@ -130,17 +366,19 @@ static int stepper_enqueue(dath_stepper *s, const float *x, const float *lab, in
         be->axpy(dh, s->dhg + (size_t)c->rank * B * K, 1.0f, (size_t)B * K, ctx);
     }
     be->j2_class(s->loss + 1, dy, y, lab, B, C, cfg->multi, (float)Bg, cfg->beta, ctx);
+    if (c->world > 1) {
+        stepper_arm(s);
+        net_set_grad_hook(n, stepper_on_grad, s);
+    }
     net_backward_head(n, B);
     be->j3_tanh_backward(s->loss + 2, net_dz(n), dh, h, B, K, (float)Bg, cfg->gamma, ctx);
     net_backward_body(n, x, B, &r);
+    net_set_grad_hook(n, NULL, NULL);
 
     /* J2 and J3 are sums over this rank's rows: the global value is their sum over
-     * ranks; J1 is already global. */
-    if (c->world > 1) {
-        be->zero(s->loss + 3, sizeof(float), ctx);
-        if (c->all_reduce_sum(c, net_grad(n), m->n, ctx) || c->all_reduce_sum(c, s->loss + 1, 2, ctx))
-            return -1;
-    }
+     * ranks (with loss[3], the stop votes uploaded by stepper_launch); J1 is already
+     * global. */
+    if (c->world > 1 && (stepper_reduce(s) || c->all_reduce_sum(c, s->loss + 1, 3, ctx))) return -1;
     if (update)
         be->rmsprop_step(net_theta(n), net_rms(n), net_grad(n), m->n, cfg->lr, cfg->alpha, cfg->eps, cfg->wd,
                          s->loss, 3, ctx);
@@ -167,6 +405,7 @@ int stepper_launch(dath_stepper *s, const float *x, const float *lab, int B, uin
         return -1;
     }
     be->upload(s->step, &step, sizeof step, ctx);
+    if (c->world > 1) be->upload(s->loss + 3, &s->vote, sizeof s->vote, ctx);   /* summed by the step */
     s->pending = 1;
     s->p_step = step;
     s->p_w1 = cfg->w1; s->p_beta = cfg->beta; s->p_gamma = cfg->gamma;
@@ -224,14 +463,20 @@ int stepper_finish(dath_stepper *s, step_losses *out, char *err, size_t err_len)
         return -1;
     }
     s->pending = 0;
-    float lv[3];
+    dath_comm *c = s->comm;
+    if (c->watch && c->watch(c, ctx)) {
+        snprintf(err, err_len, "step %u: %s", s->p_step, c->err);
+        return -1;
+    }
+    float lv[4] = {0, 0, 0, 0};   /* j1, j2, j3 and (several ranks) the stop votes */
     int64_t nt = 0;
-    be->download(lv, s->loss, sizeof lv, ctx);
+    be->download(lv, s->loss, (c->world > 1 ? 4 : 3) * sizeof(float), ctx);
     be->download(&nt, s->ntrip, sizeof nt, ctx);
     out->j1 = lv[0];
     out->j2 = lv[1];
     out->j3 = lv[2];
     out->ntriplets = nt;
+    out->stop_votes = c->world > 1 ? lv[3] : s->vote;
     out->total = (double)s->p_w1 * lv[0] + (double)s->p_beta * lv[1] + (double)s->p_gamma * lv[2];
     if (!isfinite(lv[0]) || !isfinite(lv[1]) || !isfinite(lv[2])) {
         snprintf(err, err_len, "step %u: the loss is not finite (J1 %g, J2 %g, J3 %g); parameters left unchanged",

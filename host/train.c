@@ -15,6 +15,7 @@
 #include "../loader/atomic.h"
 #include "../loader/prefetch.h"
 #include "clock.h"
+#include "dist.h"
 #include "feed.h"
 #include "losscurve.h"
 #include "net.h"
@@ -33,6 +34,7 @@ static void train_on_signal(int sig) { train_stop = sig; }
  * the run configuration. */
 static int train_checkpoint(train_ranks *rk, const train_config *c, int epoch, int batch_in_epoch,
                             uint64_t step, const char *path, char *err, size_t err_len) {
+    if (ranks_first(rk) != 0) return 0;   /* several processes: rank 0 writes it */
     ranks_download(rk, c->m);
     char e[32], b[32], s[32], seed[32];
     snprintf(e, sizeof e, "%d", epoch);
@@ -185,32 +187,43 @@ int train_run(const train_config *c) {
     int skip_batches = c->skip_batches;
     uint64_t step = c->start_step;
     const step_config cfg = c->step;
+    /* several processes: this one is rank `me` of `procs`; rank 0 alone logs, writes and evaluates */
+    int procs = c->dist && c->dist->world > 1 ? c->dist->world : 1, me = procs > 1 ? c->dist->rank : 0;
     prefetch_config pc = {.list = l, .mode = PREFETCH_TRAIN, .R = R, .S = S, .B = B, .seed = c->seed,
                           .workers = c->workers, .ring = 4, .strict = c->strict, .cache_dir = c->cache,
                           .host_alloc = be->host_alloc, .host_free = be->host_free,
-                          .max_pixels = c->max_pixels};
+                          .max_pixels = c->max_pixels, .max_warnings = me ? -1 : 0,
+                          .shard_rank = me, .shard_world = procs};
     dath_prefetch *pf = prefetch_create(&pc, err, sizeof err);
-    ranks_config rc_ = {.be = be, .m = m, .pf = pf, .world = c->ranks, .B = B, .R = R, .S = S, .C = C,
-                        .precision = c->precision, .conv_algo = c->conv_algo, .data_mode = c->data_mode, .graphs = c->graphs,
-                        .work0 = c->eval_every ? net_work_bytes(m, B, B) : 0};
+    ranks_config rc_ = {.be = be, .m = m, .pf = pf, .dist = c->dist, .world = c->ranks, .B = B, .R = R, .S = S,
+                        .C = C, .precision = c->precision, .conv_algo = c->conv_algo, .data_mode = c->data_mode, .graphs = c->graphs,
+                        .work0 = c->eval_every && me == 0 ? net_work_bytes(m, B, B) : 0,
+                        .bucket_bytes = c->bucket_bytes, .comm_timeout_s = c->comm_timeout_s};
     train_ranks *rk = pf ? ranks_create(&rc_, err, sizeof err) : NULL;
-    FILE *log = rk ? fopen(logpath, c->resumed ? "a" : "w") : NULL;
+    FILE *log = rk ? fopen(me ? "/dev/null" : logpath, c->resumed ? "a" : "w") : NULL;
     int rc = 1;
     if (!rk || !log) {
         if (!rk) fprintf(stderr, "dath train: %s\n", err);
         else fprintf(stderr, "dath train: %s: cannot open: %s\n", logpath, strerror(errno));
         goto out;
     }
+    if (ranks_share(rk, pf, c->start_epoch, err, sizeof err)) {
+        fprintf(stderr, "dath train: %s\n", err);
+        goto out;
+    }
+    int world = ranks_world(rk);
     setvbuf(log, NULL, _IOLBF, 0);   /* every line reaches the file when it is written: a kill loses none */
     fprintf(log, "{\"config\":%s,\"invocation\":%s,\"start_step\":%" PRIu64 "}\n", c->config_json,
             c->invocation_json ? c->invocation_json : "null", step);
-    char ranks_note[64] = "";
-    if (c->ranks > 1) snprintf(ranks_note, sizeof ranks_note, " × %d ranks of %d", c->ranks, B / c->ranks);
-    fprintf(stderr, "dath train: %s, %d bits, %d classes (%s-label), input %d, batch %d%s, %d images, on %s, %s%s%s%s\n",
-            variant_name(m->variant), m->K, C, l->multi ? "multi" : "single", S, B, ranks_note, l->n, be->device,
-            backend_precisions[c->precision], !strcmp(be->name, "cuda") ? ", convolutions " : "",
-            !strcmp(be->name, "cuda") ? backend_conv_algo_name(c->conv_algo) : "", c->resumed ? " (resumed)" : "");
-    if (c->resumed)
+    char ranks_note[96] = "";
+    if (world > 1)
+        snprintf(ranks_note, sizeof ranks_note, " × %d %s of %d", world, procs > 1 ? "processes" : "ranks", B / world);
+    if (me == 0)
+        fprintf(stderr, "dath train: %s, %d bits, %d classes (%s-label), input %d, batch %d%s, %d images, on %s, %s%s%s%s\n",
+                variant_name(m->variant), m->K, C, l->multi ? "multi" : "single", S, B, ranks_note, l->n, be->device,
+                backend_precisions[c->precision], !strcmp(be->name, "cuda") ? ", convolutions " : "",
+                !strcmp(be->name, "cuda") ? backend_conv_algo_name(c->conv_algo) : "", c->resumed ? " (resumed)" : "");
+    if (c->resumed && me == 0)
         fprintf(stderr, "dath train: resuming at epoch %d, batch %d, step %" PRIu64 "\n", c->start_epoch + 1,
                 skip_batches, step);
     struct sigaction sa;
@@ -218,14 +231,15 @@ int train_run(const train_config *c) {
     sa.sa_handler = train_on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    int tty = isatty(2);
+    int tty = me == 0 && isatty(2);
+    int steps_here = 0;   /* steps this process ran: the second is the first with buckets */
     double t_run = dath_now();
     long imgs_run = 0;
     int stopped = 0, failed = 0;
     for (int epoch = c->start_epoch; epoch < c->epochs && !stopped && !failed; epoch++) {
         char note[256];
         if (ranks_epoch(rk, note, sizeof note, err, sizeof err)) { fprintf(stderr, "dath train: %s\n", err); failed = 1; break; }
-        if (note[0]) fprintf(stderr, "dath train: %s\n", note);
+        if (note[0] && me == 0) fprintf(stderr, "dath train: %s\n", note);
         if (prefetch_begin_epoch(pf, epoch, err, sizeof err)) { fprintf(stderr, "dath train: %s\n", err); failed = 1; break; }
         double t_epoch = dath_now(), t_mark = t_epoch, sum_j = 0, sum_j1 = 0, sum_j2 = 0, sum_j3 = 0, fetch_s = 0;
         int idle_steps = 0, steps_epoch = 0;
@@ -238,7 +252,8 @@ int train_run(const train_config *c) {
             if (ranks_push(rk, &cur, err, sizeof err)) r = -1;
         }
         while (r == 0) {
-            int nb = ranks_rows(rk, cur.n) * c->ranks;
+            int nb = ranks_rows(rk, cur.n) * world;
+            ranks_vote(rk, train_stop != 0);
             if (ranks_launch(rk, (uint32_t)step, &cfg, err, sizeof err)) {
                 fprintf(stderr, "%sdath train: %s\n", tty ? "\n" : "", err);
                 failed = 1;
@@ -270,6 +285,11 @@ int train_run(const train_config *c) {
             double t1 = dath_now(), dt = t1 - t_mark;
             t_mark = t1;
             step++;
+            if (++steps_here == 2 && c->bucket_trace && me == 0) {   /* the first learns the buckets' order */
+                char terr[1024];
+                if (stepper_write_trace(ranks_stepper0(rk), c->bucket_trace, (uint32_t)step, terr, sizeof terr))
+                    fprintf(stderr, "dath train: --bucket-trace: %s\n", terr);
+            }
             bi++;
             nimg += nb;
             imgs_run += nb;
@@ -289,17 +309,19 @@ int train_run(const train_config *c) {
             double el = dath_now() - t_run, ips = imgs_run / el;
             double left = (double)(ps.batches_estimate - bi) * B + (double)(c->epochs - epoch - 1) * l->n;
             progress(tty, epoch, c->epochs, bi, ps.batches_estimate, ips, L.total, left / (ips > 0 ? ips : 1));
-            if (!tty && c->log_every > 0 && step % (uint64_t)c->log_every == 0)
+            if (!tty && me == 0 && c->log_every > 0 && step % (uint64_t)c->log_every == 0)
                 fprintf(stderr, "epoch %d step %" PRIu64 ": J %.5f (J1 %.5f J2 %.5f J3 %.5f) %.1f img/s\n", epoch + 1,
                         step, L.total, L.j1, L.j2, L.j3, nb / dt);
-            if (train_stop || (c->max_steps > 0 && step >= (uint64_t)c->max_steps)) {
+            /* several processes stop together: after the step on which any of them voted */
+            int stop_now = procs > 1 ? L.stop_votes > 0 : train_stop != 0;
+            if (stop_now || (c->max_steps > 0 && step >= (uint64_t)c->max_steps)) {
                 stopped = 1;
                 if (train_checkpoint(rk, c, epoch, bi, step, ckpath, err, sizeof err)) {
                     fprintf(stderr, "dath train: %s\n", err);
                     failed = 1;
-                } else {
+                } else if (me == 0) {
                     fprintf(stderr, "%sdath train: %s at step %" PRIu64 " (epoch %d, batch %d); checkpoint %s; continue with --resume %s\n",
-                            tty ? "\n" : "", train_stop ? "interrupted" : "--max-steps reached", step, epoch + 1, bi, ckpath, c->out);
+                            tty ? "\n" : "", stop_now ? "interrupted" : "--max-steps reached", step, epoch + 1, bi, ckpath, c->out);
                 }
                 break;
             }
@@ -314,7 +336,7 @@ int train_run(const train_config *c) {
         if (fetched == 0) {   /* not one batch: nothing would ever train */
             fprintf(stderr, "dath train: epoch %d has no batch: %d of the %d images of %s could be read, and a batch "
                             "needs at least 2%s\n", epoch + 1, l->n - ps.bad, l->n, c->list_file,
-                    c->ranks > 1 ? " (and one a rank)" : "");
+                    world > 1 ? " (and one a rank)" : "");
             failed = 1;
             break;
         }
@@ -322,10 +344,16 @@ int train_run(const train_config *c) {
         if (tty) fputc('\n', stderr);
         double map = NAN;
         if (c->eval_every > 0 && ((epoch + 1) % c->eval_every == 0 || epoch + 1 == c->epochs)) {
-            ranks_download(rk, m);
-            if (retrieval_model_map(be, ranks_ctx0(rk), m, c->query, c->database, c->root, B, c->workers,
-                                    c->max_pixels, c->topk, &map, err, sizeof err)) {
-                fprintf(stderr, "dath train: evaluation: %s\n", err);
+            if (me == 0) {
+                ranks_download(rk, m);
+                if (retrieval_model_map(be, ranks_ctx0(rk), m, c->query, c->database, c->root, B, c->workers,
+                                        c->max_pixels, c->topk, &map, err, sizeof err)) {
+                    fprintf(stderr, "dath train: evaluation: %s\n", err);
+                    failed = 1;
+                }
+            }
+            if (!failed && ranks_meet(rk, err, sizeof err)) {   /* the others wait for rank 0's evaluation */
+                fprintf(stderr, "dath train: after the evaluation: %s\n", err);
                 failed = 1;
             }
         }
@@ -334,6 +362,7 @@ int train_run(const train_config *c) {
             if (c->topk > 0) snprintf(mapbuf, sizeof mapbuf, "  MAP@%d %.4f", c->topk, map);
             else snprintf(mapbuf, sizeof mapbuf, "  MAP@all %.4f", map);
         }
+        if (me == 0)
         fprintf(stderr, "epoch %d/%d: J %.5f (J1 %.5f J2 %.5f J3 %.5f)  %d images in %.1f s (%.1f img/s)  skipped %d%s%s\n",
                 epoch + 1, c->epochs, sum_j / nimg, sum_j1 / nimg, sum_j2 / nimg, sum_j3 / nimg, nimg, et, nimg / et,
                 ps.skipped, mapbuf, ps.cache_loaded ? "  (images from the cache file)" : "");
@@ -355,12 +384,12 @@ int train_run(const train_config *c) {
             fprintf(stderr, "dath train: %s\n", err);
             failed = 1;
         }
-        if (train_stop) {
+        if (train_stop && procs == 1) {   /* several processes: the next step's votes decide */
             stopped = 1;
             fprintf(stderr, "dath train: interrupted after epoch %d; checkpoint %s; continue with --resume %s\n", epoch + 1, ckpath, c->out);
         }
     }
-    if (!failed && !stopped) {
+    if (!failed && !stopped && me == 0) {
         if (model_save(m, final, 0, 0, NULL, NULL, err, sizeof err)) { fprintf(stderr, "dath train: %s\n", err); failed = 1; }
         else {
             long replayed = 0;
@@ -371,6 +400,11 @@ int train_run(const train_config *c) {
                 snprintf(graphs, sizeof graphs, "; %ld from %d CUDA graph%s", replayed, captured, captured == 1 ? "" : "s");
             fprintf(stderr, "dath train: done: %s (%" PRIu64 " steps in %.1f s%s)\n", final, step, dath_now() - t_run, graphs);
         }
+    }
+    if (procs > 1) {   /* each process decodes its share, then its slices' misses (loader/prefetch.h) */
+        prefetch_stats ps;
+        prefetch_stats_get(pf, &ps);
+        fprintf(stderr, "dath train: rank %d decoded %d of the %d images\n", me, ps.decoded, l->n);
     }
     rc = failed ? 1 : 0;
 out:

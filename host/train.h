@@ -16,7 +16,13 @@
  * parameters, RMSProp state and, in the metadata, the position (epoch, batch within
  * it, global step), the seed, the run's options as a command line ("args", what a
  * resumed run parses again) and as JSON ("config"). A step with a non-finite loss
- * stops the run and leaves the last checkpoint as it was; so does a failed write. */
+ * stops the run and leaves the last checkpoint as it was; so does a failed write.
+ *
+ * Several processes (dist, host/dist.h): each trains its slice of every global batch
+ * and decodes only its share of the list (host/ranks.h, loader/prefetch.h); rank 0
+ * alone writes log.jsonl, the checkpoints, model.safetensors and the progress, and
+ * evaluates while the others wait for it; a signal on any process stops every one
+ * after the same step (the stop votes of host/step.h), with rank 0's checkpoint. */
 #ifndef DATH_TRAIN_H
 #define DATH_TRAIN_H
 
@@ -26,6 +32,8 @@
 #include "backend.h"
 #include "model.h"
 #include "step.h"
+
+struct dath_dist;
 
 typedef struct train_config {
     const dath_backend *be;
@@ -46,6 +54,10 @@ typedef struct train_config {
     uint64_t start_step;
     int resumed;
     const char *config_args, *config_json;        /* the run configuration (host/opts.h OPT_RUN) */
+    const struct dath_dist *dist;                 /* the processes (NULL: this one alone) */
+    size_t bucket_bytes;                          /* gradient buckets' cap (host/step.h) */
+    double comm_timeout_s;                        /* every communication wait's bound */
+    const char *bucket_trace;                     /* rank 0 writes the first bucketed step's trace there (NULL: no) */
     const char *invocation_json;                  /* every option of this invocation (log.jsonl) */
 } train_config;
 

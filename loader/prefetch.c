@@ -32,7 +32,7 @@
 
 /* The next image to decode ahead, or −1 (under the lock). */
 static int prefetch_claim_decode(dath_prefetch *p) {
-    if (!p->cache || !p->unclaimed || !p->active || p->cfg.mode != PREFETCH_TRAIN) return -1;
+    if (!p->cache || !p->unclaimed || !p->active || p->cfg.mode != PREFETCH_TRAIN || p->cfg.shard_world > 1) return -1;
     while (p->decode_pos < p->n) {
         int i = p->perm[p->decode_pos++];
         if (!p->claimed[i]) {
@@ -58,9 +58,18 @@ static void *prefetch_worker(void *arg) {
             pthread_mutex_lock(&p->mu);
             if (decoded) {
                 p->decoded++;
-                if (p->cache) {   /* a decode into the cache (encode with keep) */
+                if (p->cache) {   /* a decode into the cache (encode with keep; a slice's row) */
                     p->known++;
-                    if (decoded == 2) p->bad_known++;
+                    p->claimed[s->samples[j]] = 1;
+                    if (decoded == 2 && !p->gstatus) p->bad_known++;
+                    if (decoded == 2 && p->gstatus && p->gstatus[s->samples[j]] == CACHE_OK) {
+                        char msg[PREFETCH_MSG_LEN];
+                        int i = s->samples[j];
+                        snprintf(msg, sizeof msg, "%s:%d: %s: readable when the processes shared out the list, not now "
+                                 "(%s): its pixels are zeros in this batch", p->l->file, p->l->lines[i], p->l->paths[i],
+                                 p->cache->why[i] ? p->cache->why[i] : "bad image");
+                        prefetch_queue(p, msg);
+                    }
                 }
             }
             if (++s->done_j == s->count) {
@@ -87,7 +96,7 @@ static void *prefetch_worker(void *arg) {
             continue;   /* planning may now advance */
         }
         if (p->cache && p->cache->file && !p->cache->loaded && !p->saving && !p->saved &&
-            !p->save_failed && p->known == p->n) {
+            !p->save_failed && p->known == p->n && (p->cfg.shard_world <= 1 || p->cfg.shard_rank == 0)) {
             p->saving = 1;
             pthread_mutex_unlock(&p->mu);
             char err[PREFETCH_MSG_LEN];
@@ -135,6 +144,7 @@ static void prefetch_free_all(dath_prefetch *p) {
     free(p->perm);
     free(p->claimed);
     free(p->warned);
+    free(p->gstatus);
     free(p->threads);
     free(p->cache_dir);
     free(p);
@@ -153,6 +163,12 @@ dath_prefetch *prefetch_create(const prefetch_config *cfg, char *err, size_t err
     if (cfg->S < 1 || cfg->R < cfg->S || cfg->B < 1) {
         snprintf(err, err_len, "prefetch: bad sizes (R %d, S %d, B %d): need 1 <= S <= R, B >= 1",
                  cfg->R, cfg->S, cfg->B);
+        return NULL;
+    }
+    if (cfg->shard_world > 1 && (cfg->mode != PREFETCH_TRAIN || cfg->shard_rank < 0 || cfg->shard_rank >= cfg->shard_world ||
+                                 cfg->B % cfg->shard_world)) {
+        snprintf(err, err_len, "prefetch: process %d of %d: shares are for training batches that split evenly (B %d)",
+                 cfg->shard_rank, cfg->shard_world, cfg->B);
         return NULL;
     }
     if ((cfg->host_alloc == NULL) != (cfg->host_free == NULL)) {
@@ -260,6 +276,11 @@ int prefetch_begin_epoch(dath_prefetch *p, int epoch, char *err, size_t err_len)
         snprintf(err, err_len, "prefetch: epoch %d is negative", epoch);
         return -1;
     }
+    if (p->cfg.shard_world > 1 && !p->gstatus) {
+        snprintf(err, err_len, "prefetch: process %d of %d: share the statuses out first (prefetch_set_statuses)",
+                 p->cfg.shard_rank, p->cfg.shard_world);
+        return -1;
+    }
     int *perm = malloc((size_t)p->n * sizeof *perm);   /* [n], computed outside the lock */
     if (!perm) {
         snprintf(err, err_len, "prefetch: out of memory");
@@ -319,8 +340,9 @@ int prefetch_next(dath_prefetch *p, prefetch_batch *b, char *err, size_t err_len
         }
         if (p->total >= 0 && p->consume_k >= p->total) {
             /* the end of a training epoch: the images no batch took may still be decoding
-             * ahead; wait for them, so that the decoded set is whole after any epoch */
-            if (p->cfg.mode == PREFETCH_TRAIN && p->cache && p->known < p->n) {
+             * ahead; wait for them, so that the decoded set is whole after any epoch (one
+             * process: several decode only their shares, so theirs is never whole) */
+            if (p->cfg.mode == PREFETCH_TRAIN && p->cfg.shard_world <= 1 && p->cache && p->known < p->n) {
                 pthread_cond_wait(&p->ready, &p->mu);
                 continue;
             }
@@ -434,13 +456,126 @@ void prefetch_stats_get(dath_prefetch *p, prefetch_stats *st) {
     pthread_mutex_unlock(&p->mu);
 }
 
+/* ---- several processes: sharing out the statuses ------------------------------------ */
+
+typedef struct share_job {
+    dath_prefetch *p;
+    const int *idx;           /* [count] images to decode */
+    int count, next;
+    pthread_mutex_t mu;
+} share_job;
+
+static void *share_worker(void *arg) {
+    share_job *j = arg;
+    for (;;) {
+        pthread_mutex_lock(&j->mu);
+        int k = j->next++;
+        pthread_mutex_unlock(&j->mu);
+        if (k >= j->count) return NULL;
+        cache_decode(j->p->cache, j->p->l, j->idx[k]);
+    }
+}
+
+/* Decodes idx[0..count) with the configured number of threads (outside the lock; no
+ * epoch is active, so the prefetcher's workers are idle). */
+static void share_decode(dath_prefetch *p, const int *idx, int count) {
+    share_job j = {p, idx, count, 0, PTHREAD_MUTEX_INITIALIZER};
+    int workers = p->cfg.workers > 0 ? p->cfg.workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (workers < 1) workers = 1;
+    if (workers > count) workers = count > 0 ? count : 1;
+    pthread_t *tid = calloc((size_t)workers, sizeof *tid);
+    int started = 0;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    for (int w = 0; tid && w < workers; w++)
+        if (pthread_create(&tid[w], NULL, share_worker, &j) == 0) started++;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (started == 0) share_worker(&j);
+    for (int w = 0; w < started; w++) pthread_join(tid[w], NULL);
+    free(tid);
+    pthread_mutex_destroy(&j.mu);
+}
+
+/* Recounts what the cache knows (under the lock). */
+static void share_recount(dath_prefetch *p) {
+    int known = 0;
+    for (int i = 0; i < p->n; i++)
+        if (cache_status(p->cache, i) != CACHE_UNKNOWN) { known++; p->claimed[i] = 1; }
+    p->decoded += known - p->known;
+    p->known = known;
+    p->unclaimed = p->n - known;
+}
+
+int prefetch_share_statuses(dath_prefetch *p, int epoch, float *status, char *err, size_t err_len) {
+    int W = p->cfg.shard_world, r = p->cfg.shard_rank, n = p->n;
+    if (W <= 1 || !p->cache) {
+        snprintf(err, err_len, "prefetch: not one of several processes");
+        return -1;
+    }
+    int *perm = malloc((size_t)n * sizeof *perm), *mine = malloc((size_t)n * sizeof *mine);
+    if (!perm || !mine || prefetch_permutation(perm, n, p->cfg.seed, epoch)) {
+        free(perm); free(mine);
+        snprintf(err, err_len, "prefetch: out of memory for the share of process %d", r);
+        return -1;
+    }
+    int count = 0;
+    for (int pos = 0; pos < n; pos++) {
+        status[perm[pos]] = 0;
+        if (prefetch_share_owner(pos, n, p->B, W) == r) mine[count++] = perm[pos];
+    }
+    share_decode(p, mine, count);
+    for (int k = 0; k < count; k++) status[mine[k]] = (float)cache_status(p->cache, mine[k]);
+    pthread_mutex_lock(&p->mu);
+    share_recount(p);
+    pthread_mutex_unlock(&p->mu);
+    free(perm);
+    free(mine);
+    return 0;
+}
+
+int prefetch_set_statuses(dath_prefetch *p, const float *status, char *err, size_t err_len) {
+    int n = p->n;
+    uint8_t *g = malloc((size_t)n);
+    int *bad = malloc((size_t)n * sizeof *bad), nbad = 0, remote = 0;
+    if (!g || !bad) {
+        free(g); free(bad);
+        snprintf(err, err_len, "prefetch: out of memory for the statuses");
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        float v = status[i];
+        if (v != (float)CACHE_OK && v != (float)CACHE_BAD) {
+            snprintf(err, err_len, "prefetch: image %d (%s:%d) has status %g after the processes shared out the list "
+                     "(1 or 2 expected: in no share, or in two)", i, p->l->file, p->l->lines[i], v);
+            free(g); free(bad);
+            return -1;
+        }
+        g[i] = (uint8_t)v;
+        if (g[i] == CACHE_BAD) {
+            nbad++;
+            if (cache_status(p->cache, i) == CACHE_UNKNOWN) bad[remote++] = i;
+        }
+    }
+    share_decode(p, bad, remote);   /* their reasons, for the warnings */
+    pthread_mutex_lock(&p->mu);
+    free(p->gstatus);
+    p->gstatus = g;
+    p->bad_known = nbad;
+    share_recount(p);
+    pthread_mutex_unlock(&p->mu);
+    free(bad);
+    return 0;
+}
+
 void prefetch_destroy(dath_prefetch *p) {
     if (!p) return;
     pthread_mutex_lock(&p->mu);
     /* An epoch consumed to its end while the cache file is still being made (the images
      * no batch took are still decoding ahead, or the file is being written): finish it,
-     * so that a one-epoch run leaves its cache. A destroy mid-epoch does not wait. */
-    int ended = p->active && p->total >= 0 && p->consume_k >= p->total && !p->failed;
+     * so that a one-epoch run leaves its cache. A destroy mid-epoch does not wait, nor
+     * one of several processes (none decodes the whole list: no file is made there). */
+    int ended = p->active && p->total >= 0 && p->consume_k >= p->total && !p->failed && p->cfg.shard_world <= 1;
     while (ended && p->cache && p->cache->file && !p->cache->loaded && !p->saved && !p->save_failed)
         pthread_cond_wait(&p->ready, &p->mu);
     p->stop = 1;

@@ -61,7 +61,26 @@
  * SIGTERM reach the consumer's thread). Workers never exit or block the process:
  * a failure becomes a bad image or a message. prefetch_destroy stops the workers and
  * joins them, also mid-epoch; after an epoch consumed to its end it first lets the
- * cache file be finished (the decode-ahead of the images no batch took, then the write).
+ * cache file be finished (the decode-ahead of the images no batch took, then the write),
+ * with one process (below: several never decode the whole list, and do not wait).
+ *
+ * Several processes (cfg.shard_world W > 1, this one shard_rank r; train mode): every
+ * process plans the same global batches, and fills with pixels only the rows it trains,
+ * r's slice [r·(n/W), (r+1)·(n/W)) of a batch of n (host/ranks.h's split); the other
+ * rows carry samples, labels and crops. Planning needs every image's status, and a
+ * status is known only once the image is decoded, so before the first epoch the
+ * processes share that work out: prefetch_share_statuses decodes this process's share,
+ * the images that fall in its slice of that epoch's batches if every image is readable
+ * (exactly the images it then trains in that epoch, when every one is), and gives their
+ * statuses; the caller adds them up over the processes (each image is in one share) and
+ * hands the sum to prefetch_set_statuses. From then on a batch is planned exactly as one
+ * process would plan it, and a fill task decodes a row of its slice that this process
+ * has not decoded yet (after a bad image the slices shift; each later epoch's order
+ * brings new images into them). So the cache of a process holds the images it has
+ * trained so far: about n/W after the first epoch, n·(1 − (1 − 1/W)^e) after e epochs;
+ * it is complete (prefetch_images, the decoded set on the device, prefetch_set_pixels)
+ * only when a cache file gave it every image. There is no decode-ahead beyond the ring;
+ * only shard_rank 0 writes a cache file, once its cache is complete.
  *
  * Memory: the batch buffers come from cfg.host_alloc (pinned on CUDA; malloc when
  * NULL) and are valid until prefetch_release. The consumer may hold up to ring − 1
@@ -93,6 +112,7 @@ typedef struct prefetch_config {
     void *warn_user;
     int max_warnings;         /* bad images named; 0: 10; < 0: none */
     int64_t max_pixels;       /* larger images are bad (image.h); ≤ 0: 64 MP */
+    int shard_rank, shard_world;   /* several processes (above); shard_world ≤ 1: this one alone */
 } prefetch_config;
 
 typedef struct prefetch_batch {
@@ -157,6 +177,17 @@ const uint8_t *prefetch_images(dath_prefetch *p, size_t *count);
  * refused, and nothing changes, while prefetch_images() is NULL. Returns the setting in
  * effect for the next epoch: 1 pixels, 0 none (so 1 after a refused 0). */
 int prefetch_set_pixels(dath_prefetch *p, int on);
+
+/* Several processes, before the first epoch (above): decodes this process's share of
+ * epoch `epoch` with `workers` threads and fills status [n] with 1 (readable) or 2
+ * (bad) for the images of its share, 0 for the others. Returns 0, or −1 with a message. */
+int prefetch_share_statuses(dath_prefetch *p, int epoch, float *status, char *err, size_t err_len);
+
+/* Every image's status, status [n] the sum over the processes of what
+ * prefetch_share_statuses gave: planning follows it from now on. A bad image this
+ * process has not decoded is decoded here for its reason. Returns 0, or −1 with a
+ * message when a value is not 1 or 2 (an image in no share, or in two). */
+int prefetch_set_statuses(dath_prefetch *p, const float *status, char *err, size_t err_len);
 
 /* Stops and joins the workers, frees everything. NULL is allowed. */
 void prefetch_destroy(dath_prefetch *p);

@@ -72,6 +72,9 @@ struct dath_prefetch {
     /* cache file */
     int saving, saved, save_failed;
 
+    /* several processes (prefetch.h): every image's status, once known; NULL otherwise */
+    uint8_t *gstatus;         /* [n] CACHE_OK or CACHE_BAD */
+
     /* warnings, stats */
     uint8_t *warned;          /* [n] */
     int nwarned;
@@ -95,6 +98,14 @@ void prefetch_drain(dath_prefetch *p);
 
 /* Advances planning as far as it can. Returns 1 when anything changed. */
 int prefetch_plan(dath_prefetch *p);
+
+/* Image i's status as planning sees it: the shared one with several processes, else
+ * the cache's (any thread). */
+int prefetch_status(const dath_prefetch *p, int i);
+
+/* The rank of the process whose share holds position pos of an epoch's order of n
+ * images in batches of B split W ways (prefetch.h). */
+int prefetch_share_owner(int pos, int n, int B, int W);
 
 /* The earliest FILLING slot with an unclaimed task, or NULL (under the lock). */
 prefetch_slot *prefetch_find_task(dath_prefetch *p);

@@ -102,6 +102,21 @@ void prefetch_drain(dath_prefetch *p) {
 
 /* ---- planning (under the lock) ------------------------------------------------------ */
 
+int prefetch_status(const dath_prefetch *p, int i) {
+    return p->gstatus ? p->gstatus[i] : cache_status(p->cache, i);
+}
+
+int prefetch_share_owner(int pos, int n, int B, int W) {
+    int full = n / B;
+    if (pos < full * B) {
+        int r = (pos % B) / (B / W);
+        return r < W ? r : W - 1;
+    }
+    int rest = n - full * B, per = rest / W, j = pos - full * B;
+    if (per == 0) return j % W;
+    return j / per < W ? j / per : W - 1;
+}
+
 static void prefetch_start_fill(dath_prefetch *p, prefetch_slot *s) {
     s->state = SLOT_FILLING;
     s->next_j = s->done_j = 0;
@@ -148,7 +163,7 @@ int prefetch_plan(dath_prefetch *p) {
             return 1;
         }
         int i = p->perm[p->plan_pos];
-        int st = cache_status(p->cache, i);
+        int st = prefetch_status(p, i);
         if (st == CACHE_UNKNOWN) return progress;   /* wait for its decode */
         p->plan_pos++;
         progress = 1;
@@ -196,7 +211,15 @@ int prefetch_fill_one(dath_prefetch *p, prefetch_slot *s, int j) {
     int decoded = 0;
     uint8_t *dst = s->images + (size_t)j * unit;   /* [R, R, 3] */
     if (p->cfg.mode == PREFETCH_TRAIN) {
-        if (p->pixels) memcpy(dst, p->cache->pixels + (size_t)i * unit, unit);
+        /* several processes: pixels for this process's slice of the batch only, decoded
+         * here when this process has not decoded the image yet */
+        int W = p->cfg.shard_world, per = W > 1 ? s->count / W : 0, r = p->cfg.shard_rank;
+        int mine = W <= 1 || (j >= r * per && j < (r + 1) * per);
+        if (p->pixels && mine) {
+            if (W > 1 && cache_status(p->cache, i) == CACHE_UNKNOWN)
+                decoded = cache_decode(p->cache, p->l, i) == CACHE_OK ? 1 : 2;
+            memcpy(dst, p->cache->pixels + (size_t)i * unit, unit);   /* zeros if it failed here */
+        }
         prefetch_crop(s->crops + 3 * j, p->cfg.seed, p->epoch, i, p->R, p->S);
     } else {
         if (p->cache) {

@@ -12,12 +12,14 @@
 # Debian's CUDA 11.8 for itself).
 set -u
 # the build: OpenBLAS (the CPU backend's GEMMs), stb (PNG and other formats, resizing,
-# writing the demo's images), libjpeg-turbo (JPEG)
-build="libopenblas-dev libstb-dev libjpeg62-turbo-dev"
+# writing the demo's images), libjpeg-turbo (JPEG), Open MPI's headers and library (one
+# process per GPU, and the CPU backend over processes; the build works without it)
+build="libopenblas-dev libstb-dev libjpeg62-turbo-dev libopenmpi-dev"
 # the checks and the demo: g++ (the CUDA emulator is C++), Python with numpy and torch
 # (the PyTorch comparison, the dump comparisons), the demo's images, gnuplot (plots),
-# clang and its libFuzzer runtime (the fuzz targets, checks/fuzz)
-test="g++ python3 python3-numpy python3-torch dataset-fashion-mnist gnuplot-nox clang libclang-rt-14-dev"
+# clang and its libFuzzer runtime (the fuzz targets, checks/fuzz), mpirun (the checks of
+# several processes: checks/test_mpi, checks/test_mpi.sh)
+test="g++ python3 python3-numpy python3-torch dataset-fashion-mnist gnuplot-nox clang libclang-rt-14-dev openmpi-bin"
 case "${1:-build}" in
   build) want="$build" ;;
   test)  want="$build $test" ;;
