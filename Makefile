@@ -229,18 +229,18 @@ clean:
 check-sm61:
 	@mk/check-sm61.sh
 
-# ---- the CUDA kernels on the CPU (checks/emu; see checks/emu/README.md) ------------------
+# ---- the CUDA kernels on the CPU (emu; see emu/README.md) ------------------
 # checks/test_*_cuda.c and checks/test_cuda_hamming.c, unchanged, built against a CPU
-# emulation of CUDA: every kernels/*.cu rewritten by checks/emu/cu2cpp.py into
+# emulation of CUDA: every kernels/*.cu rewritten by emu/cu2cpp.py into
 # $(BUILD)/emu/kernels/*.cpp and compiled by $(CXX) with the emulator's cuda_runtime.h and
 # cublas_v2.h, the whole library (host/backend_cuda.c too) compiled again with -DDATH_CUDA
 # against them. No CUDA toolkit is needed. `make test` runs them as test_<family>_cuda_emu
 # and test_cuda_hamming_emu: the real kernel code, on the CPU; not a GPU result. Kernels
 # get FMA contraction as nvcc does (-mfma where the CPU has FMA); the emulator does not.
 EMU          := $(BUILD)/emu
-EMU_CFLAGS   := $(BASE_CFLAGS) -DDATH_CUDA -Ichecks/emu
+EMU_CFLAGS   := $(BASE_CFLAGS) -DDATH_CUDA -Iemu
 EMU_CXXFLAGS := -std=c++17 $(OPT) -Wall -Wextra -Wno-unused-parameter -fno-strict-aliasing -ffp-contract=fast \
-                $(if $(shell grep -qw fma /proc/cpuinfo 2>/dev/null && echo y),-mfma) -DDATH_CUDA -Ichecks/emu -Ikernels -MMD -MP
+                $(if $(shell grep -qw fma /proc/cpuinfo 2>/dev/null && echo y),-mfma) -DDATH_CUDA -Iemu -Ikernels -MMD -MP
 EMU_LDLIBS   := $(BASE_LDLIBS) -lstdc++
 EMU_OBJ      := $(patsubst %.c,$(EMU)/%.o,$(filter-out host/main.c,$(ALL_C))) $(EMU)/emu.o \
                 $(patsubst kernels/%.cu,$(EMU)/kernels/%.cu.o,$(wildcard kernels/*.cu))
@@ -253,14 +253,14 @@ $(EMU)/%.o: %.c $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(EMU_CFLAGS) -c $< -o $@
 
-$(EMU)/kernels/%.cpp: kernels/%.cu checks/emu/cu2cpp.py
+$(EMU)/kernels/%.cpp: kernels/%.cu emu/cu2cpp.py
 	@mkdir -p $(dir $@)
-	$(PYTHON) checks/emu/cu2cpp.py $< $@
+	$(PYTHON) emu/cu2cpp.py $< $@
 
 $(EMU)/kernels/%.cu.o: $(EMU)/kernels/%.cpp $(CONFIG_STAMP)
 	$(CXX) $(EMU_CXXFLAGS) -c $< -o $@
 
-$(EMU)/emu.o: checks/emu/emu.cpp $(CONFIG_STAMP)
+$(EMU)/emu.o: emu/emu.cpp $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
 	$(CXX) $(EMU_CXXFLAGS) -ffp-contract=off -fno-trapping-math -c $< -o $@
 
@@ -286,16 +286,16 @@ $(EMU)/bench/%_emu: bench/%.c $(EMU)/libdath_emu.a
 # The emulated cuBLAS's arithmetic, bit for bit, under each of its models
 # (checks/test_cuda_precisions_emu.sh runs it).
 TEST_TOOLS   += $(EMU)/test_emu_gemm
-$(EMU)/test_emu_gemm: checks/emu/test_gemm.c $(EMU)/emu.o
+$(EMU)/test_emu_gemm: emu/test_gemm.c $(EMU)/emu.o
 	$(CC) $(EMU_CFLAGS) -o $@ $< $(EMU)/emu.o -lstdc++ -lm -lpthread
 
 # The emulator's warp matrix functions and asynchronous copies against their documented
-# semantics and the emulated cuBLAS (checks/emu/test_wmma.cu).
+# semantics and the emulated cuBLAS (emu/test_wmma.cu).
 TESTS        += $(EMU)/test_emu_wmma
-$(EMU)/checks/emu/test_wmma.cpp: checks/emu/test_wmma.cu checks/emu/cu2cpp.py
+$(EMU)/emu/test_wmma.cpp: emu/test_wmma.cu emu/cu2cpp.py
 	@mkdir -p $(dir $@)
-	$(PYTHON) checks/emu/cu2cpp.py $< $@
-$(EMU)/test_emu_wmma: $(EMU)/checks/emu/test_wmma.cpp $(EMU)/emu.o
+	$(PYTHON) emu/cu2cpp.py $< $@
+$(EMU)/test_emu_wmma: $(EMU)/emu/test_wmma.cpp $(EMU)/emu.o
 	$(CXX) $(EMU_CXXFLAGS) -o $@ $< $(EMU)/emu.o -lm -lpthread
 
 # ---- the sanitizer build and the fuzz targets (mk/fuzz.mk, checks/fuzz/) -----------------

@@ -15,7 +15,7 @@
  * the mean over R products (N = 8192 takes ~1 ms a product in bf16 on an H100-class
  * GPU, so launch gaps are far below the timer's resolution). Operands are random, not
  * zeros (tensor cores run zeros faster). Exit 0, 1 on a CUDA or cuBLAS error, 77 when
- * this build has no CUDA. Runs on the CUDA emulator too (checks/emu), where the numbers
+ * this build has no CUDA. Runs on the CUDA emulator too (emu), where the numbers
  * only show that the code runs. */
 #include <stdint.h>
 #include <stdio.h>

@@ -62,7 +62,7 @@ def tolerances(precision):
     units of u, each with its reason. At tf32/bf16 a param.* row's rel_l2 field is the
     largest fraction of flipped updates (a difference over lr/sqrt(1-alpha)), not a
     relative L2 error. Calibrated with `checks/device --dry-run` (stage c) on the emulator's
-    tensor-core model (checks/emu/README.md; the README's Tests section has the numbers)."""
+    tensor-core model (emu/README.md; the README's Tests section has the numbers)."""
     u = PRECISIONS[precision]
     if u == 0.0:
         return TOLERANCES

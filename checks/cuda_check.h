@@ -337,7 +337,7 @@ static float *hdiff(const float *a, const float *b, size_t n) {   /* a − b */
  * just above it: to nearest-even gives (1, 1 + 2^-m), to nearest-away (1 + 2^-m, 1 + 2^-m),
  * truncation (1, 1), no conversion (x1, x2). Accumulation (B = I = O = 64): in[b] = (1, δ,
  * …, δ), 63 terms δ = 3·2^-26, w all ones: an exact sum rounded once is 1 + 24·2^-23, an
- * fp32 chain that rounds to nearest 1, the sm_90 block-FMA model of checks/emu 1 + 15·2^-23
+ * fp32 chain that rounds to nearest 1, the sm_90 block-FMA model of emu 1 + 15·2^-23
  * (blocks of 8 or 16 products aligned to 2^-25, truncated). Printed; returns 1 unless every
  * conversion probe rounded to nearest (then the tolerances allow no truncation shrink). */
 static int probe_tc(int mbits) {

@@ -25,7 +25,7 @@
  *     whose partial sums average ≤ (|y| + T2)/2 so loses ≤ GE_ACC·2^-24·nb·(|y| + T2),
  *     GE_ACC = 1 + bk/2^x: 2.7 times the mean of a sum that grows steadily, 7 times that
  *     of one that wanders. (cuBLAS may split K over several chains, summed at the end:
- *     one chain, as here and in checks/emu, is the worst case.)
+ *     one chain, as here and in emu, is the worst case.)
  *  3. Later stages. An op chains GEMMs and element-wise steps (the attention's softmax),
  *     and an error that enters one tensor reaches later ones along several paths, so
  *     what matters is which errors share a source: one rounded weight enters every output

@@ -6,7 +6,7 @@
  * (the same bits: deterministic). Tolerances: fp32's as checks/cuda_check.h's,
  * plus at tf32/bf16 the error band of checks/gemm_error.h, element by element.
  *
- * What runs (no arguments; a few seconds on the emulator, checks/emu):
+ * What runs (no arguments; a few seconds on the emulator, emu):
  *   paths     implicit at fp32 (sm_80+'s cp.async loads), fp32 as sm_61/75 run it (the
  *             context's sm lowered to 75: loads through registers), tf32 and bf16
  *             (tensor cores; skipped below sm_80), and im2col at fp32, tf32, bf16;

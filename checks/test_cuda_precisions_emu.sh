@@ -1,6 +1,6 @@
 #!/bin/sh
 # checks/test_cuda_precisions_emu.sh — the TF32 and BF16 GEMMs on the CUDA emulator
-# (checks/emu; a CPU emulation, not a GPU result):
+# (emu; a CPU emulation, not a GPU result):
 #   - build/emu/test_emu_gemm: the emulated cuBLAS's arithmetic, bit for bit, under each
 #     of its models (DATH_EMU_GEMM = hw, fma, double) and operand conversions
 #     (DATH_EMU_TC_ROUND = rn, rna, rz);

@@ -1,6 +1,6 @@
 #!/bin/sh
 # checks/test_device_dryrun.sh — the rehearsal of checks/device: every stage's logic on the
-# CUDA emulator (checks/emu) at small shapes, the PyTorch peer on the CPU. Two runs:
+# CUDA emulator (emu) at small shapes, the PyTorch peer on the CPU. Two runs:
 #   1. the whole dry run (deadline 420 s: the stages' budgets scale with it, so a loaded
 #      machine still runs every stage; an idle one takes about 150 s): every stage but
 #      the sanitizer must pass (the sanitizer passes, or is skipped with the tool's own

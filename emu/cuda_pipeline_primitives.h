@@ -1,4 +1,4 @@
-/* checks/emu/cuda_pipeline_primitives.h — CUDA's pipeline primitives (the asynchronous
+/* emu/cuda_pipeline_primitives.h — CUDA's pipeline primitives (the asynchronous
  * global-to-shared copies, cp.async on sm_80+) for the CPU emulator, with the semantics
  * the CUDA Programming Guide gives them:
  *   __pipeline_memcpy_async(dst, src, size, zfill)  submits a copy of size − zfill bytes

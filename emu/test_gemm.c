@@ -1,5 +1,5 @@
-/* checks/emu/test_gemm.c — the emulated cuBLAS's arithmetic, bit for bit, on sums built so
- * that each model of checks/emu/emu.cpp (DATH_EMU_GEMM = hw, fma, double; DATH_EMU_TC_ROUND
+/* emu/test_gemm.c — the emulated cuBLAS's arithmetic, bit for bit, on sums built so
+ * that each model of emu/emu.cpp (DATH_EMU_GEMM = hw, fma, double; DATH_EMU_TC_ROUND
  * = rn, rna, rz) gives a different answer. It reads the same two variables to know which
  * answer is right; checks/test_cuda_precisions_emu.sh runs it under each. Exit 0 when all
  * pass, 1 otherwise. (Built only against the emulator: on a GPU these are questions, which

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""checks/emu/cu2cpp.py IN.cu OUT.cpp — turns a kernels/*.cu file into C++ that g++
-compiles against the emulator's headers (checks/emu/README.md). The kernel code itself
+"""emu/cu2cpp.py IN.cu OUT.cpp — turns a kernels/*.cu file into C++ that g++
+compiles against the emulator's headers (emu/README.md). The kernel code itself
 is not changed; only what g++ cannot read:
 
   kernel<<<grid, block[, smem[, stream]]>>>(args)
@@ -15,7 +15,7 @@ is not changed; only what g++ cannot read:
          first form, nvcc's front end does not)
 
 Every other CUDA word (__global__, __shared__, threadIdx, __syncthreads, ...) is a
-macro or a function of checks/emu/emu_device.h. Line numbers are kept, and the output
+macro or a function of emu/emu_device.h. Line numbers are kept, and the output
 starts with #line 1 "IN.cu", so compiler messages and __FILE__/__LINE__ (the error
 macros, the emulator's reports) name the original file and line. Fails (exit 1) on a
 construct it does not handle rather than producing wrong code."""
@@ -119,7 +119,7 @@ def main():
             fail(src_path, code, start, 'internal: an edit would move line numbers')
         out = out[:start] + rep + out[end:]
 
-    header = (f'// Generated from {src_path} by checks/emu/cu2cpp.py ({launches} launches '
+    header = (f'// Generated from {src_path} by emu/cu2cpp.py ({launches} launches '
               f'rewritten) for the CPU emulator. Do not edit.\n'
               f'#line 1 "{src_path}"\n')
     with open(out_path, 'w', encoding='utf-8') as f:

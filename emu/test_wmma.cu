@@ -1,5 +1,5 @@
-/* checks/emu/test_wmma.cu — the emulator's warp matrix functions and asynchronous copies
- * (checks/emu/mma.h, cuda_pipeline_primitives.h, emu.cpp) against their documented
+/* emu/test_wmma.cu — the emulator's warp matrix functions and asynchronous copies
+ * (emu/mma.h, cuda_pipeline_primitives.h, emu.cpp) against their documented
  * semantics and against the emulated cuBLAS (build/emu/test_emu_wmma; CUDA code, run only
  * on the emulator: on a GPU the same kernels would pass but the fault checks would not
  * fault):

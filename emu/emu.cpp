@@ -1,6 +1,6 @@
-/* checks/emu/emu.cpp — the CUDA emulator's runtime: device memory, streams, events,
+/* emu/emu.cpp — the CUDA emulator's runtime: device memory, streams, events,
  * graphs, the cuBLAS reference, and the launcher that runs a kernel's grid as fibers
- * (contract and limits in checks/emu/README.md; device side in emu_device.h).
+ * (contract and limits in emu/README.md; device side in emu_device.h).
  *
  * Everything runs on the calling thread, one emulator call at a time (a mutex). A
  * launch runs its grid twice, under two schedules, from the same device memory:
@@ -151,7 +151,7 @@ struct banner_t {
             "fp32 FMA chains (32F), sm_90-style tensor-core block FMAs (TF32/BF16)",
             "fp32 FMA chains for every compute type (DATH_EMU_GEMM=fma)",
             "sums in double (DATH_EMU_GEMM=double)"};
-        printf("emu: CPU EMULATION of CUDA (checks/emu): the kernels/*.cu code runs on the "
+        printf("emu: CPU EMULATION of CUDA (emu): the kernels/*.cu code runs on the "
                "CPU (compiled %s), cuBLAS is a reference GEMM with %s, tf32/bf16 operands "
                "rounded %s; no GPU is used, and these are not GPU results. Every launch runs "
                "under %d schedule%s%s.\n",
@@ -1382,7 +1382,7 @@ static size_t physical_bytes(void) {
 cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int dev) {
     if (dev != 0) return note(cudaErrorInvalidDevice);
     memset(p, 0, sizeof *p);
-    snprintf(p->name, sizeof p->name, "CPU EMULATION of CUDA (checks/emu), NOT a GPU");
+    snprintf(p->name, sizeof p->name, "CPU EMULATION of CUDA (emu), NOT a GPU");
     p->totalGlobalMem = physical_bytes();
     p->sharedMemPerBlock = DYN_SHARED_DEFAULT;
     p->warpSize = 32;
@@ -2189,7 +2189,7 @@ cublasStatus_t cublasSaxpy(cublasHandle_t h, int n, const float *alpha, const fl
 
 }  // extern "C"
 
-/* ---- warp matrix operations (WMMA; checks/emu/mma.h) --------------------------------------
+/* ---- warp matrix operations (WMMA; emu/mma.h) --------------------------------------
  * Run by the last lane of the warp to arrive, with every lane's call. The fragments'
  * element mapping is the schedule's (mma.h), the arithmetic the tensor-core block FMA
  * of the cuBLAS model above (chain_block), one block of k products per element. */
@@ -2233,7 +2233,7 @@ void wmma_gather(emu::wmma_call *const *lanes, int slot, float *m) {
 /* D [16][16] = A [16][K] · B [K][16] + C as chain_block sums one block of K products for
  * each element: the same operations in the same order, row by row across the 16
  * columns (so that it vectorises), so that a WMMA product and cuBLAS's FAST_TF32 /
- * FAST_16BF model of the same operands agree bit for bit (checks/emu/test_wmma.cu). */
+ * FAST_16BF model of the same operands agree bit for bit (emu/test_wmma.cu). */
 void tc_mma_16x16(float *__restrict__ D, const float *__restrict__ A, const float *__restrict__ B,
                   const float *__restrict__ C, int K) {
     enum { N = 16 };

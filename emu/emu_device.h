@@ -1,5 +1,5 @@
-/* checks/emu/emu_device.h — the device side of the CUDA emulator: what kernel code
- * written for nvcc needs to compile with g++ and run on the CPU (checks/emu/README.md).
+/* emu/emu_device.h — the device side of the CUDA emulator: what kernel code
+ * written for nvcc needs to compile with g++ and run on the CPU (emu/README.md).
  * Included by cuda_runtime.h in C++ only.
  *
  * A kernel launch kernel<<<g, b, smem, st>>>(args), rewritten by cu2cpp.py into
@@ -202,8 +202,8 @@ static inline double min(double a, double b) { return fmin(a, b); }
 static inline double max(double a, double b) { return fmax(a, b); }
 
 /* ---- asynchronous copies and warp matrix operations ------------------------------------
- * What checks/emu/cuda_pipeline_primitives.h (cp.async: __pipeline_memcpy_async,
- * __pipeline_commit, __pipeline_wait_prior) and checks/emu/mma.h (WMMA) call; emu.cpp
+ * What emu/cuda_pipeline_primitives.h (cp.async: __pipeline_memcpy_async,
+ * __pipeline_commit, __pipeline_wait_prior) and emu/mma.h (WMMA) call; emu.cpp
  * implements them (README.md, "Asynchronous copies" and "Warp matrix operations"). */
 namespace emu {
 void pipeline_memcpy_async(void *dst, const void *src, size_t size_and_align, size_t zfill);

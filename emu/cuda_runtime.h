@@ -1,5 +1,5 @@
-/* checks/emu/cuda_runtime.h — the CUDA runtime API that dath uses, emulated on the CPU
- * (checks/emu/README.md). A stand-in for the toolkit's header when the emulated checks
+/* emu/cuda_runtime.h — the CUDA runtime API that dath uses, emulated on the CPU
+ * (emu/README.md). A stand-in for the toolkit's header when the emulated checks
  * are built: plain C for host code (host/backend_cuda.c, checks/test_cuda_*.c), plus,
  * in C++, the device side the rewritten kernels need (emu_device.h).
  *
@@ -19,7 +19,7 @@
 extern "C" {
 #endif
 
-#define DATH_EMU 1   /* built against checks/emu, not a CUDA toolkit */
+#define DATH_EMU 1   /* built against emu, not a CUDA toolkit */
 
 typedef enum cudaError {
     cudaSuccess = 0,

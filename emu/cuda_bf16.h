@@ -1,4 +1,4 @@
-/* checks/emu/cuda_bf16.h — the bfloat16 type and conversions dath's kernels use, for the
+/* emu/cuda_bf16.h — the bfloat16 type and conversions dath's kernels use, for the
  * CPU emulator (README.md). __nv_bfloat16 holds the 16 high bits of an IEEE float;
  * __float2bfloat16 / __float2bfloat16_rn round to nearest, ties to even (as CUDA's do), a
  * NaN stays a (quiet) NaN; __bfloat162float is exact. No arithmetic operators: dath's

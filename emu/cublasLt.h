@@ -1,4 +1,4 @@
-/* checks/emu/cublasLt.h — the cuBLASLt handle dath creates (checks/emu/README.md). No
+/* emu/cublasLt.h — the cuBLASLt handle dath creates (emu/README.md). No
  * cuBLASLt operation is emulated: dath only creates and destroys the handle. */
 #ifndef DATH_EMU_CUBLASLT_H
 #define DATH_EMU_CUBLASLT_H

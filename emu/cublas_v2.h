@@ -1,5 +1,5 @@
-/* checks/emu/cublas_v2.h — the cuBLAS calls dath makes, emulated on the CPU
- * (checks/emu/README.md, "cuBLAS numerics"). Each output element is one chain over k in
+/* emu/cublas_v2.h — the cuBLAS calls dath makes, emulated on the CPU
+ * (emu/README.md, "cuBLAS numerics"). Each output element is one chain over k in
  * index order: CUBLAS_COMPUTE_32F a chain of fp32 FMAs (cuBLAS's CUDA-core kernels);
  * FAST_TF32 / FAST_16BF the operands converted to tf32 / bf16, then block FMAs of 8 / 16
  * exact products as sm_90's tensor cores sum them (aligned, truncated, the sum truncated

@@ -1,4 +1,4 @@
-/* checks/emu/mma.h — CUDA's warp matrix functions (nvcuda::wmma) for the CPU emulator
+/* emu/mma.h — CUDA's warp matrix functions (nvcuda::wmma) for the CPU emulator
  * (README.md, "Warp matrix operations"), the shapes dath's kernels use:
  *   tf32  fragment<matrix_a, 16, 16, 8, precision::tf32, L>, matrix_b likewise,
  *         fragment<accumulator, 16, 16, 8, float>       (sm_80+)
@@ -15,7 +15,7 @@
  *     multiple of 16 bytes in elements (checked); memory may be shared or global;
  *   - fill_fragment sets every element of the calling lane's fragment (not a collective);
  *   - mma_sync(d, a, b, c): d = a·b + c with the tensor cores' arithmetic as
- *     checks/emu/emu.cpp models cuBLAS's (one block FMA of the k exact products and c per
+ *     emu/emu.cpp models cuBLAS's (one block FMA of the k exact products and c per
  *     element: 8 for tf32, 16 for bf16, as sm_90); tf32 operands are read as the hardware
  *     reads an fp32 register: its 10 high mantissa bits (truncation), so a kernel that
  *     converts with __float_to_tf32 (round to nearest, ties away: cvt.rna.tf32.f32) first
@@ -75,7 +75,7 @@ template <class Use, int M, int N, int K, class T, class Layout = void> class fr
     static constexpr bool bf16 = M == 16 && N == 16 && K == 16 &&
         ((std::is_same<T, __nv_bfloat16>::value && !std::is_same<Use, accumulator>::value) ||
          (std::is_same<T, float>::value && std::is_same<Use, accumulator>::value));
-    static_assert(tf32 || bf16, "checks/emu/mma.h emulates the tf32 m16n16k8 and bf16 m16n16k16 "
+    static_assert(tf32 || bf16, "emu/mma.h emulates the tf32 m16n16k8 and bf16 m16n16k16 "
                                 "fragments only");
     static_assert(std::is_same<Use, accumulator>::value == std::is_same<Layout, void>::value,
                   "matrix_a/matrix_b fragments take row_major or col_major, accumulators none");
