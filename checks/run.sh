@@ -20,7 +20,8 @@ jobs=${CHECK_JOBS:-$(nproc 2>/dev/null || echo 1)}
 all=()
 for t in "$@" checks/test_*.sh checks/test_*.py; do [ -e "$t" ] && all+=("$t"); done
 # the long checks first (their names, as measured on 2 cores), then the rest in order
-long="test_torch_step.py test_device_dryrun.sh test_train.sh test_model test_bare_build.sh test_faults.sh
+long="test_torch_step.py test_device_dryrun.sh test_train.sh test_model test_bare_build.sh test_faults.sh test_mpi.sh
+      test_features.py test_curves.py test_mpi
       test_fuzz.sh test_files_san test_files test_ranks test_graph"
 order=()
 for l in $long; do
