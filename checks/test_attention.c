@@ -6,7 +6,9 @@
  *   backward: every input and parameter gradient against central differences of
  *             L = Σ r ⊙ out taken on the double implementation, on random subsets of
  *             elements; γ = 0.7 and γ = 0 (dγ must still be right)
- *   contract: gradients accumulate (+=), dout is left untouched
+ *   contract: dx accumulates (+=), the parameter gradients are written (=: onto NaN
+ *             they are the gradients above, bit for bit; an empty batch writes zeros),
+ *             dout is left untouched
  *   CAM stability: x scaled by 100 (e ~ 1e6) gives finite outputs equal to the reference
  * Shapes: (B,C,Cq,N) = (2,16,2,9) and (2,32,4,13·13). */
 #include <string.h>
@@ -26,7 +28,7 @@
 #define PAM_FWD_RTOL 1e-5
 #define CAM_FWD_ATOL 8e-6
 #define CAM_FWD_RTOL 1e-5
-/* += contract: backward onto random gradients vs (those gradients + backward onto 0). */
+/* dx's += contract: backward onto a random dx vs (that dx + backward onto 0). */
 #define ACC_ATOL 1e-6
 #define ACC_RTOL 1e-6
 /* CAM with x scaled by CAM_BIG: the softmax is nearly one-hot; atol is relative to the
@@ -263,19 +265,24 @@ static int all_finite(const float *x, size_t n) {
     return 1;
 }
 
-/* Calls the op's backward with dout = r, accumulating into grads[i] (one per tensor). */
-static void bwd_run(float **grads, const float *dout, const fwd_bufs *fb,
-                    const attn_case *ac, dath_ctx *ctx) {
+/* Calls the op's backward with dout = r into grads[i] (one per tensor), for B images. */
+static void bwd_run_b(float **grads, const float *dout, const fwd_bufs *fb,
+                      const attn_case *ac, int B, dath_ctx *ctx) {
     const tensor *t = ac->t;
     if (ac->pam)
         pam_backward_cpu(grads[PAM_X], grads[PAM_WQ], grads[PAM_BQ], grads[PAM_WK],
                          grads[PAM_BK], grads[PAM_WV], grads[PAM_BV], grads[PAM_GAMMA],
                          dout, t[PAM_X].f, fb->q, fb->k, fb->v, fb->a, fb->o,
                          t[PAM_WQ].f, t[PAM_WK].f, t[PAM_WV].f, t[PAM_GAMMA].f,
-                         ac->B, ac->C, ac->Cq, ac->N, ctx);
+                         B, ac->C, ac->Cq, ac->N, ctx);
     else
         cam_backward_cpu(grads[CAM_X], grads[CAM_GAMMA], dout, t[CAM_X].f, fb->a, fb->o,
-                         t[CAM_GAMMA].f, ac->B, ac->C, ac->N, ctx);
+                         t[CAM_GAMMA].f, B, ac->C, ac->N, ctx);
+}
+
+static void bwd_run(float **grads, const float *dout, const fwd_bufs *fb,
+                    const attn_case *ac, dath_ctx *ctx) {
+    bwd_run_b(grads, dout, fb, ac, ac->B, ctx);
 }
 
 /* Forward against the double loops, then the backward against central differences,
@@ -333,11 +340,13 @@ static void run_case(const char *label, int pam, int B, int C, int Cq, int N, fl
         check_close_d(name, got, fd, m, tol[i].atol, tol[i].rtol);
     }
 
-    /* += : backward onto random gradients equals those gradients + the backward above */
+    /* dx (tensor 0) += : backward onto a random dx equals that dx + the backward above;
+     * the parameter gradients (=): backward onto NaN gives the gradients above exactly */
     s = seed ^ 0xacc0ULL;
     for (int i = 0; i < ac.nt; i++) {
         acc[i] = falloc(ac.t[i].n);
-        check_fill(acc[i], ac.t[i].n, -1, 1, &s);
+        if (i == 0) check_fill(acc[i], ac.t[i].n, -1, 1, &s);
+        else for (size_t j = 0; j < ac.t[i].n; j++) acc[i][j] = NAN;
     }
     float *start[PAM_NT];
     for (int i = 0; i < ac.nt; i++) {
@@ -346,11 +355,25 @@ static void run_case(const char *label, int pam, int B, int C, int Cq, int N, fl
     }
     bwd_run(acc, dout, &fb, &ac, &ctx);
     for (int i = 0; i < ac.nt; i++) {
-        for (size_t j = 0; j < ac.t[i].n; j++) start[i][j] += grads[i][j];
-        snprintf(name, sizeof name, "%s.%s accumulates (+=)", label, tol[i].name);
-        CHECK_CLOSE(name, acc[i], start[i], ac.t[i].n, ACC_ATOL, ACC_RTOL);
-        free(acc[i]); free(start[i]); free(grads[i]);
+        if (i == 0) {
+            for (size_t j = 0; j < ac.t[i].n; j++) start[i][j] += grads[i][j];
+            snprintf(name, sizeof name, "%s.%s accumulates (+=)", label, tol[i].name);
+            CHECK_CLOSE(name, acc[i], start[i], ac.t[i].n, ACC_ATOL, ACC_RTOL);
+        } else {
+            snprintf(name, sizeof name, "%s.%s written onto NaN (=)", label, tol[i].name);
+            CHECK_CLOSE(name, acc[i], grads[i], ac.t[i].n, 0.0, 0.0);
+        }
     }
+    /* an empty batch: the parameter gradients are zero */
+    for (int i = 1; i < ac.nt; i++)
+        for (size_t j = 0; j < ac.t[i].n; j++) acc[i][j] = NAN;
+    bwd_run_b(acc, dout, &fb, &ac, 0, &ctx);
+    for (int i = 1; i < ac.nt; i++) {
+        memset(start[i], 0, ac.t[i].n * sizeof(float));
+        snprintf(name, sizeof name, "%s.%s empty batch: 0", label, tol[i].name);
+        CHECK_CLOSE(name, acc[i], start[i], ac.t[i].n, 0.0, 0.0);
+    }
+    for (int i = 0; i < ac.nt; i++) { free(acc[i]); free(start[i]); free(grads[i]); }
     free(dout);
     fwd_free(&fb);
     case_free(&ac);

@@ -4,15 +4,16 @@
  *     on random subsets of in/w/b. With ReLU, r is 0 on every output whose
  *     pre-activation lies within FD_KINK_MARGIN of 0, more than any probe's ±eps can
  *     move it, so L has no kink within a probe's reach;
- *   - the `+=` contract (two calls give twice the gradient), din = NULL, and dout's
+ *   - the contract: dw, db written (=: two calls onto NaN-filled buffers give one call's
+ *     gradient, an empty batch zeros), din accumulated (+=: twice), din = NULL, and dout's
  *     documented clobbering (the pre-ReLU gradient);
  *   - conv2d_make_shape / conv2d_work_bytes(_multi) on AlexNet's shapes;
  *   - the multi ops (nw weight sets over one input, one im2col) against nw single
  *     calls: out, dw, db and the clobbered dout bit for bit when both run the batch in
  *     the same chunks (whole batch, two-image chunks, malloc'ed), din within
  *     MULTI_DIN_* (the multi op sums the nw column gradients before one col2im); nw = 1,
- *     2 and CONV_MULTI_MAX, relu on and off; nw out of range, or no scratch, aborts
- *     with a message (kernels/common.h's scratch policy).
+ *     2 and CONV_MULTI_MAX, relu on and off; nw out of range, overlapping dw, or no
+ *     scratch, aborts with a message (kernels/common.h's scratch policy).
  * Shapes are AlexNet-like at small sizes; a 224×224 batch runs in several im2col
  * chunks: malloc'ed, in a ctx->work of three images, of the whole batch, and with a
  * ctx->work too small for one image (the malloc fallback).
@@ -61,7 +62,7 @@
 /* the 224×224 batch: dw sums 8·55·55 products of the chunked GEMM, in float */
 #define BIG_DW_ATOL 8e-5
 #define BIG_DW_RTOL 1e-5
-/* the `+=` contract: a second GEMM accumulation onto a non-zero buffer rounds anew */
+/* din's `+=`: a second accumulation onto a non-zero buffer rounds anew */
 #define ACC_ATOL 2e-6
 #define ACC_RTOL 1e-6
 /* multi vs nw single calls, din only (nw >= 2): single calls add each set's col2im
@@ -283,13 +284,17 @@ static void check_fd(conv_data *d, const char *name, int relu, uint64_t *seed) {
               d->in, d->w, d->b, d->r, &d->s, relu, seed);
 }
 
-/* Two backward calls onto zeroed buffers give twice one call's gradient; a call with
- * din = NULL gives the same dw/db. d holds one call's gradients already. */
+/* Two backward calls, din starting at zero, dw and db at NaN: din is twice one call's
+ * gradient (+=), dw and db are one call's, bit for bit (=: whatever they held is gone);
+ * a call with din = NULL gives the same dw/db; an empty batch writes zeros. d holds one
+ * call's gradients already. */
 static void check_accumulate(conv_data *d, const char *name, int relu) {
     const conv2d_shape *s = &d->s;
     char label[160];
-    float *din2 = calloc(d->n_in, sizeof(float)), *dw2 = calloc(d->n_w, sizeof(float));
-    float *db2 = calloc(s->Co, sizeof(float)), *dout = malloc(d->n_out * sizeof(float));
+    float *din2 = calloc(d->n_in, sizeof(float)), *dw2 = malloc(d->n_w * sizeof(float));
+    float *db2 = malloc(s->Co * sizeof(float)), *dout = malloc(d->n_out * sizeof(float));
+    for (size_t i = 0; i < d->n_w; i++) dw2[i] = NAN;
+    for (int i = 0; i < s->Co; i++) db2[i] = NAN;
     for (int call = 0; call < 2; call++) {
         memcpy(dout, d->r, d->n_out * sizeof(float));
         conv2d_backward_cpu(din2, dw2, db2, dout, d->in, d->w, d->out, s, relu, NULL);
@@ -298,15 +303,25 @@ static void check_accumulate(conv_data *d, const char *name, int relu) {
     for (size_t i = 0; i < d->n_in; i++) twice[i] = 2.0f * d->din[i];
     snprintf(label, sizeof label, "%s relu=%d din after two calls", name, relu);
     CHECK_CLOSE(label, din2, twice, d->n_in, ACC_ATOL, ACC_RTOL);
-    for (size_t i = 0; i < d->n_w; i++) twice[i] = 2.0f * d->dw[i];
-    snprintf(label, sizeof label, "%s relu=%d dw after two calls", name, relu);
-    CHECK_CLOSE(label, dw2, twice, d->n_w, ACC_ATOL, ACC_RTOL);
-    for (int i = 0; i < s->Co; i++) twice[i] = 2.0f * d->db[i];
-    snprintf(label, sizeof label, "%s relu=%d db after two calls", name, relu);
-    CHECK_CLOSE(label, db2, twice, s->Co, ACC_ATOL, ACC_RTOL);
+    snprintf(label, sizeof label, "%s relu=%d dw after two calls onto NaN: one call's (=)", name, relu);
+    CHECK_CLOSE(label, dw2, d->dw, d->n_w, 0.0, 0.0);
+    snprintf(label, sizeof label, "%s relu=%d db after two calls onto NaN: one call's (=)", name, relu);
+    CHECK_CLOSE(label, db2, d->db, s->Co, 0.0, 0.0);
 
-    memset(dw2, 0, d->n_w * sizeof(float));
-    memset(db2, 0, s->Co * sizeof(float));
+    conv2d_shape empty = *s;
+    empty.B = 0;
+    for (size_t i = 0; i < d->n_w; i++) dw2[i] = NAN;
+    for (int i = 0; i < s->Co; i++) db2[i] = NAN;
+    conv2d_backward_cpu(din2, dw2, db2, dout, d->in, d->w, d->out, &empty, relu, NULL);
+    float *zero = calloc(d->n_w > (size_t)s->Co ? d->n_w : (size_t)s->Co, sizeof(float));
+    snprintf(label, sizeof label, "%s relu=%d empty batch: dw = 0", name, relu);
+    CHECK_CLOSE(label, dw2, zero, d->n_w, 0.0, 0.0);
+    snprintf(label, sizeof label, "%s relu=%d empty batch: db = 0", name, relu);
+    CHECK_CLOSE(label, db2, zero, s->Co, 0.0, 0.0);
+    free(zero);
+
+    for (size_t i = 0; i < d->n_w; i++) dw2[i] = NAN;
+    for (int i = 0; i < s->Co; i++) db2[i] = NAN;
     memcpy(dout, d->r, d->n_out * sizeof(float));
     conv2d_backward_cpu(NULL, dw2, db2, dout, d->in, d->w, d->out, s, relu, NULL);
     snprintf(label, sizeof label, "%s relu=%d din=NULL: dw unchanged", name, relu);
@@ -357,7 +372,8 @@ static dath_ctx multi_ctx(const conv2d_shape *s, int nstage, int mode) {
 /* nw sets (weights, biases and their gradients in flat buffers, set j at an offset
  * that leaves a gap, as in dath's parameter buffer) over one input: the multi forward
  * and backward against nw single calls. Gradients start from the same random values
- * on both sides (the `+=` contract). */
+ * on both sides: the sets' dw and db are written, the gaps between them must keep
+ * theirs, and din accumulates onto its. */
 static void check_multi(const conv_case *c, int nw, int relu, int with_din, int mode,
                         uint64_t *seed) {
     const conv2d_shape s = conv2d_make_shape(c->B, c->Ci, c->H, c->W, c->Co, c->k, c->stride, c->pad);
@@ -487,6 +503,15 @@ static void multi_backward_too_many(void) {
     for (int j = 0; j < NW_BAD; j++) { pdw[j] = dw[j]; pdb[j] = db[j]; pg[j] = g[j]; pw[j] = w; pout[j] = out; }
     conv2d_backward_multi_cpu(din, pdw, pdb, pg, in, pw, pout, NW_BAD, &s, 1, NULL);
 }
+/* Two sets whose weight gradients share memory: each is written, so one would be lost. */
+static void multi_backward_aliased(void) {
+    const conv2d_shape s = conv2d_make_shape(1, 2, 5, 5, 2, 3, 1, 1);
+    float in[2 * 5 * 5] = {0}, w[2 * 2 * 3 * 3] = {0}, din[2 * 5 * 5] = {0};
+    float dw[2 * 2 * 3 * 3], db[2][2], g[2][2 * 5 * 5] = {{0}}, out[2 * 5 * 5] = {0};
+    float *pdw[2] = {dw, dw + 1}, *pdb[2] = {db[0], db[1]}, *pg[2] = {g[0], g[1]};
+    const float *pw[2] = {w, w}, *pout[2] = {out, out};
+    conv2d_backward_multi_cpu(din, pdw, pdb, pg, in, pw, pout, 2, &s, 1, NULL);
+}
 /* A scratch that fits no image, and a host allocation that cannot succeed (one image's
  * im2col of a 1×1 convolution to 2^20 channels over 256×256 is 256 GiB):
  * kernels/common.h's policy. The op aborts before it writes anything, so out can be small. */
@@ -508,6 +533,8 @@ static void check_multi_range(uint64_t *seed) {
                aborts_saying(multi_forward_too_many, "weight sets, outside 1.."));
     CHECK_TRUE("multi backward with nw = CONV_MULTI_MAX + 1 aborts, naming it",
                aborts_saying(multi_backward_too_many, "weight sets, outside 1.."));
+    CHECK_TRUE("multi backward with overlapping dw aborts, naming the sets",
+               aborts_saying(multi_backward_aliased, "dw of weight sets 0 and 1 overlap"));
     CHECK_TRUE("a forward with no scratch to be had aborts, naming the op and the bytes",
                aborts_saying(forward_no_scratch, "conv2d_forward_cpu: needs"));
 }

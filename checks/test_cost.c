@@ -131,22 +131,22 @@ static double core_flops(dath_variant v, int K, int C, int B, int S, int multi, 
     const double np = (double)((B - 1) / 2), nn = (double)(B - 1) - np, T = b * np * nn;
     f += b * b * (2.0 * K + 1) + b * np + 16 * T + b + 2 * b * b + 2 * b * b * K + 2 * b * K;
     f += (3 + (multi ? 15 + 11 : 4 + 6)) * b * C + 2 * b;
-    f += (b + 8) * C + 10 * b * K + (b + 8) * K + ns * b * D;                             /* cls, J3, hash, fusion */
+    f += (b + 7) * C + 10 * b * K + (b + 7) * K + ns * b * D;                             /* cls, J3, hash, fusion */
     for (int s = 0; s < n.ns; s++) {
-        f += (b + 8) * D + 3 * b * D + (b + 8) * D + 3 * b * G;                            /* fc7, dropout, fc6, dropout */
+        f += (b + 7) * D + 3 * b * D + (b + 7) * D + 3 * b * G;                            /* fc7, dropout, fc6, dropout */
         f += 3 * b * c5 * A + b * c5 * n.P5 * n.P5;                                        /* avg-pool, max-pool 5 */
         if (n.pam[s])
-            f += 3 * b * c5 * N + gpart + 1 + b * c5 * N + 5 * b * N * N + (2 * cq + c5) * (b * N + 1);
-        if (n.cam[s]) f += 3 * b * c5 * N + gpart + 1 + b * c5 * N + 5 * b * c5 * c5;
+            f += 3 * b * c5 * N + gpart + b * c5 * N + 5 * b * N * N + (2 * cq + c5) * b * N;
+        if (n.cam[s]) f += 3 * b * c5 * N + gpart + b * c5 * N + 5 * b * c5 * c5;
         for (int i = 4; i >= 1; i--) {
             const conv2d_shape *c = &n.cs[i];
-            f += (double)c->Co * (b * c->Ho * c->Wo + 1);                                  /* bias gradient */
+            f += (double)c->Co * b * c->Ho * c->Wo;                                        /* bias gradient */
             f += b * c->Ci * taps_axis(c->H, c->k, c->stride, c->pad, c->Ho) *
                  taps_axis(c->W, c->k, c->stride, c->pad, c->Wo);                          /* col2im */
         }
         f += b * 192 * n.P2 * n.P2 + b * 64 * n.P1 * n.P1;                                 /* max-pool 2, 1 */
     }
-    f += ns * 64 * (b * P0 + 1);                                                           /* conv1's bias gradient */
+    f += ns * 64 * b * P0;                                                                 /* conv1's bias gradient */
     f += 11.0 * (double)nparams;                                                           /* RMSProp */
     return f;
 }
@@ -180,8 +180,8 @@ static double implicit_core_delta(dath_variant v, int B, int S, int precision) {
         for (int op = 0; op < 3; op++) {
             if (i == 0 && op == CONV_OP_DX) continue;
             conv2d_plan_t p;
-            if (conv2d_plan(&p, op, &n.cs[i], sets, &ctx) == 0 && p.splits > 1)
-                d += reps * (double)p.splits * p.M * p.N;
+            if (conv2d_plan(&p, op, &n.cs[i], sets, &ctx) == 0 && p.splits > 1)   /* dW's are written: no += */
+                d += reps * (double)(p.splits - (op == CONV_OP_DW)) * p.M * p.N;
         }
     }
     return d;
@@ -288,9 +288,12 @@ static void check_bytes(void) {
                 find_kernel(&cm.step, COST_UPDATE, "rmsprop_step_kernel", NULL, 0)->bytes_read +
                     find_kernel(&cm.step, COST_UPDATE, "rmsprop_step_kernel", NULL, 0)->bytes_written,
                 5 * 4 * n + 12);
-    /* the zeroing of the parameter gradients before the backward: 4 bytes a parameter */
-    check_kernel("zero parameter gradients", find_kernel(&cm.step, -1, "cudaMemsetAsync", "zero parameter gradients", 0), 0,
-                 4 * n, 0);
+    /* no zeroing of the parameter gradients (the backward writes each one); the step's one
+     * memset is the activation gradients' */
+    CHECK_TRUE("no parameter-gradient zeroing in the step",
+               !find_kernel(&cm.step, -1, "cudaMemsetAsync", "zero parameter gradients", 0) &&
+                   find_kernel(&cm.step, -1, "cudaMemsetAsync", "zero activation gradients", 0) &&
+                   !find_kernel(&cm.step, -1, "cudaMemsetAsync", NULL, 1));
     /* conv1's im2col: every one of the 2·3·63·63 input pixels is under some window
      * (rows −2..64 are covered by oy·4 − 2 + ky); it writes the column buffer
      * R × N = 363 × (2·15·15) floats */
@@ -322,9 +325,9 @@ static void check_bytes(void) {
     /* fc6's forward GEMM: in [2, 9216] and w [4096, 9216] read, out [2, 4096] written */
     check_kernel("pam.fc6 GEMM", find_kernel(&cm.step, COST_FORWARD, "cublasGemmEx", "pam.fc6", 0),
                  4.0 * (2 * 9216 + 4096.0 * 9216), 4.0 * 2 * 4096, 2.0 * 2 * 4096 * 9216);
-    /* its weight gradient (β = 1: dw is read too) */
+    /* its weight gradient (β = 0: dw is written, not read) */
     check_kernel("pam.fc6 dW GEMM", find_kernel(&cm.step, COST_BACKWARD, "cublasGemmEx", "pam.fc6", 0),
-                 4.0 * (2 * 4096 + 2 * 9216 + 4096.0 * 9216), 4.0 * 4096 * 9216, 2.0 * 4096 * 9216 * 2);
+                 4.0 * (2 * 4096 + 2 * 9216), 4.0 * 4096 * 9216, 2.0 * 4096 * 9216 * 2);
     cost_free(&cm);
 
     /* chunking: conv2 at B = 5 with a scratch for 2 images gives chunks of 2, 2, 1 */
@@ -410,17 +413,17 @@ static void check_implicit_bytes(void) {
     }
     CHECK_TRUE("conv1's forward: one launch; no im2col or col2im anywhere", fwd_launches == 1 && col == 0);
     /* pam.conv2's backward (64 → 192, 7×7, k5 p2, with ReLU): the mask and db pass reads
-     * dout and out, writes dout (counted in full) and db, B·P + 1 adds a channel; dW
+     * dout and out, writes dout (counted in full) and db, B·P adds a channel; dW
      * 192 × 1600 × 98 (K = 2·49 < 512: one part) reads dout and the input (all 2·64·49
-     * pixels under a window), reads and writes dw; dX 64 × 98 × 4800 (M = Ci, N = 2·7·7,
+     * pixels under a window), writes dw (not read: the op writes it); dX 64 × 98 × 4800 (M = Ci, N = 2·7·7,
      * K = 192·25): 64×64, 2 blocks, split in 9 parts of 17 K tiles (150 tiles), its
      * parts 9 × 64 × 98 written, then the reduction reads them and din, writes din, with
      * 9 adds an element (8 between parts, 1 for +=) */
     const double nout = 2.0 * 192 * 49;
     check_kernel("pam.conv2 mask + db", find_kernel(&cm.step, COST_BACKWARD, "conv_mask_bgrad_kernel", "pam.conv2", 0),
-                 4.0 * (2 * nout + 192), 4.0 * (nout + 192), 192.0 * (2 * 49 + 1));
+                 4.0 * 2 * nout, 4.0 * (nout + 192), 192.0 * 2 * 49);
     check_kernel("pam.conv2 dW implicit GEMM", find_kernel(&cm.step, COST_BACKWARD, "conv_igemm_kernel", "pam.conv2", 0),
-                 4.0 * (nout + 2 * 64 * 49 + 192 * 1600), 4.0 * 192 * 1600, 2.0 * 192 * 1600 * 98);
+                 4.0 * (nout + 2 * 64 * 49), 4.0 * 192 * 1600, 2.0 * 192 * 1600 * 98);
     check_kernel("pam.conv2 dX implicit GEMM (9 parts)", find_kernel(&cm.step, COST_BACKWARD, "conv_igemm_kernel", "pam.conv2", 1),
                  4.0 * (nout + 192 * 64 * 25), 4.0 * 9 * 64 * 98, 2.0 * 64 * 98 * 4800);
     check_kernel("pam.conv2 dX reduction of 9 parts",
@@ -444,11 +447,11 @@ static void check_implicit_bytes(void) {
     const double no = 8.0 * 256 * 169, mn = 256.0 * 3456;
     CHECK_TRUE("dW split: mask + db, the GEMM, its reduction", ps.nkernels == 3);
     check_kernel("conv4 dW mask + db (no ReLU)", find_kernel(&ps, -1, "conv_mask_bgrad_kernel", NULL, 0),
-                 4.0 * (no + 256), 4.0 * 256, 256.0 * (8 * 169 + 1));
+                 4.0 * no, 4.0 * 256, 256.0 * 8 * 169);
     check_kernel("conv4 dW implicit GEMM, 2 parts", find_kernel(&ps, -1, "conv_igemm_kernel", NULL, 0),
                  4.0 * (no + 8 * 384 * 169), 4.0 * 2 * mn, 2.0 * mn * 1352);
     check_kernel("conv4 dW reduction of 2 parts", find_kernel(&ps, -1, "conv_split_reduce_kernel", NULL, 0),
-                 4.0 * (2 * mn + mn), 4.0 * mn, 2.0 * mn);
+                 4.0 * 2 * mn, 4.0 * mn, 1.0 * mn);
     cost_pass_free(&ps);
     be->ctx_free(&ctx);
 }

@@ -4,7 +4,8 @@
  *     on random subsets of in/w/b. With ReLU, r is 0 on every output whose
  *     pre-activation lies within FD_KINK_MARGIN of 0, more than any probe's ±eps can
  *     move it, so L has no kink within a probe's reach;
- *   - the `+=` contract (two calls give twice the gradient), din = NULL, and dout's
+ *   - the contract: dw, db written (=: two calls onto NaN-filled buffers give one call's
+ *     gradient, an empty batch zeros), din accumulated (+=: twice), din = NULL, and dout's
  *     documented handling (untouched without ReLU, the pre-ReLU gradient with it). */
 #include "check.h"
 #include "../kernels/linear.h"
@@ -36,7 +37,7 @@
 /* A probe moves a pre-activation by at most eps·max(|in|, |w|, 1) = eps (|in| ≤ 1,
  * |w| ≤ 1/√I); twice that keeps every r ≠ 0 output on its side of the kink. */
 #define FD_KINK_MARGIN (2 * FD_EPS)
-/* the `+=` contract: a second GEMM accumulation onto a non-zero buffer rounds anew */
+/* din's `+=`: a second GEMM accumulation onto a non-zero buffer rounds anew */
 #define ACC_ATOL 1e-7
 #define ACC_RTOL 1e-6
 
@@ -197,12 +198,16 @@ static void check_fd(lin_data *d, const char *name, int relu, uint64_t *seed) {
     fd_tensor(label, d->b, d->O, d->db, FD_B_ATOL, FD_B_RTOL, d, relu, seed);
 }
 
-/* Two backward calls onto zeroed buffers give twice one call's gradient; a call with
- * din = NULL gives the same dw/db. d holds one call's gradients already. */
+/* Two backward calls, din starting at zero, dw and db at NaN: din is twice one call's
+ * gradient (+=), dw and db are one call's, bit for bit (=: whatever they held is gone);
+ * a call with din = NULL gives the same dw/db; an empty batch writes zeros. d holds one
+ * call's gradients already. */
 static void check_accumulate(lin_data *d, const char *name, int relu) {
     char label[160];
-    float *din2 = calloc(d->n_in, sizeof(float)), *dw2 = calloc(d->n_w, sizeof(float));
-    float *db2 = calloc(d->O, sizeof(float)), *dout = malloc(d->n_out * sizeof(float));
+    float *din2 = calloc(d->n_in, sizeof(float)), *dw2 = malloc(d->n_w * sizeof(float));
+    float *db2 = malloc(d->O * sizeof(float)), *dout = malloc(d->n_out * sizeof(float));
+    for (size_t i = 0; i < d->n_w; i++) dw2[i] = NAN;
+    for (int i = 0; i < d->O; i++) db2[i] = NAN;
     for (int call = 0; call < 2; call++) {
         memcpy(dout, d->r, d->n_out * sizeof(float));
         linear_backward_cpu(din2, dw2, db2, dout, d->in, d->w, d->out, d->B, d->I, d->O, relu, NULL);
@@ -211,15 +216,23 @@ static void check_accumulate(lin_data *d, const char *name, int relu) {
     for (size_t i = 0; i < d->n_in; i++) twice[i] = 2.0f * d->din[i];
     snprintf(label, sizeof label, "%s relu=%d din after two calls", name, relu);
     CHECK_CLOSE(label, din2, twice, d->n_in, ACC_ATOL, ACC_RTOL);
-    for (size_t i = 0; i < d->n_w; i++) twice[i] = 2.0f * d->dw[i];
-    snprintf(label, sizeof label, "%s relu=%d dw after two calls", name, relu);
-    CHECK_CLOSE(label, dw2, twice, d->n_w, ACC_ATOL, ACC_RTOL);
-    for (int i = 0; i < d->O; i++) twice[i] = 2.0f * d->db[i];
-    snprintf(label, sizeof label, "%s relu=%d db after two calls", name, relu);
-    CHECK_CLOSE(label, db2, twice, d->O, ACC_ATOL, ACC_RTOL);
+    snprintf(label, sizeof label, "%s relu=%d dw after two calls onto NaN: one call's (=)", name, relu);
+    CHECK_CLOSE(label, dw2, d->dw, d->n_w, 0.0, 0.0);
+    snprintf(label, sizeof label, "%s relu=%d db after two calls onto NaN: one call's (=)", name, relu);
+    CHECK_CLOSE(label, db2, d->db, d->O, 0.0, 0.0);
 
-    memset(dw2, 0, d->n_w * sizeof(float));
-    memset(db2, 0, d->O * sizeof(float));
+    for (size_t i = 0; i < d->n_w; i++) dw2[i] = NAN;
+    for (int i = 0; i < d->O; i++) db2[i] = NAN;
+    linear_backward_cpu(din2, dw2, db2, dout, d->in, d->w, d->out, 0, d->I, d->O, relu, NULL);
+    float *zero = calloc(d->n_w > (size_t)d->O ? d->n_w : (size_t)d->O, sizeof(float));
+    snprintf(label, sizeof label, "%s relu=%d empty batch: dw = 0", name, relu);
+    CHECK_CLOSE(label, dw2, zero, d->n_w, 0.0, 0.0);
+    snprintf(label, sizeof label, "%s relu=%d empty batch: db = 0", name, relu);
+    CHECK_CLOSE(label, db2, zero, d->O, 0.0, 0.0);
+    free(zero);
+
+    for (size_t i = 0; i < d->n_w; i++) dw2[i] = NAN;
+    for (int i = 0; i < d->O; i++) db2[i] = NAN;
     memcpy(dout, d->r, d->n_out * sizeof(float));
     linear_backward_cpu(NULL, dw2, db2, dout, d->in, d->w, d->out, d->B, d->I, d->O, relu, NULL);
     snprintf(label, sizeof label, "%s relu=%d din=NULL: dw unchanged", name, relu);

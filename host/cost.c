@@ -494,14 +494,14 @@ static void attn_residual(cost_trace *t, double n) {
 
 /* attn_residual_backward: dx += dout and dγ's partials over G blocks (reads dout, o, dx;
  * writes dx and G doubles; 3 FLOPs an element: dout·o, its sum, dx + dout), then
- * attn_sum_partials_kernel (reads the G partials and dγ, writes dγ; G + 1 adds). */
+ * attn_sum_partials_kernel (reads the G partials, writes dγ; G adds). */
 static void attn_residual_backward(cost_trace *t, double n) {
     if (n == 0) return;
     double G = cost_grid_1d(n);
     if (G > 1024) G = 1024;   /* ATTN_PARTIALS */
     emit(t, "attn_residual_backward_kernel", F_ATT_EW, COST_UNIT_CORE, 3 * n, 12 * n, 4 * n + 8 * G,
          "n %.0f, %.0f blocks", n, G);
-    emit(t, "attn_sum_partials_kernel", F_ATT_EW, COST_UNIT_CORE, G + 1, 8 * G + 4, 4, "%.0f partials", G);
+    emit(t, "attn_sum_partials_kernel", F_ATT_EW, COST_UNIT_CORE, G, 8 * G, 4, "%.0f partials", G);
 }
 
 static void cost_pam_forward(float *out, float *q, float *k, float *v, float *a, float *o, const float *x,
@@ -558,10 +558,11 @@ static void cost_pam_backward(float *dx, float *dwq, float *dbq, float *dwk, flo
         const int Co[3] = {Cq, Cq, C};
         for (int c = 0; c < 3; c++) {
             if (Co[c] <= 0) continue;
-            cost_gemm_rm(t, F_ATT_GEMM, 0, 1, Co[c], C, (int)ld, 1);   /* dw += dyT·xTᵀ */
-            /* attn_row_sum_kernel: db += row sums of dyT [Co, ld] (reads dyT and db,
-             * writes db; ld + 1 adds a row) */
-            emit(t, "attn_row_sum_kernel", F_BGRAD, COST_UNIT_CORE, Co[c] * (ld + 1), 4 * (Co[c] * ld + Co[c]),
+            const int add = b0 > 0;   /* the first chunk writes dw and db, later ones add */
+            cost_gemm_rm(t, F_ATT_GEMM, 0, 1, Co[c], C, (int)ld, add);   /* dw (+)= dyT·xTᵀ */
+            /* attn_row_sum_kernel: db (+)= row sums of dyT [Co, ld] (reads dyT, and db
+             * when it adds; writes db; ld (+ 1) adds a row) */
+            emit(t, "attn_row_sum_kernel", F_BGRAD, COST_UNIT_CORE, Co[c] * (ld + add), 4 * (Co[c] * ld + add * Co[c]),
                  4.0 * Co[c], "%d rows × %.0f", Co[c], ld);
             cost_gemm_batched(t, F_ATT_GEMM, 1, 0, C, N, Co[c], 1, nb);   /* dx += wᵀ·dy */
         }
@@ -696,7 +697,8 @@ static void conv_layer(cost_trace *t, const float *const *w, int nw, char *layer
  * it loads once (the covered input, dout, the weights; reuse across blocks is the
  * cache's) and writes its outputs once (+= outputs are read too), or with a K split its
  * parts [splits, M, N] into the scratch. conv_split_reduce_kernel: reads the parts (and
- * the bias, or the output it adds to), writes the output; splits − 1 adds an output to
+ * the bias, or the output it adds to: din; dw is written), writes the output; splits − 1
+ * adds an output to
  * sum them and one for the bias or the +=. The plan is the launchers' (conv2d_plan). */
 static void igemm_entry(cost_trace *t, const conv2d_plan_t *p, double rd, double acc_out, const char *what,
                         const conv2d_shape *s) {
@@ -707,7 +709,8 @@ static void igemm_entry(cost_trace *t, const conv2d_plan_t *p, double rd, double
          "%s %d×%d×%d %s %s, %d part%s (k%d s%d)", what, p->M, p->N, p->K, conv2d_tile_name(p->tile),
          conv2d_math_name(p->math), p->splits, p->splits > 1 ? "s" : "", s->k, s->stride);
     if (parts > 1)
-        emit(t, "conv_split_reduce_kernel", F_CONV_SPLIT, COST_UNIT_CORE, parts * mn, 4.0 * parts * mn + acc_out,
+        emit(t, "conv_split_reduce_kernel", F_CONV_SPLIT, COST_UNIT_CORE, (parts - (acc_out > 0 ? 0 : 1)) * mn,
+             4.0 * parts * mn + acc_out,
              4.0 * mn, "%s %d parts of %d×%d", what, p->splits, p->M, p->N);
 }
 
@@ -724,21 +727,20 @@ static void conv_forward_implicit(const conv2d_shape *s, int nw, dath_ctx *ctx) 
 }
 
 /* conv_mask_bgrad_kernel (reads dout and, with relu, out; writes dout where masked,
- * counted in full, and db, which it reads: B·P + 1 adds a channel); then dW (the sets
- * stacked along M) and dX (set by set, phase by phase). */
+ * counted in full, and db: B·P adds a channel); then dW (the sets stacked along M,
+ * written) and dX (set by set, phase by phase, added to din). */
 static void conv_backward_implicit(float *din, int nw, const conv2d_shape *s, int relu, dath_ctx *ctx) {
     cost_trace *t = TRACE(ctx);
-    const int B = s->B, Ci = s->Ci, Co = s->Co, P = s->Ho * s->Wo, kk = s->k * s->k;
+    const int B = s->B, Ci = s->Ci, Co = s->Co, P = s->Ho * s->Wo;
     const double n_out = (double)B * Co * P, sets = nw;
-    emit(t, "conv_mask_bgrad_kernel", F_MASK_BGRAD, COST_UNIT_CORE, sets * Co * ((double)B * P + 1),
-         4 * (sets * n_out * (relu ? 2 : 1) + sets * Co), 4 * ((relu ? sets * n_out : 0) + sets * Co),
+    emit(t, "conv_mask_bgrad_kernel", F_MASK_BGRAD, COST_UNIT_CORE, sets * Co * (double)B * P,
+         4 * sets * n_out * (relu ? 2 : 1), 4 * ((relu ? sets * n_out : 0) + sets * Co),
          "%d×%d channels × %.0f%s", nw, Co, (double)B * P, relu ? ", masked" : "");
     const double cov = conv_covered(s->H, s->k, s->stride, s->pad, s->Ho) * conv_covered(s->W, s->k, s->stride, s->pad, s->Wo);
     conv2d_plan_t p;
     if (conv2d_plan(&p, CONV_OP_DW, s, nw, ctx)) return;
-    /* dW: reads dout and the covered input, dw += (read and written) */
-    const double dw = 4.0 * sets * Co * Ci * kk;
-    igemm_entry(t, &p, 4.0 * (sets * n_out + (double)B * Ci * cov), dw, "dW", s);
+    /* dW: reads dout and the covered input, writes dw (not read: the op writes it) */
+    igemm_entry(t, &p, 4.0 * (sets * n_out + (double)B * Ci * cov), 0.0, "dW", s);
     if (!din) return;
     for (int j = 0; j < nw; j++)
         for (int iy0 = 0; iy0 < s->stride; iy0++)
@@ -821,10 +823,9 @@ static void conv_backward_sets(float *din, float *const *dw, float *const *db, f
     }
     if (relu)
         emit(t, "conv_relu_mask_kernel", F_MASK, COST_UNIT_CORE, 0, 4 * sets * n_out, 4 * sets * n_out, "%d×%.0f", nw, n_out);
-    /* conv_bias_grad_kernel: db += Σ dout (reads dout and db, writes db; B·P + 1 adds a
-     * channel) */
-    emit(t, "conv_bias_grad_kernel", F_BGRAD, COST_UNIT_CORE, sets * Co * ((double)B * P + 1),
-         4 * (sets * n_out + sets * Co), 4 * sets * Co, "%d×%d channels × %.0f", nw, Co, (double)B * P);
+    /* conv_bias_grad_kernel: db = Σ dout (reads dout, writes db; B·P adds a channel) */
+    emit(t, "conv_bias_grad_kernel", F_BGRAD, COST_UNIT_CORE, sets * Co * (double)B * P,
+         4 * sets * n_out, 4 * sets * Co, "%d×%d channels × %.0f", nw, Co, (double)B * P);
     const int chunk = conv_chunk(t, s, nw, ctx, op);
     const int batched = conv_even((const float *const *)dw, nw, (long long)Co * R) && nw > 1;
     for (int b0 = 0; b0 < B; b0 += chunk) {
@@ -835,9 +836,10 @@ static void conv_backward_sets(float *din, float *const *dw, float *const *db, f
         emit(t, "conv_stage_kernel", F_STAGE, COST_UNIT_CORE, 0, 4 * st, 4 * st, "%d×%d×%d×%d", nw, nb, Co, P);
         emit(t, "conv_im2col_kernel", F_IM2COL, COST_UNIT_CORE, 0, 4.0 * nb * Ci * cov, 4.0 * R * N,
              "col %d×%d (k%d s%d)", R, N, s->k, s->stride);
-        if (batched) cost_gemm_batched(t, F_CONV_GEMM, 0, 1, Co, R, N, 1, nw);   /* dw += stage·colᵀ */
+        /* dw (+)= stage·colᵀ: the first chunk writes (β = 0), later ones add */
+        if (batched) cost_gemm_batched(t, F_CONV_GEMM, 0, 1, Co, R, N, b0 > 0, nw);
         else
-            for (int q = 0; q < nw; q++) cost_gemm_rm(t, F_CONV_GEMM, 0, 1, Co, R, N, 1);
+            for (int q = 0; q < nw; q++) cost_gemm_rm(t, F_CONV_GEMM, 0, 1, Co, R, N, b0 > 0);
         if (!din) continue;
         for (int j = 0; j < nw; j++) cost_gemm_rm(t, F_CONV_GEMM, 1, 0, R, N, Co, j > 0);   /* col = Σ wᵀ·stage */
         /* conv_col2im_kernel: din += col2im(col): reads the column elements that are
@@ -961,9 +963,10 @@ static void cost_linear_forward(float *out, const float *in, const float *w, con
     label_set(t, out, layer);
 }
 
-/* backward: linear_mask_bgrad_kernel, one pass (reads dout, out when relu, and db;
- * writes the masked dout in full when relu, and db; B adds a column into 8 partial sums,
- * 7 to combine them, 1 into db), then dw += doutᵀ·in and din += dout·w (cuBLAS, β = 1). */
+/* backward: linear_mask_bgrad_kernel, one pass (reads dout and, when relu, out; writes
+ * the masked dout in full when relu, and db; B adds a column into 8 partial sums, 7 to
+ * combine them), then dw = doutᵀ·in (cuBLAS, β = 0: the op writes dw) and din += dout·w
+ * (β = 1). */
 static void cost_linear_backward(float *din, float *dw, float *db, float *dout, const float *in, const float *w,
                                  const float *out, int B, int I, int O, int relu, dath_ctx *ctx) {
     cost_trace *t = TRACE(ctx);
@@ -971,9 +974,9 @@ static void cost_linear_backward(float *din, float *dw, float *db, float *dout, 
     linear_layer(t, w, layer, sizeof layer);
     if (B <= 0 || O <= 0 || !op_begin(t, "linear_backward", layer, COST_BACKWARD)) return;
     const double n = (double)B * O;
-    emit(t, "linear_mask_bgrad_kernel", F_BGRAD, COST_UNIT_CORE, ((double)B + 8) * O,
-         4 * (n * (relu ? 2 : 1) + O), 4 * ((relu ? n : 0) + O), "%d columns × %d%s", O, B, relu ? ", ReLU mask" : "");
-    cost_gemm_rm(t, F_FC_GEMM, 1, 0, O, I, B, 1);
+    emit(t, "linear_mask_bgrad_kernel", F_BGRAD, COST_UNIT_CORE, ((double)B + 7) * O,
+         4 * n * (relu ? 2 : 1), 4 * ((relu ? n : 0) + O), "%d columns × %d%s", O, B, relu ? ", ReLU mask" : "");
+    cost_gemm_rm(t, F_FC_GEMM, 1, 0, O, I, B, 0);
     if (din) cost_gemm_rm(t, F_FC_GEMM, 0, 0, B, I, O, 1);
     /* ideal: reads dout, out (mask), in, w (for din); writes dw, db, din */
     const double wi = (double)O * I, bi = (double)B * I;
@@ -1110,8 +1113,8 @@ static void cost_maxpool_forward(float *out, int32_t *idx, const float *in, int 
     label_set(t, idx, layer);
 }
 
-/* maxpool_backward_kernel: din += dout at its argmax: reads din, dout and idx, writes
- * din; one add per output (each window's gradient lands once). */
+/* maxpool_backward_kernel: din = Σ dout at its argmax (a gather, din written, not read):
+ * reads dout and idx, writes din; one add per output (each window's gradient lands once). */
 static void cost_maxpool_backward(float *din, const float *dout, const int32_t *idx, int BC, int H, int W,
                                   dath_ctx *ctx) {
     cost_trace *t = TRACE(ctx);
@@ -1121,7 +1124,7 @@ static void cost_maxpool_backward(float *din, const float *dout, const int32_t *
     char layer[64];
     snprintf(layer, sizeof layer, "%s", l ? l : "maxpool");
     if (n_in == 0 || Ho == 0 || Wo == 0 || !op_begin(t, "maxpool_backward", layer, COST_BACKWARD)) return;
-    emit(t, "maxpool_backward_kernel", F_POOL, COST_UNIT_CORE, n_out, 4 * n_in + 8 * n_out, 4 * n_in,
+    emit(t, "maxpool_backward_kernel", F_POOL, COST_UNIT_CORE, n_out, 8 * n_out, 4 * n_in,
          "%d×%d×%d ← %d×%d", BC, H, W, Ho, Wo);
     op_end(t, 8 * n_out + 4 * n_in);   /* reads dout, idx; writes din */
 }
@@ -1155,8 +1158,8 @@ static void cost_avgpool_forward(float *out, const float *in, int BC, int H, int
     label_set(t, out, layer);
 }
 
-/* avgpool_backward_kernel: reads din and dout, writes din; per (element, bin) the area,
- * the division and the add. */
+/* avgpool_backward_kernel: reads dout, writes din (a gather: din written, not read); per
+ * (element, bin) the area, the division and the add. */
 static void cost_avgpool_backward(float *din, const float *dout, int BC, int H, int W, int Ho, int Wo,
                                   dath_ctx *ctx) {
     cost_trace *t = TRACE(ctx);
@@ -1165,7 +1168,7 @@ static void cost_avgpool_backward(float *din, const float *dout, int BC, int H, 
     if (Ho <= 0 || Wo <= 0 || BC <= 0 || H <= 0 || W <= 0 || !op_begin(t, "avgpool_backward", layer, COST_BACKWARD))
         return;
     const double A = avgpool_bins(H, Ho) * avgpool_bins(W, Wo), n_in = (double)BC * H * W, n_out = (double)BC * Ho * Wo;
-    emit(t, "avgpool_backward_kernel", F_POOL, COST_UNIT_CORE, 3 * BC * A, 4 * (n_in + n_out), 4 * n_in,
+    emit(t, "avgpool_backward_kernel", F_POOL, COST_UNIT_CORE, 3 * BC * A, 4 * n_out, 4 * n_in,
          "%d×%d×%d ← %d×%d", BC, H, W, Ho, Wo);
     op_end(t, 4 * (n_out + n_in));   /* reads dout; writes din */
 }
@@ -1387,7 +1390,7 @@ static int build_train(cost_model *cm, const dath_model *m, char *err, size_t er
     int nb[2] = {B, cm->epoch_last};
     for (int i = 0; i < 2; i++) {
         if (nb[i] <= 0) continue;
-        /* the gradient zeroing opens the step: it is there for the backward */
+        /* the activation-gradient zeroing opens the step: it is there for the backward */
         pass_begin(&ctx, steps[i], sname[i], nb[i], COST_BACKWARD, -1);
         int r = stepper_run(s, x, lab, nb[i], (uint32_t)(i + 1), &cfg, 1, &losses, err, err_len);
         pass_end(&ctx);

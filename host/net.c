@@ -8,7 +8,11 @@
  * Heads: f [B,D] = relu(f7) (+ relu(f7') with two streams) → z [B,K] → h = tanh(z)
  *   → y [B,C].
  * Every activation has a gradient buffer of the same shape (prefix d), all in one
- * arena so that net_zero_grad is one memset. */
+ * arena: first those whose ops accumulate into them (+=), which net_zero_grad zeroes with
+ * one memset, then those that a pool's backward writes (=: dc1, dc2, da5 — dc5 without
+ * attention — and dp5, its only writer), never zeroed. The parameter gradients are not
+ * in it: each has a single writer in the backward, which writes it (=, the ops'
+ * contract), so they are zeroed once, at creation, and never again. */
 #include "net.h"
 
 #include "../kernels/rng.h"
@@ -41,7 +45,7 @@ struct dath_net {
     int forked;
     void *fork_f[2], *join_f[2];                /* [forward, backward] */
     void *act, *dact, *iact;                    /* arenas */
-    size_t act_bytes, dact_bytes;
+    size_t act_bytes, dact_bytes, dacc_bytes;   /* dact's accumulated head: dacc_bytes */
     net_stream st[MODEL_MAX_STREAMS];
     float *f, *z, *h, *y, *df, *dz, *dh, *dy;
     net_grad_hook *hook;                        /* parameter gradients done (net.h) */
@@ -60,7 +64,8 @@ static void *take(arena *a, size_t bytes) {
 #define TAKEF(a, n) ((float *)take((a), (size_t)(n) * sizeof(float)))
 #define TAKEI(a, n) ((int32_t *)take((a), (size_t)(n) * sizeof(int32_t)))
 
-static void net_layout(dath_net *n, arena *act, arena *dact, arena *iact) {
+/* dact: the accumulated activation gradients; dwr: the pool-written ones (see the top). */
+static void net_layout(dath_net *n, arena *act, arena *dact, arena *dwr, arena *iact) {
     const dath_model *m = n->m;
     size_t B = (size_t)n->Bmax, N = (size_t)n->N, D = MODEL_HIDDEN;
     size_t G = (size_t)MODEL_C5 * MODEL_POOL * MODEL_POOL;
@@ -74,14 +79,18 @@ static void net_layout(dath_net *n, arena *act, arena *dact, arena *iact) {
                           &t->p5, &t->g, &t->gd, &t->f6, &t->f6d, &t->f7};
         float **bw[14] = {&t->dc1, &t->dp1, &t->dc2, &t->dp2, &t->dc3, &t->dc4, &t->dc5, &t->da5,
                           &t->dp5, &t->dg, &t->dgd, &t->df6, &t->df6d, &t->df7};
+        const int none = t->sp->attn == ATTN_NONE;
         for (int i = 0; i < 14; i++) {
-            if (i == 7 && t->sp->attn == ATTN_NONE) {   /* no attention: a5 is c5 */
+            if (i == 7 && none) {   /* no attention: a5 is c5 */
                 t->a5 = t->c5;
                 t->da5 = t->dc5;
                 continue;
             }
+            /* written by a pool's backward: pool1 → dc1, pool2 → dc2, pool5 → da5 (dc5
+             * without attention), the average pool → dp5 */
+            const int pooled = i == 0 || i == 2 || i == 7 || i == 8 || (i == 6 && none);
             *fw[i] = TAKEF(act, sz[i]);
-            *bw[i] = n->need_grad ? TAKEF(dact, sz[i]) : NULL;
+            *bw[i] = n->need_grad ? TAKEF(pooled ? dwr : dact, sz[i]) : NULL;
         }
         t->i1 = TAKEI(iact, sz[1]);
         t->i2 = TAKEI(iact, sz[3]);
@@ -144,29 +153,31 @@ dath_net *net_create(const dath_backend *be, dath_ctx *ctx, const dath_model *m,
     n->P5 = maxpool_out(n->H3);
     model_conv_shapes(n->conv, Bmax, m->S);
     for (int s = 0; s < m->nstreams; s++) n->st[s].sp = &m->streams[s];
-    arena a = {0}, d = {0}, ia = {0};
-    net_layout(n, &a, &d, &ia);
+    arena a = {0}, d = {0}, dw = {0}, ia = {0};
+    net_layout(n, &a, &d, &dw, &ia);
     n->act_bytes = a.off;
-    n->dact_bytes = d.off;
+    n->dacc_bytes = d.off;
+    n->dact_bytes = d.off + dw.off;
     size_t pbytes = m->n * sizeof(float);
     n->act = be->alloc(a.off);
     n->iact = be->alloc(ia.off);
     n->theta = be->alloc(pbytes);
     if (need_grad) {
-        n->dact = be->alloc(d.off);
+        n->dact = be->alloc(n->dact_bytes);
         n->grad = be->alloc(pbytes);
         n->rms = be->alloc(pbytes);
     }
     if (!n->act || !n->iact || !n->theta || (need_grad && (!n->dact || !n->grad || !n->rms))) {
         snprintf(err, err_len, "out of %s memory for a batch of %d (%.1f GiB of activations, %.1f GiB of parameters)",
-                 be->name, Bmax, (a.off + d.off + ia.off) / 1073741824.0, pbytes * (need_grad ? 3 : 1) / 1073741824.0);
+                 be->name, Bmax, (a.off + n->dact_bytes + ia.off) / 1073741824.0, pbytes * (need_grad ? 3 : 1) / 1073741824.0);
         net_free(n);
         return NULL;
     }
     a.base = n->act; a.off = 0;
     d.base = n->dact; d.off = 0;
+    dw.base = (char *)n->dact + n->dacc_bytes; dw.off = 0;
     ia.base = n->iact; ia.off = 0;
-    net_layout(n, &a, &d, &ia);
+    net_layout(n, &a, &d, &dw, &ia);
     if (m->nstreams > 1 && be->ctx_fork) {
         if (be->ctx_fork(ctx, &n->ctx2, err, err_len)) {
             net_free(n);
@@ -185,7 +196,8 @@ dath_net *net_create(const dath_backend *be, dath_ctx *ctx, const dath_model *m,
     }
     if (need_grad) {
         be->zero(n->rms, pbytes, ctx);
-        net_zero_grad(n);
+        be->zero(n->grad, pbytes, ctx);   /* defined before the first backward writes them */
+        be->zero(n->dact, n->dact_bytes, ctx);
     }
     return n;
 }
@@ -275,8 +287,7 @@ void net_download(dath_net *n, dath_model *m) {
 }
 
 void net_zero_grad(dath_net *n) {
-    n->be->zero(n->grad, n->m->n * sizeof(float), n->ctx);
-    n->be->zero(n->dact, n->dact_bytes, n->ctx);
+    n->be->zero(n->dact, n->dacc_bytes, n->ctx);
 }
 
 #define P(i) (n->theta + n->m->params[(i)].offset)

@@ -62,10 +62,12 @@ const float *net_fc7(const dath_net *n, int s);
 /* Gradient inputs of the backward, [Bmax,K] and [Bmax,C]; zeroed by net_zero_grad. */
 float *net_dh(dath_net *n);
 float *net_dy(dath_net *n);
-/* Zeroes the parameter gradients, every activation gradient, dh and dy. */
+/* Zeroes the activation gradients the backward accumulates into (dh and dy among them).
+ * Those a pool's backward writes, and the parameter gradients, need no zeroing: the
+ * backward writes each of them. */
 void net_zero_grad(dath_net *n);
-/* Backward of the last forward (same x, B, r), from dh and dy, accumulating into the
- * parameter gradients, in two halves with the hash layer's tanh backward between them
+/* Backward of the last forward (same x, B, r), from dh and dy, writing the parameter
+ * gradients (net_grad: this backward's, whatever they held), in two halves with the hash layer's tanh backward between them
  * (the training step fuses it with J3's gradient, loss.h):
  * the classification layer's backward: dh += dy·W_cls, and its weight gradients. */
 void net_backward_head(dath_net *n, int B);

@@ -11,6 +11,7 @@
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <math.h>
 
 #include "attention.h"
@@ -62,7 +63,7 @@ static void attn_conv1x1(float *y, const float *w, const float *b, const float *
 }
 
 /* Backward of attn_conv1x1 for one image: dw [Co,C] += dy·xᵀ, db [Co] += Σ_n dy,
- * dx [C,N] += wᵀ·dy. */
+ * dx [C,N] += wᵀ·dy (pam_backward_cpu zeroes dw and db first: the op writes them). */
 static void attn_conv1x1_backward(float *dx, float *dw, float *db, const float *dy,
                                   const float *x, const float *w, int Co, int C, int N) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Co, C, N,
@@ -132,6 +133,10 @@ void pam_backward_cpu(float *dx, float *dwq, float *dbq, float *dwk, float *dbk,
     float *dq = dv + cn;                             /* [Cq,N] */
     float *dk = dq + qn;                             /* [Cq,N] */
     double dg = 0;
+    /* the parameter gradients are written: the images' shares add onto zero */
+    memset(dwq, 0, (size_t)Cq * C * sizeof(float)); memset(dbq, 0, (size_t)Cq * sizeof(float));
+    memset(dwk, 0, (size_t)Cq * C * sizeof(float)); memset(dbk, 0, (size_t)Cq * sizeof(float));
+    memset(dwv, 0, (size_t)C * C * sizeof(float));  memset(dbv, 0, (size_t)C * sizeof(float));
     for (int b = 0; b < B; b++) {
         const float *doutb = dout + (size_t)b * cn;  /* [C,N] */
         const float *xb = x + (size_t)b * cn;        /* [C,N] */
@@ -156,7 +161,7 @@ void pam_backward_cpu(float *dx, float *dwq, float *dbq, float *dwk, float *dbk,
         attn_conv1x1_backward(dxb, dwk, dbk, dk, xb, wk, Cq, C, N);
         attn_conv1x1_backward(dxb, dwv, dbv, dv, xb, wv, C, C, N);
     }
-    dgamma[0] += (float)dg;
+    dgamma[0] = (float)dg;
     free(scratch);
 }
 
@@ -203,6 +208,6 @@ void cam_backward_cpu(float *dx, float *dgamma, const float *dout, const float *
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, N, C,
                     1.0f, de, C, xb, N, 1.0f, dxb, N);
     }
-    dgamma[0] += (float)dg;
+    dgamma[0] = (float)dg;
     free(de);
 }

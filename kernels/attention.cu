@@ -120,7 +120,7 @@ __global__ void attn_residual_backward_kernel(float *dx, double *partial, const 
     if (threadIdx.x == 0) partial[blockIdx.x] = part[0];
 }
 
-/* dgamma[0] += Σ partial[0..G), one block of BLOCK_1D threads, fixed order. */
+/* dgamma[0] = Σ partial[0..G), one block of BLOCK_1D threads, fixed order. */
 __global__ void attn_sum_partials_kernel(float *dgamma, const double *partial, int G) {
     __shared__ double part[BLOCK_1D];
     double acc = 0.0;
@@ -131,7 +131,7 @@ __global__ void attn_sum_partials_kernel(float *dgamma, const double *partial, i
         if ((int)threadIdx.x < s) part[threadIdx.x] += part[threadIdx.x + s];
         __syncthreads();
     }
-    if (threadIdx.x == 0) dgamma[0] += (float)part[0];
+    if (threadIdx.x == 0) dgamma[0] = (float)part[0];
 }
 
 /* gd [n] = gamma[0] · dout: the gradient reaching o. */
@@ -153,8 +153,9 @@ __global__ void attn_transpose_kernel(float *xT, const float *x, int nb, int C, 
     }
 }
 
-/* db[r] += Σ_j y[r, j] for y [R, L]: one block per row, double, fixed tree. */
-__global__ void attn_row_sum_kernel(float *db, const float *y, size_t L) {
+/* db[r] (+)= Σ_j y[r, j] for y [R, L] (add: += onto db, else =): one block per row,
+ * double, fixed tree. */
+__global__ void attn_row_sum_kernel(float *db, const float *y, size_t L, int add) {
     __shared__ double part[BLOCK_1D];
     const float *row = y + (size_t)blockIdx.x * L;   /* [L] */
     double acc = 0.0;
@@ -165,7 +166,7 @@ __global__ void attn_row_sum_kernel(float *db, const float *y, size_t L) {
         if ((int)threadIdx.x < s) part[threadIdx.x] += part[threadIdx.x + s];
         __syncthreads();
     }
-    if (threadIdx.x == 0) db[blockIdx.x] += (float)part[0];
+    if (threadIdx.x == 0) db[blockIdx.x] = (add ? db[blockIdx.x] : 0.0f) + (float)part[0];
 }
 
 /* ---- launchers ---------------------------------------------------------------- */
@@ -190,11 +191,14 @@ static void attn_residual(float *out, const float *o, const float *x, const floa
     CUDA_LAUNCH_CHECK();
 }
 
-/* dx += dout and dgamma[0] += Σ dout ⊙ o over n elements; uses the head of ctx->work. */
+/* dx += dout and dgamma[0] = Σ dout ⊙ o over n elements; uses the head of ctx->work. */
 static void attn_residual_backward(float *dx, float *dgamma, const float *dout, const float *o,
                                    size_t n, dath_ctx *ctx) {
-    if (n == 0) return;
     cudaStream_t st = DATH_STREAM(ctx);
+    if (n == 0) {
+        CUDA_CHECK(cudaMemsetAsync(dgamma, 0, sizeof(float), st));
+        return;
+    }
     double *partial = (double *)ctx->work;       /* [ATTN_PARTIALS] */
     unsigned int G = grid_1d(n);
     if (G > ATTN_PARTIALS) G = ATTN_PARTIALS;
@@ -250,8 +254,15 @@ extern "C" void pam_backward_cuda(float *dx, float *dwq, float *dbq, float *dwk,
                                   const float *k, const float *v, const float *a, const float *o,
                                   const float *wq, const float *wk, const float *wv,
                                   const float *gamma, int B, int C, int Cq, int N, dath_ctx *ctx) {
-    if (B <= 0 || C <= 0 || N <= 0) return;
     cudaStream_t st = DATH_STREAM(ctx);
+    if (B <= 0 || C <= 0 || N <= 0) {   /* an empty batch's gradients are zero */
+        const struct { float *p; size_t n; } z[7] = {
+            { dwq, (size_t)Cq * C }, { dbq, (size_t)Cq }, { dwk, (size_t)Cq * C }, { dbk, (size_t)Cq },
+            { dwv, (size_t)C * C }, { dbv, (size_t)C }, { dgamma, 1 } };
+        for (int i = 0; i < 7; i++)
+            if (z[i].n) CUDA_CHECK(cudaMemsetAsync(z[i].p, 0, z[i].n * sizeof(float), st));
+        return;
+    }
     const size_t cn = (size_t)C * N, qn = (size_t)Cq * N, nn = (size_t)N * N;
     const int chunk = attn_chunk_images(3 * cn + 2 * qn + nn, 6, B, ctx, "pam_backward_cuda");
 
@@ -289,15 +300,16 @@ extern "C" void pam_backward_cuda(float *dx, float *dwq, float *dbq, float *dwk,
                         (long long)nn, 0.0f, dqT, ld, N, nb);
         gemm_rm_batched(ctx, false, false, Cq, N, N, 1.0f, qc, N, (long long)qn, de, N,
                         (long long)nn, 0.0f, dkT, ld, N, nb);
-        /* the three 1×1 convolutions: dw += dyT·xTᵀ, db += row sums, dx_b += wᵀ·dy_b */
+        /* the three 1×1 convolutions: dw (+)= dyT·xTᵀ, db (+)= row sums (the first chunk
+         * writes, later ones add), dx_b += wᵀ·dy_b */
         const struct { const float *dyT, *w; float *dw, *db; int Co; } conv[3] = {
             { dqT, wq, dwq, dbq, Cq }, { dkT, wk, dwk, dbk, Cq }, { dvT, wv, dwv, dbv, C } };
         for (int c = 0; c < 3; c++) {
             if (conv[c].Co <= 0) continue;
             gemm_rm(ctx, false, true, conv[c].Co, C, ld, 1.0f, conv[c].dyT, ld, xT, ld,
-                    1.0f, conv[c].dw, C);
+                    b0 ? 1.0f : 0.0f, conv[c].dw, C);
             attn_row_sum_kernel<<<conv[c].Co, BLOCK_1D, 0, st>>>(conv[c].db, conv[c].dyT,
-                                                                 (size_t)ld);
+                                                                 (size_t)ld, b0 > 0);
             CUDA_LAUNCH_CHECK();
             gemm_rm_batched(ctx, true, false, C, N, conv[c].Co, 1.0f, conv[c].w, C, 0,
                             conv[c].dyT, ld, N, 1.0f, dxc, N, (long long)cn, nb);
@@ -321,8 +333,11 @@ extern "C" void cam_forward_cuda(float *out, float *a, float *o, const float *x,
 extern "C" void cam_backward_cuda(float *dx, float *dgamma, const float *dout, const float *x,
                                   const float *a, const float *o, const float *gamma,
                                   int B, int C, int N, dath_ctx *ctx) {
-    if (B <= 0 || C <= 0) return;
     cudaStream_t st = DATH_STREAM(ctx);
+    if (B <= 0 || C <= 0) {   /* an empty batch's gradient is zero */
+        CUDA_CHECK(cudaMemsetAsync(dgamma, 0, sizeof(float), st));
+        return;
+    }
     const size_t cn = (size_t)C * N, cc = (size_t)C * C;
     const int chunk = attn_chunk_images(cn + cc, 2, B, ctx, "cam_backward_cuda");
 

@@ -13,8 +13,10 @@
  *   o = a·x [B,C,N]          out = gamma[0]*o + x
  *   Forward saves a, o.
  *
- * Backward: dx and every parameter gradient (dwq, dbq, dwk, dbk, dwv, dbv, dgamma)
- * accumulate (+=). dx includes the residual path (dx += dout). dout is not modified.
+ * Backward: every parameter gradient (dwq, dbq, dwk, dbk, dwv, dbv, dgamma) is written
+ * (=: the module is its only writer in a step, so the step never zeroes them; an empty
+ * batch writes zeros); dx accumulates (+=) and includes the residual path (dx += dout).
+ * dout is not modified.
  * gamma and dgamma are 1-element backend buffers. */
 #ifndef DATH_ATTENTION_H
 #define DATH_ATTENTION_H

@@ -8,7 +8,8 @@
  * so that one GEMM covers the whole chunk:
  *   forward   stage = w·col                     then out[b,co,:] = stage[co, i*P:] + b[co]
  *   backward  stage = dout (ReLU-masked), transposed to channel-major
- *             dw   += stage·colᵀ                inner dimension: all pixels of all images
+ *             dw    = stage·colᵀ                inner dimension: all pixels of all images
+ *                                               (beta 0 for the first chunk, 1 after)
  *             col   = wᵀ·stage                  the column gradient, in col's memory
  *             din  += col2im(col)
  * The multi ops (nw weight sets over one input) share the chunk's col: stage becomes
@@ -37,6 +38,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,21 +222,28 @@ static void conv_backward_sets(float *din, float *const *dw, float *const *db,
     const size_t P = (size_t)s->Ho * s->Wo, R = (size_t)Ci * s->k * s->k;
     const size_t in_image = (size_t)Ci * s->H * s->W;
     const size_t n_out = (size_t)B * Co * P;
-    if (B <= 0 || Co <= 0 || P == 0) return;
+    if (Co <= 0) return;
+    if (B <= 0 || P == 0) {   /* an empty batch's gradient is zero */
+        for (int j = 0; j < nw; j++) {
+            memset(dw[j], 0, (size_t)Co * R * sizeof(float));
+            memset(db[j], 0, (size_t)Co * sizeof(float));
+        }
+        return;
+    }
 
     for (int j = 0; j < nw; j++) {
         float *g = dout[j];                                               /* [B, Co, P] */
         if (relu)     /* g becomes the pre-ReLU gradient (out > 0 is the mask) */
             for (size_t e = 0; e < n_out; e++)
                 if (!(out[j][e] > 0.0f)) g[e] = 0.0f;
-        /* db[co] += Σ_b Σ_p g[b,co,p], summed in image order in double */
+        /* db[co] = Σ_b Σ_p g[b,co,p], summed in image order in double */
         for (int co = 0; co < Co; co++) {
             double acc = 0.0;
             for (int bi = 0; bi < B; bi++) {
                 const float *gp = g + ((size_t)bi * Co + co) * P;                /* [P] */
                 for (size_t p = 0; p < P; p++) acc += gp[p];
             }
-            db[j][co] += (float)acc;
+            db[j][co] = (float)acc;
         }
     }
 
@@ -250,11 +259,11 @@ static void conv_backward_sets(float *din, float *const *dw, float *const *db,
                     memcpy(sc.stage + ((size_t)j * Co + co) * N + (size_t)i * P,
                            dout[j] + ((size_t)(b0 + i) * Co + co) * P, P * sizeof(float));
         conv_im2col(sc.col, N, in + (size_t)b0 * in_image, nb, s);
-        /* dw[j] [Co, R] += stage j [Co, N] · col [R, N]ᵀ */
+        /* dw[j] [Co, R] (+)= stage j [Co, N] · col [R, N]ᵀ: the first chunk writes */
         for (int j = 0; j < nw; j++)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Co, (int)R, (int)N,
-                        1.0f, sc.stage + (size_t)j * Co * N, (int)N, sc.col, (int)N, 1.0f,
-                        dw[j], (int)R);
+                        1.0f, sc.stage + (size_t)j * Co * N, (int)N, sc.col, (int)N,
+                        b0 ? 1.0f : 0.0f, dw[j], (int)R);
         if (!din) continue;
         /* col [R, N] = Σ_j w[j] [Co, R]ᵀ · stage j [Co, N] */
         for (int j = 0; j < nw; j++)
@@ -286,6 +295,18 @@ static void conv_check_count(int nw, const char *who) {
     abort();
 }
 
+/* Aborts when two sets' gradients overlap ([p, p + n) of the nw pointers): each set's dw
+ * and db are written, so overlapping ones would lose a set's gradient. */
+static void conv_check_disjoint(float *const *p, int nw, size_t n, const char *what, const char *who) {
+    for (int i = 0; i < nw; i++)
+        for (int j = i + 1; j < nw; j++)
+            if ((uintptr_t)p[i] < (uintptr_t)(p[j] + n) && (uintptr_t)p[j] < (uintptr_t)(p[i] + n)) {
+                fprintf(stderr, "dath: %s: the %s of weight sets %d and %d overlap (each is written)\n",
+                        who, what, i, j);
+                abort();
+            }
+}
+
 void conv2d_forward_multi_cpu(float *const *out, const float *in, const float *const *w,
                               const float *const *b, int nw, const conv2d_shape *s, int relu,
                               dath_ctx *ctx) {
@@ -298,6 +319,8 @@ void conv2d_backward_multi_cpu(float *din, float *const *dw, float *const *db,
                                const float *const *out, int nw, const conv2d_shape *s,
                                int relu, dath_ctx *ctx) {
     conv_check_count(nw, "conv2d_backward_multi_cpu");
+    conv_check_disjoint(dw, nw, (size_t)s->Co * s->Ci * s->k * s->k, "dw", "conv2d_backward_multi_cpu");
+    conv_check_disjoint(db, nw, (size_t)s->Co, "db", "conv2d_backward_multi_cpu");
     conv_backward_sets(din, dw, db, dout, in, w, out, nw, s, relu, ctx,
                        "conv2d_backward_multi_cpu");
 }

@@ -5,8 +5,9 @@
  *   col   [R, N]    patches, row (ci*k + ky)*k + kx, column i*P + oy*Wo + ox
  *   stage [Co, N]   the chunk's output (or output gradient), channel-major
  *   forward   stage = w·col, then out = (relu) stage + b     (epilogue kernel)
- *   backward  dout masked by out > 0 (relu), db += Σ dout   (reduction kernel)
- *             stage ← dout,  dw += stage·colᵀ  (K = all pixels of the chunk)
+ *   backward  dout masked by out > 0 (relu), db = Σ dout    (reduction kernel)
+ *             stage ← dout,  dw (+)= stage·colᵀ (K = all pixels of the chunk; the
+ *             first chunk writes, beta 0, later ones add)
  *             col = wᵀ·stage, din += col2im(col)  (one thread per input element,
  *             gathering its contributions in a fixed order: no atomics)
  * The multi ops (nw weight sets over the same input, e.g. both streams' conv1) make
@@ -85,7 +86,7 @@ __global__ void conv_relu_mask_kernel(conv_ptrs dout, conv_cptrs out, int nw, si
     }
 }
 
-/* db.p[j][co] += Σ_b Σ_p dout.p[j][b, co, p]. One block of BLOCK_1D threads per (set,
+/* db.p[j][co] = Σ_b Σ_p dout.p[j][b, co, p]. One block of BLOCK_1D threads per (set,
  * channel), block j*Co + co; each thread sums a fixed strided subset in double, then a
  * fixed-shape tree: the result depends only on the shape. */
 __global__ void conv_bias_grad_kernel(conv_ptrs db, conv_cptrs dout, int B, int Co, int P) {
@@ -104,7 +105,7 @@ __global__ void conv_bias_grad_kernel(conv_ptrs db, conv_cptrs dout, int B, int 
         if ((int)threadIdx.x < s) part[threadIdx.x] += part[threadIdx.x + s];
         __syncthreads();
     }
-    if (threadIdx.x == 0) db.p[j][co] += (float)part[0];
+    if (threadIdx.x == 0) db.p[j][co] = (float)part[0];
 }
 
 /* stage [nw, Co, N] ← dout.p[j] [nb, Co, P] (each set's chunk, channel-major). */
@@ -159,6 +160,30 @@ static void conv_check_count(int nw, const char *who) {
     if (nw >= 1 && nw <= CONV_MULTI_MAX) return;
     fprintf(stderr, "dath: %s: %d weight sets, outside 1..%d\n", who, nw, CONV_MULTI_MAX);
     abort();
+}
+
+/* What both paths' backward check first: nw in range and the sets' dw and db disjoint
+ * (each is written; a caller's bug otherwise: abort). Returns 1, with dw and db zeroed,
+ * when the batch is empty (its gradient is zero) and there is nothing else to do. */
+static int conv_backward_prologue(float *const *dw, float *const *db, int nw, const conv2d_shape *s,
+                                  dath_ctx *ctx, const char *who) {
+    conv_check_count(nw, who);
+    const size_t nwt = (size_t)s->Co * s->Ci * s->k * s->k;
+    for (int i = 0; i < nw; i++)
+        for (int j = i + 1; j < nw; j++)
+            if (((uintptr_t)dw[i] < (uintptr_t)(dw[j] + nwt) && (uintptr_t)dw[j] < (uintptr_t)(dw[i] + nwt)) ||
+                ((uintptr_t)db[i] < (uintptr_t)(db[j] + s->Co) && (uintptr_t)db[j] < (uintptr_t)(db[i] + s->Co))) {
+                fprintf(stderr, "dath: %s: the gradients of weight sets %d and %d overlap (each is written)\n",
+                        who, i, j);
+                abort();
+            }
+    if (s->Co <= 0) return 1;
+    if (s->B > 0 && s->Ho * s->Wo > 0) return 0;
+    for (int j = 0; j < nw; j++) {
+        CUDA_CHECK(cudaMemsetAsync(dw[j], 0, nwt * sizeof(float), DATH_STREAM(ctx)));
+        CUDA_CHECK(cudaMemsetAsync(db[j], 0, (size_t)s->Co * sizeof(float), DATH_STREAM(ctx)));
+    }
+    return 1;
 }
 
 /* Images per chunk whose col and nw stages fit in ctx->work, at most B; the scratch
@@ -294,14 +319,15 @@ static void conv_backward_sets(float *din, float *const *dw, float *const *db,
             col, in + (size_t)b0 * in_image, nb, Ci, s->H, s->W, s->k, s->stride, s->pad,
             s->Ho, s->Wo);
         CUDA_LAUNCH_CHECK();
-        /* dw[ord[q]] [Co, R] += stage q [Co, N] · col [R, N]ᵀ */
+        /* dw[ord[q]] [Co, R] (+)= stage q [Co, N] · col [R, N]ᵀ: the first chunk writes */
+        const float beta = b0 ? 1.0f : 0.0f;
         if (batched)
             gemm_rm_batched(ctx, false, true, Co, R, N, 1.0f, stage, N, (long long)Co * N, col,
-                            N, 0, 1.0f, dw[ord[0]], R, dw_stride, nw);
+                            N, 0, beta, dw[ord[0]], R, dw_stride, nw);
         else
             for (int q = 0; q < nw; q++)
                 gemm_rm(ctx, false, true, Co, R, N, 1.0f, stage + (size_t)q * Co * N, N, col, N,
-                        1.0f, dw[ord[q]], R);
+                        beta, dw[ord[q]], R);
         if (!din) continue;
         /* col [R, N] = Σ_j w[j] [Co, R]ᵀ · stage slot[j] [Co, N], set 0 first */
         for (int j = 0; j < nw; j++)
@@ -326,6 +352,7 @@ extern "C" void conv2d_forward_cuda(float *out, const float *in, const float *w,
 extern "C" void conv2d_backward_cuda(float *din, float *dw, float *db, float *dout,
                                      const float *in, const float *w, const float *out,
                                      const conv2d_shape *s, int relu, dath_ctx *ctx) {
+    if (conv_backward_prologue(&dw, &db, 1, s, ctx, "conv2d_backward_cuda")) return;
     if (ctx->conv_algo != DATH_CONV_IM2COL)
         conv_implicit_backward(din, &dw, &db, &dout, in, &w, &out, 1, s, relu, ctx);
     else
@@ -345,6 +372,7 @@ extern "C" void conv2d_backward_multi_cuda(float *din, float *const *dw, float *
                                            const float *const *w, const float *const *out,
                                            int nw, const conv2d_shape *s, int relu,
                                            dath_ctx *ctx) {
+    if (conv_backward_prologue(dw, db, nw, s, ctx, "conv2d_backward_multi_cuda")) return;
     if (ctx->conv_algo != DATH_CONV_IM2COL)
         conv_implicit_backward(din, dw, db, dout, in, w, out, nw, s, relu, ctx);
     else

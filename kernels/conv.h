@@ -6,7 +6,9 @@
  *
  * Backward: dout [B,Co,Ho,Wo] is CLOBBERED (on return it holds the gradient before
  * the ReLU when relu is set). `out` is the forward output (its sign is the ReLU mask).
- * dw, db and din accumulate (+=); din may be NULL (the image needs no gradient).
+ * dw and db are written (=: the layer is their only writer in a step, so the step never
+ * zeroes them; an empty batch writes zeros); din accumulates (+=) and may be NULL (the
+ * image needs no gradient).
  * Scratch: conv2d_work_bytes(s) is the batched im2col size, (Ci·k·k + Co)·B·Ho·Wo
  * floats (columns and a channel-major staging buffer for the whole batch). The CUDA
  * im2col path needs ctx->work of at least one image's share of it (it chunks the batch to
@@ -22,8 +24,9 @@
  * dw[j], db[j], dout[j]) do, j < nw, all with the same shape s and the same `in`; din
  * (when not NULL) accumulates the sum of the nw input gradients. out, w, b, dw, db and
  * dout are HOST arrays of nw backend pointers; each dout[j] is clobbered as above.
- * nw runs from 1 to CONV_MULTI_MAX (a call outside it is a programming error: both
- * versions abort with a message). The im2col of a chunk of images is made once
+ * nw runs from 1 to CONV_MULTI_MAX, and the sets' dw (and db) must not overlap, since
+ * each is written (a call outside that is a programming error: both versions abort
+ * with a message). The im2col of a chunk of images is made once
  * for all nw weight sets; on CUDA the nw products with it are one strided-batched GEMM
  * where the weight (forward) or weight-gradient (backward) pointers are evenly spaced.
  * Scratch: conv2d_work_bytes_multi(s, nw) = (Ci·k·k + nw·Co)·B·Ho·Wo floats (one col
@@ -101,12 +104,12 @@ typedef void conv2d_backward_multi_fn(float *din, float *const *dw, float *const
  *            D̂[(co,ky,kx), (b,y,x)] = dout[b, co, (y+pad−ky)/s, (x+pad−kx)/s] when that is
  *            an output position (else 0): the transposed convolution, no col2im; at
  *            stride s > 1 in s² phases (conv2d_dx_phase) so that no tap is a known zero
- *   dW       C [nw·Co, Ci·kk] = Dout [nw·Co, B·P] · X̂ᵀ [B·P, Ci·kk]      += dw
+ *   dW       C [nw·Co, Ci·kk] = Dout [nw·Co, B·P] · X̂ᵀ [B·P, Ci·kk]      =  dw
  *            K = B·P is split into parts (each a range of images' pixels), each part's
  *            product written to ctx->work, the parts summed in a fixed order by one
  *            reduction kernel (no atomics): deterministic.
  *   db and the ReLU mask: one pass (conv_mask_bgrad_kernel) before the GEMMs: dout is
- *            masked in place as the contract says, and db += Σ dout in double, fixed order.
+ *            masked in place as the contract says, and db = Σ dout in double, fixed order.
  * The data gradient does not apply the lower layer's ReLU mask: that would save one
  * pass over conv3's and conv4's outputs (the layer below still reads dout for its db):
  * ~0.11 GB of a step's 13 (host/cost.c: 0.023 ms of the predicted 4.2 on an H200) and

@@ -33,7 +33,7 @@
  *   CONV_MATH_FFMA: 8 × 8 outputs a thread from two 16-byte shared loads of A and of B
  *     per k, fp32 fused multiply-adds in k order (one chain an output, as cuBLAS's 32F).
  * Epilogue. Outputs go to global memory through the block's output tables (rowo, colo):
- *   forward out = relu(acc + b); dX din += acc; dW dw += acc; with a K split every part
+ *   forward out = relu(acc + b); dX din += acc; dW dw = acc; with a K split every part
  *   writes its product to ctx->work [part][M][N] and conv_split_reduce_kernel sums the
  *   parts in order (part 0 first), then does what the epilogue would have done. The
  *   tensor-core epilogue goes through a 16×20 shared scratch a warp (a fragment at a
@@ -467,7 +467,8 @@ conv_igemm_kernel(igemm_args a) {
         else if constexpr (OP == CONV_OP_FWD) {
             v += biasv[ml];
             *(Tio *)p = conv_from_float<Tio>(a.relu && v < 0.0f ? 0.0f : v);
-        } else *p += v;
+        } else if constexpr (OP == CONV_OP_DW) *p = v;
+        else *p += v;
     };
     if constexpr (C::TC) {
 #if CONV_HAVE_TC
@@ -497,7 +498,7 @@ conv_igemm_kernel(igemm_args a) {
 }
 
 /* The parts of a split K summed in order (part 0 first, fp32), then the epilogue's work:
- * the forward's bias and ReLU into out_j, dX's din +=, dW's dw_j +=. One thread an
+ * the forward's bias and ReLU into out_j, dX's din +=, dW's dw_j =. One thread an
  * output, grid-stride. */
 template <int OP, class Tio>
 __global__ void conv_split_reduce_kernel(igemm_args a) {
@@ -516,7 +517,7 @@ __global__ void conv_split_reduce_kernel(igemm_args a) {
         }
         const int j = (int)conv_fdiv_q(a.d_co, (uint32_t)m), co = m - j * a.Co;
         if (OP == CONV_OP_DW) {
-            conv_pick(a.o, j)[(size_t)co * a.N + n] += acc;
+            conv_pick(a.o, j)[(size_t)co * a.N + n] = acc;
             continue;
         }
         const int P = a.Ho * a.Wo, b = (int)conv_fdiv_q(a.d_p, (uint32_t)n), p = n - b * P;
@@ -526,7 +527,7 @@ __global__ void conv_split_reduce_kernel(igemm_args a) {
     }
 }
 
-/* dout.p[j] masked in place by out.p[j] > 0 (relu), and db.p[j][co] += Σ_b Σ_p of it: one
+/* dout.p[j] masked in place by out.p[j] > 0 (relu), and db.p[j][co] = Σ_b Σ_p of it: one
  * block of BLOCK_1D threads a (set, channel), block j·Co + co. Thread t sums the elements
  * t, t + BLOCK_1D, … of the channel's B·P (image-major) in double, then a fixed tree: the
  * order of conv.cu's conv_bias_grad_kernel, so db is the same bits on both paths. */
@@ -559,7 +560,7 @@ __global__ void conv_mask_bgrad_kernel(conv_ptrs4 dout, conv_cptrs4 out, conv_pt
         if ((int)threadIdx.x < s) part[threadIdx.x] += part[threadIdx.x + s];
         __syncthreads();
     }
-    if (threadIdx.x == 0) conv_pick(db.p, j)[co] += (float)part[0];
+    if (threadIdx.x == 0) conv_pick(db.p, j)[co] = (float)part[0];
 }
 
 /* ---- launchers ------------------------------------------------------------------------- */
@@ -702,17 +703,14 @@ extern "C" void conv_implicit_backward(float *din, float *const *dw, float *cons
     conv_mask_bgrad_kernel<<<nw * s->Co, BLOCK_1D, 0, st>>>(g, o, dbp, s->B, s->Co, P, relu);
     CUDA_LAUNCH_CHECK();
 
-    /* dW: the sets stacked along M (one at a time if their dw overlap) */
-    const size_t nwt = (size_t)s->Co * s->Ci * s->k * s->k;
-    const int stacked = nw == 1 || !conv_overlap(dw, nw, nwt);
-    for (int j0 = 0; j0 < nw; j0 += stacked ? nw : 1) {
-        const int n = stacked ? nw : 1;
-        conv2d_plan_t p;
-        if (conv2d_plan(&p, CONV_OP_DW, s, n, ctx)) break;
+    /* dW: the sets stacked along M, each dw written (conv.cu's caller checked that the
+     * sets' dw do not overlap) */
+    conv2d_plan_t p;
+    if (!conv2d_plan(&p, CONV_OP_DW, s, nw, ctx)) {
         igemm_args a = igemm_args_for(s, p, 0, ctx);
-        for (int j = 0; j < n; j++) {
-            a.a[j] = dout[j0 + j];
-            a.o[j] = dw[j0 + j];
+        for (int j = 0; j < nw; j++) {
+            a.a[j] = dout[j];
+            a.o[j] = dw[j];
         }
         a.x = in;
         igemm_launch<CONV_OP_DW>(p, a, st);

@@ -2,8 +2,8 @@
  * linear.h): three OpenBLAS SGEMMs, bias and ReLU in plain loops.
  *   forward   out [B,O] = b (broadcast), then out += in [B,I] · w [O,I]ᵀ, then ReLU
  *   backward  dout ← dout ⊙ (out > 0) when relu (in place, as the header allows)
- *             db [O]   += Σ_b dout[b,:]          (in batch order, in double)
- *             dw [O,I] += dout [B,O]ᵀ · in [B,I]
+ *             db [O]    = Σ_b dout[b,:]          (in batch order, in double)
+ *             dw [O,I]  = dout [B,O]ᵀ · in [B,I]  (GEMM beta = 0)
  *             din[B,I] += dout [B,O] · w [O,I]   (skipped when din is NULL)
  * With relu = 0, dout is left untouched.
  * The loops around the GEMMs are serial on purpose (O(B·O) against the GEMMs' O(B·O·I)):
@@ -12,6 +12,7 @@
 #include "linear.h"
 
 #include <cblas.h>
+#include <string.h>
 /* OpenBLAS's cblas.h pulls in <complex.h>, whose macro I would replace linear.h's
  * dimension name I. */
 #undef I
@@ -36,7 +37,12 @@ void linear_forward_cpu(float *out, const float *in, const float *w, const float
 void linear_backward_cpu(float *din, float *dw, float *db, float *dout,
                          const float *in, const float *w, const float *out,
                          int B, int I, int O, int relu, dath_ctx *ctx) {
-    if (B <= 0 || O <= 0) return;
+    if (O <= 0) return;
+    if (B <= 0) {   /* an empty batch's gradient is zero */
+        memset(db, 0, (size_t)O * sizeof(float));
+        if (I > 0) memset(dw, 0, (size_t)O * I * sizeof(float));
+        return;
+    }
     if (relu) {
         const size_t n = (size_t)B * O;
         for (size_t j = 0; j < n; j++)
@@ -45,11 +51,11 @@ void linear_backward_cpu(float *din, float *dw, float *db, float *dout,
     for (int o = 0; o < O; o++) {
         double acc = 0.0;
         for (int bi = 0; bi < B; bi++) acc += dout[(size_t)bi * O + o];
-        db[o] += (float)acc;
+        db[o] = (float)acc;
     }
     if (I <= 0) return;
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, O, I, B,
-                1.0f, dout, O, in, I, 1.0f, dw, I);
+                1.0f, dout, O, in, I, 0.0f, dw, I);
     if (din)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, I, O,
                     1.0f, dout, O, w, I, 1.0f, din, I);

@@ -3,9 +3,9 @@
  *   forward   out [B,O] = in [B,I] · w [O,I]ᵀ            (cuBLAS)
  *             out = (relu) out + b                        (epilogue kernel)
  *   backward  dout masked by out > 0 when relu            (dout is clobbered)
- *             db [O] += Σ_b dout                          (the same pass as the mask:
+ *             db [O] = Σ_b dout                           (the same pass as the mask:
  *                                                          32 columns × 8 row groups a block)
- *             dw [O,I] += dout [B,O]ᵀ · in [B,I]          (cuBLAS, beta = 1)
+ *             dw [O,I] = dout [B,O]ᵀ · in [B,I]           (cuBLAS, beta = 0)
  *             din [B,I] += dout [B,O] · w [O,I]           (cuBLAS, beta = 1) */
 #include "cuda_common.cuh"
 #include "gemm.cuh"
@@ -29,7 +29,7 @@ __global__ void linear_bias_relu_kernel(float *out, const float *b, int B, int O
 enum { BGRAD_COLS = 32, BGRAD_GROUPS = 8 };   /* a block: 32 columns × 8 row groups */
 
 /* The backward's elementwise pass, one read of dout: with relu, dout[b, o] = 0 where
- * out[b, o] <= 0 (or NaN); and db[o] += Σ_b dout[b, o] of the masked values. Thread
+ * out[b, o] <= 0 (or NaN); and db[o] = Σ_b dout[b, o] of the masked values. Thread
  * (x, y) of a block takes column blockIdx.x·32 + x and rows y, y + 8, … (a warp reads 32
  * consecutive floats of a row: coalesced), summing in double; the 8 partial sums of a
  * column are then added in group order by one thread, so the result does not depend on
@@ -54,7 +54,7 @@ linear_mask_bgrad_kernel(float *db, float *dout, const float *out, int B, int O,
     if (y == 0 && o < O) {
         double s = part[0][x];
         for (int g = 1; g < BGRAD_GROUPS; g++) s += part[g][x];
-        db[o] += (float)s;
+        db[o] = (float)s;
     }
 }
 
@@ -73,13 +73,18 @@ extern "C" void linear_forward_cuda(float *out, const float *in, const float *w,
 extern "C" void linear_backward_cuda(float *din, float *dw, float *db, float *dout,
                                      const float *in, const float *w, const float *out,
                                      int B, int I, int O, int relu, dath_ctx *ctx) {
-    if (B <= 0 || O <= 0) return;
+    if (O <= 0) return;
     cudaStream_t st = DATH_STREAM(ctx);
+    if (B <= 0) {   /* an empty batch's gradient is zero */
+        CUDA_CHECK(cudaMemsetAsync(db, 0, (size_t)O * sizeof(float), st));
+        if (I > 0) CUDA_CHECK(cudaMemsetAsync(dw, 0, (size_t)O * I * sizeof(float), st));
+        return;
+    }
     const dim3 block(BGRAD_COLS, BGRAD_GROUPS);
     linear_mask_bgrad_kernel<<<(unsigned)ceil_div((size_t)O, BGRAD_COLS), block, 0, st>>>(db, dout, out, B, O, relu);
     CUDA_LAUNCH_CHECK();
-    /* dw [O, I] += dout [B, O]ᵀ · in [B, I] */
-    gemm_rm(ctx, true, false, O, I, B, 1.0f, dout, O, in, I, 1.0f, dw, I);
+    /* dw [O, I] = dout [B, O]ᵀ · in [B, I] */
+    gemm_rm(ctx, true, false, O, I, B, 1.0f, dout, O, in, I, 0.0f, dw, I);
     /* din [B, I] += dout [B, O] · w [O, I] */
     if (din) gemm_rm(ctx, false, false, B, I, O, 1.0f, dout, O, w, I, 1.0f, din, I);
 }

@@ -8,6 +8,7 @@
 #include "pool.h"
 
 #include <math.h>
+#include <string.h>
 
 /* PyTorch's adaptive-pool bin [start, end) of output cell i when n cells cover `in`. */
 static inline int pool_bin_start(int i, int in, int n) { return (int)(((int64_t)i * in) / n); }
@@ -48,6 +49,7 @@ void maxpool_backward_cpu(float *din, const float *dout, const int32_t *idx,
         float *dx = din + (size_t)pl * H * W;                       /* [H, W] */
         const float *dy = dout + (size_t)pl * n;                    /* [Ho, Wo] */
         const int32_t *ix = idx + (size_t)pl * n;                   /* [Ho, Wo] */
+        memset(dx, 0, (size_t)H * W * sizeof *dx);                  /* written (=) */
         for (int j = 0; j < n; j++) dx[ix[j]] += dy[j];
     }
 }
@@ -74,11 +76,16 @@ void avgpool_forward_cpu(float *out, const float *in,
 
 void avgpool_backward_cpu(float *din, const float *dout,
                           int BC, int H, int W, int Ho, int Wo, dath_ctx *ctx) {
-    if (Ho <= 0 || Wo <= 0) return;
+    if (BC <= 0 || H <= 0 || W <= 0) return;
+    if (Ho <= 0 || Wo <= 0) {   /* no bins: no gradient reaches din */
+        memset(din, 0, (size_t)BC * H * W * sizeof *din);
+        return;
+    }
     #pragma omp parallel for schedule(static)
     for (int pl = 0; pl < BC; pl++) {
         float *dx = din + (size_t)pl * H * W;                       /* [H, W] */
         const float *dy = dout + (size_t)pl * Ho * Wo;              /* [Ho, Wo] */
+        memset(dx, 0, (size_t)H * W * sizeof *dx);                  /* written (=) */
         for (int oy = 0; oy < Ho; oy++) {
             const int y0 = pool_bin_start(oy, H, Ho), y1 = pool_bin_end(oy, H, Ho);
             for (int ox = 0; ox < Wo; ox++) {

@@ -44,7 +44,7 @@ __global__ void maxpool_forward_kernel(float *out, int32_t *idx, const float *in
     }
 }
 
-/* din [BC, H, W] += dout at every window whose argmax is this element. The windows
+/* din [BC, H, W] = Σ dout over every window whose argmax is this element (0 if none). The windows
  * covering row y are oy ∈ [⌈(y−2)/2⌉, ⌊y/2⌋] ∩ [0, Ho); likewise columns. */
 __global__ void maxpool_backward_kernel(float *din, const float *dout, const int32_t *idx,
                                         int BC, int H, int W, int Ho, int Wo) {
@@ -58,7 +58,7 @@ __global__ void maxpool_backward_kernel(float *din, const float *dout, const int
         const int at = y * W + x;
         const int oy0 = y >= 2 ? (y - 1) / 2 : 0, oy1 = min(Ho - 1, y / 2);
         const int ox0 = x >= 2 ? (x - 1) / 2 : 0, ox1 = min(Wo - 1, x / 2);
-        float acc = din[e];
+        float acc = 0.0f;
         for (int oy = oy0; oy <= oy1; oy++)
             for (int ox = ox0; ox <= ox1; ox++)
                 if (ix[oy * Wo + ox] == at) acc += dy[oy * Wo + ox];
@@ -84,7 +84,7 @@ __global__ void avgpool_forward_kernel(float *out, const float *in,
     }
 }
 
-/* din [BC, H, W] += dout / |bin| over every bin containing the element (bins may
+/* din [BC, H, W] = Σ dout / |bin| over every bin containing the element (bins may
  * overlap). Rows whose bin misses y are skipped before the columns are looked at. */
 __global__ void avgpool_backward_kernel(float *din, const float *dout,
                                         int BC, int H, int W, int Ho, int Wo) {
@@ -94,7 +94,7 @@ __global__ void avgpool_backward_kernel(float *din, const float *dout,
         const int x = (int)(e % W), y = (int)((e / W) % H);
         const size_t pl = e / ((size_t)H * W);
         const float *dy = dout + pl * Ho * Wo;                             /* [Ho, Wo] */
-        float acc = din[e];
+        float acc = 0.0f;
         for (int oy = 0; oy < Ho; oy++) {
             const int y0 = pool_bin_start(oy, H, Ho), y1 = pool_bin_end(oy, H, Ho);
             if (y < y0 || y >= y1) continue;
@@ -124,7 +124,11 @@ extern "C" void maxpool_backward_cuda(float *din, const float *dout, const int32
                                       int BC, int H, int W, dath_ctx *ctx) {
     const int Ho = maxpool_out(H), Wo = maxpool_out(W);
     const size_t n = (size_t)BC * H * W;
-    if (n == 0 || Ho == 0 || Wo == 0) return;
+    if (n == 0) return;
+    if (Ho == 0 || Wo == 0) {   /* no window: no gradient reaches din */
+        CUDA_CHECK(cudaMemsetAsync(din, 0, n * sizeof(float), DATH_STREAM(ctx)));
+        return;
+    }
     maxpool_backward_kernel<<<grid_1d(n), BLOCK_1D, 0, DATH_STREAM(ctx)>>>(
         din, dout, idx, BC, H, W, Ho, Wo);
     CUDA_LAUNCH_CHECK();
@@ -141,8 +145,12 @@ extern "C" void avgpool_forward_cuda(float *out, const float *in,
 
 extern "C" void avgpool_backward_cuda(float *din, const float *dout,
                                       int BC, int H, int W, int Ho, int Wo, dath_ctx *ctx) {
-    if (Ho <= 0 || Wo <= 0 || BC <= 0 || H <= 0 || W <= 0) return;
+    if (BC <= 0 || H <= 0 || W <= 0) return;
     const size_t n = (size_t)BC * H * W;
+    if (Ho <= 0 || Wo <= 0) {   /* no bins: no gradient reaches din */
+        CUDA_CHECK(cudaMemsetAsync(din, 0, n * sizeof(float), DATH_STREAM(ctx)));
+        return;
+    }
     avgpool_backward_kernel<<<grid_1d(n), BLOCK_1D, 0, DATH_STREAM(ctx)>>>(
         din, dout, BC, H, W, Ho, Wo);
     CUDA_LAUNCH_CHECK();

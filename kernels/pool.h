@@ -6,7 +6,9 @@
  *   the first maximum in row-major window order wins (as PyTorch's CPU kernel).
  * avgpool: adaptive to Ho×Wo with PyTorch's bin edges
  *   start = floor(i*H/Ho), end = ceil((i+1)*H/Ho).
- * Backward: din accumulates (+=). */
+ * Backward: din is written (=): each element gets the sum of the gradients that reach
+ * it, in window (bin) order, 0 where none does; the pool is its input gradient's only
+ * writer in a step, so the step never zeroes it. */
 #ifndef DATH_POOL_H
 #define DATH_POOL_H
 
