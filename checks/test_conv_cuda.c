@@ -17,8 +17,9 @@
  *             gaps between sets as random numbers (the op must leave them);
  *   tiles     on the implicit path every tile (128×128, 64×128, 64×64) forced, with K
  *             in one part and in three (the split reduction of the forward, dX and dW),
- *             so every kernel instantiation a device can run is run; and with no scratch
- *             at all (ctx->work NULL: no column buffer, no parts);
+ *             so every kernel instantiation a device can run is run; with no scratch
+ *             at all (ctx->work NULL: no column buffer, no parts); and the bias gradient
+ *             in 4 slices a channel (2 sets of 4 channels, B·P = 9216);
  *   real      one real layer: conv3 of DATH at batch 1 (192 → 384, 13×13, k3 p1), every
  *             implicit path and precision.
  * Exits 0 when all pass, 1 on a failure, 77 without CUDA or a GPU. Beside it,
@@ -340,6 +341,7 @@ int main(void) {
         {"t64x64", 2, 12, 9, 20, 3, 1, 1, 2, 0, 1, CONV_TILE_64x64 + 1, 1, 0},
         {"t64x64 3 parts", 2, 12, 9, 20, 3, 1, 1, 2, 0, 1, CONV_TILE_64x64 + 1, 3, 0},
         {"no scratch", 2, 12, 9, 20, 3, 1, 1, 1, 0, 1, 0, 4, 1},
+        {"db in 4 slices x2", 4, 2, 48, 4, 3, 1, 1, 2, 0, 1, 0, 0, 0},   /* B·P = 9216 */
     };
     static const conv_case real[] = {
         {"conv3 B1 (DATH's, 192->384 13x13 k3 p1)", 1, 192, 13, 384, 3, 1, 1, 1, 0, 1, 0, 0, 0},
@@ -383,6 +385,13 @@ int main(void) {
         }
         ctx.conv_algo = pa->algo;
         if (pa->sm && pa->sm < ctx.sm) ctx.sm = pa->sm;
+        if (p == 0) {   /* the slices case takes the two-kernel bias gradient, the others one */
+            const conv_case *c = &tiles[nall[1] - 1];
+            conv2d_shape s = conv2d_make_shape(c->B, c->Ci, c->H, c->H, c->Co, c->k, c->stride, c->pad);
+            conv2d_shape s2 = conv2d_make_shape(2, 8, 9, 12, 5, 1, 2, 1);
+            CHECK_TRUE("\"db in 4 slices x2\" sums its bias gradient in 4 slices, conv2-like in 1",
+                       conv2d_bgrad_slices(&s, c->nw, &ctx) == 4 && conv2d_bgrad_slices(&s2, 1, &ctx) == 1);
+        }
         printf("-- %s (sm %d as the kernels see it)\n", pa->name, ctx.sm);
         for (size_t i = 0; i < nall[0]; i++) run_case(pa, &ctx, &small[i]);
         if (pa->algo == DATH_CONV_IMPLICIT) {

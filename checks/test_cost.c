@@ -177,6 +177,8 @@ static double implicit_core_delta(dath_variant v, int B, int S, int precision) {
         }
     for (int i = 0; i < 5; i++) {
         const int sets = i == 0 ? n.ns : 1, reps = i == 0 ? 1 : n.ns;
+        /* the bias gradient in slices: S − 1 adds a channel to sum the partials */
+        d += reps * (double)sets * n.cs[i].Co * (conv2d_bgrad_slices(&n.cs[i], sets, &ctx) - 1);
         for (int op = 0; op < 3; op++) {
             if (i == 0 && op == CONV_OP_DX) continue;
             conv2d_plan_t p;

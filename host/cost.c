@@ -733,9 +733,15 @@ static void conv_backward_implicit(float *din, int nw, const conv2d_shape *s, in
     cost_trace *t = TRACE(ctx);
     const int B = s->B, Ci = s->Ci, Co = s->Co, P = s->Ho * s->Wo;
     const double n_out = (double)B * Co * P, sets = nw;
+    /* in S slices a channel (conv2d_bgrad_slices): the slices' double partials, then
+     * conv_bgrad_sum_kernel (reads them, writes db; S − 1 adds a channel) */
+    const int S = conv2d_bgrad_slices(s, nw, ctx);
     emit(t, "conv_mask_bgrad_kernel", F_MASK_BGRAD, COST_UNIT_CORE, sets * Co * (double)B * P,
-         4 * sets * n_out * (relu ? 2 : 1), 4 * ((relu ? sets * n_out : 0) + sets * Co),
-         "%d×%d channels × %.0f%s", nw, Co, (double)B * P, relu ? ", masked" : "");
+         4 * sets * n_out * (relu ? 2 : 1), 4 * (relu ? sets * n_out : 0) + (S > 1 ? 8.0 * S : 4.0) * sets * Co,
+         "%d×%d channels × %.0f%s, %d slice%s", nw, Co, (double)B * P, relu ? ", masked" : "", S, S > 1 ? "s" : "");
+    if (S > 1)
+        emit(t, "conv_bgrad_sum_kernel", F_BGRAD, COST_UNIT_CORE, sets * Co * (S - 1.0), 8.0 * S * sets * Co,
+             4.0 * sets * Co, "%d×%d channels × %d slices", nw, Co, S);
     const double cov = conv_covered(s->H, s->k, s->stride, s->pad, s->Ho) * conv_covered(s->W, s->k, s->stride, s->pad, s->Wo);
     conv2d_plan_t p;
     if (conv2d_plan(&p, CONV_OP_DW, s, nw, ctx)) return;

@@ -155,6 +155,17 @@ typedef struct conv2d_plan_t {
 int conv2d_plan(conv2d_plan_t *p, int op, const conv2d_shape *s, int nw, const dath_ctx *ctx);
 int conv2d_plan_mnk(conv2d_plan_t *p, int op, long long M, long long N, long long K, const dath_ctx *ctx);
 
+/* The implicit path's ReLU-mask and bias-gradient pass (conv_mask_bgrad_kernel): each of
+ * the nw·Co channels' B·Ho·Wo elements in this many slices, one block a slice, so that
+ * the pass has about CONV_BGRAD_BLOCKS blocks (several per multiprocessor on any GPU dath
+ * runs on) however few channels a layer has; each slice at least CONV_BGRAD_MIN elements;
+ * 1 (one block a channel, db written directly) when ctx->work cannot hold the nw·Co·S
+ * double partials that a second kernel sums in slice order. It depends on the shape and
+ * ctx->work_bytes only, so db is the same bits on every run and every GPU. */
+#define CONV_BGRAD_BLOCKS 1024
+#define CONV_BGRAD_MIN 2048
+int conv2d_bgrad_slices(const conv2d_shape *s, int nw, const dath_ctx *ctx);
+
 /* The data gradient of a strided convolution in stride² phases: input pixels (iy, ix)
  * with iy ≡ iy0, ix ≡ ix0 (mod stride), iy0, ix0 < stride, take only the taps ky ≡ ry,
  * kx ≡ rx (mod stride), ry = (iy0 + pad) mod stride, and with iy = iy0 + stride·j,

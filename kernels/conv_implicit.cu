@@ -527,23 +527,28 @@ __global__ void conv_split_reduce_kernel(igemm_args a) {
     }
 }
 
-/* dout.p[j] masked in place by out.p[j] > 0 (relu), and db.p[j][co] = Σ_b Σ_p of it: one
- * block of BLOCK_1D threads a (set, channel), block j·Co + co. Thread t sums the elements
- * t, t + BLOCK_1D, … of the channel's B·P (image-major) in double, then a fixed tree: the
- * order of conv.cu's conv_bias_grad_kernel, so db is the same bits on both paths. */
+/* dout.p[j] masked in place by out.p[j] > 0 (relu), and db.p[j][co] = Σ_b Σ_p of it. The
+ * channel's B·P elements (image-major) are cut into S slices of L (conv2d_bgrad_slices):
+ * block (j·Co + co)·S + s takes slice s; its thread t sums the slice's elements t,
+ * t + BLOCK_1D, … in double, then a fixed tree. With S = 1 the block writes db (the order
+ * of conv.cu's conv_bias_grad_kernel: db the same bits on both paths); else it writes its
+ * double partial and conv_bgrad_sum_kernel adds a channel's S partials in slice order. */
 struct conv_ptrs4 { float *p[CONV_MULTI_MAX]; };
 struct conv_cptrs4 { const float *p[CONV_MULTI_MAX]; };
 
-__global__ void conv_mask_bgrad_kernel(conv_ptrs4 dout, conv_cptrs4 out, conv_ptrs4 db, int B, int Co,
-                                       int P, int relu) {
+__global__ void conv_mask_bgrad_kernel(conv_ptrs4 dout, conv_cptrs4 out, conv_ptrs4 db, double *partial,
+                                       int B, int Co, int P, int relu, int S, long long L) {
     __shared__ double part[BLOCK_1D];
-    const int j = blockIdx.x / Co, co = blockIdx.x % Co;
+    const int ch = blockIdx.x / S, sl = blockIdx.x - ch * S;
+    const int j = ch / Co, co = ch % Co;
     float *g = conv_pick(dout.p, j);
     const float *o = conv_pick(out.p, j);
+    const long long q0 = sl * L, q1 = min(q0 + L, (long long)B * P);   /* the slice [q0, q1) */
     double acc = 0.0;
-    int b = 0, p = threadIdx.x;
-    while (p >= P) { p -= P; b++; }
-    for (; b < B;) {
+    const long long q = q0 + threadIdx.x;
+    int b = (int)(q / P), p = (int)(q - (long long)b * P);
+    long long left = q < q1 ? (q1 - q + BLOCK_1D - 1) / BLOCK_1D : 0;   /* this thread's elements */
+    for (; left > 0; left--) {
         const size_t e = ((size_t)b * Co + co) * P + p;
         float v = g[e];
         if (relu && !(o[e] > 0.0f)) {
@@ -560,7 +565,18 @@ __global__ void conv_mask_bgrad_kernel(conv_ptrs4 dout, conv_cptrs4 out, conv_pt
         if ((int)threadIdx.x < s) part[threadIdx.x] += part[threadIdx.x + s];
         __syncthreads();
     }
-    if (threadIdx.x == 0) conv_pick(db.p, j)[co] = (float)part[0];
+    if (threadIdx.x != 0) return;
+    if (S == 1) conv_pick(db.p, j)[co] = (float)part[0];
+    else partial[blockIdx.x] = part[0];
+}
+
+/* db.p[j][co] = Σ_s partial[(j·Co + co)·S + s], in slice order: one thread a channel. */
+__global__ void conv_bgrad_sum_kernel(conv_ptrs4 db, const double *partial, int nch, int Co, int S) {
+    const int ch = blockIdx.x * blockDim.x + threadIdx.x;
+    if (ch >= nch) return;
+    double acc = 0.0;
+    for (int s = 0; s < S; s++) acc += partial[(size_t)ch * S + s];
+    conv_pick(db.p, ch / Co)[ch % Co] = (float)acc;
 }
 
 /* ---- launchers ------------------------------------------------------------------------- */
@@ -700,8 +716,15 @@ extern "C" void conv_implicit_backward(float *din, float *const *dw, float *cons
         dbp.p[j] = db[j < nw ? j : 0];
         o.p[j] = out[j < nw ? j : 0];
     }
-    conv_mask_bgrad_kernel<<<nw * s->Co, BLOCK_1D, 0, st>>>(g, o, dbp, s->B, s->Co, P, relu);
+    const int S = conv2d_bgrad_slices(s, nw, ctx), nch = nw * s->Co;
+    const long long BP = (long long)s->B * P, L = (BP + S - 1) / S;
+    double *partial = S > 1 ? (double *)ctx->work : nullptr;   /* free until dW's parts */
+    conv_mask_bgrad_kernel<<<nch * S, BLOCK_1D, 0, st>>>(g, o, dbp, partial, s->B, s->Co, P, relu, S, L);
     CUDA_LAUNCH_CHECK();
+    if (S > 1) {
+        conv_bgrad_sum_kernel<<<ceil_div((size_t)nch, BLOCK_1D), BLOCK_1D, 0, st>>>(dbp, partial, nch, s->Co, S);
+        CUDA_LAUNCH_CHECK();
+    }
 
     /* dW: the sets stacked along M, each dw written (conv.cu's caller checked that the
      * sets' dw do not overlap) */

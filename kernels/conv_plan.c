@@ -149,3 +149,12 @@ int conv2d_plan_mnk(conv2d_plan_t *p, int op, long long M, long long N, long lon
     p->smem = (size_t)conv_smem_layout(p->bm, p->bn, p->bk, esize).total;
     return 0;
 }
+
+int conv2d_bgrad_slices(const conv2d_shape *s, int nw, const dath_ctx *ctx) {
+    const long long ch = (long long)nw * s->Co, n = (long long)s->B * s->Ho * s->Wo;
+    if (ch <= 0 || n <= 0) return 1;
+    long long S = (CONV_BGRAD_BLOCKS + ch - 1) / ch, most = n / CONV_BGRAD_MIN;
+    if (S > most) S = most;
+    if (S < 2 || !ctx || !ctx->work || ctx->work_bytes < (size_t)(ch * S) * sizeof(double)) return 1;
+    return (int)S;
+}
