@@ -13,7 +13,8 @@
  *   shapes    small AlexNet-like layers: conv1-like (3 → 8, k11 s4 p2: the strided dX
  *             in 16 phases), conv2-like (k5 p2), M past a tile (Co 70), two and three
  *             weight sets (evenly and unevenly spaced, not 16-byte aligned), with and
- *             without din; each set's dw and db start as NaN (the op writes them), the
+ *             without din, k1 s2 (dX phases without taps: din zeroed first); each
+ *             set's dw and db, and din, start as NaN (the op writes them), the
  *             gaps between sets as random numbers (the op must leave them);
  *   tiles     on the implicit path every tile (128×128, 64×128, 64×64) forced, with K
  *             in one part and in three (the split reduction of the forward, dX and dW),
@@ -248,6 +249,7 @@ static void run_case(const path *pa, dath_ctx *base, const conv_case *c) {
     /* backward from the reference's outputs (their ReLU masks) */
     float *g = hrand(nw * nout, -0.5f, 1.0f);
     float *din0 = c->din ? hrand(nin, -0.1f, 0.1f) : NULL;
+    if (din0) hnan(din0, nin);                        /* din is written (=), not added to */
     float *dw0 = hrand(nflat, -0.1f, 0.1f), *db0 = hrand(nflatb, -0.1f, 0.1f);
     for (int j = 0; j < nw; j++) { hnan(dw0 + offd[j], nwt); hnan(db0 + offb[j], (size_t)c->Co); }
     float *din_ref = c->din ? hcopy(din0, nin) : NULL, *dw_ref = hcopy(dw0, nflat);
@@ -332,6 +334,7 @@ int main(void) {
         {"conv2-like", 2, 8, 9, 12, 5, 1, 2, 1, 0, 1, 0, 0, 0},
         {"Co70 uneven x3", 2, 6, 7, 70, 3, 1, 1, 3, 1, 1, 0, 0, 0},
         {"x2 without din", 2, 5, 6, 9, 3, 1, 1, 2, 0, 0, 0, 0, 0},
+        {"k1 s2 x2 (dX phases without taps)", 2, 4, 7, 6, 1, 2, 0, 2, 0, 1, 0, 0, 0},
     };
     static const conv_case tiles[] = {   /* implicit only: every tile, K whole and in 3 parts */
         {"t128x128", 2, 12, 9, 20, 3, 1, 1, 2, 0, 1, CONV_TILE_128x128 + 1, 1, 0},
@@ -391,6 +394,10 @@ int main(void) {
             conv2d_shape s2 = conv2d_make_shape(2, 8, 9, 12, 5, 1, 2, 1);
             CHECK_TRUE("\"db in 4 slices x2\" sums its bias gradient in 4 slices, conv2-like in 1",
                        conv2d_bgrad_slices(&s, c->nw, &ctx) == 4 && conv2d_bgrad_slices(&s2, 1, &ctx) == 1);
+            conv2d_shape s3 = conv2d_make_shape(2, 4, 7, 7, 6, 1, 2, 0);
+            conv2d_shape s4 = conv2d_make_shape(1, 3, 63, 63, 8, 11, 4, 2);
+            CHECK_TRUE("k1 s2: dX phases without taps (din zeroed, then added to); k3 s1 and k11 s4 covered",
+                       !conv2d_dx_covers(&s3) && conv2d_dx_covers(&s) && conv2d_dx_covers(&s4));
         }
         printf("-- %s (sm %d as the kernels see it)\n", pa->name, ctx.sm);
         for (size_t i = 0; i < nall[0]; i++) run_case(pa, &ctx, &small[i]);

@@ -748,6 +748,13 @@ static void conv_backward_implicit(float *din, int nw, const conv2d_shape *s, in
     /* dW: reads dout and the covered input, writes dw (not read: the op writes it) */
     igemm_entry(t, &p, 4.0 * (sets * n_out + (double)B * Ci * cov), 0.0, "dW", s);
     if (!din) return;
+    /* set 0 writes din, later sets add (all add onto a zeroed din when a phase with
+     * pixels has no taps: conv2d_dx_covers) */
+    const int covers = conv2d_dx_covers(s);
+    if (!covers) {
+        const double nb = 4.0 * B * Ci * s->H * s->W;
+        emit(t, "cudaMemsetAsync", F_ZERO, COST_UNIT_CORE, 0, 0, nb, "%.0f bytes (din, dX without full cover)", nb);
+    }
     for (int j = 0; j < nw; j++)
         for (int iy0 = 0; iy0 < s->stride; iy0++)
             for (int ix0 = 0; ix0 < s->stride; ix0++) {
@@ -755,9 +762,10 @@ static void conv_backward_implicit(float *din, int nw, const conv2d_shape *s, in
                 if (conv2d_dx_phase(&ph, s, iy0, ix0) ||
                     conv2d_plan_mnk(&p, CONV_OP_DX, Ci, (long long)B * ph.hp * ph.wp, (long long)Co * ph.kyn * ph.kxn, ctx))
                     continue;
-                /* reads the set's dout and the phase's taps of w; din += on the phase's pixels */
+                /* reads the set's dout and the phase's taps of w; din written (set 0) or
+                 * added to (read too) on the phase's pixels */
                 igemm_entry(t, &p, 4.0 * (n_out + (double)Co * Ci * ph.kyn * ph.kxn),
-                            4.0 * (double)B * Ci * ph.hp * ph.wp, "dX", s);
+                            j > 0 || !covers ? 4.0 * (double)B * Ci * ph.hp * ph.wp : 0.0, "dX", s);
             }
 }
 
@@ -848,10 +856,10 @@ static void conv_backward_sets(float *din, float *const *dw, float *const *db, f
             for (int q = 0; q < nw; q++) cost_gemm_rm(t, F_CONV_GEMM, 0, 1, Co, R, N, b0 > 0);
         if (!din) continue;
         for (int j = 0; j < nw; j++) cost_gemm_rm(t, F_CONV_GEMM, 1, 0, R, N, Co, j > 0);   /* col = Σ wᵀ·stage */
-        /* conv_col2im_kernel: din += col2im(col): reads the column elements that are
-         * not padding and din, writes din; one add a gathered element */
+        /* conv_col2im_kernel: din = col2im(col): reads the column elements that are not
+         * padding, writes din; one add a gathered element (onto 0) */
         const double g = (double)nb * Ci * taps, ni = nb * in_image;
-        emit(t, "conv_col2im_kernel", F_COL2IM, COST_UNIT_CORE, g, 4 * (g + ni), 4 * ni, "%d×%d×%d×%d", nb, Ci, s->H, s->W);
+        emit(t, "conv_col2im_kernel", F_COL2IM, COST_UNIT_CORE, g, 4 * g, 4 * ni, "%d×%d×%d×%d", nb, Ci, s->H, s->W);
     }
     /* ideal: reads dout, out (the ReLU mask), the covered input, w (for din); writes dw,
      * db, din */

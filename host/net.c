@@ -9,8 +9,9 @@
  *   → y [B,C].
  * Every activation has a gradient buffer of the same shape (prefix d), all in one
  * arena: first those whose ops accumulate into them (+=), which net_zero_grad zeroes with
- * one memset, then those that a pool's backward writes (=: dc1, dc2, da5 — dc5 without
- * attention — and dp5, its only writer), never zeroed. The parameter gradients are not
+ * one memset, then those that their only writer writes (=), never zeroed: a pool's
+ * backward (dc1, dc2, da5 — dc5 without attention — and dp5) or a convolution's data
+ * gradient (dp1, dp2, dc3, dc4). The parameter gradients are not
  * in it: each has a single writer in the backward, which writes it (=, the ops'
  * contract), so they are zeroed once, at creation, and never again. */
 #include "net.h"
@@ -86,11 +87,12 @@ static void net_layout(dath_net *n, arena *act, arena *dact, arena *dwr, arena *
                 t->da5 = t->dc5;
                 continue;
             }
-            /* written by a pool's backward: pool1 → dc1, pool2 → dc2, pool5 → da5 (dc5
-             * without attention), the average pool → dp5 */
-            const int pooled = i == 0 || i == 2 || i == 7 || i == 8 || (i == 6 && none);
+            /* written by their only writer: pool1 → dc1, conv2 → dp1, pool2 → dc2,
+             * conv3 → dp2, conv4 → dc3, conv5 → dc4, pool5 → da5 (dc5 without
+             * attention), the average pool → dp5 */
+            const int written = i <= 5 || i == 7 || i == 8 || (i == 6 && none);
             *fw[i] = TAKEF(act, sz[i]);
-            *bw[i] = n->need_grad ? TAKEF(pooled ? dwr : dact, sz[i]) : NULL;
+            *bw[i] = n->need_grad ? TAKEF(written ? dwr : dact, sz[i]) : NULL;
         }
         t->i1 = TAKEI(iact, sz[1]);
         t->i2 = TAKEI(iact, sz[3]);

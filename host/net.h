@@ -63,8 +63,8 @@ const float *net_fc7(const dath_net *n, int s);
 float *net_dh(dath_net *n);
 float *net_dy(dath_net *n);
 /* Zeroes the activation gradients the backward accumulates into (dh and dy among them).
- * Those a pool's backward writes, and the parameter gradients, need no zeroing: the
- * backward writes each of them. */
+ * Those a pool's or a convolution's backward writes, and the parameter gradients, need
+ * no zeroing: the backward writes each of them. */
 void net_zero_grad(dath_net *n);
 /* Backward of the last forward (same x, B, r), from dh and dy, writing the parameter
  * gradients (net_grad: this backward's, whatever they held), in two halves with the hash layer's tanh backward between them

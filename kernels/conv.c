@@ -11,7 +11,7 @@
  *             dw    = stage·colᵀ                inner dimension: all pixels of all images
  *                                               (beta 0 for the first chunk, 1 after)
  *             col   = wᵀ·stage                  the column gradient, in col's memory
- *             din  += col2im(col)
+ *             din   = col2im(col)              (the chunk's din zeroed, then added to)
  * The multi ops (nw weight sets over one input) share the chunk's col: stage becomes
  * nw stages [nw, Co, nb*P], set j's GEMMs read stage j, and the backward sums the nw
  * column gradients in col (set 0 first, GEMM beta = 1 after it) before one col2im.
@@ -223,11 +223,12 @@ static void conv_backward_sets(float *din, float *const *dw, float *const *db,
     const size_t in_image = (size_t)Ci * s->H * s->W;
     const size_t n_out = (size_t)B * Co * P;
     if (Co <= 0) return;
-    if (B <= 0 || P == 0) {   /* an empty batch's gradient is zero */
+    if (B <= 0 || P == 0) {   /* an empty batch's (or output's) gradient is zero */
         for (int j = 0; j < nw; j++) {
             memset(dw[j], 0, (size_t)Co * R * sizeof(float));
             memset(db[j], 0, (size_t)Co * sizeof(float));
         }
+        if (din && B > 0) memset(din, 0, (size_t)B * in_image * sizeof(float));
         return;
     }
 
@@ -270,6 +271,7 @@ static void conv_backward_sets(float *din, float *const *dw, float *const *db,
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)R, (int)N, Co,
                         1.0f, w[j], (int)R, sc.stage + (size_t)j * Co * N, (int)N,
                         j ? 1.0f : 0.0f, sc.col, (int)N);
+        memset(din + (size_t)b0 * in_image, 0, (size_t)nb * in_image * sizeof(float));   /* written */
         conv_col2im(din + (size_t)b0 * in_image, sc.col, N, nb, s);
     }
     free(sc.owned);

@@ -8,7 +8,7 @@
  *   backward  dout masked by out > 0 (relu), db = Σ dout    (reduction kernel)
  *             stage ← dout,  dw (+)= stage·colᵀ (K = all pixels of the chunk; the
  *             first chunk writes, beta 0, later ones add)
- *             col = wᵀ·stage, din += col2im(col)  (one thread per input element,
+ *             col = wᵀ·stage, din = col2im(col)   (one thread per input element,
  *             gathering its contributions in a fixed order: no atomics)
  * The multi ops (nw weight sets over the same input, e.g. both streams' conv1) make
  * the chunk's col once: stage becomes [nw, Co, N] and the nw products with col are ONE
@@ -123,8 +123,8 @@ __global__ void conv_stage_kernel(float *stage, conv_cptrs dout, int nw, int nb,
 
 /* din [nb, Ci, H, W] += col2im(col [R, N]), the adjoint of im2col. One thread per
  * input element gathers every (ky, kx) whose window position lands on it, in
- * increasing ky, kx, starting from din's value (the order in which conv.c adds them):
- * deterministic, no atomics. */
+ * increasing ky, kx, from 0 (the order in which conv.c adds them onto its zeroed din),
+ * and writes the sum: deterministic, no atomics. */
 __global__ void conv_col2im_kernel(float *din, const float *col, int nb, int Ci, int H, int W,
                                    int k, int stride, int pad, int Ho, int Wo) {
     const size_t P = (size_t)Ho * Wo, N = (size_t)nb * P;
@@ -136,7 +136,7 @@ __global__ void conv_col2im_kernel(float *din, const float *col, int nb, int Ci,
         const int ci = (int)(plane % Ci);
         const size_t i = plane / Ci;
         const int ty = y + pad, tx = x + pad;               /* = oy*stride + ky */
-        float acc = din[e];                                 /* the reference's order */
+        float acc = 0.0f;                                   /* the reference's order */
         for (int ky = ty % stride; ky < k; ky += stride) {
             if (ty - ky < 0) break;                         /* oy only falls from here */
             const int oy = (ty - ky) / stride;              /* exact: ky ≡ ty (mod stride) */
@@ -163,10 +163,11 @@ static void conv_check_count(int nw, const char *who) {
 }
 
 /* What both paths' backward check first: nw in range and the sets' dw and db disjoint
- * (each is written; a caller's bug otherwise: abort). Returns 1, with dw and db zeroed,
- * when the batch is empty (its gradient is zero) and there is nothing else to do. */
-static int conv_backward_prologue(float *const *dw, float *const *db, int nw, const conv2d_shape *s,
-                                  dath_ctx *ctx, const char *who) {
+ * (each is written; a caller's bug otherwise: abort). Returns 1, with dw, db (and din)
+ * zeroed, when the batch or the output is empty (no gradient) and there is nothing else
+ * to do. */
+static int conv_backward_prologue(float *din, float *const *dw, float *const *db, int nw,
+                                  const conv2d_shape *s, dath_ctx *ctx, const char *who) {
     conv_check_count(nw, who);
     const size_t nwt = (size_t)s->Co * s->Ci * s->k * s->k;
     for (int i = 0; i < nw; i++)
@@ -183,6 +184,8 @@ static int conv_backward_prologue(float *const *dw, float *const *db, int nw, co
         CUDA_CHECK(cudaMemsetAsync(dw[j], 0, nwt * sizeof(float), DATH_STREAM(ctx)));
         CUDA_CHECK(cudaMemsetAsync(db[j], 0, (size_t)s->Co * sizeof(float), DATH_STREAM(ctx)));
     }
+    if (din && s->B > 0)   /* no output: no gradient reaches the input */
+        CUDA_CHECK(cudaMemsetAsync(din, 0, (size_t)s->B * s->Ci * s->H * s->W * sizeof(float), DATH_STREAM(ctx)));
     return 1;
 }
 
@@ -352,7 +355,7 @@ extern "C" void conv2d_forward_cuda(float *out, const float *in, const float *w,
 extern "C" void conv2d_backward_cuda(float *din, float *dw, float *db, float *dout,
                                      const float *in, const float *w, const float *out,
                                      const conv2d_shape *s, int relu, dath_ctx *ctx) {
-    if (conv_backward_prologue(&dw, &db, 1, s, ctx, "conv2d_backward_cuda")) return;
+    if (conv_backward_prologue(din, &dw, &db, 1, s, ctx, "conv2d_backward_cuda")) return;
     if (ctx->conv_algo != DATH_CONV_IM2COL)
         conv_implicit_backward(din, &dw, &db, &dout, in, &w, &out, 1, s, relu, ctx);
     else
@@ -372,7 +375,7 @@ extern "C" void conv2d_backward_multi_cuda(float *din, float *const *dw, float *
                                            const float *const *w, const float *const *out,
                                            int nw, const conv2d_shape *s, int relu,
                                            dath_ctx *ctx) {
-    if (conv_backward_prologue(dw, db, nw, s, ctx, "conv2d_backward_multi_cuda")) return;
+    if (conv_backward_prologue(din, dw, db, nw, s, ctx, "conv2d_backward_multi_cuda")) return;
     if (ctx->conv_algo != DATH_CONV_IM2COL)
         conv_implicit_backward(din, dw, db, dout, in, w, out, nw, s, relu, ctx);
     else

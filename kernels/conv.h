@@ -6,8 +6,8 @@
  *
  * Backward: dout [B,Co,Ho,Wo] is CLOBBERED (on return it holds the gradient before
  * the ReLU when relu is set). `out` is the forward output (its sign is the ReLU mask).
- * dw and db are written (=: the layer is their only writer in a step, so the step never
- * zeroes them; an empty batch writes zeros); din accumulates (+=) and may be NULL (the
+ * dw, db and din are written (=: the layer is their only writer in a step, so the step
+ * never zeroes them; an empty batch writes zeros to dw and db); din may be NULL (the
  * image needs no gradient).
  * Scratch: conv2d_work_bytes(s) is the batched im2col size, (Ci·k·k + Co)·B·Ho·Wo
  * floats (columns and a channel-major staging buffer for the whole batch). The CUDA
@@ -22,7 +22,7 @@
  *   conv2d_backward_multi(din, dw, db, dout, in, w, out, nw, s, relu, ctx)
  * do what nw calls of conv2d_forward / conv2d_backward with out[j], w[j], b[j] (and
  * dw[j], db[j], dout[j]) do, j < nw, all with the same shape s and the same `in`; din
- * (when not NULL) accumulates the sum of the nw input gradients. out, w, b, dw, db and
+ * (when not NULL) is written with the sum of the nw input gradients. out, w, b, dw, db and
  * dout are HOST arrays of nw backend pointers; each dout[j] is clobbered as above.
  * nw runs from 1 to CONV_MULTI_MAX, and the sets' dw (and db) must not overlap, since
  * each is written (a call outside that is a programming error: both versions abort
@@ -73,11 +73,11 @@ typedef void conv2d_backward_multi_fn(float *din, float *const *dw, float *const
  *   DATH_CONV_IMPLICIT (the default)  implicit-GEMM kernels, kernels/conv_implicit.cu:
  *       no column buffer; the patches are gathered from the tensors straight into shared
  *       memory, tile by tile (cp.async on sm_80+, double-buffered), bias and ReLU in the
- *       forward's epilogue, din accumulated in the data gradient's epilogue;
+ *       forward's epilogue, din stored (set 0) or added to in the data gradient's epilogue;
  *   DATH_CONV_IM2COL  the column buffer and cuBLAS (the first CUDA path; kept, checked and
  *       timed beside the implicit one: checks/test_conv_cuda.c, bench/bench_gpu_kernels.c).
- * Both honour this header's contract bit for bit where it says so (dout's mask, the
- * accumulation of dw, db, din) and agree with the reference within the tolerances of
+ * Both honour this header's contract bit for bit where it says so (dout's mask, dw, db
+ * and din written, not added to) and agree with the reference within the tolerances of
  * checks/gemm_error.h.
  *
  * Layout. Activations stay NCHW ([B, C, H, W]) everywhere, also inside the trunk. Why:
@@ -100,7 +100,9 @@ typedef void conv2d_backward_multi_fn(float *din, float *const *dw, float *const
  * The three GEMMs (nw weight sets; P = Ho·Wo, kk = k·k; K orders as the weights store it):
  *   forward  C [nw·Co, B·P]   = W [nw·Co, Ci·kk] · X̂ [Ci·kk, B·P]       X̂: patches of in
  *            epilogue: out = relu(C + b) (the sets stacked along M share the patch tiles)
- *   dX       C [Ci, B·H·W]    = W̃ [Ci, Co·kk] · D̂ [Co·kk, B·H·W]        per set, += din
+ *   dX       C [Ci, B·H·W]    = W̃ [Ci, Co·kk] · D̂ [Co·kk, B·H·W]        per set: set 0
+ *            writes din, later ones add (when a phase without taps has pixels —
+ *            k < stride, conv2d_dx_covers — din is zeroed first and every set adds)
  *            D̂[(co,ky,kx), (b,y,x)] = dout[b, co, (y+pad−ky)/s, (x+pad−kx)/s] when that is
  *            an output position (else 0): the transposed convolution, no col2im; at
  *            stride s > 1 in s² phases (conv2d_dx_phase) so that no tap is a known zero
@@ -165,6 +167,10 @@ int conv2d_plan_mnk(conv2d_plan_t *p, int op, long long M, long long N, long lon
 #define CONV_BGRAD_BLOCKS 1024
 #define CONV_BGRAD_MIN 2048
 int conv2d_bgrad_slices(const conv2d_shape *s, int nw, const dath_ctx *ctx);
+
+/* 1 when every dX phase (conv2d_dx_phase) that has pixels has taps, so that the phases'
+ * GEMMs together write every element of din (k ≥ stride; DATH's convolutions); else 0. */
+int conv2d_dx_covers(const conv2d_shape *s);
 
 /* The data gradient of a strided convolution in stride² phases: input pixels (iy, ix)
  * with iy ≡ iy0, ix ≡ ix0 (mod stride), iy0, ix0 < stride, take only the taps ky ≡ ry,

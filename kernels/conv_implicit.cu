@@ -33,11 +33,12 @@
  *   CONV_MATH_FFMA: 8 × 8 outputs a thread from two 16-byte shared loads of A and of B
  *     per k, fp32 fused multiply-adds in k order (one chain an output, as cuBLAS's 32F).
  * Epilogue. Outputs go to global memory through the block's output tables (rowo, colo):
- *   forward out = relu(acc + b); dX din += acc; dW dw = acc; with a K split every part
- *   writes its product to ctx->work [part][M][N] and conv_split_reduce_kernel sums the
- *   parts in order (part 0 first), then does what the epilogue would have done. The
- *   tensor-core epilogue goes through a 16×20 shared scratch a warp (a fragment at a
- *   time; the mapping of fragment elements is unspecified), the FMA one from registers.
+ *   forward out = relu(acc + b); dX din = acc (set 0; later sets +=); dW dw = acc; with a
+ *   K split every part writes its product to ctx->work [part][M][N] and
+ *   conv_split_reduce_kernel sums the parts in order (part 0 first), then does what the
+ *   epilogue would have done. The tensor-core epilogue goes through a 16×20 shared
+ *   scratch a warp (a fragment at a time; the mapping of fragment elements is
+ *   unspecified), the FMA one from registers.
  * Determinism: every output is one thread's sum in a fixed order; no atomics.
  *
  * Element types: Tio is the type the operands are stored in (float today; the template
@@ -145,6 +146,7 @@ struct igemm_args {
     const void *x;                    /* the B operand's tensor: FWD, DW in; DX dout */
     float *o[CONV_MULTI_MAX];         /* FWD out_j, DX din (o[0]), DW dw_j */
     const float *bias[CONV_MULTI_MAX];
+    int add;                          /* dX: 1 adds to din, 0 writes it */
     float *part;                      /* splits > 1: [splits][M][N] */
     conv2d_phase ph;                  /* dX: the phase (conv.h) */
     /* divisors: Co, k², k, Ho·Wo, Wo, the GEMM's N; dX's K and N sides by the phase:
@@ -468,7 +470,8 @@ conv_igemm_kernel(igemm_args a) {
             v += biasv[ml];
             *(Tio *)p = conv_from_float<Tio>(a.relu && v < 0.0f ? 0.0f : v);
         } else if constexpr (OP == CONV_OP_DW) *p = v;
-        else *p += v;
+        else if (a.add) *p += v;
+        else *p = v;
     };
     if constexpr (C::TC) {
 #if CONV_HAVE_TC
@@ -498,7 +501,7 @@ conv_igemm_kernel(igemm_args a) {
 }
 
 /* The parts of a split K summed in order (part 0 first, fp32), then the epilogue's work:
- * the forward's bias and ReLU into out_j, dX's din +=, dW's dw_j =. One thread an
+ * the forward's bias and ReLU into out_j, dX's din (+)=, dW's dw_j =. One thread an
  * output, grid-stride. */
 template <int OP, class Tio>
 __global__ void conv_split_reduce_kernel(igemm_args a) {
@@ -512,7 +515,8 @@ __global__ void conv_split_reduce_kernel(igemm_args a) {
             const int hw = a.ph.hp * a.ph.wp, b = (int)conv_fdiv_q(a.d_hw, (uint32_t)n), q = n - b * hw;
             const int j = (int)conv_fdiv_q(a.d_w, (uint32_t)q), i = q - j * a.ph.wp;
             const size_t at = (size_t)(a.ph.iy0 + a.stride * j) * a.W + a.ph.ix0 + a.stride * i;
-            a.o[0][((size_t)b * a.Ci + m) * a.H * a.W + at] += acc;
+            float *d = &a.o[0][((size_t)b * a.Ci + m) * a.H * a.W + at];
+            *d = a.add ? *d + acc : acc;
             continue;
         }
         const int j = (int)conv_fdiv_q(a.d_co, (uint32_t)m), co = m - j * a.Co;
@@ -739,8 +743,11 @@ extern "C" void conv_implicit_backward(float *din, float *const *dw, float *cons
         igemm_launch<CONV_OP_DW>(p, a, st);
     }
     if (!din) return;
-    /* dX: set by set, each accumulating into din (set 0 first), phase by phase (one at
-     * stride 1) */
+    /* dX: set by set, phase by phase (one at stride 1): set 0 writes din, later sets add;
+     * where some phase with pixels has no taps, din is zeroed first and every set adds */
+    const int covers = conv2d_dx_covers(s);
+    if (!covers)
+        CUDA_CHECK(cudaMemsetAsync(din, 0, (size_t)s->B * s->Ci * s->H * s->W * sizeof(float), st));
     for (int j = 0; j < nw; j++)
         for (int iy0 = 0; iy0 < s->stride; iy0++)
             for (int ix0 = 0; ix0 < s->stride; ix0++) {
@@ -752,6 +759,7 @@ extern "C" void conv_implicit_backward(float *din, float *const *dw, float *cons
                     continue;
                 igemm_args a = igemm_args_for(s, p, 0, ctx);
                 igemm_args_phase(&a, ph);
+                a.add = j > 0 || !covers;
                 a.a[0] = w[j];
                 a.o[0] = din;
                 a.x = dout[j];

@@ -158,3 +158,12 @@ int conv2d_bgrad_slices(const conv2d_shape *s, int nw, const dath_ctx *ctx) {
     if (S < 2 || !ctx || !ctx->work || ctx->work_bytes < (size_t)(ch * S) * sizeof(double)) return 1;
     return (int)S;
 }
+
+int conv2d_dx_covers(const conv2d_shape *s) {
+    for (int iy0 = 0; iy0 < s->stride; iy0++)
+        for (int ix0 = 0; ix0 < s->stride; ix0++) {
+            conv2d_phase ph;
+            if (conv2d_dx_phase(&ph, s, iy0, ix0) && ph.hp > 0 && ph.wp > 0) return 0;
+        }
+    return 1;
+}
