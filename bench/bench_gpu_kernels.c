@@ -427,7 +427,7 @@ typedef struct pool_arg { int BC, H, bwd; float *in, *out, *din, *dout; int32_t 
 static void pool_op(void *p) {
     pool_arg *a = p;
     if (!a->bwd) be->maxpool_forward(a->out, a->idx, a->in, a->BC, a->H, a->H, &ctx);
-    else be->maxpool_backward(a->din, a->dout, a->idx, a->BC, a->H, a->H, &ctx);
+    else be->maxpool_backward(a->din, a->dout, a->idx, a->out, a->BC, a->H, a->H, &ctx);   /* ReLU mask, as the step */
 }
 static void bench_maxpool(const char *name, int BC, int H) {
     int Ho = maxpool_out(H);

@@ -414,8 +414,8 @@ static void check_implicit_bytes(void) {
         col += !strcmp(k->kernel, "conv_im2col_kernel") || !strcmp(k->kernel, "conv_col2im_kernel");
     }
     CHECK_TRUE("conv1's forward: one launch; no im2col or col2im anywhere", fwd_launches == 1 && col == 0);
-    /* pam.conv2's backward (64 → 192, 7×7, k5 p2, with ReLU): the mask and db pass reads
-     * dout and out, writes dout (counted in full) and db, B·P adds a channel; dW
+    /* pam.conv2's backward (64 → 192, 7×7, k5 p2; its ReLU is applied by pool2's
+     * backward, so relu = 0): the db pass reads dout, writes db, B·P adds a channel; dW
      * 192 × 1600 × 98 (K = 2·49 < 512: one part) reads dout and the input (all 2·64·49
      * pixels under a window), writes dw (not read: the op writes it); dX 64 × 98 × 4800 (M = Ci, N = 2·7·7,
      * K = 192·25): 64×64, 2 blocks, split in 9 parts of 17 K tiles (150 tiles), its
@@ -423,7 +423,7 @@ static void check_implicit_bytes(void) {
      * 9 adds an element (8 between parts, 1 for +=) */
     const double nout = 2.0 * 192 * 49;
     check_kernel("pam.conv2 mask + db", find_kernel(&cm.step, COST_BACKWARD, "conv_mask_bgrad_kernel", "pam.conv2", 0),
-                 4.0 * 2 * nout, 4.0 * (nout + 192), 192.0 * 2 * 49);
+                 4.0 * nout, 4.0 * 192, 192.0 * 2 * 49);
     check_kernel("pam.conv2 dW implicit GEMM", find_kernel(&cm.step, COST_BACKWARD, "conv_igemm_kernel", "pam.conv2", 0),
                  4.0 * (nout + 2 * 64 * 49), 4.0 * 192 * 1600, 2.0 * 192 * 1600 * 98);
     check_kernel("pam.conv2 dX implicit GEMM (9 parts)", find_kernel(&cm.step, COST_BACKWARD, "conv_igemm_kernel", "pam.conv2", 1),

@@ -161,10 +161,11 @@ REC_OP(maxp_f, (float *out, int32_t *idx, const float *in, int P, int H, int W, 
        a->out = out; a->idx = idx; a->in = in; a->P = P; a->H = H; a->W = W; a->ctx = ctx,
        maxpool_forward_cpu(a->out, a->idx, a->in, a->P, a->H, a->W, a->ctx),
        float *out; int32_t *idx; const float *in; int P, H, W; dath_ctx *ctx;)
-REC_OP(maxp_b, (float *din, const float *dout, const int32_t *idx, int P, int H, int W, dath_ctx *ctx),
-       a->din = din; a->dout = dout; a->idx = idx; a->P = P; a->H = H; a->W = W; a->ctx = ctx,
-       maxpool_backward_cpu(a->din, a->dout, a->idx, a->P, a->H, a->W, a->ctx),
-       float *din; const float *dout; const int32_t *idx; int P, H, W; dath_ctx *ctx;)
+REC_OP(maxp_b, (float *din, const float *dout, const int32_t *idx, const float *mask, int P, int H, int W,
+                dath_ctx *ctx),
+       a->din = din; a->dout = dout; a->idx = idx; a->mask = mask; a->P = P; a->H = H; a->W = W; a->ctx = ctx,
+       maxpool_backward_cpu(a->din, a->dout, a->idx, a->mask, a->P, a->H, a->W, a->ctx),
+       float *din; const float *dout; const int32_t *idx; const float *mask; int P, H, W; dath_ctx *ctx;)
 REC_OP(avgp_f, (float *out, const float *in, int P, int H, int W, int Ho, int Wo, dath_ctx *ctx),
        a->out = out; a->in = in; a->P = P; a->H = H; a->W = W; a->Ho = Ho; a->Wo = Wo; a->ctx = ctx,
        avgpool_forward_cpu(a->out, a->in, a->P, a->H, a->W, a->Ho, a->Wo, a->ctx),

@@ -113,7 +113,7 @@ static void check_maxpool(int BC, int H, int W, uint64_t *seed) {
     CHECK_TRUE(label, memcmp(idx, ridx, n_out * sizeof *idx) == 0);
 
     /* backward vs the direct scatter (windows overlap: an input can take several) */
-    maxpool_backward_cpu(din, r, idx, BC, H, W, NULL);
+    maxpool_backward_cpu(din, r, idx, NULL, BC, H, W, NULL);
     for (int pl = 0; pl < BC; pl++)
         for (int j = 0; j < Ho * Wo; j++)
             rdin[(size_t)pl * H * W + ridx[(size_t)pl * Ho * Wo + j]] += r[(size_t)pl * Ho * Wo + j];
@@ -141,10 +141,31 @@ static void check_maxpool(int BC, int H, int W, uint64_t *seed) {
     /* = : two calls onto NaN give one call's din, bit for bit (din is written) */
     maxpool_forward_cpu(out, idx, in, BC, H, W, NULL);
     for (size_t i = 0; i < n_in; i++) din2[i] = NAN;
-    maxpool_backward_cpu(din2, r, idx, BC, H, W, NULL);
-    maxpool_backward_cpu(din2, r, idx, BC, H, W, NULL);
+    maxpool_backward_cpu(din2, r, idx, NULL, BC, H, W, NULL);
+    maxpool_backward_cpu(din2, r, idx, NULL, BC, H, W, NULL);
     snprintf(label, sizeof label, "maxpool %dx%dx%d din after two calls onto NaN (=)", BC, H, W);
     CHECK_CLOSE(label, din2, din, n_in, 0.0, 0.0);
+
+    /* the forward's out as the mask: din masked by in > 0 afterwards, bit for bit. in is
+     * shifted down by the windows' median maximum, so that half the windows have a
+     * maximum ≤ 0 and the mask has something to remove. */
+    float *srt = malloc(n_out * sizeof *srt);
+    memcpy(srt, out, n_out * sizeof *srt);
+    for (size_t i = 1; i < n_out; i++)   /* insertion sort: a few hundred values */
+        for (size_t j = i; j > 0 && srt[j - 1] > srt[j]; j--) { float t = srt[j]; srt[j] = srt[j - 1]; srt[j - 1] = t; }
+    const float med = srt[n_out / 2];
+    free(srt);
+    for (size_t i = 0; i < n_in; i++) in[i] -= med;
+    maxpool_forward_cpu(out, idx, in, BC, H, W, NULL);
+    maxpool_backward_cpu(din, r, idx, NULL, BC, H, W, NULL);
+    maxpool_backward_cpu(din2, r, idx, out, BC, H, W, NULL);
+    int masked = 0;
+    for (size_t i = 0; i < n_in; i++)
+        if (!(in[i] > 0.0f)) { masked += din[i] != 0.0f; din[i] = 0.0f; }
+    snprintf(label, sizeof label, "maxpool %dx%dx%d din with out as the mask = din masked by in > 0", BC, H, W);
+    CHECK_CLOSE(label, din2, din, n_in, 0.0, 0.0);
+    snprintf(label, sizeof label, "maxpool %dx%dx%d: the mask removed some gradient", BC, H, W);
+    CHECK_TRUE(label, masked > 0);
 
     free(in); free(out); free(r); free(din); free(din2);
     free(idx); free(ridx); free(rout); free(rdin);

@@ -6,7 +6,8 @@
 
 /* ---- pooling ------------------------------------------------------------------------ */
 
-static void test_maxpool(const char *op, int BC, int H) {
+/* mask: the backward takes the forward's out as its mask (the ReLU below, as the step). */
+static void test_maxpool(const char *op, int BC, int H, int mask) {
     int Ho = maxpool_out(H);
     size_t nin = (size_t)BC * H * H, nout = (size_t)BC * Ho * Ho;
     float *x = hrand(nin, -1.0f, 1.0f);                  /* [BC,H,H] */
@@ -32,13 +33,13 @@ static void test_maxpool(const char *op, int BC, int H) {
     float *g = hrand(nout, -1.0f, 1.0f), *din0 = hrand(nin, -0.1f, 0.1f);
     hnan(din0, nin);                                   /* din is written (=), not added to */
     float *din_ref = hcopy(din0, nin);
-    maxpool_backward_cpu(din_ref, g, idx_ref, BC, H, H, &cctx);
+    maxpool_backward_cpu(din_ref, g, idx_ref, mask ? out_ref : NULL, BC, H, H, &cctx);
     up(d_idx, idx_ref, nout * 4);
     float *d_g = dup_dev(g, nout * 4), *d_din = dalloc(nin * 4);
     float *gd[2] = {xmalloc(nin * 4), xmalloc(nin * 4)};
     for (int r = 0; r < 2; r++) {
         up(d_din, din0, nin * 4);
-        maxpool_backward_cuda(d_din, d_g, d_idx, BC, H, H, &gctx);
+        maxpool_backward_cuda(d_din, d_g, d_idx, mask ? d_out : NULL, BC, H, H, &gctx);
         gsync();
         down(gd[r], d_din, nin * 4);
     }
@@ -91,9 +92,10 @@ int main(int argc, char **argv) {
     const conv_case *cc = CS.cc;
     (void)B; (void)S; (void)HID; (void)C5; (void)CQ; (void)N; (void)P6; (void)FLAT; (void)JB; (void)cc;
     double t0 = dath_now();
-    test_maxpool("maxpool.pool1", B * cc[0].Co, CS.h1);
-    test_maxpool("maxpool.pool2", B * cc[1].Co, CS.h2);
-    test_maxpool("maxpool.pool5", B * C5, full ? CS.h3 : 13);
+    test_maxpool("maxpool.pool1 (ReLU mask)", B * cc[0].Co, CS.h1, 1);
+    test_maxpool("maxpool.pool2 (ReLU mask)", B * cc[1].Co, CS.h2, 1);
+    test_maxpool("maxpool.pool5", B * C5, full ? CS.h3 : 13, 0);
+    test_maxpool("maxpool.pool5 (ReLU mask)", B * C5, full ? CS.h3 : 13, 1);
     test_avgpool("avgpool.identity", B * C5, P6, P6);
     test_avgpool("avgpool.13to6", B * (full ? C5 : 4), 13, P6);
     test_avgpool("avgpool.1to6", B * (full ? C5 : 4), 1, P6);

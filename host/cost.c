@@ -1128,9 +1128,10 @@ static void cost_maxpool_forward(float *out, int32_t *idx, const float *in, int 
 }
 
 /* maxpool_backward_kernel: din = Σ dout at its argmax (a gather, din written, not read):
- * reads dout and idx, writes din; one add per output (each window's gradient lands once). */
-static void cost_maxpool_backward(float *din, const float *dout, const int32_t *idx, int BC, int H, int W,
-                                  dath_ctx *ctx) {
+ * reads dout, idx and the mask when there is one, writes din; one add per output (each
+ * window's gradient lands once). */
+static void cost_maxpool_backward(float *din, const float *dout, const int32_t *idx, const float *mask, int BC, int H,
+                                  int W, dath_ctx *ctx) {
     cost_trace *t = TRACE(ctx);
     const int Ho = maxpool_out(H), Wo = maxpool_out(W);
     const double n_in = (double)BC * H * W, n_out = (double)BC * Ho * Wo;
@@ -1138,9 +1139,9 @@ static void cost_maxpool_backward(float *din, const float *dout, const int32_t *
     char layer[64];
     snprintf(layer, sizeof layer, "%s", l ? l : "maxpool");
     if (n_in == 0 || Ho == 0 || Wo == 0 || !op_begin(t, "maxpool_backward", layer, COST_BACKWARD)) return;
-    emit(t, "maxpool_backward_kernel", F_POOL, COST_UNIT_CORE, n_out, 8 * n_out, 4 * n_in,
-         "%d×%d×%d ← %d×%d", BC, H, W, Ho, Wo);
-    op_end(t, 8 * n_out + 4 * n_in);   /* reads dout, idx; writes din */
+    emit(t, "maxpool_backward_kernel", F_POOL, COST_UNIT_CORE, n_out, (mask ? 12 : 8) * n_out, 4 * n_in,
+         "%d×%d×%d ← %d×%d%s", BC, H, W, Ho, Wo, mask ? ", ReLU mask" : "");
+    op_end(t, (mask ? 12 : 8) * n_out + 4 * n_in);   /* reads dout, idx (the mask); writes din */
 }
 
 /* Σ over the adaptive bins of one axis of their sizes (PyTorch's bin edges). */

@@ -372,7 +372,8 @@ static void conv1_backward(dath_net *n, const float *x, int B) {
         out[s] = t->c1;
     }
     conv2d_shape cs = conv_b(n, 0, B);
-    n->be->conv2d_backward_multi(NULL, dw, db, dout, x, w, out, m->nstreams, &cs, 1, n->ctx);
+    /* relu = 0: pool1's backward applied conv1's ReLU (stream_backward) */
+    n->be->conv2d_backward_multi(NULL, dw, db, dout, x, w, out, m->nstreams, &cs, 0, n->ctx);
     for (int s = 0; s < m->nstreams; s++) DONE(n, n->ctx, n->st[s].sp->conv_w[0], n->st[s].sp->conv_b[0]);
 }
 
@@ -406,7 +407,9 @@ static void stream_backward(dath_net *n, net_stream *t, int s, const float *x, i
     if (r->dropout)
         be->dropout_backward(t->dg, t->dgd, B, G, 0.5f, r->seed, dropout_tag(s, 0), r->step, r->sample0, ctx);
     be->avgpool_backward(t->dp5, t->dg, B * C5, n->P5, n->P5, MODEL_POOL, MODEL_POOL, ctx);
-    be->maxpool_backward(t->da5, t->dp5, t->i5, B * C5, n->H3, n->H3, ctx);
+    /* without attention da5 is dc5, conv5's output gradient: pool5 applies conv5's ReLU
+     * (its own output p5 as the mask), and conv5's backward runs without a mask pass */
+    be->maxpool_backward(t->da5, t->dp5, t->i5, sp->attn == ATTN_NONE ? t->p5 : NULL, B * C5, n->H3, n->H3, ctx);
     /* attention: dc5 receives the residual and the attention path (no attention: da5
      * is dc5 itself); dath-1's sum of two residual branches sends da5 to both modules */
     if (sp->attn == ATTN_PAM || sp->attn == ATTN_BOTH)
@@ -421,13 +424,17 @@ static void stream_backward(dath_net *n, net_stream *t, int s, const float *x, i
     (void)x;   /* conv1's backward runs for every stream in net_backward_body */
     float *cin[5] = {NULL, t->p1, t->p2, t->c3, t->c4}, *cout[5] = {t->c1, t->c2, t->c3, t->c4, t->c5};
     float *dcin[5] = {NULL, t->dp1, t->dp2, t->dc3, t->dc4}, *dcout[5] = {t->dc1, t->dc2, t->dc3, t->dc4, t->dc5};
+    /* conv2's and conv1's ReLU (and conv5's without attention) are applied by the pool
+     * above them, whose backward takes its own output as the mask (pool.h): those layers'
+     * backwards get relu = 0 and skip their mask pass, the same bits */
     for (int i = 4; i >= 1; i--) {
         conv2d_shape cs = conv_b(n, i, B);
+        const int relu = !(i == 1 || (i == 4 && sp->attn == ATTN_NONE));
         be->conv2d_backward(dcin[i], DP(sp->conv_w[i]), DP(sp->conv_b[i]), dcout[i], cin[i], P(sp->conv_w[i]),
-                            cout[i], &cs, 1, ctx);
+                            cout[i], &cs, relu, ctx);
         DONE(n, ctx, sp->conv_w[i], sp->conv_b[i]);
-        if (i == 2) be->maxpool_backward(t->dc2, t->dp2, t->i2, B * 192, n->P1, n->P1, ctx);
-        if (i == 1) be->maxpool_backward(t->dc1, t->dp1, t->i1, B * 64, n->H1, n->H1, ctx);
+        if (i == 2) be->maxpool_backward(t->dc2, t->dp2, t->i2, t->p2, B * 192, n->P1, n->P1, ctx);
+        if (i == 1) be->maxpool_backward(t->dc1, t->dp1, t->i1, t->p1, B * 64, n->H1, n->H1, ctx);
     }
 }
 

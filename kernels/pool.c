@@ -41,7 +41,7 @@ void maxpool_forward_cpu(float *out, int32_t *idx, const float *in,
 }
 
 void maxpool_backward_cpu(float *din, const float *dout, const int32_t *idx,
-                          int BC, int H, int W, dath_ctx *ctx) {
+                          const float *mask, int BC, int H, int W, dath_ctx *ctx) {
     const int Ho = maxpool_out(H), Wo = maxpool_out(W);
     const int n = Ho * Wo;
     #pragma omp parallel for schedule(static)
@@ -49,8 +49,10 @@ void maxpool_backward_cpu(float *din, const float *dout, const int32_t *idx,
         float *dx = din + (size_t)pl * H * W;                       /* [H, W] */
         const float *dy = dout + (size_t)pl * n;                    /* [Ho, Wo] */
         const int32_t *ix = idx + (size_t)pl * n;                   /* [Ho, Wo] */
+        const float *mk = mask ? mask + (size_t)pl * n : NULL;      /* [Ho, Wo] */
         memset(dx, 0, (size_t)H * W * sizeof *dx);                  /* written (=) */
-        for (int j = 0; j < n; j++) dx[ix[j]] += dy[j];
+        for (int j = 0; j < n; j++)
+            if (!mk || mk[j] > 0.0f) dx[ix[j]] += dy[j];
     }
 }
 

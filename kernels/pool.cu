@@ -44,10 +44,11 @@ __global__ void maxpool_forward_kernel(float *out, int32_t *idx, const float *in
     }
 }
 
-/* din [BC, H, W] = Σ dout over every window whose argmax is this element (0 if none). The windows
+/* din [BC, H, W] = Σ dout over every window whose argmax is this element and, with a
+ * mask, whose mask is > 0 (0 if none). The windows
  * covering row y are oy ∈ [⌈(y−2)/2⌉, ⌊y/2⌋] ∩ [0, Ho); likewise columns. */
 __global__ void maxpool_backward_kernel(float *din, const float *dout, const int32_t *idx,
-                                        int BC, int H, int W, int Ho, int Wo) {
+                                        const float *mask, int BC, int H, int W, int Ho, int Wo) {
     const size_t total = (size_t)BC * H * W;
     for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total;
          e += (size_t)gridDim.x * blockDim.x) {
@@ -55,13 +56,14 @@ __global__ void maxpool_backward_kernel(float *din, const float *dout, const int
         const size_t pl = e / ((size_t)H * W);
         const float *dy = dout + pl * Ho * Wo;                             /* [Ho, Wo] */
         const int32_t *ix = idx + pl * Ho * Wo;                            /* [Ho, Wo] */
+        const float *mk = mask ? mask + pl * Ho * Wo : nullptr;            /* [Ho, Wo] */
         const int at = y * W + x;
         const int oy0 = y >= 2 ? (y - 1) / 2 : 0, oy1 = min(Ho - 1, y / 2);
         const int ox0 = x >= 2 ? (x - 1) / 2 : 0, ox1 = min(Wo - 1, x / 2);
         float acc = 0.0f;
         for (int oy = oy0; oy <= oy1; oy++)
             for (int ox = ox0; ox <= ox1; ox++)
-                if (ix[oy * Wo + ox] == at) acc += dy[oy * Wo + ox];
+                if (ix[oy * Wo + ox] == at && (!mk || mk[oy * Wo + ox] > 0.0f)) acc += dy[oy * Wo + ox];
         din[e] = acc;
     }
 }
@@ -121,7 +123,7 @@ extern "C" void maxpool_forward_cuda(float *out, int32_t *idx, const float *in,
 }
 
 extern "C" void maxpool_backward_cuda(float *din, const float *dout, const int32_t *idx,
-                                      int BC, int H, int W, dath_ctx *ctx) {
+                                      const float *mask, int BC, int H, int W, dath_ctx *ctx) {
     const int Ho = maxpool_out(H), Wo = maxpool_out(W);
     const size_t n = (size_t)BC * H * W;
     if (n == 0) return;
@@ -130,7 +132,7 @@ extern "C" void maxpool_backward_cuda(float *din, const float *dout, const int32
         return;
     }
     maxpool_backward_kernel<<<grid_1d(n), BLOCK_1D, 0, DATH_STREAM(ctx)>>>(
-        din, dout, idx, BC, H, W, Ho, Wo);
+        din, dout, idx, mask, BC, H, W, Ho, Wo);
     CUDA_LAUNCH_CHECK();
 }
 

@@ -8,7 +8,12 @@
  *   start = floor(i*H/Ho), end = ceil((i+1)*H/Ho).
  * Backward: din is written (=): each element gets the sum of the gradients that reach
  * it, in window (bin) order, 0 where none does; the pool is its input gradient's only
- * writer in a step, so the step never zeroes it. */
+ * writer in a step, so the step never zeroes it.
+ * maxpool's backward takes mask [BC, Ho, Wo] or NULL: a window's gradient counts only
+ * where mask > 0. With the forward's own out as the mask this is the ReLU of the layer
+ * below (out of a window = in at its argmax, so in[e] > 0 exactly where a window whose
+ * argmax is e has out > 0): din comes out masked, bit for bit what masking it afterwards
+ * by in > 0 gives, and that layer's backward can run without its own mask pass. */
 #ifndef DATH_POOL_H
 #define DATH_POOL_H
 
@@ -19,7 +24,7 @@ static inline int maxpool_out(int H) { return H >= 3 ? (H - 3) / 2 + 1 : 0; }
 typedef void maxpool_forward_fn(float *out, int32_t *idx, const float *in,
                                 int BC, int H, int W, dath_ctx *ctx);
 typedef void maxpool_backward_fn(float *din, const float *dout, const int32_t *idx,
-                                 int BC, int H, int W, dath_ctx *ctx);
+                                 const float *mask, int BC, int H, int W, dath_ctx *ctx);
 typedef void avgpool_forward_fn(float *out, const float *in,
                                 int BC, int H, int W, int Ho, int Wo, dath_ctx *ctx);
 typedef void avgpool_backward_fn(float *din, const float *dout,
