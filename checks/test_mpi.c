@@ -3,8 +3,9 @@
  * ranks as threads of one process (host/comm.c), and the bucket schedule's trace.
  *
  * Run as it is (make test), it launches itself with mpirun: 2 processes of DATH (two
- * streams, both attention modules) and 4 of DATH-N (--oversubscribe: this machine may
- * have fewer cores; as root with --allow-run-as-root), and fails when either fails.
+ * streams, both attention modules), 4 of DATH-N and 4 of the hang (--oversubscribe: this
+ * machine may have fewer cores; as root with --allow-run-as-root), and fails when any
+ * fails.
  * Skips without MPI (a dath built without it, or no mpirun).
  *
  * Each process runs NSTEPS steps of its slice of the global batch, with gradient
@@ -21,16 +22,21 @@
  *     (contiguous, disjoint, every parameter in one), none above the cap unless it is a
  *     single tensor, started once each in schedule order (the order the backward
  *     finishes their parameters) as soon as its last gradient was written, every one
- *     before the backward ended, the first while most gradients were still to come. */
+ *     before the backward ended, the first while most gradients were still to come.
+ * A third run (--worker hang, 4 processes) checks the time limit: one rank silent, one
+ * late; the others stop within the limit and the grace of their asks, and name the
+ * silent rank as the one that does not answer, the late one as waiting (worker_hang). */
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../host/backend.h"
+#include "../host/clock.h"
 #include "../host/comm.h"
 #include "../host/dist.h"
 #include "../host/model.h"
@@ -316,14 +322,78 @@ static int worker(const char *variant) {
 }
 #endif
 
+#ifdef DATH_MPI
+/* A rank that hangs, and one that comes late (--worker hang, 4 processes): rank 2 is
+ * silent for HANG_SILENT_S (it sleeps, outside MPI), rank 3 sleeps HANG_LATE_S, ranks 0
+ * and 1 all-gather at once; every comm's timeout is HANG_TIMEOUT_S (grace: half of it).
+ *   - ranks 0 and 1 wait for ranks 2 and 3, time out, ask both: rank 3, by then in its
+ *     all-gather, answers that it waits too; rank 2 does not. Their errors, within the
+ *     timeout and the grace (+ HANG_SLACK_S), name rank 2 alone as the one that does
+ *     not answer and rank 3 as waiting;
+ *   - rank 3 times out on rank 2 alone, and names it;
+ *   - rank 2, late, finds every message there: its all-gather completes, right. */
+enum { HANG_N = 3 };
+static const double HANG_TIMEOUT_S = 3.0, HANG_LATE_S = 3.75, HANG_SILENT_S = 10.0, HANG_SLACK_S = 1.5;
+
+static int worker_hang(void) {
+    char err[600];
+    dath_dist d;
+    if (dist_init(&d, 120, err, sizeof err) || d.kind != DIST_MPI) {
+        printf("FAIL dist_init: %s\n", d.kind != DIST_MPI ? "not launched by MPI" : err);
+        if (d.mpi_inited) dist_abort(&d, 1);
+        return 1;
+    }
+    int W = d.world, me = d.rank, fail = 0;
+    dath_comm *comm = NULL;
+    if (W != 4 || comm_mpi_create(backend_cpu(), &d, &comm, err, sizeof err)) {
+        printf("FAIL rank %d: %s\n", me, W != 4 ? "--worker hang needs 4 processes" : err);
+        dist_abort(&d, 1);
+    }
+    comm->timeout_s = HANG_TIMEOUT_S;
+    float send[HANG_N], recv[4 * HANG_N];
+    for (int i = 0; i < HANG_N; i++) send[i] = (float)(10 * me + i);
+    MPI_Barrier(MPI_COMM_WORLD);
+    double t0 = dath_now(), late = me == 2 ? HANG_SILENT_S : me == 3 ? HANG_LATE_S : 0;
+    if (late > 0) {
+        struct timespec ts = {(time_t)late, (long)((late - (double)(time_t)late) * 1e9)};
+        while (nanosleep(&ts, &ts)) {}
+    }
+    int rc = comm->all_gather(comm, recv, send, HANG_N, NULL);
+    double el = dath_now() - t0, grace = HANG_TIMEOUT_S / 2;
+    char name[900];
+    if (me == 2) {
+        int right = rc == 0;
+        for (int r = 0; right && r < 4; r++)
+            for (int i = 0; i < HANG_N; i++) right &= recv[r * HANG_N + i] == (float)(10 * r + i);
+        snprintf(name, sizeof name, "hang: rank 2, %.1f s late, all-gathers every rank's values (%s)", el,
+                 rc ? comm->err : "ok");
+        fail = !right;
+    } else {
+        double lo = late + HANG_TIMEOUT_S, hi = lo + grace + HANG_SLACK_S;
+        int named = rc != 0 && strstr(comm->err, "; rank 2 does not answer: died or hangs") != NULL;
+        if (me != 3) named &= strstr(comm->err, "nothing from ranks 2, 3 for 3 s") && strstr(comm->err, "; rank 3 answers, waiting too");
+        else named &= strstr(comm->err, "nothing from rank 2 for 3 s") && !strstr(comm->err, "answers");
+        snprintf(name, sizeof name, "hang: rank %d stops after %.2f s (%.2f to %.2f): \"%s\"", me, el, lo, hi,
+                 rc ? comm->err : "no error");
+        fail = !(named && el >= lo && el < hi);
+    }
+    printf("%s %s\n", fail ? "FAIL" : "ok  ", name);
+    fflush(stdout);
+    MPI_Barrier(MPI_COMM_WORLD);
+    comm->destroy(comm);
+    dist_finalize(&d);
+    return fail;
+}
+#endif
+
 /* make test's side: mpirun with 2 and 4 processes of this binary. */
 static int driver(const char *self) {
     if (!dist_have_mpi()) check_skip("this dath was built without MPI (no mpicc or mpi.h when it was built)");
     if (system("command -v mpirun >/dev/null 2>&1") != 0) check_skip("no mpirun on the PATH (Debian: openmpi-bin)");
     const char *root = geteuid() == 0 ? "--allow-run-as-root " : "";
-    struct { int np; const char *variant; } runs[] = {{2, "dath"}, {4, "dath-n"}};
+    struct { int np; const char *variant; } runs[] = {{2, "dath"}, {4, "dath-n"}, {4, "hang"}};
     int failed = 0;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         char cmd[4096];
         snprintf(cmd, sizeof cmd, "mpirun %s--oversubscribe --bind-to none -x OMP_NUM_THREADS=1 -np %d %s --worker %s 2>&1",
                  root, runs[i].np, self, runs[i].variant);
@@ -341,7 +411,7 @@ static int driver(const char *self) {
 int main(int argc, char **argv) {
     if (argc >= 3 && !strcmp(argv[1], "--worker")) {
 #ifdef DATH_MPI
-        return worker(argv[2]);
+        return !strcmp(argv[2], "hang") ? worker_hang() : worker(argv[2]);
 #else
         printf("FAIL --worker: built without MPI\n");
         return 1;

@@ -22,7 +22,9 @@
  *
  * Time limit: timeout_s bounds every wait (MPI: a message that has not come; NCCL:
  * watch, the host's wait for the step's collectives); the message then names the ranks
- * waited for when the comm can tell. */
+ * that hang when the comm can tell (MPI: it asks the ranks it waited for what they wait
+ * for, and names the ones that do not answer within a grace apart from those that wait
+ * too; NCCL: it cannot). */
 #ifndef DATH_COMM_H
 #define DATH_COMM_H
 
