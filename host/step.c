@@ -443,12 +443,12 @@ int stepper_launch(dath_stepper *s, const float *x, const float *lab, int B, uin
             s->replayed++;
             return 0;
         }
-        snprintf(err, err_len, "step %u: launching the step's CUDA graph failed", step);
+        snprintf(err, err_len, "step %u: launching the step's CUDA graph failed", step + 1);
         s->pending = 0;
         return -1;
     }
     if (stepper_enqueue(s, x, lab, B, cfg, update)) {
-        snprintf(err, err_len, "step %u: %s", step, c->err);
+        snprintf(err, err_len, "step %u: %s", step + 1, c->err);
         s->pending = 0;
         return -1;
     }
@@ -465,7 +465,7 @@ int stepper_finish(dath_stepper *s, step_losses *out, char *err, size_t err_len)
     s->pending = 0;
     dath_comm *c = s->comm;
     if (c->watch && c->watch(c, ctx)) {
-        snprintf(err, err_len, "step %u: %s", s->p_step, c->err);
+        snprintf(err, err_len, "step %u: %s", s->p_step + 1, c->err);
         return -1;
     }
     float lv[4] = {0, 0, 0, 0};   /* j1, j2, j3 and (several ranks) the stop votes */
@@ -480,7 +480,7 @@ int stepper_finish(dath_stepper *s, step_losses *out, char *err, size_t err_len)
     out->total = (double)s->p_w1 * lv[0] + (double)s->p_beta * lv[1] + (double)s->p_gamma * lv[2];
     if (!isfinite(lv[0]) || !isfinite(lv[1]) || !isfinite(lv[2])) {
         snprintf(err, err_len, "step %u: the loss is not finite (J1 %g, J2 %g, J3 %g); parameters left unchanged",
-                 s->p_step, lv[0], lv[1], lv[2]);
+                 s->p_step + 1, lv[0], lv[1], lv[2]);
         return -1;
     }
     return 0;

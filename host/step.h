@@ -48,7 +48,8 @@ dath_stepper *stepper_create(dath_net *n, dath_comm *c, char *err, size_t err_le
 void stepper_free(dath_stepper *s);
 
 /* One step on this rank's B images x [B,3,S,S] and labels lab [B,C] (backend
- * memory). step is the global step index (dropout keys). When update is 0 the
+ * memory). step is the global step index (dropout keys), from 0; messages number the
+ * steps from 1, as the training log does (index 4 is "step 5"). When update is 0 the
  * gradients are left in net_grad and the parameters are not changed.
  * Returns 0, or -1 with a message in err (a comm failure, or a non-finite loss:
  * then the parameters are untouched). stepper_run = stepper_launch + stepper_finish. */
