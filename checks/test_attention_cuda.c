@@ -319,6 +319,19 @@ int main(int argc, char **argv) {
     (void)B; (void)S; (void)HID; (void)C5; (void)CQ; (void)N; (void)P6; (void)FLAT; (void)JB; (void)cc;
     double t0 = dath_now();
     test_pam("attention.pam", B, C5, CQ, N);
+    if (!full) {   /* PAM's bias-gradient row sums in slices, its chunks adding: B 128, 8×8, a
+                    * scratch of 64 images (2 chunks of ld = 4096 pixels: 2 slices a row) */
+        const size_t per = 3 * 32 * 64 + 2 * 4 * 64 + 64 * 64;
+        dath_ctx keep = gctx;
+        char err[256];
+        if (gpu->ctx_init(&gctx, (2048 + 6 * 64 + 64 * per + 100) * sizeof(float), precision, err, sizeof err)) {
+            printf("FAIL attention: ctx_init: %s\n", err);
+            exit(1);
+        }
+        test_pam("attention.pam B128 8x8 2 chunks", 128, 32, 4, 64);
+        gpu->ctx_free(&gctx);
+        gctx = keep;
+    }
     test_cam("attention.cam", B, C5, N);
     cuda_check_lap("attention", &t0);
     return cuda_check_end();

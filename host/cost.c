@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../kernels/attention.h"
 #include "../kernels/pool.h"
 #include "../kernels/rng.h"
 #include "../kernels/transform.h"
@@ -555,17 +556,31 @@ static void cost_pam_backward(float *dx, float *dwq, float *dbq, float *dwk, flo
         attn_softmax_backward(t, (double)nb * N, N);
         cost_gemm_batched(t, F_ATT_GEMM, 0, 1, Cq, N, N, 0, nb);   /* dq = k·deᵀ */
         cost_gemm_batched(t, F_ATT_GEMM, 0, 0, Cq, N, N, 0, nb);   /* dk = q·de */
-        const int Co[3] = {Cq, Cq, C};
+        const int Co[3] = {Cq, Cq, C}, add = b0 > 0;   /* the first chunk writes dw and db, later ones add */
+        int R = 0;
         for (int c = 0; c < 3; c++) {
             if (Co[c] <= 0) continue;
-            const int add = b0 > 0;   /* the first chunk writes dw and db, later ones add */
+            R += Co[c];
             cost_gemm_rm(t, F_ATT_GEMM, 0, 1, Co[c], C, (int)ld, add);   /* dw (+)= dyT·xTᵀ */
-            /* attn_row_sum_kernel: db (+)= row sums of dyT [Co, ld] (reads dyT, and db
-             * when it adds; writes db; ld (+ 1) adds a row) */
-            emit(t, "attn_row_sum_kernel", F_BGRAD, COST_UNIT_CORE, Co[c] * (ld + add), 4 * (Co[c] * ld + add * Co[c]),
-                 4.0 * Co[c], "%d rows × %.0f", Co[c], ld);
-            cost_gemm_batched(t, F_ATT_GEMM, 1, 0, C, N, Co[c], 1, nb);   /* dx += wᵀ·dy */
         }
+        if (R > 0) {
+            /* attn_row_sum_kernel: db (+)= row sums of the R rows of dqT, dkT, dvT [Co, ld]
+             * in S slices a row (attention.h); S = 1: reads db when it adds, writes db;
+             * S > 1: writes R·S double partials that attn_row_sum_finish_kernel adds up
+             * (S − 1 adds a row, + 1 when it adds) */
+            const int S = attn_row_sum_slices(R, (long long)ld);
+            if (S == 1)
+                emit(t, "attn_row_sum_kernel", F_BGRAD, COST_UNIT_CORE, R * (ld + add), 4 * (R * ld + add * R), 4.0 * R,
+                     "%d rows × %.0f", R, ld);
+            else {
+                emit(t, "attn_row_sum_kernel", F_BGRAD, COST_UNIT_CORE, R * ld, 4 * R * ld, 8.0 * R * S,
+                     "%d rows × %.0f, %d slices", R, ld, S);
+                emit(t, "attn_row_sum_finish_kernel", F_BGRAD, COST_UNIT_CORE, (double)R * (S - 1 + add),
+                     8.0 * R * S + 4.0 * add * R, 4.0 * R, "%d rows × %d slices", R, S);
+            }
+        }
+        for (int c = 0; c < 3; c++)
+            if (Co[c] > 0) cost_gemm_batched(t, F_ATT_GEMM, 1, 0, C, N, Co[c], 1, nb);   /* dx += wᵀ·dy */
     }
     /* ideal: reads dout, x, q, k, v, a, o, wq, wk, wv, γ; writes dx, the 1×1-conv
      * gradients and dγ */
@@ -977,9 +992,9 @@ static void cost_linear_forward(float *out, const float *in, const float *w, con
     label_set(t, out, layer);
 }
 
-/* backward: linear_mask_bgrad_kernel, one pass (reads dout and, when relu, out; writes
- * the masked dout in full when relu, and db; B adds a column into 8 partial sums, 7 to
- * combine them), then dw = doutᵀ·in (cuBLAS, β = 0: the op writes dw) and din += dout·w
+/* backward: linear_mask_bgrad_kernel, one pass of O/8 blocks (reads dout and, when relu,
+ * out; writes the masked dout in full when relu, and db; B adds a column into 32 partial
+ * sums, 31 to combine them), then dw = doutᵀ·in (cuBLAS, β = 0: the op writes dw) and din += dout·w
  * (β = 1). */
 static void cost_linear_backward(float *din, float *dw, float *db, float *dout, const float *in, const float *w,
                                  const float *out, int B, int I, int O, int relu, dath_ctx *ctx) {
@@ -988,8 +1003,9 @@ static void cost_linear_backward(float *din, float *dw, float *db, float *dout, 
     linear_layer(t, w, layer, sizeof layer);
     if (B <= 0 || O <= 0 || !op_begin(t, "linear_backward", layer, COST_BACKWARD)) return;
     const double n = (double)B * O;
-    emit(t, "linear_mask_bgrad_kernel", F_BGRAD, COST_UNIT_CORE, ((double)B + 7) * O,
-         4 * n * (relu ? 2 : 1), 4 * ((relu ? n : 0) + O), "%d columns × %d%s", O, B, relu ? ", ReLU mask" : "");
+    emit(t, "linear_mask_bgrad_kernel", F_BGRAD, COST_UNIT_CORE, ((double)B + 31) * O,
+         4 * n * (relu ? 2 : 1), 4 * ((relu ? n : 0) + O), "%d columns × %d, %d blocks%s", O, B, (O + 7) / 8,
+         relu ? ", ReLU mask" : "");
     cost_gemm_rm(t, F_FC_GEMM, 1, 0, O, I, B, 0);
     if (din) cost_gemm_rm(t, F_FC_GEMM, 0, 0, B, I, O, 1);
     /* ideal: reads dout, out (mask), in, w (for din); writes dw, db, din */

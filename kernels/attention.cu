@@ -17,7 +17,8 @@
  * is nb·N, image stride N) and x is transposed to xT [C, nb·N], so dw += dyT·xTᵀ is
  * one GEMM over all pixels of all images and db is a plain row sum.
  *
- * Scratch (backwards only) comes from ctx->work: ATTN_PARTIALS doubles for dγ, then
+ * Scratch (backwards only) comes from ctx->work: ATTN_PARTIALS doubles for dγ (PAM's
+ * bias-gradient row sums reuse them once dγ is summed: attention.h), then
  * per image (floats) PAM 3·C·N + 2·Cq·N + N², CAM C·N + C². Images go in chunks of as
  * many as fit (at 224 input the whole batch fits in what conv2d_work_bytes asks for);
  * a work buffer too small for one image is kernels/common.h's scratch policy. */
@@ -30,6 +31,7 @@ extern "C" {
 
 /* Blocks of the dγ partial reduction (at most; fewer when there is less work). */
 enum { ATTN_PARTIALS = 1024 };
+static_assert(ATTN_ROWSUM_PARTIALS <= ATTN_PARTIALS, "the row sums' partials reuse the dγ partials' room");
 /* Scratch buffers start on 64-float (256-byte) boundaries. */
 enum { ATTN_ALIGN = 64 };
 
@@ -153,20 +155,51 @@ __global__ void attn_transpose_kernel(float *xT, const float *x, int nb, int C, 
     }
 }
 
-/* db[r] (+)= Σ_j y[r, j] for y [R, L] (add: += onto db, else =): one block per row,
- * double, fixed tree. */
-__global__ void attn_row_sum_kernel(float *db, const float *y, size_t L, int add) {
+/* The rows whose sums the PAM backward needs: y[m] [Co[m], L], its sums into db[m]. */
+struct attn_rows3 {
+    const float *y[3];
+    float *db[3];
+    int Co[3];
+};
+
+__device__ __forceinline__ int attn_rows_locate(const attn_rows3 &t, int r, int *m) {
+    int i = 0;
+    while (i < 2 && r >= t.Co[i]) r -= t.Co[i++];
+    *m = i;
+    return r;
+}
+
+/* Block (s, g): slice s of S of row g of the three sets (attn_row_sum_slices), summed
+ * in double by a fixed tree; into partial[g·S + s], or, with S = 1 (partial NULL),
+ * onto db (add: +=, else =). */
+__global__ void attn_row_sum_kernel(attn_rows3 t, double *partial, size_t L, int S, int add) {
     __shared__ double part[BLOCK_1D];
-    const float *row = y + (size_t)blockIdx.x * L;   /* [L] */
+    int m;
+    const int g = blockIdx.y, s = blockIdx.x, r = attn_rows_locate(t, g, &m);
+    const float *row = t.y[m] + (size_t)r * L;   /* [L] */
+    const size_t lo = L * s / S, hi = L * (s + 1) / S;
     double acc = 0.0;
-    for (size_t j = threadIdx.x; j < L; j += BLOCK_1D) acc += row[j];
+    for (size_t j = lo + threadIdx.x; j < hi; j += BLOCK_1D) acc += row[j];
     part[threadIdx.x] = acc;
     __syncthreads();
-    for (int s = BLOCK_1D / 2; s > 0; s >>= 1) {
-        if ((int)threadIdx.x < s) part[threadIdx.x] += part[threadIdx.x + s];
+    for (int h = BLOCK_1D / 2; h > 0; h >>= 1) {
+        if ((int)threadIdx.x < h) part[threadIdx.x] += part[threadIdx.x + h];
         __syncthreads();
     }
-    if (threadIdx.x == 0) db[blockIdx.x] = (add ? db[blockIdx.x] : 0.0f) + (float)part[0];
+    if (threadIdx.x != 0) return;
+    if (partial) partial[(size_t)g * S + s] = part[0];
+    else t.db[m][r] = (add ? t.db[m][r] : 0.0f) + (float)part[0];
+}
+
+/* db (+)= the S partials of each of the R rows, in slice order. */
+__global__ void attn_row_sum_finish_kernel(attn_rows3 t, const double *partial, int R, int S, int add) {
+    const int g = blockIdx.x * blockDim.x + threadIdx.x;
+    if (g >= R) return;
+    int m;
+    const int r = attn_rows_locate(t, g, &m);
+    double v = partial[(size_t)g * S];
+    for (int i = 1; i < S; i++) v += partial[(size_t)g * S + i];
+    t.db[m][r] = (add ? t.db[m][r] : 0.0f) + (float)v;
 }
 
 /* ---- launchers ---------------------------------------------------------------- */
@@ -300,17 +333,35 @@ extern "C" void pam_backward_cuda(float *dx, float *dwq, float *dbq, float *dwk,
                         (long long)nn, 0.0f, dqT, ld, N, nb);
         gemm_rm_batched(ctx, false, false, Cq, N, N, 1.0f, qc, N, (long long)qn, de, N,
                         (long long)nn, 0.0f, dkT, ld, N, nb);
-        /* the three 1×1 convolutions: dw (+)= dyT·xTᵀ, db (+)= row sums (the first chunk
-         * writes, later ones add), dx_b += wᵀ·dy_b */
+        /* the three 1×1 convolutions: dw (+)= dyT·xTᵀ, db (+)= row sums, one launch for
+         * the three (the first chunk writes, later ones add), dx_b += wᵀ·dy_b */
         const struct { const float *dyT, *w; float *dw, *db; int Co; } conv[3] = {
             { dqT, wq, dwq, dbq, Cq }, { dkT, wk, dwk, dbk, Cq }, { dvT, wv, dwv, dbv, C } };
+        attn_rows3 rows;
+        int R = 0;
         for (int c = 0; c < 3; c++) {
+            rows.y[c] = conv[c].dyT;
+            rows.db[c] = conv[c].db;
+            rows.Co[c] = conv[c].Co > 0 ? conv[c].Co : 0;
+            R += rows.Co[c];
             if (conv[c].Co <= 0) continue;
             gemm_rm(ctx, false, true, conv[c].Co, C, ld, 1.0f, conv[c].dyT, ld, xT, ld,
                     b0 ? 1.0f : 0.0f, conv[c].dw, C);
-            attn_row_sum_kernel<<<conv[c].Co, BLOCK_1D, 0, st>>>(conv[c].db, conv[c].dyT,
-                                                                 (size_t)ld, b0 > 0);
+        }
+        if (R > 0) {
+            const int S = attn_row_sum_slices(R, ld);
+            double *partial = S > 1 ? (double *)ctx->work : NULL;   /* the dγ partials' room, free again */
+            attn_row_sum_kernel<<<dim3((unsigned)S, (unsigned)R), BLOCK_1D, 0, st>>>(rows, partial, (size_t)ld, S,
+                                                                                    b0 > 0);
             CUDA_LAUNCH_CHECK();
+            if (S > 1) {
+                attn_row_sum_finish_kernel<<<ceil_div((size_t)R, BLOCK_1D), BLOCK_1D, 0, st>>>(rows, partial, R, S,
+                                                                                              b0 > 0);
+                CUDA_LAUNCH_CHECK();
+            }
+        }
+        for (int c = 0; c < 3; c++) {
+            if (conv[c].Co <= 0) continue;
             gemm_rm_batched(ctx, true, false, C, N, conv[c].Co, 1.0f, conv[c].w, C, 0,
                             conv[c].dyT, ld, N, 1.0f, dxc, N, (long long)cn, nb);
         }

@@ -23,6 +23,24 @@
 
 #include "common.h"
 
+/* PAM backward's bias gradients: the R = 2·Cq + C rows of dqT, dkT, dvT [Co, L] (L the
+ * chunk's pixels) are summed by one launch in S slices a row, one block a slice, about
+ * ATTN_ROWSUM_BLOCKS blocks (several per multiprocessor) however few rows there are,
+ * each slice at least ATTN_ROWSUM_MIN elements, the R·S double partials in the head of
+ * ctx->work (ATTN_ROWSUM_PARTIALS) and added up in slice order by a second kernel; S = 1:
+ * one block a row writes db directly. It depends on the shape only (the same bits on
+ * every run and GPU). kernels/attention.cu launches it; host/cost.c counts it. */
+#define ATTN_ROWSUM_BLOCKS 1024
+#define ATTN_ROWSUM_MIN 2048
+#define ATTN_ROWSUM_PARTIALS 1024   /* = the dγ partials' room: the loop reuses it */
+static inline int attn_row_sum_slices(long long R, long long L) {
+    if (R <= 0 || L <= 0) return 1;
+    long long S = (ATTN_ROWSUM_BLOCKS + R - 1) / R;
+    if (S > ATTN_ROWSUM_PARTIALS / R) S = ATTN_ROWSUM_PARTIALS / R;
+    if (S > L / ATTN_ROWSUM_MIN) S = L / ATTN_ROWSUM_MIN;
+    return S < 2 ? 1 : (int)S;
+}
+
 typedef void pam_forward_fn(float *out, float *q, float *k, float *v, float *a, float *o,
                             const float *x, const float *wq, const float *bq,
                             const float *wk, const float *bk, const float *wv,

@@ -4,7 +4,7 @@
  *             out = (relu) out + b                        (epilogue kernel)
  *   backward  dout masked by out > 0 when relu            (dout is clobbered)
  *             db [O] = Σ_b dout                           (the same pass as the mask:
- *                                                          32 columns × 8 row groups a block)
+ *                                                          8 columns × 32 row groups a block)
  *             dw [O,I] = dout [B,O]ᵀ · in [B,I]           (cuBLAS, beta = 0)
  *             din [B,I] += dout [B,O] · w [O,I]           (cuBLAS, beta = 1) */
 #include "cuda_common.cuh"
@@ -26,14 +26,16 @@ __global__ void linear_bias_relu_kernel(float *out, const float *b, int B, int O
     }
 }
 
-enum { BGRAD_COLS = 32, BGRAD_GROUPS = 8 };   /* a block: 32 columns × 8 row groups */
+enum { BGRAD_COLS = 8, BGRAD_GROUPS = 32 };   /* a block: 8 columns × 32 row groups */
 
 /* The backward's elementwise pass, one read of dout: with relu, dout[b, o] = 0 where
  * out[b, o] <= 0 (or NaN); and db[o] = Σ_b dout[b, o] of the masked values. Thread
- * (x, y) of a block takes column blockIdx.x·32 + x and rows y, y + 8, … (a warp reads 32
- * consecutive floats of a row: coalesced), summing in double; the 8 partial sums of a
- * column are then added in group order by one thread, so the result does not depend on
- * timing (no atomics). O/32 blocks: 128 for fc6/fc7, several per multiprocessor. */
+ * (x, y) of a block takes column blockIdx.x·8 + x and rows y, y + 32, …, summing in
+ * double; the 32 partial sums of a column are then added in group order by one thread,
+ * so the result does not depend on timing (no atomics). A warp reads 8 consecutive floats
+ * (one 32-byte sector) of each of 4 rows, so every sector it loads is used whole, and
+ * the pass has O/8 blocks: 512 for fc6/fc7 (about 4 a multiprocessor on an H200, 18 on
+ * a GTX 1080 Ti) where 32 columns a block gave 128. */
 __global__ void __launch_bounds__(BGRAD_COLS * BGRAD_GROUPS)
 linear_mask_bgrad_kernel(float *db, float *dout, const float *out, int B, int O, int relu) {
     __shared__ double part[BGRAD_GROUPS][BGRAD_COLS];
