@@ -300,13 +300,10 @@ static void conv_check_count(int nw, const char *who) {
 /* Aborts when two sets' gradients overlap ([p, p + n) of the nw pointers): each set's dw
  * and db are written, so overlapping ones would lose a set's gradient. */
 static void conv_check_disjoint(float *const *p, int nw, size_t n, const char *what, const char *who) {
-    for (int i = 0; i < nw; i++)
-        for (int j = i + 1; j < nw; j++)
-            if ((uintptr_t)p[i] < (uintptr_t)(p[j] + n) && (uintptr_t)p[j] < (uintptr_t)(p[i] + n)) {
-                fprintf(stderr, "dath: %s: the %s of weight sets %d and %d overlap (each is written)\n",
-                        who, what, i, j);
-                abort();
-            }
+    int i, j;
+    if (!conv_sets_overlap(p, nw, n, &i, &j)) return;
+    fprintf(stderr, "dath: %s: the %s of weight sets %d and %d overlap (each is written)\n", who, what, i, j);
+    abort();
 }
 
 void conv2d_forward_multi_cpu(float *const *out, const float *in, const float *const *w,

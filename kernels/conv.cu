@@ -170,14 +170,11 @@ static int conv_backward_prologue(float *din, float *const *dw, float *const *db
                                   const conv2d_shape *s, dath_ctx *ctx, const char *who) {
     conv_check_count(nw, who);
     const size_t nwt = (size_t)s->Co * s->Ci * s->k * s->k;
-    for (int i = 0; i < nw; i++)
-        for (int j = i + 1; j < nw; j++)
-            if (((uintptr_t)dw[i] < (uintptr_t)(dw[j] + nwt) && (uintptr_t)dw[j] < (uintptr_t)(dw[i] + nwt)) ||
-                ((uintptr_t)db[i] < (uintptr_t)(db[j] + s->Co) && (uintptr_t)db[j] < (uintptr_t)(db[i] + s->Co))) {
-                fprintf(stderr, "dath: %s: the gradients of weight sets %d and %d overlap (each is written)\n",
-                        who, i, j);
-                abort();
-            }
+    int i, j;
+    if (conv_sets_overlap(dw, nw, nwt, &i, &j) || conv_sets_overlap(db, nw, (size_t)s->Co, &i, &j)) {
+        fprintf(stderr, "dath: %s: the gradients of weight sets %d and %d overlap (each is written)\n", who, i, j);
+        abort();
+    }
     if (s->Co <= 0) return 1;
     if (s->B > 0 && s->Ho * s->Wo > 0) return 0;
     for (int j = 0; j < nw; j++) {

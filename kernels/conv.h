@@ -168,6 +168,11 @@ int conv2d_plan_mnk(conv2d_plan_t *p, int op, long long M, long long N, long lon
 #define CONV_BGRAD_MIN 2048
 int conv2d_bgrad_slices(const conv2d_shape *s, int nw, const dath_ctx *ctx);
 
+/* 1, with the pair in *i < *j, when two of the nw ranges [p[k], p[k] + n) overlap (the
+ * weight sets' outputs or gradients must not: each set's are written), else 0. Both
+ * paths' checks (kernels/conv.c, conv.cu, conv_implicit.cu) call it. */
+int conv_sets_overlap(float *const *p, int nw, size_t n, int *i, int *j);
+
 /* 1 when every dX phase (conv2d_dx_phase) that has pixels has taps, so that the phases'
  * GEMMs together write every element of din (k ≥ stride; DATH's convolutions); else 0. */
 int conv2d_dx_covers(const conv2d_shape *s);

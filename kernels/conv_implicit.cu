@@ -674,14 +674,6 @@ void conv_implicit_check(int nw, const conv2d_shape *s, const char *who) {
     }
 }
 
-/* [p, p + n) of the nw pointers overlap (the sets' outputs then go one at a time). */
-bool conv_overlap(float *const *p, int nw, size_t n) {
-    for (int i = 0; i < nw; i++)
-        for (int j = i + 1; j < nw; j++)
-            if ((uintptr_t)p[i] < (uintptr_t)(p[j] + n) && (uintptr_t)p[j] < (uintptr_t)(p[i] + n)) return true;
-    return false;
-}
-
 }  // namespace
 
 extern "C" void conv_implicit_forward(float *const *out, const float *in, const float *const *w,
@@ -689,7 +681,7 @@ extern "C" void conv_implicit_forward(float *const *out, const float *in, const 
                                       dath_ctx *ctx) {
     conv_implicit_check(nw, s, "conv_implicit_forward");
     if (s->B <= 0 || s->Co <= 0 || s->Ho * s->Wo <= 0) return;
-    if (nw > 1 && conv_overlap(out, nw, (size_t)s->B * s->Co * s->Ho * s->Wo)) {
+    if (nw > 1 && conv_sets_overlap(out, nw, (size_t)s->B * s->Co * s->Ho * s->Wo, NULL, NULL)) {   /* one at a time */
         for (int j = 0; j < nw; j++) conv_implicit_forward(&out[j], in, &w[j], &b[j], 1, s, relu, ctx);
         return;
     }

@@ -43,6 +43,7 @@
 #include "conv.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 static const int tile_bm[CONV_NTILES] = {128, 64, 64};
 static const int tile_bn[CONV_NTILES] = {128, 128, 64};
@@ -157,6 +158,17 @@ int conv2d_bgrad_slices(const conv2d_shape *s, int nw, const dath_ctx *ctx) {
     if (S > most) S = most;
     if (S < 2 || !ctx || !ctx->work || ctx->work_bytes < (size_t)(ch * S) * sizeof(double)) return 1;
     return (int)S;
+}
+
+int conv_sets_overlap(float *const *p, int nw, size_t n, int *i, int *j) {
+    for (int a = 0; a < nw; a++)
+        for (int b = a + 1; b < nw; b++)
+            if ((uintptr_t)p[a] < (uintptr_t)(p[b] + n) && (uintptr_t)p[b] < (uintptr_t)(p[a] + n)) {
+                if (i) *i = a;
+                if (j) *j = b;
+                return 1;
+            }
+    return 0;
 }
 
 int conv2d_dx_covers(const conv2d_shape *s) {
