@@ -3,6 +3,7 @@
  *
  *   CHECK_CLOSE("conv.dw", got, ref, n, atol, rtol)   |got − ref| ≤ atol + rtol·|ref|
  *   CHECK_TRUE("name", cond)
+ *   check_fill_nan(p, n), check_all_zero("name", got, n)   outputs that must be written
  *   return check_finish();   0 when all passed, 1 otherwise
  * A check that cannot run here calls check_skip("why"), which exits 77.
  * Nothing passes by accident: a comparison of no values fails (an empty tensor is a
@@ -49,6 +50,19 @@ static inline int check_close(const char *name, const float *got, const float *r
     return ok;
 }
 #define CHECK_CLOSE(name, got, ref, n, atol, rtol) check_close(name, got, ref, n, atol, rtol)
+
+/* p[0..n) = NaN: an output the op must write (=), not add to. */
+static inline void check_fill_nan(float *p, size_t n) {
+    for (size_t i = 0; i < n; i++) p[i] = NAN;
+}
+
+/* got[0..n) all exactly 0 (an empty batch's gradient). */
+static inline int check_all_zero(const char *name, const float *got, size_t n) {
+    float *zero = calloc(n + 1, sizeof *zero);
+    int ok = check_close(name, got, zero, n, 0.0, 0.0);
+    free(zero);
+    return ok;
+}
 
 static inline int check_true(const char *name, int cond) {
     check_count++;

@@ -324,10 +324,6 @@ static float *hzero(size_t n) {
     memset(p, 0, n * sizeof *p);
     return p;
 }
-/* p[0..n) = NaN: a gradient the op must write (=), not add to. */
-static void hnan(float *p, size_t n) {
-    for (size_t i = 0; i < n; i++) p[i] = NAN;
-}
 /* a − b; where b is NaN (a region the op writes, filled with NaN so that an op that
  * added to it would fail), a. */
 static float *hdiff(const float *a, const float *b, size_t n) {

@@ -6,9 +6,10 @@
  *   backward: every input and parameter gradient against central differences of
  *             L = Σ r ⊙ out taken on the double implementation, on random subsets of
  *             elements; γ = 0.7 and γ = 0 (dγ must still be right)
- *   contract: dx accumulates (+=), the parameter gradients are written (=: onto NaN
- *             they are the gradients above, bit for bit; an empty batch writes zeros),
- *             dout is left untouched
+ *   contract: dx is written (add = 0: onto NaN, the gradient above bit for bit) or
+ *             accumulated (add = 1: +=), the parameter gradients are written (=: onto
+ *             NaN they are the gradients above, bit for bit; an empty batch writes
+ *             zeros), dout is left untouched
  *   CAM stability: x scaled by 100 (e ~ 1e6) gives finite outputs equal to the reference
  * Shapes: (B,C,Cq,N) = (2,16,2,9) and (2,32,4,13·13). */
 #include <string.h>
@@ -267,22 +268,22 @@ static int all_finite(const float *x, size_t n) {
 
 /* Calls the op's backward with dout = r into grads[i] (one per tensor), for B images. */
 static void bwd_run_b(float **grads, const float *dout, const fwd_bufs *fb,
-                      const attn_case *ac, int B, dath_ctx *ctx) {
+                      const attn_case *ac, int B, int add, dath_ctx *ctx) {
     const tensor *t = ac->t;
     if (ac->pam)
         pam_backward_cpu(grads[PAM_X], grads[PAM_WQ], grads[PAM_BQ], grads[PAM_WK],
                          grads[PAM_BK], grads[PAM_WV], grads[PAM_BV], grads[PAM_GAMMA],
                          dout, t[PAM_X].f, fb->q, fb->k, fb->v, fb->a, fb->o,
                          t[PAM_WQ].f, t[PAM_WK].f, t[PAM_WV].f, t[PAM_GAMMA].f,
-                         B, ac->C, ac->Cq, ac->N, ctx);
+                         B, ac->C, ac->Cq, ac->N, add, ctx);
     else
         cam_backward_cpu(grads[CAM_X], grads[CAM_GAMMA], dout, t[CAM_X].f, fb->a, fb->o,
-                         t[CAM_GAMMA].f, B, ac->C, ac->N, ctx);
+                         t[CAM_GAMMA].f, B, ac->C, ac->N, add, ctx);
 }
 
 static void bwd_run(float **grads, const float *dout, const fwd_bufs *fb,
                     const attn_case *ac, dath_ctx *ctx) {
-    bwd_run_b(grads, dout, fb, ac, ac->B, ctx);
+    bwd_run_b(grads, dout, fb, ac, ac->B, 0, ctx);
 }
 
 /* Forward against the double loops, then the backward against central differences,
@@ -340,34 +341,39 @@ static void run_case(const char *label, int pam, int B, int C, int Cq, int N, fl
         check_close_d(name, got, fd, m, tol[i].atol, tol[i].rtol);
     }
 
-    /* dx (tensor 0) += : backward onto a random dx equals that dx + the backward above;
-     * the parameter gradients (=): backward onto NaN gives the gradients above exactly */
+    /* dx (tensor 0) with add = 1 (+=): backward onto a random dx equals that dx + the
+     * backward above; the parameter gradients (=): backward onto NaN gives the gradients
+     * above exactly; then dx with add = 0 (=): onto NaN, the backward above exactly */
     s = seed ^ 0xacc0ULL;
     for (int i = 0; i < ac.nt; i++) {
         acc[i] = falloc(ac.t[i].n);
         if (i == 0) check_fill(acc[i], ac.t[i].n, -1, 1, &s);
-        else for (size_t j = 0; j < ac.t[i].n; j++) acc[i][j] = NAN;
+        else check_fill_nan(acc[i], ac.t[i].n);
     }
     float *start[PAM_NT];
     for (int i = 0; i < ac.nt; i++) {
         start[i] = falloc(ac.t[i].n);
         memcpy(start[i], acc[i], ac.t[i].n * sizeof(float));
     }
-    bwd_run(acc, dout, &fb, &ac, &ctx);
+    bwd_run_b(acc, dout, &fb, &ac, ac.B, 1, &ctx);
     for (int i = 0; i < ac.nt; i++) {
         if (i == 0) {
             for (size_t j = 0; j < ac.t[i].n; j++) start[i][j] += grads[i][j];
-            snprintf(name, sizeof name, "%s.%s accumulates (+=)", label, tol[i].name);
+            snprintf(name, sizeof name, "%s.%s add = 1 accumulates (+=)", label, tol[i].name);
             CHECK_CLOSE(name, acc[i], start[i], ac.t[i].n, ACC_ATOL, ACC_RTOL);
         } else {
             snprintf(name, sizeof name, "%s.%s written onto NaN (=)", label, tol[i].name);
             CHECK_CLOSE(name, acc[i], grads[i], ac.t[i].n, 0.0, 0.0);
         }
     }
+    check_fill_nan(acc[0], ac.t[0].n);
+    bwd_run_b(acc, dout, &fb, &ac, ac.B, 0, &ctx);
+    snprintf(name, sizeof name, "%s.%s add = 0 written onto NaN (=)", label, tol[0].name);
+    CHECK_CLOSE(name, acc[0], grads[0], ac.t[0].n, 0.0, 0.0);
     /* an empty batch: the parameter gradients are zero */
     for (int i = 1; i < ac.nt; i++)
-        for (size_t j = 0; j < ac.t[i].n; j++) acc[i][j] = NAN;
-    bwd_run_b(acc, dout, &fb, &ac, 0, &ctx);
+        check_fill_nan(acc[i], ac.t[i].n);
+    bwd_run_b(acc, dout, &fb, &ac, 0, 0, &ctx);
     for (int i = 1; i < ac.nt; i++) {
         memset(start[i], 0, ac.t[i].n * sizeof(float));
         snprintf(name, sizeof name, "%s.%s empty batch: 0", label, tol[i].name);
@@ -399,7 +405,7 @@ static void run_cam_big(const char *label, int B, int C, int N, uint64_t seed) {
     /* the backward stays finite too */
     float *dx = falloc(cn), *dg = falloc(1);
     cam_backward_cpu(dx, dg, ac.r.f, ac.t[CAM_X].f, fb.a, fb.o, ac.t[CAM_GAMMA].f,
-                     B, C, N, &ctx);
+                     B, C, N, 0, &ctx);
     snprintf(name, sizeof name, "%s.backward finite", label);
     CHECK_TRUE(name, all_finite(dx, cn) && isfinite(dg[0]));
     free(dx); free(dg);

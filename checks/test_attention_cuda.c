@@ -35,7 +35,8 @@ static void softmax_bwd_values(float *de, const float *a, const float *da, size_
     }
 }
 
-static void test_pam(const char *op, int B, int C, int Cq, int N) {
+/* add: dx is added to (from random values) or written (onto NaN). */
+static void test_pam(const char *op, int B, int C, int Cq, int N, int add) {
     size_t nx = (size_t)B * C * N, nq = (size_t)B * Cq * N, na = (size_t)B * N * N;
     size_t nwq = (size_t)Cq * C, nwv = (size_t)C * C;
     float bd = 1.0f / sqrtf((float)C);
@@ -104,13 +105,14 @@ static void test_pam(const char *op, int B, int C, int Cq, int N) {
     float *dwk0 = hrand(nwq, -0.1f, 0.1f), *dbk0 = hrand(Cq, -0.1f, 0.1f);
     float *dwv0 = hrand(nwv, -0.1f, 0.1f), *dbv0 = hrand(C, -0.1f, 0.1f);
     float dg0[1] = {NAN};
+    if (!add) check_fill_nan(dx0, nx);
     /* the parameter gradients are written (=): NaN fails an op that adds to them */
-    hnan(dwq0, nwq); hnan(dbq0, Cq); hnan(dwk0, nwq); hnan(dbk0, Cq); hnan(dwv0, nwv); hnan(dbv0, C);
+    check_fill_nan(dwq0, nwq); check_fill_nan(dbq0, Cq); check_fill_nan(dwk0, nwq); check_fill_nan(dbk0, Cq); check_fill_nan(dwv0, nwv); check_fill_nan(dbv0, C);
     float *dx_r = hcopy(dx0, nx), *dwq_r = hcopy(dwq0, nwq), *dbq_r = hcopy(dbq0, Cq);
     float *dwk_r = hcopy(dwk0, nwq), *dbk_r = hcopy(dbk0, Cq), *dwv_r = hcopy(dwv0, nwv);
     float *dbv_r = hcopy(dbv0, C), dg_r[1] = {dg0[0]};
     pam_backward_cpu(dx_r, dwq_r, dbq_r, dwk_r, dbk_r, dwv_r, dbv_r, dg_r, g, x, q_r, k_r,
-                     v_r, a_r, o_r, wq, wk, wv, gamma, B, C, Cq, N, &cctx);
+                     v_r, a_r, o_r, wq, wk, wv, gamma, B, C, Cq, N, add, &cctx);
 
     up(d_q, q_r, nq * 4); up(d_k, k_r, nq * 4); up(d_v, v_r, nx * 4);
     up(d_a, a_r, na * 4); up(d_o, o_r, nx * 4);
@@ -124,7 +126,7 @@ static void test_pam(const char *op, int B, int C, int Cq, int N) {
         up(d_dwk, dwk0, nwq * 4); up(d_dbk, dbk0, Cq * 4); up(d_dwv, dwv0, nwv * 4);
         up(d_dbv, dbv0, C * 4); up(d_dg, dg0, 4);
         pam_backward_cuda(d_dx, d_dwq, d_dbq, d_dwk, d_dbk, d_dwv, d_dbv, d_dg, d_g, d_x, d_q,
-                          d_k, d_v, d_a, d_o, d_wq, d_wk, d_wv, d_gamma, B, C, Cq, N, &gctx);
+                          d_k, d_v, d_a, d_o, d_wq, d_wk, d_wv, d_gamma, B, C, Cq, N, add, &gctx);
         gsync();
         r_dx[r] = xmalloc(nx * 4); r_dwq[r] = xmalloc(nwq * 4); r_dbq[r] = xmalloc(Cq * 4);
         r_dwk[r] = xmalloc(nwq * 4); r_dbk[r] = xmalloc(Cq * 4); r_dwv[r] = xmalloc(nwv * 4);
@@ -232,7 +234,7 @@ static void test_pam(const char *op, int B, int C, int Cq, int N) {
     cudaFree(d_dbv); cudaFree(d_dg);
 }
 
-static void test_cam(const char *op, int B, int C, int N) {
+static void test_cam(const char *op, int B, int C, int N, int add) {
     size_t nx = (size_t)B * C * N, na = (size_t)B * C * C;
     float *x = hrand(nx, 0.0f, 0.5f);                                   /* [B,C,N] */
     float gamma[1] = {0.6f};
@@ -269,14 +271,15 @@ static void test_cam(const char *op, int B, int C, int N) {
 
     float *g = hrand(nx, -0.5f, 1.0f), *dx0 = hrand(nx, -0.1f, 0.1f);
     float dg0[1] = {NAN};   /* written (=) */
+    if (!add) check_fill_nan(dx0, nx);
     float *dx_r = hcopy(dx0, nx), dg_r[1] = {dg0[0]};
-    cam_backward_cpu(dx_r, dg_r, g, x, a_r, o_r, gamma, B, C, N, &cctx);
+    cam_backward_cpu(dx_r, dg_r, g, x, a_r, o_r, gamma, B, C, N, add, &cctx);
     up(d_a, a_r, na * 4); up(d_o, o_r, nx * 4);
     float *d_g = dup_dev(g, nx * 4), *d_dx = dalloc(nx * 4), *d_dg = dalloc(4);
     float *r_dx[2], r_dg[2];
     for (int r = 0; r < 2; r++) {
         up(d_dx, dx0, nx * 4); up(d_dg, dg0, 4);
-        cam_backward_cuda(d_dx, d_dg, d_g, d_x, d_a, d_o, d_gamma, B, C, N, &gctx);
+        cam_backward_cuda(d_dx, d_dg, d_g, d_x, d_a, d_o, d_gamma, B, C, N, add, &gctx);
         gsync();
         r_dx[r] = xmalloc(nx * 4);
         down(r_dx[r], d_dx, nx * 4); down(&r_dg[r], d_dg, 4);
@@ -318,7 +321,7 @@ int main(int argc, char **argv) {
     const conv_case *cc = CS.cc;
     (void)B; (void)S; (void)HID; (void)C5; (void)CQ; (void)N; (void)P6; (void)FLAT; (void)JB; (void)cc;
     double t0 = dath_now();
-    test_pam("attention.pam", B, C5, CQ, N);
+    test_pam("attention.pam", B, C5, CQ, N, 0);
     if (!full) {   /* PAM's bias-gradient row sums in slices, its chunks adding: B 128, 8×8, a
                     * scratch of 64 images (2 chunks of ld = 4096 pixels: 2 slices a row) */
         const size_t per = 3 * 32 * 64 + 2 * 4 * 64 + 64 * 64;
@@ -328,11 +331,12 @@ int main(int argc, char **argv) {
             printf("FAIL attention: ctx_init: %s\n", err);
             exit(1);
         }
-        test_pam("attention.pam B128 8x8 2 chunks", 128, 32, 4, 64);
+        test_pam("attention.pam B128 8x8 2 chunks dx+=", 128, 32, 4, 64, 1);
         gpu->ctx_free(&gctx);
         gctx = keep;
     }
-    test_cam("attention.cam", B, C5, N);
+    test_cam("attention.cam", B, C5, N, 0);
+    test_cam("attention.cam dx+=", B, C5, N, 1);   /* dath-1: after PAM */
     cuda_check_lap("attention", &t0);
     return cuda_check_end();
 }

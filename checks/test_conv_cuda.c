@@ -89,10 +89,6 @@ static float *hzero(size_t n) {
     memset(p, 0, n * sizeof *p);
     return p;
 }
-/* p[0..n) = NaN: a gradient the op must write (=), not add to. */
-static void hnan(float *p, size_t n) {
-    for (size_t i = 0; i < n; i++) p[i] = NAN;
-}
 /* a − b; where b is NaN (a region the op writes, filled with NaN so that an op that
  * added to it would fail), a. */
 static float *hdiff(const float *a, const float *b, size_t n) {
@@ -249,9 +245,9 @@ static void run_case(const path *pa, dath_ctx *base, const conv_case *c) {
     /* backward from the reference's outputs (their ReLU masks) */
     float *g = hrand(nw * nout, -0.5f, 1.0f);
     float *din0 = c->din ? hrand(nin, -0.1f, 0.1f) : NULL;
-    if (din0) hnan(din0, nin);                        /* din is written (=), not added to */
+    if (din0) check_fill_nan(din0, nin);              /* din is written (=), not added to */
     float *dw0 = hrand(nflat, -0.1f, 0.1f), *db0 = hrand(nflatb, -0.1f, 0.1f);
-    for (int j = 0; j < nw; j++) { hnan(dw0 + offd[j], nwt); hnan(db0 + offb[j], (size_t)c->Co); }
+    for (int j = 0; j < nw; j++) { check_fill_nan(dw0 + offd[j], nwt); check_fill_nan(db0 + offb[j], (size_t)c->Co); }
     float *din_ref = c->din ? hcopy(din0, nin) : NULL, *dw_ref = hcopy(dw0, nflat);
     float *db_ref = hcopy(db0, nflatb), *g_ref = hcopy(g, nw * nout);
     for (int j = 0; j < nw; j++) { pdw[j] = dw_ref + offd[j]; pdb[j] = db_ref + offb[j]; pg[j] = g_ref + j * nout; }

@@ -45,9 +45,9 @@ static void test_conv(const char *op, int B, int Ci, int H, int Co, int k, int s
     /* backward from the reference's out (its ReLU mask) */
     float *g = hrand(nout, -0.5f, 1.0f);                         /* dout [B,Co,Ho,Wo] */
     float *din0 = with_din ? hrand(nin, -0.1f, 0.1f) : NULL;     /* [B,Ci,H,H] */
-    if (din0) hnan(din0, nin);                                   /* written (=) */
+    if (din0) check_fill_nan(din0, nin);                                   /* written (=) */
     float *dw0 = hrand(nw, -0.1f, 0.1f), *db0 = hrand(Co, -0.1f, 0.1f);
-    hnan(dw0, nw); hnan(db0, Co);                                /* written by the op (=) */
+    check_fill_nan(dw0, nw); check_fill_nan(db0, Co);                                /* written by the op (=) */
     float *din_ref = with_din ? hcopy(din0, nin) : NULL, *dw_ref = hcopy(dw0, nw);
     float *db_ref = hcopy(db0, Co), *g_ref = hcopy(g, nout);
     conv2d_backward_cpu(din_ref, dw_ref, db_ref, g_ref, x, w, out_ref, &s, 1, &cctx);
@@ -180,11 +180,11 @@ static void test_conv_multi(const char *op, int B, int Ci, int H, int Co, int k,
     /* backward from the reference's out (its ReLU masks) */
     float *g = hrand((size_t)nw * nout, -0.5f, 1.0f);               /* dout [nw][B,Co,Ho,Wo] */
     float *din0 = with_din ? hrand(nin, -0.1f, 0.1f) : NULL;        /* [B,Ci,H,H] */
-    if (din0) hnan(din0, nin);                                      /* written (=) */
+    if (din0) check_fill_nan(din0, nin);                                      /* written (=) */
     float *dw0 = hrand(nflat, -0.1f, 0.1f), *db0 = hrand(nflatb, -0.1f, 0.1f);
     for (int j = 0; j < nw; j++) {   /* the sets' gradients are written (=); the gaps left */
-        hnan(dw0 + off[j], (size_t)Co * Ci * k * k);
-        hnan(db0 + offb[j], (size_t)Co);
+        check_fill_nan(dw0 + off[j], (size_t)Co * Ci * k * k);
+        check_fill_nan(db0 + offb[j], (size_t)Co);
     }
     float *din_ref = with_din ? hcopy(din0, nin) : NULL, *dw_ref = hcopy(dw0, nflat);
     float *db_ref = hcopy(db0, nflatb), *g_ref = hcopy(g, (size_t)nw * nout);

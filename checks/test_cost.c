@@ -132,16 +132,16 @@ static double core_flops(dath_variant v, int K, int C, int B, int S, int multi, 
     const double np = (double)((B - 1) / 2), nn = (double)(B - 1) - np, T = b * np * nn;
     f += b * b * (2.0 * K + 1) + b * np + 16 * T + b + 2 * b * b + 2 * b * b * K + 2 * b * K;
     f += (3 + (multi ? 15 + 11 : 4 + 6)) * b * C + 2 * b;
-    f += (b + 31) * C + 10 * b * K + (b + 31) * K + ns * b * D;                           /* cls, J3, hash, fusion */
+    f += (b + 31) * C + 10 * b * K + (b + 31) * K;                                        /* cls, J3, hash (fusion: none) */
     for (int s = 0; s < n.ns; s++) {
-        f += (b + 31) * D + 3 * b * D + (b + 31) * D + 3 * b * G;                          /* fc7, dropout, fc6, dropout */
+        f += (b + 31) * D + 2 * b * D + (b + 31) * D + 2 * b * G;                          /* fc7, dropout, fc6, dropout */
         f += 3 * b * c5 * A + b * c5 * n.P5 * n.P5;                                        /* avg-pool, max-pool 5 */
         if (n.pam[s]) {   /* ... and the bias gradients' row sums, in slices (attention.h) */
             const double R = 2 * cq + c5;
             const int sl = attn_row_sum_slices((long long)R, (long long)(b * N));
-            f += 3 * b * c5 * N + gpart + b * c5 * N + 5 * b * N * N + R * b * N + (sl > 1 ? R * (sl - 1) : 0);
-        }
-        if (n.cam[s]) f += 3 * b * c5 * N + gpart + b * c5 * N + 5 * b * c5 * c5;
+            f += 2 * b * c5 * N + gpart + b * c5 * N + 5 * b * N * N + R * b * N + (sl > 1 ? R * (sl - 1) : 0);
+        }   /* the residual's dx: written (2 a element), CAM after PAM adds (3) */
+        if (n.cam[s]) f += (n.pam[s] ? 3 : 2) * b * c5 * N + gpart + b * c5 * N + 5 * b * c5 * c5;
         for (int i = 4; i >= 1; i--) {
             const conv2d_shape *c = &n.cs[i];
             f += (double)c->Co * b * c->Ho * c->Wo;                                        /* bias gradient */

@@ -12,9 +12,10 @@
  *   - row i with sample0 = s equals row 0 with sample0 = s + i (so a batch split over
  *     GPUs gives the same masks);
  *   - p = 0 is the identity, forward and backward; p = 1 drops everything;
- *   - the backward accumulates (+=).
+ *   - the backward writes dx (=): called onto NaN, it gives dy/(1−p) or 0.
  * Fusion: f = relu(a) + relu(b) and f = relu(a) (b == NULL) against loops; the backward
- * accumulates into da and db, with gradient 0 at a = 0 exactly; b == NULL leaves db alone. */
+ * writes da and db (=, onto NaN), with gradient 0 at a = 0 exactly; b == NULL leaves db
+ * alone. */
 #include <string.h>
 
 #include "check.h"
@@ -31,7 +32,7 @@
 /* Exact arithmetic: the op and the check compute the same float products. */
 #define DROP_ATOL 0.0
 #define DROP_RTOL 0.0
-/* += checks: one float addition of the same operands either way. */
+/* the fusion: the same float operations either way. */
 #define FUSE_ATOL 0.0
 #define FUSE_RTOL 0.0
 
@@ -83,15 +84,15 @@ static void test_dropout(void) {
     CHECK_TRUE("dropout.in place (y == x) gives the same output",
                memcmp(y1, y2, n * sizeof(float)) == 0);
 
-    /* backward: same mask, and += */
+    /* backward: same mask, dx written (onto NaN) */
     check_fill(dy, n, -1, 1, &s);
-    check_fill(dx, n, -1, 1, &s);
+    check_fill_nan(dx, n);
     for (size_t k = 0; k < n; k++) {
         float keep = y1[k] != 0.0f;
-        dref[k] = keep ? dx[k] + dy[k] * (1.0f / (1.0f - p)) : dx[k];
+        dref[k] = keep ? dy[k] * (1.0f / (1.0f - p)) : 0.0f;
     }
     dropout_backward_cpu(dx, dy, DROP_B, DROP_D, p, seed, tag, step_buf, s0, &ctx);
-    CHECK_CLOSE("dropout.backward: forward's mask, dx += dy/(1-p)", dx, dref, n,
+    CHECK_CLOSE("dropout.backward: forward's mask, dx = dy/(1-p) onto NaN", dx, dref, n,
                 DROP_ATOL, DROP_RTOL);
 
     /* the step is read through the pointer at each call: the same call with another
@@ -201,21 +202,21 @@ static void test_fuse(void) {
     for (size_t i = 0; i < n; i++) ref[i] = fmaxf(a[i], 0.0f);
     CHECK_CLOSE("fuse.forward relu(a) (b = NULL)", f, ref, n, FUSE_ATOL, FUSE_RTOL);
 
-    /* backward onto nonzero gradients: += */
-    check_fill(da, n, -1, 1, &s);
-    check_fill(db, n, -1, 1, &s);
+    /* backward onto NaN: written */
+    check_fill_nan(da, n);
+    check_fill_nan(db, n);
     for (size_t i = 0; i < n; i++) {
-        da_ref[i] = a[i] > 0.0f ? da[i] + df[i] : da[i];
-        db_ref[i] = b[i] > 0.0f ? db[i] + df[i] : db[i];
+        da_ref[i] = a[i] > 0.0f ? df[i] : 0.0f;
+        db_ref[i] = b[i] > 0.0f ? df[i] : 0.0f;
     }
     fuse_backward_cpu(da, db, df, a, b, n, &ctx);
-    CHECK_CLOSE("fuse.backward da += df*(a>0)", da, da_ref, n, FUSE_ATOL, FUSE_RTOL);
-    CHECK_CLOSE("fuse.backward db += df*(b>0)", db, db_ref, n, FUSE_ATOL, FUSE_RTOL);
+    CHECK_CLOSE("fuse.backward da = df*(a>0) onto NaN", da, da_ref, n, FUSE_ATOL, FUSE_RTOL);
+    CHECK_CLOSE("fuse.backward db = df*(b>0) onto NaN", db, db_ref, n, FUSE_ATOL, FUSE_RTOL);
 
     /* b == NULL: da as before, db (NULL) untouched */
-    for (size_t i = 0; i < n; i++) da_ref[i] = a[i] > 0.0f ? da[i] + df[i] : da[i];
+    check_fill_nan(da, n);
     fuse_backward_cpu(da, NULL, df, a, NULL, n, &ctx);
-    CHECK_CLOSE("fuse.backward da += df*(a>0) (b = NULL)", da, da_ref, n, FUSE_ATOL, FUSE_RTOL);
+    CHECK_CLOSE("fuse.backward da = df*(a>0) (b = NULL)", da, da_ref, n, FUSE_ATOL, FUSE_RTOL);
     /* b == NULL but a db buffer given: still ignored */
     memcpy(db_ref, db, n * sizeof(float));
     fuse_backward_cpu(da, db, df, a, NULL, n, &ctx);

@@ -53,6 +53,7 @@ static void test_dropout(const char *op, int B, int D, float p, uint32_t tag,
     up(d_step, &step, 4);
 
     float *dy = hrand(n, -1.0f, 1.0f), *dx0 = hrand(n, -0.5f, 0.5f);
+    check_fill_nan(dx0, n);   /* dx is written (=), not added to */
     float *dx_r = hcopy(dx0, n);
     dropout_backward_cpu(dx_r, dy, B, D, p, DROP_SEED, tag, &step, sample0, &cctx);
     float *d_dy = dup_dev(dy, n * 4);
@@ -85,6 +86,8 @@ static void test_fuse(const char *op, size_t n, int two) {
     same(op, "f", got[0], got[1], n * 4);
 
     float *df = hrand(n, -1.0f, 1.0f), *da0 = hrand(n, -0.5f, 0.5f), *db0 = hrand(n, -0.5f, 0.5f);
+    check_fill_nan(da0, n);   /* da and db are written (=); db untouched with one stream */
+    if (two) check_fill_nan(db0, n);
     float *da_r = hcopy(da0, n), *db_r = hcopy(db0, n);
     fuse_backward_cpu(da_r, two ? db_r : NULL, df, a, b, n, &cctx);
     float *d_df = dup_dev(df, n * 4), *d_da = dalloc(n * 4), *d_db = dalloc(n * 4);

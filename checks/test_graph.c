@@ -187,24 +187,24 @@ REC_OP(pam_f, (float *out, float *q, float *k, float *v, float *att, float *o, c
 REC_OP(pam_b, (float *dx, float *dwq, float *dbq, float *dwk, float *dbk, float *dwv, float *dbv, float *dg,
                const float *dout, const float *x, const float *q, const float *k, const float *v, const float *att,
                const float *o, const float *wq, const float *wk, const float *wv, const float *g, int Bn, int Cn,
-               int Cq, int N, dath_ctx *ctx),
+               int Cq, int N, int add, dath_ctx *ctx),
        a->dx = dx; a->dwq = dwq; a->dbq = dbq; a->dwk = dwk; a->dbk = dbk; a->dwv = dwv; a->dbv = dbv; a->dg = dg;
        a->dout = dout; a->x = x; a->q = q; a->k = k; a->v = v; a->att = att; a->o = o; a->wq = wq; a->wk = wk;
-       a->wv = wv; a->g = g; a->Bn = Bn; a->Cn = Cn; a->Cq = Cq; a->N = N; a->ctx = ctx,
+       a->wv = wv; a->g = g; a->Bn = Bn; a->Cn = Cn; a->Cq = Cq; a->N = N; a->add = add; a->ctx = ctx,
        pam_backward_cpu(a->dx, a->dwq, a->dbq, a->dwk, a->dbk, a->dwv, a->dbv, a->dg, a->dout, a->x, a->q, a->k,
-                        a->v, a->att, a->o, a->wq, a->wk, a->wv, a->g, a->Bn, a->Cn, a->Cq, a->N, a->ctx),
+                        a->v, a->att, a->o, a->wq, a->wk, a->wv, a->g, a->Bn, a->Cn, a->Cq, a->N, a->add, a->ctx),
        float *dx, *dwq, *dbq, *dwk, *dbk, *dwv, *dbv, *dg; const float *dout, *x, *q, *k, *v, *att, *o, *wq, *wk,
-       *wv, *g; int Bn, Cn, Cq, N; dath_ctx *ctx;)
+       *wv, *g; int Bn, Cn, Cq, N, add; dath_ctx *ctx;)
 REC_OP(cam_f, (float *out, float *att, float *o, const float *x, const float *g, int Bn, int Cn, int N, dath_ctx *ctx),
        a->out = out; a->att = att; a->o = o; a->x = x; a->g = g; a->Bn = Bn; a->Cn = Cn; a->N = N; a->ctx = ctx,
        cam_forward_cpu(a->out, a->att, a->o, a->x, a->g, a->Bn, a->Cn, a->N, a->ctx),
        float *out, *att, *o; const float *x, *g; int Bn, Cn, N; dath_ctx *ctx;)
 REC_OP(cam_b, (float *dx, float *dg, const float *dout, const float *x, const float *att, const float *o,
-               const float *g, int Bn, int Cn, int N, dath_ctx *ctx),
+               const float *g, int Bn, int Cn, int N, int add, dath_ctx *ctx),
        a->dx = dx; a->dg = dg; a->dout = dout; a->x = x; a->att = att; a->o = o; a->g = g; a->Bn = Bn; a->Cn = Cn;
-       a->N = N; a->ctx = ctx,
-       cam_backward_cpu(a->dx, a->dg, a->dout, a->x, a->att, a->o, a->g, a->Bn, a->Cn, a->N, a->ctx),
-       float *dx, *dg; const float *dout, *x, *att, *o, *g; int Bn, Cn, N; dath_ctx *ctx;)
+       a->N = N; a->add = add; a->ctx = ctx,
+       cam_backward_cpu(a->dx, a->dg, a->dout, a->x, a->att, a->o, a->g, a->Bn, a->Cn, a->N, a->add, a->ctx),
+       float *dx, *dg; const float *dout, *x, *att, *o, *g; int Bn, Cn, N, add; dath_ctx *ctx;)
 REC_OP(drop_f, (float *y, const float *x, int Bn, int D, float p, uint64_t seed, uint32_t tag, const uint32_t *step,
                 uint32_t s0, dath_ctx *ctx),
        a->y = y; a->x = x; a->Bn = Bn; a->D = D; a->p = p; a->seed = seed; a->tag = tag; a->step = step; a->s0 = s0;

@@ -40,7 +40,7 @@ static void test_linear(const char *op, int B, int I, int O, int relu) {
     float *g = hrand(nout, -0.5f, 1.0f);                                 /* dout [B,O] */
     float *din0 = hrand(nin, -0.1f, 0.1f), *dw0 = hrand(nw, -0.1f, 0.1f);
     float *db0 = hrand(O, -0.1f, 0.1f);
-    hnan(dw0, nw); hnan(db0, O);                                         /* written (=) */
+    check_fill_nan(din0, nin); check_fill_nan(dw0, nw); check_fill_nan(db0, O);   /* written (=) */
     float *din_ref = hcopy(din0, nin), *dw_ref = hcopy(dw0, nw), *db_ref = hcopy(db0, O);
     float *g_ref = hcopy(g, nout);
     linear_backward_cpu(din_ref, dw_ref, db_ref, g_ref, x, w, out_ref, B, I, O, relu, &cctx);

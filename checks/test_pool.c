@@ -140,7 +140,7 @@ static void check_maxpool(int BC, int H, int W, uint64_t *seed) {
 
     /* = : two calls onto NaN give one call's din, bit for bit (din is written) */
     maxpool_forward_cpu(out, idx, in, BC, H, W, NULL);
-    for (size_t i = 0; i < n_in; i++) din2[i] = NAN;
+    check_fill_nan(din2, n_in);
     maxpool_backward_cpu(din2, r, idx, NULL, BC, H, W, NULL);
     maxpool_backward_cpu(din2, r, idx, NULL, BC, H, W, NULL);
     snprintf(label, sizeof label, "maxpool %dx%dx%d din after two calls onto NaN (=)", BC, H, W);
@@ -321,7 +321,7 @@ static void check_avgpool_random(int BC, int H, int W, int Ho, int Wo, uint64_t 
     snprintf(label, sizeof label, "avgpool %dx%dx%d->%dx%d fd din", BC, H, W, Ho, Wo);
     check_close_d(label, got, ref, FD_PROBES, AVG_FD_ATOL, AVG_FD_RTOL);
 
-    for (size_t i = 0; i < n_in; i++) din2[i] = NAN;
+    check_fill_nan(din2, n_in);
     avgpool_backward_cpu(din2, r, BC, H, W, Ho, Wo, NULL);
     avgpool_backward_cpu(din2, r, BC, H, W, Ho, Wo, NULL);
     snprintf(label, sizeof label, "avgpool %dx%dx%d->%dx%d din after two calls onto NaN (=)", BC, H, W, Ho, Wo);

@@ -31,7 +31,7 @@ static void test_maxpool(const char *op, int BC, int H, int mask) {
     same(op, "idx", gi[0], gi[1], nout * 4);
 
     float *g = hrand(nout, -1.0f, 1.0f), *din0 = hrand(nin, -0.1f, 0.1f);
-    hnan(din0, nin);                                   /* din is written (=), not added to */
+    check_fill_nan(din0, nin);                                   /* din is written (=), not added to */
     float *din_ref = hcopy(din0, nin);
     maxpool_backward_cpu(din_ref, g, idx_ref, mask ? out_ref : NULL, BC, H, H, &cctx);
     up(d_idx, idx_ref, nout * 4);
@@ -67,7 +67,7 @@ static void test_avgpool(const char *op, int BC, int H, int Ho) {
     same(op, "out", got[0], got[1], nout * 4);
 
     float *g = hrand(nout, -1.0f, 1.0f), *din0 = hrand(nin, -0.1f, 0.1f);
-    hnan(din0, nin);                                   /* din is written (=), not added to */
+    check_fill_nan(din0, nin);                                   /* din is written (=), not added to */
     float *din_ref = hcopy(din0, nin);
     avgpool_backward_cpu(din_ref, g, BC, H, H, Ho, Ho, &cctx);
     float *d_g = dup_dev(g, nout * 4), *d_din = dalloc(nin * 4);

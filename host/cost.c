@@ -496,12 +496,14 @@ static void attn_residual(cost_trace *t, double n) {
 /* attn_residual_backward: dx += dout and dγ's partials over G blocks (reads dout, o, dx;
  * writes dx and G doubles; 3 FLOPs an element: dout·o, its sum, dx + dout), then
  * attn_sum_partials_kernel (reads the G partials, writes dγ; G adds). */
-static void attn_residual_backward(cost_trace *t, double n) {
+/* attn_residual_backward_kernel: dx = dout (add: += dout, reading dx), the dγ partials
+ * Σ dout·o (reads dout, o; a multiply and an add, + 1 with add) */
+static void attn_residual_backward(cost_trace *t, double n, int add) {
     if (n == 0) return;
     double G = cost_grid_1d(n);
     if (G > 1024) G = 1024;   /* ATTN_PARTIALS */
-    emit(t, "attn_residual_backward_kernel", F_ATT_EW, COST_UNIT_CORE, 3 * n, 12 * n, 4 * n + 8 * G,
-         "n %.0f, %.0f blocks", n, G);
+    emit(t, "attn_residual_backward_kernel", F_ATT_EW, COST_UNIT_CORE, (2 + add) * n, (8 + 4 * add) * n,
+         4 * n + 8 * G, "n %.0f, %.0f blocks%s", n, G, add ? ", dx +=" : "");
     emit(t, "attn_sum_partials_kernel", F_ATT_EW, COST_UNIT_CORE, G, 8 * G, 4, "%.0f partials", G);
 }
 
@@ -536,14 +538,15 @@ static void cost_pam_forward(float *out, float *q, float *k, float *v, float *a,
 static void cost_pam_backward(float *dx, float *dwq, float *dbq, float *dwk, float *dbk, float *dwv, float *dbv,
                               float *dgamma, const float *dout, const float *x, const float *q, const float *k,
                               const float *v, const float *a, const float *o, const float *wq, const float *wk,
-                              const float *wv, const float *gamma, int B, int C, int Cq, int N, dath_ctx *ctx) {
+                              const float *wv, const float *gamma, int B, int C, int Cq, int N, int add,
+                              dath_ctx *ctx) {
     cost_trace *t = TRACE(ctx);
     char layer[64];
     if (!param_layer(t, wq, layer, sizeof layer)) snprintf(layer, sizeof layer, "pam");
     if (B <= 0 || C <= 0 || N <= 0 || !op_begin(t, "pam_backward", layer, COST_BACKWARD)) return;
     const double cn = (double)C * N, qn = (double)Cq * N, nn = (double)N * N;
     const int chunk = attn_chunk(t, ctx, 3 * cn + 2 * qn + nn, 6, B, "pam_backward_cuda");
-    attn_residual_backward(t, (double)B * cn);
+    attn_residual_backward(t, (double)B * cn, add);
     for (int b0 = 0; b0 < B; b0 += chunk) {
         const int nb = B - b0 < chunk ? B - b0 : chunk;
         const double ld = (double)nb * N;
@@ -604,14 +607,14 @@ static void cost_cam_forward(float *out, float *a, float *o, const float *x, con
 }
 
 static void cost_cam_backward(float *dx, float *dgamma, const float *dout, const float *x, const float *a,
-                              const float *o, const float *gamma, int B, int C, int N, dath_ctx *ctx) {
+                              const float *o, const float *gamma, int B, int C, int N, int add, dath_ctx *ctx) {
     cost_trace *t = TRACE(ctx);
     char layer[64];
     if (!param_layer(t, gamma, layer, sizeof layer)) snprintf(layer, sizeof layer, "cam");
     if (B <= 0 || C <= 0 || !op_begin(t, "cam_backward", layer, COST_BACKWARD)) return;
     const double cn = (double)C * N, cc = (double)C * C;
     const int chunk = attn_chunk(t, ctx, cn + cc, 2, B, "cam_backward_cuda");
-    attn_residual_backward(t, (double)B * cn);
+    attn_residual_backward(t, (double)B * cn, add);
     for (int b0 = 0; b0 < B; b0 += chunk) {
         const int nb = B - b0 < chunk ? B - b0 : chunk;
         emit(t, "attn_scale_kernel", F_ATT_EW, COST_UNIT_CORE, nb * cn, 4 * (nb * cn + 1), 4 * nb * cn, "n %.0f", nb * cn);
@@ -936,8 +939,8 @@ static void cost_dropout_forward(float *y, const float *x, int B, int D, float p
     label_set(t, y, layer);
 }
 
-/* dropout_backward_kernel: dx += dy·scale where kept: reads dy, dx, the step; writes dx
- * (conditional, counted in full); 3 FLOPs (uniform, multiply, add). */
+/* dropout_backward_kernel: dx = dy·scale where kept, else 0 (written: the op is dx's only
+ * writer): reads dy, the step; writes dx; 2 FLOPs (uniform, multiply). */
 static void cost_dropout_backward(float *dx, const float *dy, int B, int D, float p, uint64_t seed, uint32_t tag,
                                   const uint32_t *step, uint32_t sample0, dath_ctx *ctx) {
     cost_trace *t = TRACE(ctx);
@@ -945,7 +948,7 @@ static void cost_dropout_backward(float *dx, const float *dy, int B, int D, floa
     dropout_layer(t, tag, layer, sizeof layer);
     if (B <= 0 || D <= 0 || !op_begin(t, "dropout_backward", layer, COST_BACKWARD)) return;
     const double n = (double)B * D;
-    emit(t, "dropout_backward_kernel", F_DROPOUT, COST_UNIT_CORE, 3 * n, 8 * n + 4, 4 * n, "%d×%d", B, D);
+    emit(t, "dropout_backward_kernel", F_DROPOUT, COST_UNIT_CORE, 2 * n, 4 * n + 4, 4 * n, "%d×%d", B, D);
     op_end(t, 8 * n + 4);
 }
 
@@ -960,14 +963,14 @@ static void cost_fuse_forward(float *f, const float *a, const float *b, size_t n
     label_set(t, f, "fusion");
 }
 
-/* fuse_backward_kernel: da += df·(a > 0), db likewise: reads df, a, da (b, db), writes
- * da (db); one add per stream. */
+/* fuse_backward_kernel: da = df·(a > 0), db likewise (written: the streams' fc7 output
+ * gradients have no other writer): reads df, a (b), writes da (db); no arithmetic. */
 static void cost_fuse_backward(float *da, float *db, const float *df, const float *a, const float *b, size_t n,
                                dath_ctx *ctx) {
     cost_trace *t = TRACE(ctx);
     if (n == 0 || !op_begin(t, "fuse_backward", "fusion", COST_BACKWARD)) return;
     const double e = (double)n, two = b ? 2 : 1;
-    emit(t, "fuse_backward_kernel", F_FUSION, COST_UNIT_CORE, two * e, 4 * (1 + 2 * two) * e, 4 * two * e, "n %.0f", e);
+    emit(t, "fuse_backward_kernel", F_FUSION, COST_UNIT_CORE, 0, 4 * (1 + two) * e, 4 * two * e, "n %.0f", e);
     op_end(t, 4 * (1 + two + two) * e);   /* reads df, a (b); writes da (db) */
 }
 
@@ -994,8 +997,8 @@ static void cost_linear_forward(float *out, const float *in, const float *w, con
 
 /* backward: linear_mask_bgrad_kernel, one pass of O/8 blocks (reads dout and, when relu,
  * out; writes the masked dout in full when relu, and db; B adds a column into 32 partial
- * sums, 31 to combine them), then dw = doutᵀ·in (cuBLAS, β = 0: the op writes dw) and din += dout·w
- * (β = 1). */
+ * sums, 31 to combine them), then dw = doutᵀ·in and din = dout·w (cuBLAS, β = 0: the op
+ * writes both). */
 static void cost_linear_backward(float *din, float *dw, float *db, float *dout, const float *in, const float *w,
                                  const float *out, int B, int I, int O, int relu, dath_ctx *ctx) {
     cost_trace *t = TRACE(ctx);
@@ -1007,7 +1010,7 @@ static void cost_linear_backward(float *din, float *dw, float *db, float *dout, 
          4 * n * (relu ? 2 : 1), 4 * ((relu ? n : 0) + O), "%d columns × %d, %d blocks%s", O, B, (O + 7) / 8,
          relu ? ", ReLU mask" : "");
     cost_gemm_rm(t, F_FC_GEMM, 1, 0, O, I, B, 0);
-    if (din) cost_gemm_rm(t, F_FC_GEMM, 0, 0, B, I, O, 1);
+    if (din) cost_gemm_rm(t, F_FC_GEMM, 0, 0, B, I, O, 0);
     /* ideal: reads dout, out (mask), in, w (for din); writes dw, db, din */
     const double wi = (double)O * I, bi = (double)B * I;
     op_end(t, 4 * (n * (relu ? 2 : 1) + bi + (din ? wi : 0) + wi + O + (din ? bi : 0)));

@@ -8,12 +8,15 @@
  * Heads: f [B,D] = relu(f7) (+ relu(f7') with two streams) → z [B,K] → h = tanh(z)
  *   → y [B,C].
  * Every activation has a gradient buffer of the same shape (prefix d), all in one
- * arena: first those whose ops accumulate into them (+=), which net_zero_grad zeroes with
- * one memset, then those that their only writer writes (=), never zeroed: a pool's
- * backward (dc1, dc2, da5 — dc5 without attention — and dp5) or a convolution's data
- * gradient (dp1, dp2, dc3, dc4). The parameter gradients are not
- * in it: each has a single writer in the backward, which writes it (=, the ops'
- * contract), so they are zeroed once, at creation, and never again. */
+ * arena: first the two the losses accumulate into (+=: dy, J2's; dz, J3's with the tanh
+ * backward), which net_zero_grad zeroes with one memset, then every other one, which its
+ * first writer writes (=) and which is never zeroed: a pool's backward (dc1, dc2, da5 —
+ * dc5 without attention — and dp5), a convolution's data gradient (dp1, dp2, dc3, dc4),
+ * the attention (dc5: PAM writes, dath-1's CAM then adds), a dropout (dg, df6), a linear
+ * layer's data gradient (dgd, df6d, df, and dh: the classifier writes it before J1 adds
+ * to it, step.c) and the fusion (df7). The parameter gradients are not in it: each has a
+ * single writer in the backward, which writes it (=, the ops' contract), so they are
+ * zeroed once, at creation, and never again. */
 #include "net.h"
 
 #include "../kernels/rng.h"
@@ -65,7 +68,7 @@ static void *take(arena *a, size_t bytes) {
 #define TAKEF(a, n) ((float *)take((a), (size_t)(n) * sizeof(float)))
 #define TAKEI(a, n) ((int32_t *)take((a), (size_t)(n) * sizeof(int32_t)))
 
-/* dact: the accumulated activation gradients; dwr: the pool-written ones (see the top). */
+/* dact: the accumulated activation gradients (dy, dz); dwr: the written ones (the top). */
 static void net_layout(dath_net *n, arena *act, arena *dact, arena *dwr, arena *iact) {
     const dath_model *m = n->m;
     size_t B = (size_t)n->Bmax, N = (size_t)n->N, D = MODEL_HIDDEN;
@@ -87,12 +90,12 @@ static void net_layout(dath_net *n, arena *act, arena *dact, arena *dwr, arena *
                 t->da5 = t->dc5;
                 continue;
             }
-            /* written by their only writer: pool1 → dc1, conv2 → dp1, pool2 → dc2,
-             * conv3 → dp2, conv4 → dc3, conv5 → dc4, pool5 → da5 (dc5 without
-             * attention), the average pool → dp5 */
-            const int written = i <= 5 || i == 7 || i == 8 || (i == 6 && none);
+            /* written by their first writer: pool1 → dc1, conv2 → dp1, pool2 → dc2,
+             * conv3 → dp2, conv4 → dc3, conv5 → dc4, the attention (or pool5) → dc5,
+             * pool5 → da5, the average pool → dp5, dropout6 (or fc6) → dg, fc6 → dgd,
+             * dropout7 (or fc7) → df6, fc7 → df6d, the fusion → df7 */
             *fw[i] = TAKEF(act, sz[i]);
-            *bw[i] = n->need_grad ? TAKEF(written ? dwr : dact, sz[i]) : NULL;
+            *bw[i] = n->need_grad ? TAKEF(dwr, sz[i]) : NULL;
         }
         t->i1 = TAKEI(iact, sz[1]);
         t->i2 = TAKEI(iact, sz[3]);
@@ -117,9 +120,9 @@ static void net_layout(dath_net *n, arena *act, arena *dact, arena *dwr, arena *
     n->h = TAKEF(act, B * m->K);
     n->y = TAKEF(act, B * m->C);
     if (n->need_grad) {
-        n->df = TAKEF(dact, B * D);
+        n->df = TAKEF(dwr, B * D);          /* the hash layer's din */
         n->dz = TAKEF(dact, B * m->K);
-        n->dh = TAKEF(dact, B * m->K);
+        n->dh = TAKEF(dwr, B * m->K);       /* the classifier's din, then J1 adds */
         n->dy = TAKEF(dact, B * m->C);
     }
 }
@@ -411,14 +414,16 @@ static void stream_backward(dath_net *n, net_stream *t, int s, const float *x, i
      * (its own output p5 as the mask), and conv5's backward runs without a mask pass */
     be->maxpool_backward(t->da5, t->dp5, t->i5, sp->attn == ATTN_NONE ? t->p5 : NULL, B * C5, n->H3, n->H3, ctx);
     /* attention: dc5 receives the residual and the attention path (no attention: da5
-     * is dc5 itself); dath-1's sum of two residual branches sends da5 to both modules */
+     * is dc5 itself); dath-1's sum of two residual branches sends da5 to both modules,
+     * PAM writing dc5 and CAM adding to it */
     if (sp->attn == ATTN_PAM || sp->attn == ATTN_BOTH)
         be->pam_backward(t->dc5, DP(sp->wq), DP(sp->bq), DP(sp->wk), DP(sp->bk), DP(sp->wv), DP(sp->bv),
                          DP(sp->pam_gamma), t->da5, t->c5, t->q, t->k, t->v, t->pa, t->po, P(sp->wq),
-                         P(sp->wk), P(sp->wv), P(sp->pam_gamma), B, C5, MODEL_CQ, N, ctx);
+                         P(sp->wk), P(sp->wv), P(sp->pam_gamma), B, C5, MODEL_CQ, N, 0, ctx);
     if (sp->attn == ATTN_PAM || sp->attn == ATTN_BOTH) DONE(n, ctx, sp->wq, sp->bq, sp->wk, sp->bk, sp->wv, sp->bv, sp->pam_gamma);
     if (sp->attn == ATTN_CAM || sp->attn == ATTN_BOTH) {
-        be->cam_backward(t->dc5, DP(sp->cam_gamma), t->da5, t->c5, t->ca, t->co, P(sp->cam_gamma), B, C5, N, ctx);
+        be->cam_backward(t->dc5, DP(sp->cam_gamma), t->da5, t->c5, t->ca, t->co, P(sp->cam_gamma), B, C5, N,
+                         sp->attn == ATTN_BOTH, ctx);   /* after PAM it adds */
         DONE(n, ctx, sp->cam_gamma);
     }
     (void)x;   /* conv1's backward runs for every stream in net_backward_body */

@@ -59,21 +59,24 @@ const float *net_y(const dath_net *n);
  * order: pam then cam for dath), NULL for another s. */
 const float *net_fused(const dath_net *n);
 const float *net_fc7(const dath_net *n, int s);
-/* Gradient inputs of the backward, [Bmax,K] and [Bmax,C]; zeroed by net_zero_grad. */
+/* Gradient inputs of the backward, [Bmax,K] and [Bmax,C]. dy is zeroed by net_zero_grad
+ * (J2 adds to it); dh is written by net_backward_head (the classifier's din), so a loss
+ * adds its share after that (the training step: J1). */
 float *net_dh(dath_net *n);
 float *net_dy(dath_net *n);
-/* Zeroes the activation gradients the backward accumulates into (dh and dy among them).
- * Those a pool's or a convolution's backward writes, and the parameter gradients, need
- * no zeroing: the backward writes each of them. */
+/* Zeroes the activation gradients the losses accumulate into: dy and dz (0.1 MB at batch
+ * 128, 64 bits). Every other one, and every parameter gradient, needs no zeroing: its
+ * first writer in the backward writes it. */
 void net_zero_grad(dath_net *n);
 /* Backward of the last forward (same x, B, r), from dh and dy, writing the parameter
  * gradients (net_grad: this backward's, whatever they held), in two halves with the hash layer's tanh backward between them
  * (the training step fuses it with J3's gradient, loss.h):
- * the classification layer's backward: dh += dy·W_cls, and its weight gradients. */
+ * the classification layer's backward: dh = dy·W_cls (written), and its weight gradients. */
 void net_backward_head(dath_net *n, int B);
 /* Everything below the hash layer's tanh, from dz (net_dz). */
 void net_backward_body(dath_net *n, const float *x, int B, const net_run *r);
-/* The gradient w.r.t. the hash layer's pre-activation z, [Bmax, K]; zeroed by net_zero_grad. */
+/* The gradient w.r.t. the hash layer's pre-activation z, [Bmax, K]; zeroed by net_zero_grad
+ * (the training step's j3_tanh_backward adds to it). */
 float *net_dz(dath_net *n);
 
 /* The gradient hook: net_backward_head and net_backward_body call fn(user, p, ctx) for

@@ -1,9 +1,10 @@
 /* host/step.c — one training step over the communicator (see step.h).
  *
  * Rank r holds rows [r·B, (r+1)·B) of the global batch of world·B images.
- *   forward → all-gather h and labels → J1 over the global batch (gradient for all
- *   rows, this rank keeps its slice) → J2 on the local rows → the classification
- *   layer's backward (dh complete but for J3) → J3 fused with the tanh backward (dz)
+ *   forward → all-gather h and labels → J2 on the local rows → the classification
+ *   layer's backward (it writes dh) → J1 over the global batch (gradient for all rows,
+ *   this rank adds its slice to dh: complete but for J3) → J3 fused with the tanh
+ *   backward (dz)
  *   → the rest of the backward, each bucket of gradients all-reduced (sum) as soon as
  *   the backward has written it (the gradient hook, stepper_on_grad) → wait for every
  *   bucket → all-reduce of J2, J3 and the stop votes → RMSProp, which reads the three
@@ -358,6 +359,12 @@ static int stepper_enqueue(dath_stepper *s, const float *x, const float *lab, in
         return -1;
     float *dh = net_dh(n), *dy = net_dy(n);
     const float *h = net_h(n), *y = net_y(n);
+    be->j2_class(s->loss + 1, dy, y, lab, B, C, cfg->multi, (float)Bg, cfg->beta, ctx);
+    if (c->world > 1) {
+        stepper_arm(s);
+        net_set_grad_hook(n, stepper_on_grad, s);
+    }
+    net_backward_head(n, B);   /* writes dh: the classifier's share; J1 adds its own */
     if (c->world == 1) {
         be->j1_triplet(s->loss + 0, s->ntrip, dh, s->hg, s->labg, Bg, K, C, cfg->margin, cfg->w1, ctx);
     } else {
@@ -365,12 +372,6 @@ static int stepper_enqueue(dath_stepper *s, const float *x, const float *lab, in
         be->j1_triplet(s->loss + 0, s->ntrip, s->dhg, s->hg, s->labg, Bg, K, C, cfg->margin, cfg->w1, ctx);
         be->axpy(dh, s->dhg + (size_t)c->rank * B * K, 1.0f, (size_t)B * K, ctx);
     }
-    be->j2_class(s->loss + 1, dy, y, lab, B, C, cfg->multi, (float)Bg, cfg->beta, ctx);
-    if (c->world > 1) {
-        stepper_arm(s);
-        net_set_grad_hook(n, stepper_on_grad, s);
-    }
-    net_backward_head(n, B);
     be->j3_tanh_backward(s->loss + 2, net_dz(n), dh, h, B, K, (float)Bg, cfg->gamma, ctx);
     net_backward_body(n, x, B, &r);
     net_set_grad_hook(n, NULL, NULL);

@@ -82,12 +82,13 @@ static void attn_residual(float *out, const float *o, const float *x, float g, s
     for (size_t i = 0; i < n; i++) out[i] = g * o[i] + x[i];
 }
 
-/* Σ dout·o over n elements (the image's share of dgamma); dx += dout (residual). */
-static double attn_residual_backward(float *dx, const float *dout, const float *o, size_t n) {
+/* Σ dout·o over n elements (the image's share of dgamma); dx = dout (residual), or
+ * dx += dout with add. */
+static double attn_residual_backward(float *dx, const float *dout, const float *o, size_t n, int add) {
     double s = 0;
     for (size_t i = 0; i < n; i++) {
         s += (double)dout[i] * o[i];
-        dx[i] += dout[i];
+        dx[i] = (add ? dx[i] : 0.0f) + dout[i];
     }
     return s;
 }
@@ -124,7 +125,7 @@ void pam_backward_cpu(float *dx, float *dwq, float *dbq, float *dwk, float *dbk,
                       const float *dout, const float *x, const float *q,
                       const float *k, const float *v, const float *a, const float *o,
                       const float *wq, const float *wk, const float *wv,
-                      const float *gamma, int B, int C, int Cq, int N, dath_ctx *ctx) {
+                      const float *gamma, int B, int C, int Cq, int N, int add, dath_ctx *ctx) {
     const float g = gamma[0];
     size_t nn = (size_t)N * N, cn = (size_t)C * N, qn = (size_t)Cq * N;
     float *scratch = attn_scratch(nn + cn + 2 * qn, "pam_backward_cpu");
@@ -145,7 +146,7 @@ void pam_backward_cpu(float *dx, float *dwq, float *dbq, float *dwk, float *dbk,
         const float *vb = v + (size_t)b * cn;        /* [C,N] */
         const float *ab = a + (size_t)b * nn;        /* [N,N] */
         float *dxb = dx + (size_t)b * cn;            /* [C,N] */
-        dg += attn_residual_backward(dxb, doutb, o + (size_t)b * cn, cn);
+        dg += attn_residual_backward(dxb, doutb, o + (size_t)b * cn, cn, add);
         /* o = v·aᵀ with d(o) = g·dout: dv = g·dout·a, da = g·doutᵀ·v */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, C, N, N,
                     g, doutb, N, ab, N, 0.0f, dv, N);
@@ -185,7 +186,7 @@ void cam_forward_cpu(float *out, float *a, float *o, const float *x,
 
 void cam_backward_cpu(float *dx, float *dgamma, const float *dout, const float *x,
                       const float *a, const float *o, const float *gamma,
-                      int B, int C, int N, dath_ctx *ctx) {
+                      int B, int C, int N, int add, dath_ctx *ctx) {
     const float g = gamma[0];
     size_t cc = (size_t)C * C, cn = (size_t)C * N;
     float *de = attn_scratch(cc, "cam_backward_cpu"); /* [C,C] da, then de in place */
@@ -195,7 +196,7 @@ void cam_backward_cpu(float *dx, float *dgamma, const float *dout, const float *
         const float *xb = x + (size_t)b * cn;        /* [C,N] */
         const float *ab = a + (size_t)b * cc;        /* [C,C] */
         float *dxb = dx + (size_t)b * cn;            /* [C,N] */
-        dg += attn_residual_backward(dxb, doutb, o + (size_t)b * cn, cn);
+        dg += attn_residual_backward(dxb, doutb, o + (size_t)b * cn, cn, add);
         /* o = a·x with d(o) = g·dout: da = g·dout·xᵀ, dx += g·aᵀ·dout */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, C, C, N,
                     g, doutb, N, xb, N, 0.0f, de, C);

@@ -101,17 +101,17 @@ __global__ void attn_residual_kernel(float *out, const float *o, const float *x,
         out[i] = g * o[i] + x[i];
 }
 
-/* dx [n] += dout; partial[blockIdx.x] = this block's share of Σ dout ⊙ o (double;
+/* dx [n] = dout (add: +=); partial[blockIdx.x] = this block's share of Σ dout ⊙ o (double;
  * fixed grid-stride subsets and a fixed tree, so the partials depend only on n). */
 __global__ void attn_residual_backward_kernel(float *dx, double *partial, const float *dout,
-                                              const float *o, size_t n) {
+                                              const float *o, size_t n, int add) {
     __shared__ double part[BLOCK_1D];
     double acc = 0.0;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
         const float d = dout[i];
         acc += (double)d * o[i];
-        dx[i] += d;
+        dx[i] = (add ? dx[i] : 0.0f) + d;
     }
     part[threadIdx.x] = acc;
     __syncthreads();
@@ -224,9 +224,10 @@ static void attn_residual(float *out, const float *o, const float *x, const floa
     CUDA_LAUNCH_CHECK();
 }
 
-/* dx += dout and dgamma[0] = Σ dout ⊙ o over n elements; uses the head of ctx->work. */
+/* dx = dout (add: dx += dout) and dgamma[0] = Σ dout ⊙ o over n elements; uses the head
+ * of ctx->work. */
 static void attn_residual_backward(float *dx, float *dgamma, const float *dout, const float *o,
-                                   size_t n, dath_ctx *ctx) {
+                                   size_t n, int add, dath_ctx *ctx) {
     cudaStream_t st = DATH_STREAM(ctx);
     if (n == 0) {
         CUDA_CHECK(cudaMemsetAsync(dgamma, 0, sizeof(float), st));
@@ -235,7 +236,7 @@ static void attn_residual_backward(float *dx, float *dgamma, const float *dout, 
     double *partial = (double *)ctx->work;       /* [ATTN_PARTIALS] */
     unsigned int G = grid_1d(n);
     if (G > ATTN_PARTIALS) G = ATTN_PARTIALS;
-    attn_residual_backward_kernel<<<G, BLOCK_1D, 0, st>>>(dx, partial, dout, o, n);
+    attn_residual_backward_kernel<<<G, BLOCK_1D, 0, st>>>(dx, partial, dout, o, n, add);
     CUDA_LAUNCH_CHECK();
     attn_sum_partials_kernel<<<1, BLOCK_1D, 0, st>>>(dgamma, partial, (int)G);
     CUDA_LAUNCH_CHECK();
@@ -286,7 +287,7 @@ extern "C" void pam_backward_cuda(float *dx, float *dwq, float *dbq, float *dwk,
                                   const float *dout, const float *x, const float *q,
                                   const float *k, const float *v, const float *a, const float *o,
                                   const float *wq, const float *wk, const float *wv,
-                                  const float *gamma, int B, int C, int Cq, int N, dath_ctx *ctx) {
+                                  const float *gamma, int B, int C, int Cq, int N, int add, dath_ctx *ctx) {
     cudaStream_t st = DATH_STREAM(ctx);
     if (B <= 0 || C <= 0 || N <= 0) {   /* an empty batch's gradients are zero */
         const struct { float *p; size_t n; } z[7] = {
@@ -299,7 +300,7 @@ extern "C" void pam_backward_cuda(float *dx, float *dwq, float *dbq, float *dwk,
     const size_t cn = (size_t)C * N, qn = (size_t)Cq * N, nn = (size_t)N * N;
     const int chunk = attn_chunk_images(3 * cn + 2 * qn + nn, 6, B, ctx, "pam_backward_cuda");
 
-    attn_residual_backward(dx, dgamma, dout, o, (size_t)B * cn, ctx);
+    attn_residual_backward(dx, dgamma, dout, o, (size_t)B * cn, add, ctx);
 
     for (int b0 = 0; b0 < B; b0 += chunk) {
         const int nb = B - b0 < chunk ? B - b0 : chunk;
@@ -383,7 +384,7 @@ extern "C" void cam_forward_cuda(float *out, float *a, float *o, const float *x,
 
 extern "C" void cam_backward_cuda(float *dx, float *dgamma, const float *dout, const float *x,
                                   const float *a, const float *o, const float *gamma,
-                                  int B, int C, int N, dath_ctx *ctx) {
+                                  int B, int C, int N, int add, dath_ctx *ctx) {
     cudaStream_t st = DATH_STREAM(ctx);
     if (B <= 0 || C <= 0) {   /* an empty batch's gradient is zero */
         CUDA_CHECK(cudaMemsetAsync(dgamma, 0, sizeof(float), st));
@@ -392,7 +393,7 @@ extern "C" void cam_backward_cuda(float *dx, float *dgamma, const float *dout, c
     const size_t cn = (size_t)C * N, cc = (size_t)C * C;
     const int chunk = attn_chunk_images(cn + cc, 2, B, ctx, "cam_backward_cuda");
 
-    attn_residual_backward(dx, dgamma, dout, o, (size_t)B * cn, ctx);
+    attn_residual_backward(dx, dgamma, dout, o, (size_t)B * cn, add, ctx);
 
     for (int b0 = 0; b0 < B; b0 += chunk) {
         const int nb = B - b0 < chunk ? B - b0 : chunk;

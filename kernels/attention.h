@@ -15,8 +15,9 @@
  *
  * Backward: every parameter gradient (dwq, dbq, dwk, dbk, dwv, dbv, dgamma) is written
  * (=: the module is its only writer in a step, so the step never zeroes them; an empty
- * batch writes zeros); dx accumulates (+=) and includes the residual path (dx += dout).
- * dout is not modified.
+ * batch writes zeros); dx, with the residual path (dout) in it, is written (add = 0:
+ * the module is its only writer) or added to (add = 1: dath-1's CAM after its PAM on the
+ * same input), so the step never zeroes it. dout is not modified.
  * gamma and dgamma are 1-element backend buffers. */
 #ifndef DATH_ATTENTION_H
 #define DATH_ATTENTION_H
@@ -51,12 +52,12 @@ typedef void pam_backward_fn(float *dx, float *dwq, float *dbq, float *dwk, floa
                              const float *dout, const float *x, const float *q,
                              const float *k, const float *v, const float *a, const float *o,
                              const float *wq, const float *wk, const float *wv,
-                             const float *gamma, int B, int C, int Cq, int N, dath_ctx *ctx);
+                             const float *gamma, int B, int C, int Cq, int N, int add, dath_ctx *ctx);
 typedef void cam_forward_fn(float *out, float *a, float *o, const float *x,
                             const float *gamma, int B, int C, int N, dath_ctx *ctx);
 typedef void cam_backward_fn(float *dx, float *dgamma, const float *dout, const float *x,
                              const float *a, const float *o, const float *gamma,
-                             int B, int C, int N, dath_ctx *ctx);
+                             int B, int C, int N, int add, dath_ctx *ctx);
 
 pam_forward_fn pam_forward_cpu;
 pam_backward_fn pam_backward_cpu;

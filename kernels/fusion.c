@@ -38,7 +38,7 @@ void dropout_backward_cpu(float *dx, const float *dy, int B, int D, float p,
         float *dxi = dx + (size_t)i * D;             /* [D] */
         uint32_t sample = sample0 + (uint32_t)i;
         for (int j = 0; j < D; j++)
-            if (rng_keep(seed, tag, st, sample, (uint32_t)j, p)) dxi[j] += dyi[j] * scale;
+            dxi[j] = rng_keep(seed, tag, st, sample, (uint32_t)j, p) ? dyi[j] * scale : 0.0f;
     }
 }
 
@@ -55,7 +55,7 @@ void fuse_backward_cpu(float *da, float *db, const float *df, const float *a,
                        const float *b, size_t n, dath_ctx *ctx) {
     #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
-        if (a[i] > 0.0f) da[i] += df[i];
-        if (b && b[i] > 0.0f) db[i] += df[i];
+        da[i] = a[i] > 0.0f ? df[i] : 0.0f;
+        if (b) db[i] = b[i] > 0.0f ? df[i] : 0.0f;
     }
 }

@@ -48,8 +48,7 @@ static __global__ void dropout_backward_kernel(float *__restrict__ dx, const flo
     for (size_t idx = blockIdx.x * (size_t)blockDim.x + threadIdx.x; idx < n;
          idx += (size_t)gridDim.x * blockDim.x) {
         uint32_t i = (uint32_t)(idx / (size_t)D), j = (uint32_t)(idx % (size_t)D);
-        if (rng_keep(seed, tag, st, sample0 + i, j, p))
-            dx[idx] = __fadd_rn(dx[idx], __fmul_rn(dy[idx], scale));
+        dx[idx] = rng_keep(seed, tag, st, sample0 + i, j, p) ? __fmul_rn(dy[idx], scale) : 0.0f;
     }
 }
 
@@ -88,7 +87,7 @@ static __global__ void fuse_forward_kernel(float *__restrict__ f, const float *_
     }
 }
 
-/* da += df·(a > 0), db += df·(b > 0). da and db may not alias each other. */
+/* da = df·(a > 0), db = df·(b > 0) (written). da and db may not alias each other. */
 static __global__ void fuse_backward_kernel(float *__restrict__ da, float *__restrict__ db,
                                             const float *__restrict__ df,
                                             const float *__restrict__ a,
@@ -96,8 +95,8 @@ static __global__ void fuse_backward_kernel(float *__restrict__ da, float *__res
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
         float d = df[i];
-        if (a[i] > 0.0f) da[i] = __fadd_rn(da[i], d);
-        if (b && b[i] > 0.0f) db[i] = __fadd_rn(db[i], d);
+        da[i] = a[i] > 0.0f ? d : 0.0f;
+        if (b) db[i] = b[i] > 0.0f ? d : 0.0f;
     }
 }
 

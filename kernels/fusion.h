@@ -8,10 +8,12 @@
  * the same call while the host advances *step between replays.
  * `tag` is RNG_DROPOUT + 2*stream + layer; `sample0` is the global index of row 0
  * (so a run gives the same masks whatever the number of GPUs).
- * y and x may alias (in place). Backward: dx += dy * keep / (1 - p).
+ * y and x may alias (in place). Backward: dx = dy * keep / (1 - p), written (=: in
+ * DATH a dropout is its input gradient's only writer, so the step never zeroes it).
  *
  * Fusion: f [B,D] = relu(a) + relu(b); b == NULL means one stream, f = relu(a).
- * Backward: da += df * (a > 0), db += df * (b > 0) (db ignored when b is NULL). */
+ * Backward: da = df * (a > 0), db = df * (b > 0), written (=, the streams' fc7 output
+ * gradients have no other writer; db ignored when b is NULL). */
 #ifndef DATH_FUSION_H
 #define DATH_FUSION_H
 

@@ -37,7 +37,10 @@ void linear_forward_cpu(float *out, const float *in, const float *w, const float
 void linear_backward_cpu(float *din, float *dw, float *db, float *dout,
                          const float *in, const float *w, const float *out,
                          int B, int I, int O, int relu, dath_ctx *ctx) {
-    if (O <= 0) return;
+    if (O <= 0) {   /* no output: no gradient reaches the input */
+        if (din && B > 0 && I > 0) memset(din, 0, (size_t)B * I * sizeof(float));
+        return;
+    }
     if (B <= 0) {   /* an empty batch's gradient is zero */
         memset(db, 0, (size_t)O * sizeof(float));
         if (I > 0) memset(dw, 0, (size_t)O * I * sizeof(float));
@@ -58,5 +61,5 @@ void linear_backward_cpu(float *din, float *dw, float *db, float *dout,
                 1.0f, dout, O, in, I, 0.0f, dw, I);
     if (din)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, I, O,
-                    1.0f, dout, O, w, I, 1.0f, din, I);
+                    1.0f, dout, O, w, I, 0.0f, din, I);
 }

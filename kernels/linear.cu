@@ -6,7 +6,7 @@
  *             db [O] = Σ_b dout                           (the same pass as the mask:
  *                                                          8 columns × 32 row groups a block)
  *             dw [O,I] = dout [B,O]ᵀ · in [B,I]           (cuBLAS, beta = 0)
- *             din [B,I] += dout [B,O] · w [O,I]           (cuBLAS, beta = 1) */
+ *             din [B,I] = dout [B,O] · w [O,I]            (cuBLAS, beta = 0) */
 #include "cuda_common.cuh"
 #include "gemm.cuh"
 
@@ -75,8 +75,11 @@ extern "C" void linear_forward_cuda(float *out, const float *in, const float *w,
 extern "C" void linear_backward_cuda(float *din, float *dw, float *db, float *dout,
                                      const float *in, const float *w, const float *out,
                                      int B, int I, int O, int relu, dath_ctx *ctx) {
-    if (O <= 0) return;
     cudaStream_t st = DATH_STREAM(ctx);
+    if (O <= 0) {   /* no output: no gradient reaches the input */
+        if (din && B > 0 && I > 0) CUDA_CHECK(cudaMemsetAsync(din, 0, (size_t)B * I * sizeof(float), st));
+        return;
+    }
     if (B <= 0) {   /* an empty batch's gradient is zero */
         CUDA_CHECK(cudaMemsetAsync(db, 0, (size_t)O * sizeof(float), st));
         if (I > 0) CUDA_CHECK(cudaMemsetAsync(dw, 0, (size_t)O * I * sizeof(float), st));
@@ -87,6 +90,6 @@ extern "C" void linear_backward_cuda(float *din, float *dw, float *db, float *do
     CUDA_LAUNCH_CHECK();
     /* dw [O, I] = dout [B, O]ᵀ · in [B, I] */
     gemm_rm(ctx, true, false, O, I, B, 1.0f, dout, O, in, I, 0.0f, dw, I);
-    /* din [B, I] += dout [B, O] · w [O, I] */
-    if (din) gemm_rm(ctx, false, false, B, I, O, 1.0f, dout, O, w, I, 1.0f, din, I);
+    /* din [B, I] = dout [B, O] · w [O, I] */
+    if (din) gemm_rm(ctx, false, false, B, I, O, 1.0f, dout, O, w, I, 0.0f, din, I);
 }

@@ -4,9 +4,10 @@
  * out = relu ? max(0, in·wᵀ + b) : in·wᵀ + b
  *
  * Backward: dout [B,Out] is CLOBBERED when relu is set (it becomes the pre-ReLU
- * gradient). `out` is the forward output (ReLU mask). dw and db are written (=: the
- * layer is their only writer in a step, so the step never zeroes them; B = 0 writes
- * zeros); din accumulates (+=) and may be NULL. */
+ * gradient). `out` is the forward output (ReLU mask). dw, db and din are written (=:
+ * the layer is their only writer in a step — the classifier's din, dh, is written before
+ * J1 adds to it — so the step never zeroes them; B = 0 writes zeros, Out = 0 a zero
+ * din); din may be NULL. */
 #ifndef DATH_LINEAR_H
 #define DATH_LINEAR_H
 
