@@ -423,7 +423,7 @@ static void bench_linear(const char *name, int B, int I, int O, int relu) {
     be->free(a.din); be->free(a.dw); be->free(a.db);
 }
 
-typedef struct pool_arg { int BC, H, bwd; float *in, *out, *din, *dout; int32_t *idx; } pool_arg;
+typedef struct pool_arg { int BC, H, bwd; float *in, *out, *din, *dout; maxpool_arg *idx; } pool_arg;
 static void pool_op(void *p) {
     pool_arg *a = p;
     if (!a->bwd) be->maxpool_forward(a->out, a->idx, a->in, a->BC, a->H, a->H, &ctx);
@@ -433,14 +433,14 @@ static void bench_maxpool(const char *name, int BC, int H) {
     int Ho = maxpool_out(H);
     size_t nin = (size_t)BC * H * H, nout = (size_t)BC * Ho * Ho;
     pool_arg a = {BC, H, 0, dev_rand(nin, -1, 1), dev_rand(nout, 0, 0), dev_rand(nin, 0, 0),
-                  dev_rand(nout, -1, 1), dev(nout * 4)};
+                  dev_rand(nout, -1, 1), dev(nout * sizeof(maxpool_arg))};
     char shape[64], op[40];
     snprintf(shape, sizeof shape, "%d planes %dx%d", BC, H, H);
     snprintf(op, sizeof op, "%s fwd", name);
-    report(op, shape, time_op(pool_op, &a), 0, 4.0 * (nin + 2 * nout), 0);
+    report(op, shape, time_op(pool_op, &a), 0, 4.0 * (nin + nout) + nout, 0);
     a.bwd = 1;
     snprintf(op, sizeof op, "%s bwd", name);
-    report(op, shape, time_op(pool_op, &a), 0, 4.0 * (2 * nin + 2 * nout), 0);
+    report(op, shape, time_op(pool_op, &a), 0, 4.0 * (nin + 2 * nout) + nout, 0);
     be->free(a.in); be->free(a.out); be->free(a.din); be->free(a.dout); be->free(a.idx);
 }
 

@@ -80,7 +80,16 @@ static void naive_maxpool(double *out, int32_t *idx, const float *in, int BC, in
             }
 }
 
-static double maxpool_loss(float *out, int32_t *idx, const float *in, const float *r,
+/* The plane positions y·W + x of the op's window places (maxpool_arg_at). */
+static void arg_positions(int32_t *pos, const maxpool_arg *idx, int BC, int H, int W) {
+    const int Ho = maxpool_out(H), Wo = maxpool_out(W);
+    for (size_t o = 0; o < (size_t)BC * Ho * Wo; o++) {
+        const int j = (int)(o % ((size_t)Ho * Wo));
+        pos[o] = maxpool_arg_at(j / Wo, j % Wo, W, idx[o]);
+    }
+}
+
+static double maxpool_loss(float *out, maxpool_arg *idx, const float *in, const float *r,
                            int BC, int H, int W) {
     maxpool_forward_cpu(out, idx, in, BC, H, W, NULL);
     size_t n = (size_t)BC * maxpool_out(H) * maxpool_out(W);
@@ -97,7 +106,8 @@ static void check_maxpool(int BC, int H, int W, uint64_t *seed) {
     float *r = malloc(n_out * sizeof *r);                     /* [BC,Ho,Wo] */
     float *din = calloc(n_in, sizeof *din);                   /* [BC,H,W] */
     float *din2 = calloc(n_in, sizeof *din2);                 /* [BC,H,W] */
-    int32_t *idx = malloc(n_out * sizeof *idx), *ridx = malloc(n_out * sizeof *ridx);
+    maxpool_arg *idx = malloc(n_out * sizeof *idx);
+    int32_t *pos = malloc(n_out * sizeof *pos), *ridx = malloc(n_out * sizeof *ridx);
     double *rout = malloc(n_out * sizeof *rout), *rdin = calloc(n_in, sizeof *rdin);
     char label[128];
     fill_distinct(in, n_in, seed);
@@ -109,8 +119,9 @@ static void check_maxpool(int BC, int H, int W, uint64_t *seed) {
     snprintf(label, sizeof label, "maxpool %dx%dx%d out", BC, H, W);
     check_close_d(label, g, rout, n_out, MAX_FWD_ATOL, 0.0);
     free(g);
-    snprintf(label, sizeof label, "maxpool %dx%dx%d idx", BC, H, W);
-    CHECK_TRUE(label, memcmp(idx, ridx, n_out * sizeof *idx) == 0);
+    snprintf(label, sizeof label, "maxpool %dx%dx%d idx (the argmax's place in its window)", BC, H, W);
+    arg_positions(pos, idx, BC, H, W);
+    CHECK_TRUE(label, memcmp(pos, ridx, n_out * sizeof *pos) == 0);
 
     /* backward vs the direct scatter (windows overlap: an input can take several) */
     maxpool_backward_cpu(din, r, idx, NULL, BC, H, W, NULL);
@@ -168,7 +179,7 @@ static void check_maxpool(int BC, int H, int W, uint64_t *seed) {
     CHECK_TRUE(label, masked > 0);
 
     free(in); free(out); free(r); free(din); free(din2);
-    free(idx); free(ridx); free(rout); free(rdin);
+    free(idx); free(pos); free(ridx); free(rout); free(rdin);
 }
 
 /* Ties: the first maximum in row-major window order wins; a NaN wins over numbers. */
@@ -176,7 +187,7 @@ static void check_maxpool_ties(void) {
     enum { H = 5, W = 5 };
     float in[3][H * W];                                        /* [3,5,5] */
     float out[3][4];                                           /* [3,2,2] */
-    int32_t idx[3][4];                                         /* [3,2,2] */
+    maxpool_arg idx[3][4];                                     /* [3,2,2] */
     for (int i = 0; i < H * W; i++) in[0][i] = 1.0f;           /* all equal */
     for (int i = 0; i < H * W; i++) in[1][i] = 0.0f;
     in[1][0 * W + 2] = 5.0f;   /* window (0,0): maxima at (0,2) and (1,0): (0,2) first */
@@ -186,18 +197,21 @@ static void check_maxpool_ties(void) {
     for (int i = 0; i < H * W; i++) in[2][i] = (float)i;
     in[2][1 * W + 1] = NAN;    /* window (0,0) holds a NaN */
     maxpool_forward_cpu(&out[0][0], &idx[0][0], &in[0][0], 3, H, W, NULL);
-    CHECK_TRUE("maxpool ties: equal window -> its top-left position",
-               idx[0][0] == 0 && idx[0][1] == 2 && idx[0][2] == 2 * W && idx[0][3] == 2 * W + 2);
-    CHECK_TRUE("maxpool: 7 at (2,2) beats the two 5s", out[1][0] == 7.0f && idx[1][0] == 2 * W + 2);
+#define AT(p, j) maxpool_arg_at((j) / 2, (j) % 2, W, idx[p][j])   /* window j's argmax, y·W + x */
+    CHECK_TRUE("maxpool ties: equal window -> its top-left position (place 0)",
+               idx[0][0] == 0 && idx[0][1] == 0 && idx[0][2] == 0 && idx[0][3] == 0 &&
+               AT(0, 0) == 0 && AT(0, 1) == 2 && AT(0, 2) == 2 * W && AT(0, 3) == 2 * W + 2);
+    CHECK_TRUE("maxpool: 7 at (2,2) beats the two 5s", out[1][0] == 7.0f && AT(1, 0) == 2 * W + 2 && idx[1][0] == 8);
     CHECK_TRUE("maxpool ties: shared 7 at (2,2) before (4,4)",
-               idx[1][1] == 2 * W + 2 && idx[1][2] == 2 * W + 2 && idx[1][3] == 2 * W + 2);
-    CHECK_TRUE("maxpool NaN propagates", isnan(out[2][0]) && idx[2][0] == 1 * W + 1 &&
-               out[2][3] == 24.0f && idx[2][3] == 24);
+               AT(1, 1) == 2 * W + 2 && AT(1, 2) == 2 * W + 2 && AT(1, 3) == 2 * W + 2);
+    CHECK_TRUE("maxpool NaN propagates", isnan(out[2][0]) && AT(2, 0) == 1 * W + 1 &&
+               out[2][3] == 24.0f && AT(2, 3) == 24);
 
     /* the plain two-way tie, without the 7 */
     in[1][2 * W + 2] = 0.0f;
     maxpool_forward_cpu(&out[1][0], &idx[1][0], &in[1][0], 1, H, W, NULL);
-    CHECK_TRUE("maxpool ties: 5 at (0,2) and (1,0) -> index 2", out[1][0] == 5.0f && idx[1][0] == 2);
+    CHECK_TRUE("maxpool ties: 5 at (0,2) and (1,0) -> index 2", out[1][0] == 5.0f && AT(1, 0) == 2);
+#undef AT
 }
 
 /* ---- adaptive average pool ------------------------------------------------------- */

@@ -1131,8 +1131,8 @@ static void pool_layer(cost_trace *t, const void *in, char *layer, size_t len) {
 }
 
 /* maxpool_forward_kernel: reads the input elements some 3×3 window covers, writes out
- * and idx. */
-static void cost_maxpool_forward(float *out, int32_t *idx, const float *in, int BC, int H, int W, dath_ctx *ctx) {
+ * (4 bytes) and idx (1 byte: maxpool_arg) a window. */
+static void cost_maxpool_forward(float *out, maxpool_arg *idx, const float *in, int BC, int H, int W, dath_ctx *ctx) {
     cost_trace *t = TRACE(ctx);
     const int Ho = maxpool_out(H), Wo = maxpool_out(W);
     const double n = (double)BC * Ho * Wo;
@@ -1140,8 +1140,8 @@ static void cost_maxpool_forward(float *out, int32_t *idx, const float *in, int 
     pool_layer(t, in, layer, sizeof layer);
     if (n == 0 || !op_begin(t, "maxpool_forward", layer, COST_FORWARD)) return;
     const double rd = 4.0 * BC * conv_covered(H, 3, 2, 0, Ho) * conv_covered(W, 3, 2, 0, Wo);
-    emit(t, "maxpool_forward_kernel", F_POOL, COST_UNIT_CORE, 0, rd, 8 * n, "%d×%d×%d → %d×%d", BC, H, W, Ho, Wo);
-    op_end(t, rd + 8 * n);
+    emit(t, "maxpool_forward_kernel", F_POOL, COST_UNIT_CORE, 0, rd, 5 * n, "%d×%d×%d → %d×%d", BC, H, W, Ho, Wo);
+    op_end(t, rd + 5 * n);
     label_set(t, out, layer);
     label_set(t, idx, layer);
 }
@@ -1149,7 +1149,7 @@ static void cost_maxpool_forward(float *out, int32_t *idx, const float *in, int 
 /* maxpool_backward_kernel: din = Σ dout at its argmax (a gather, din written, not read):
  * reads dout, idx and the mask when there is one, writes din; one add per output (each
  * window's gradient lands once). */
-static void cost_maxpool_backward(float *din, const float *dout, const int32_t *idx, const float *mask, int BC, int H,
+static void cost_maxpool_backward(float *din, const float *dout, const maxpool_arg *idx, const float *mask, int BC, int H,
                                   int W, dath_ctx *ctx) {
     cost_trace *t = TRACE(ctx);
     const int Ho = maxpool_out(H), Wo = maxpool_out(W);
@@ -1158,9 +1158,9 @@ static void cost_maxpool_backward(float *din, const float *dout, const int32_t *
     char layer[64];
     snprintf(layer, sizeof layer, "%s", l ? l : "maxpool");
     if (n_in == 0 || Ho == 0 || Wo == 0 || !op_begin(t, "maxpool_backward", layer, COST_BACKWARD)) return;
-    emit(t, "maxpool_backward_kernel", F_POOL, COST_UNIT_CORE, n_out, (mask ? 12 : 8) * n_out, 4 * n_in,
+    emit(t, "maxpool_backward_kernel", F_POOL, COST_UNIT_CORE, n_out, (mask ? 9 : 5) * n_out, 4 * n_in,
          "%d×%d×%d ← %d×%d%s", BC, H, W, Ho, Wo, mask ? ", ReLU mask" : "");
-    op_end(t, (mask ? 12 : 8) * n_out + 4 * n_in);   /* reads dout, idx (the mask); writes din */
+    op_end(t, (mask ? 9 : 5) * n_out + 4 * n_in);   /* reads dout, idx (the mask); writes din */
 }
 
 /* Σ over the adaptive bins of one axis of their sizes (PyTorch's bin edges). */

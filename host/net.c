@@ -29,7 +29,7 @@ typedef struct net_stream {
     const stream_params *sp;
     float *c1, *p1, *c2, *p2, *c3, *c4, *c5, *a5, *p5, *g, *gd, *f6, *f6d, *f7;
     float *dc1, *dp1, *dc2, *dp2, *dc3, *dc4, *dc5, *da5, *dp5, *dg, *dgd, *df6, *df6d, *df7;
-    int32_t *i1, *i2, *i5;                      /* max-pool argmax */
+    maxpool_arg *i1, *i2, *i5;                  /* max-pool argmax, a byte a window */
     float *q, *k, *v, *pa, *po, *pout;          /* PAM: q,k [B,32,N], v,po,pout [B,256,N], pa [B,N,N] */
     float *ca, *co, *cout;                      /* CAM: ca [B,256,256], co, cout [B,256,N] */
 } net_stream;
@@ -66,7 +66,7 @@ static void *take(arena *a, size_t bytes) {
     return p;
 }
 #define TAKEF(a, n) ((float *)take((a), (size_t)(n) * sizeof(float)))
-#define TAKEI(a, n) ((int32_t *)take((a), (size_t)(n) * sizeof(int32_t)))
+#define TAKEA(a, n) ((maxpool_arg *)take((a), (size_t)(n) * sizeof(maxpool_arg)))
 
 /* dact: the accumulated activation gradients (dy, dz); dwr: the written ones (the top). */
 static void net_layout(dath_net *n, arena *act, arena *dact, arena *dwr, arena *iact) {
@@ -97,9 +97,9 @@ static void net_layout(dath_net *n, arena *act, arena *dact, arena *dwr, arena *
             *fw[i] = TAKEF(act, sz[i]);
             *bw[i] = n->need_grad ? TAKEF(dwr, sz[i]) : NULL;
         }
-        t->i1 = TAKEI(iact, sz[1]);
-        t->i2 = TAKEI(iact, sz[3]);
-        t->i5 = TAKEI(iact, sz[8]);
+        t->i1 = TAKEA(iact, sz[1]);
+        t->i2 = TAKEA(iact, sz[3]);
+        t->i5 = TAKEA(iact, sz[8]);
         attn_kind at = t->sp->attn;
         if (at == ATTN_PAM || at == ATTN_BOTH) {
             t->q = TAKEF(act, B * MODEL_CQ * N);

@@ -16,31 +16,30 @@ static inline int pool_bin_end(int i, int in, int n) {
     return (int)(((int64_t)(i + 1) * in + n - 1) / n);
 }
 
-void maxpool_forward_cpu(float *out, int32_t *idx, const float *in,
+void maxpool_forward_cpu(float *out, maxpool_arg *idx, const float *in,
                          int BC, int H, int W, dath_ctx *ctx) {
     const int Ho = maxpool_out(H), Wo = maxpool_out(W);
     #pragma omp parallel for schedule(static)
     for (int pl = 0; pl < BC; pl++) {
         const float *x = in + (size_t)pl * H * W;                   /* [H, W] */
         float *y = out + (size_t)pl * Ho * Wo;                      /* [Ho, Wo] */
-        int32_t *ix = idx + (size_t)pl * Ho * Wo;                   /* [Ho, Wo] */
+        maxpool_arg *ix = idx + (size_t)pl * Ho * Wo;               /* [Ho, Wo] */
         for (int oy = 0; oy < Ho; oy++)
             for (int ox = 0; ox < Wo; ox++) {
-                int best = (2 * oy) * W + 2 * ox;
-                float bv = x[best];
+                int best = 0;
+                float bv = x[(2 * oy) * W + 2 * ox];
                 for (int dy = 0; dy < 3; dy++)
                     for (int dx = 0; dx < 3; dx++) {
-                        int at = (2 * oy + dy) * W + 2 * ox + dx;
-                        float v = x[at];
-                        if (v > bv || (isnan(v) && !isnan(bv))) { bv = v; best = at; }
+                        float v = x[(2 * oy + dy) * W + 2 * ox + dx];
+                        if (v > bv || (isnan(v) && !isnan(bv))) { bv = v; best = dy * 3 + dx; }
                     }
                 y[oy * Wo + ox] = bv;
-                ix[oy * Wo + ox] = best;
+                ix[oy * Wo + ox] = (maxpool_arg)best;
             }
     }
 }
 
-void maxpool_backward_cpu(float *din, const float *dout, const int32_t *idx,
+void maxpool_backward_cpu(float *din, const float *dout, const maxpool_arg *idx,
                           const float *mask, int BC, int H, int W, dath_ctx *ctx) {
     const int Ho = maxpool_out(H), Wo = maxpool_out(W);
     const int n = Ho * Wo;
@@ -48,11 +47,11 @@ void maxpool_backward_cpu(float *din, const float *dout, const int32_t *idx,
     for (int pl = 0; pl < BC; pl++) {
         float *dx = din + (size_t)pl * H * W;                       /* [H, W] */
         const float *dy = dout + (size_t)pl * n;                    /* [Ho, Wo] */
-        const int32_t *ix = idx + (size_t)pl * n;                   /* [Ho, Wo] */
+        const maxpool_arg *ix = idx + (size_t)pl * n;               /* [Ho, Wo] */
         const float *mk = mask ? mask + (size_t)pl * n : NULL;      /* [Ho, Wo] */
         memset(dx, 0, (size_t)H * W * sizeof *dx);                  /* written (=) */
         for (int j = 0; j < n; j++)
-            if (!mk || mk[j] > 0.0f) dx[ix[j]] += dy[j];
+            if (!mk || mk[j] > 0.0f) dx[maxpool_arg_at(j / Wo, j % Wo, W, ix[j])] += dy[j];
     }
 }
 

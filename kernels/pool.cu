@@ -21,9 +21,10 @@ __device__ __forceinline__ int pool_bin_end(int i, int in, int n) {
 
 /* ---- kernels ------------------------------------------------------------------ */
 
-/* out, idx [BC, Ho, Wo] ← max over the 3×3 window at (2oy, 2ox) of in [BC, H, W];
- * the first maximum in row-major window order wins, a NaN beats every number. */
-__global__ void maxpool_forward_kernel(float *out, int32_t *idx, const float *in,
+/* out, idx [BC, Ho, Wo] ← max over the 3×3 window at (2oy, 2ox) of in [BC, H, W], idx
+ * the argmax's place in the window (dy·3 + dx); the first maximum in row-major window
+ * order wins, a NaN beats every number. */
+__global__ void maxpool_forward_kernel(float *out, maxpool_arg *idx, const float *in,
                                        int BC, int H, int W, int Ho, int Wo) {
     const size_t total = (size_t)BC * Ho * Wo;
     for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total;
@@ -31,23 +32,22 @@ __global__ void maxpool_forward_kernel(float *out, int32_t *idx, const float *in
         const int ox = (int)(e % Wo), oy = (int)((e / Wo) % Ho);
         const size_t pl = e / ((size_t)Ho * Wo);
         const float *x = in + pl * H * W;                                  /* [H, W] */
-        int best = (2 * oy) * W + 2 * ox;
-        float bv = x[best];
+        int best = 0;
+        float bv = x[(2 * oy) * W + 2 * ox];
         for (int dy = 0; dy < 3; dy++)
             for (int dx = 0; dx < 3; dx++) {
-                const int at = (2 * oy + dy) * W + 2 * ox + dx;
-                const float v = x[at];
-                if (v > bv || (isnan(v) && !isnan(bv))) { bv = v; best = at; }
+                const float v = x[(2 * oy + dy) * W + 2 * ox + dx];
+                if (v > bv || (isnan(v) && !isnan(bv))) { bv = v; best = dy * 3 + dx; }
             }
         out[e] = bv;
-        idx[e] = best;
+        idx[e] = (maxpool_arg)best;
     }
 }
 
 /* din [BC, H, W] = Σ dout over every window whose argmax is this element and, with a
  * mask, whose mask is > 0 (0 if none). The windows
  * covering row y are oy ∈ [⌈(y−2)/2⌉, ⌊y/2⌋] ∩ [0, Ho); likewise columns. */
-__global__ void maxpool_backward_kernel(float *din, const float *dout, const int32_t *idx,
+__global__ void maxpool_backward_kernel(float *din, const float *dout, const maxpool_arg *idx,
                                         const float *mask, int BC, int H, int W, int Ho, int Wo) {
     const size_t total = (size_t)BC * H * W;
     for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total;
@@ -55,15 +55,15 @@ __global__ void maxpool_backward_kernel(float *din, const float *dout, const int
         const int x = (int)(e % W), y = (int)((e / W) % H);
         const size_t pl = e / ((size_t)H * W);
         const float *dy = dout + pl * Ho * Wo;                             /* [Ho, Wo] */
-        const int32_t *ix = idx + pl * Ho * Wo;                            /* [Ho, Wo] */
+        const maxpool_arg *ix = idx + pl * Ho * Wo;                        /* [Ho, Wo] */
         const float *mk = mask ? mask + pl * Ho * Wo : nullptr;            /* [Ho, Wo] */
-        const int at = y * W + x;
         const int oy0 = y >= 2 ? (y - 1) / 2 : 0, oy1 = min(Ho - 1, y / 2);
         const int ox0 = x >= 2 ? (x - 1) / 2 : 0, ox1 = min(Wo - 1, x / 2);
         float acc = 0.0f;
         for (int oy = oy0; oy <= oy1; oy++)
             for (int ox = ox0; ox <= ox1; ox++)
-                if (ix[oy * Wo + ox] == at && (!mk || mk[oy * Wo + ox] > 0.0f)) acc += dy[oy * Wo + ox];
+                if (ix[oy * Wo + ox] == (y - 2 * oy) * 3 + (x - 2 * ox) && (!mk || mk[oy * Wo + ox] > 0.0f))
+                    acc += dy[oy * Wo + ox];
         din[e] = acc;
     }
 }
@@ -112,7 +112,7 @@ __global__ void avgpool_backward_kernel(float *din, const float *dout,
 
 /* ---- launchers ---------------------------------------------------------------- */
 
-extern "C" void maxpool_forward_cuda(float *out, int32_t *idx, const float *in,
+extern "C" void maxpool_forward_cuda(float *out, maxpool_arg *idx, const float *in,
                                      int BC, int H, int W, dath_ctx *ctx) {
     const int Ho = maxpool_out(H), Wo = maxpool_out(W);
     const size_t n = (size_t)BC * Ho * Wo;
@@ -122,7 +122,7 @@ extern "C" void maxpool_forward_cuda(float *out, int32_t *idx, const float *in,
     CUDA_LAUNCH_CHECK();
 }
 
-extern "C" void maxpool_backward_cuda(float *din, const float *dout, const int32_t *idx,
+extern "C" void maxpool_backward_cuda(float *din, const float *dout, const maxpool_arg *idx,
                                       const float *mask, int BC, int H, int W, dath_ctx *ctx) {
     const int Ho = maxpool_out(H), Wo = maxpool_out(W);
     const size_t n = (size_t)BC * H * W;

@@ -2,8 +2,10 @@
  *
  * Planes: BC = B*C independent H×W planes, in [BC, H, W].
  * maxpool: 3×3 window, stride 2, no padding, floor mode: Ho = (H-3)/2 + 1.
- *   idx [BC, Ho, Wo] (int32) records the argmax's position y*W+x within its plane;
- *   the first maximum in row-major window order wins (as PyTorch's CPU kernel).
+ *   idx [BC, Ho, Wo] (maxpool_arg, one byte) records the argmax's place in its window,
+ *   dy*3 + dx (maxpool_arg_at gives its position y*W+x in the plane): a quarter of the
+ *   bytes of an int32 position, written by the forward and read by the backward; the
+ *   first maximum in row-major window order wins (as PyTorch's CPU kernel).
  * avgpool: adaptive to Ho×Wo with PyTorch's bin edges
  *   start = floor(i*H/Ho), end = ceil((i+1)*H/Ho).
  * Backward: din is written (=): each element gets the sum of the gradients that reach
@@ -21,9 +23,15 @@
 
 static inline int maxpool_out(int H) { return H >= 3 ? (H - 3) / 2 + 1 : 0; }
 
-typedef void maxpool_forward_fn(float *out, int32_t *idx, const float *in,
+typedef uint8_t maxpool_arg;   /* the argmax's place in its 3×3 window: dy*3 + dx */
+/* The plane position y*W + x of window (oy, ox)'s argmax a. */
+static inline int maxpool_arg_at(int oy, int ox, int W, maxpool_arg a) {
+    return (2 * oy + a / 3) * W + 2 * ox + a % 3;
+}
+
+typedef void maxpool_forward_fn(float *out, maxpool_arg *idx, const float *in,
                                 int BC, int H, int W, dath_ctx *ctx);
-typedef void maxpool_backward_fn(float *din, const float *dout, const int32_t *idx,
+typedef void maxpool_backward_fn(float *din, const float *dout, const maxpool_arg *idx,
                                  const float *mask, int BC, int H, int W, dath_ctx *ctx);
 typedef void avgpool_forward_fn(float *out, const float *in,
                                 int BC, int H, int W, int Ho, int Wo, dath_ctx *ctx);
