@@ -426,8 +426,8 @@ static void bench_linear(const char *name, int B, int I, int O, int relu) {
 typedef struct pool_arg { int BC, H, bwd; float *in, *out, *din, *dout; maxpool_arg *idx; } pool_arg;
 static void pool_op(void *p) {
     pool_arg *a = p;
-    if (!a->bwd) be->maxpool_forward(a->out, a->idx, a->in, a->BC, a->H, a->H, &ctx);
-    else be->maxpool_backward(a->din, a->dout, a->idx, a->out, a->BC, a->H, a->H, &ctx);   /* ReLU mask, as the step */
+    if (!a->bwd) be->maxpool_forward(a->out, a->idx, a->in, a->BC, a->H, a->H, DATH_STORE_F32, &ctx);
+    else be->maxpool_backward(a->din, a->dout, a->idx, a->out, a->BC, a->H, a->H, DATH_STORE_F32, &ctx);   /* ReLU mask, as the step */
 }
 static void bench_maxpool(const char *name, int BC, int H) {
     int Ho = maxpool_out(H);

@@ -678,6 +678,60 @@ static void check_plan_table(void) {
                                             p.threads == 128 && p.kt_split == (p.kt + 1) / 2);
 }
 
+/* bf16 storage (conv.h): in and din, out and dout in bf16. The reference widens what it
+ * reads and rounds what it stores once, so against its fp32 code on the widened values:
+ * out and din the fp32 results rounded to bf16, dw, db and the masked dout equal, bit for
+ * bit. The single op with din, and the multi op of two sets. */
+static void check_bf16_storage(const conv_case *c, uint64_t *seed) {
+    for (int nw = 1; nw <= 2; nw++) {
+        conv2d_shape s = conv2d_make_shape(c->B, c->Ci, c->H, c->W, c->Co, c->k, c->stride, c->pad), sb = s;
+        sb.in_store = sb.out_store = DATH_STORE_BF16;
+        const size_t nin = (size_t)c->B * c->Ci * c->H * c->W, nwt = (size_t)c->Co * c->Ci * c->k * c->k;
+        const size_t nout = (size_t)c->B * c->Co * s.Ho * s.Wo;
+        float *x = malloc(nin * 4), *w = malloc(nw * nwt * 4), *b = malloc(nw * (size_t)c->Co * 4);
+        float *o32 = malloc(nw * nout * 4), *g32 = malloc(nw * nout * 4), *din32 = malloc(nin * 4);
+        float *dw32 = malloc(nw * nwt * 4), *db32 = malloc(nw * (size_t)c->Co * 4);
+        float *dw = malloc(nw * nwt * 4), *db = malloc(nw * (size_t)c->Co * 4);
+        dath_bf16 *xb = malloc(nin * 2), *ob = malloc(nw * nout * 2), *gb = malloc(nw * nout * 2), *dinb = malloc(nin * 2);
+        check_fill(x, nin, -1.0f, 1.0f, seed);
+        check_fill(w, nw * nwt, -0.3f, 0.3f, seed);
+        check_fill(b, nw * (size_t)c->Co, -0.1f, 0.1f, seed);
+        check_fill(g32, nw * nout, -1.0f, 1.0f, seed);
+        for (size_t i = 0; i < nin; i++) { xb[i] = dath_bf16_from_float(x[i]); x[i] = dath_bf16_to_float(xb[i]); }
+        for (size_t i = 0; i < nw * nout; i++) { gb[i] = dath_bf16_from_float(g32[i]); g32[i] = dath_bf16_to_float(gb[i]); }
+        float *po[2], *pob[2], *pdw[2], *pdb[2], *pdw32[2], *pdb32[2], *pg[2], *pgb[2];
+        const float *pw[2], *pb[2], *pco[2], *pcob[2];
+        for (int j = 0; j < nw; j++) {
+            po[j] = o32 + j * nout; pob[j] = (float *)(ob + j * nout); pco[j] = po[j]; pcob[j] = pob[j];
+            pw[j] = w + j * nwt; pb[j] = b + j * c->Co;
+            pdw[j] = dw + j * nwt; pdb[j] = db + j * c->Co; pdw32[j] = dw32 + j * nwt; pdb32[j] = db32 + j * c->Co;
+            pg[j] = g32 + j * nout; pgb[j] = (float *)(gb + j * nout);
+        }
+        conv2d_forward_multi_cpu(po, x, pw, pb, nw, &s, 1, NULL);
+        conv2d_forward_multi_cpu(pob, (const float *)xb, pw, pb, nw, &sb, 1, NULL);
+        int same_out = 1;
+        for (size_t i = 0; i < nw * nout; i++) {
+            same_out &= ob[i] == dath_bf16_from_float(o32[i]);
+            o32[i] = dath_bf16_to_float(ob[i]);   /* the mask both backwards see */
+        }
+        conv2d_backward_multi_cpu(din32, pdw32, pdb32, pg, x, pw, pco, nw, &s, 1, NULL);
+        conv2d_backward_multi_cpu((float *)dinb, pdw, pdb, pgb, (const float *)xb, pw, pcob, nw, &sb, 1, NULL);
+        int same_din = 1, same_g = 1;
+        for (size_t i = 0; i < nin; i++) same_din &= dinb[i] == dath_bf16_from_float(din32[i]);
+        for (size_t i = 0; i < nw * nout; i++) same_g &= dath_bf16_to_float(gb[i]) == g32[i];
+        char label[200];
+        snprintf(label, sizeof label, "%s, %d set%s, bf16 storage: out, din = fp32's rounded; dout masked the same", c->name,
+                 nw, nw > 1 ? "s" : "");
+        CHECK_TRUE(label, same_out && same_din && same_g);
+        snprintf(label, sizeof label, "%s, %d set%s, bf16 storage: dw = fp32's of the widened tensors", c->name, nw, nw > 1 ? "s" : "");
+        CHECK_CLOSE(label, dw, dw32, nw * nwt, 0.0, 0.0);
+        snprintf(label, sizeof label, "%s, %d set%s, bf16 storage: db = fp32's", c->name, nw, nw > 1 ? "s" : "");
+        CHECK_CLOSE(label, db, db32, nw * (size_t)c->Co, 0.0, 0.0);
+        free(x); free(w); free(b); free(o32); free(g32); free(din32); free(dw32); free(db32); free(dw); free(db);
+        free(xb); free(ob); free(gb); free(dinb);
+    }
+}
+
 int main(void) {
     uint64_t seed = 0x5eed0c0ffee;
     check_fdiv(&seed);
@@ -691,6 +745,8 @@ int main(void) {
         { "pointwise 6->3 k1 5x5", 2, 6, 5, 5, 3, 1, 1, 0 },
     };
     check_shapes();
+    check_bf16_storage(&cases[0], &seed);
+    check_bf16_storage(&cases[1], &seed);
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
         for (int relu = 0; relu <= 1; relu++) {
             conv_data d;

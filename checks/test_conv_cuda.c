@@ -9,7 +9,9 @@
  * What runs (no arguments; a few seconds on the emulator, emu):
  *   paths     implicit at fp32 (sm_80+'s cp.async loads), fp32 as sm_61/75 run it (the
  *             context's sm lowered to 75: loads through registers), tf32 and bf16
- *             (tensor cores; skipped below sm_80), and im2col at fp32, tf32, bf16;
+ *             (tensor cores; skipped below sm_80), bf16 with in and out stored in bf16
+ *             (conv.h: every bf16-storage instantiation through the tiles below), and
+ *             im2col at fp32, tf32, bf16;
  *   shapes    small AlexNet-like layers: conv1-like (3 → 8, k11 s4 p2: the strided dX
  *             in 16 phases), conv2-like (k5 p2), M past a tile (Co 70), two and three
  *             weight sets (evenly and unevenly spaced, not 16-byte aligned), with and
@@ -161,18 +163,29 @@ typedef struct conv_case {
     int nowork;    /* ctx->work NULL (implicit only) */
 } conv_case;
 
-typedef struct path { const char *name; int algo, precision, sm; } path;   /* sm 0: the device's */
+/* sm 0: the device's; store: DATH_STORE_BF16 stores in and out in bf16 (conv.h; the bf16
+ * tiles only) */
+typedef struct path { const char *name; int algo, precision, sm, store; } path;
 
 static const dath_backend *gpu;
 static dath_ctx cctx;
 static int dev_major;
 
+static float *widen(const void *p, size_t n, int store) {
+    float *w = xmalloc(n * 4);
+    for (size_t i = 0; i < n; i++) w[i] = dath_load(p, i, store);
+    return w;
+}
+
 static void run_case(const path *pa, dath_ctx *base, const conv_case *c) {
     const double t0 = dath_now();
     const int nw = c->nw, relu = 1;
     conv2d_shape s = conv2d_make_shape(c->B, c->Ci, c->H, c->H, c->Co, c->k, c->stride, c->pad);
+    s.in_store = s.out_store = pa->store;
+    conv2d_shape s32 = s;   /* fp32 tensors (the bands) */
+    s32.in_store = s32.out_store = DATH_STORE_F32;
     const size_t nin = (size_t)c->B * c->Ci * c->H * c->H, nwt = (size_t)c->Co * c->Ci * c->k * c->k;
-    const size_t nout = (size_t)c->B * c->Co * s.Ho * s.Wo;
+    const size_t nout = (size_t)c->B * c->Co * s.Ho * s.Wo, es = dath_store_size(pa->store);
     char what[160];
     snprintf(what, sizeof what, "%s[%s]", c->name, pa->name);
 
@@ -193,34 +206,42 @@ static void run_case(const path *pa, dath_ctx *base, const conv_case *c) {
     const size_t nflat = 3 + nw * gap + 5, nflatb = 1 + nw * gapb;
     const float bound = 1.0f / sqrtf((float)(c->Ci * c->k * c->k));
     float *x = hrand(nin, -1.0f, 1.0f), *w = hrand(nflat, -bound, bound), *b = hrand(nflatb, -0.1f, 0.1f);
-    float *out_ref = xmalloc(nw * nout * 4);
+    char *xst = xmalloc(nin * es);    /* x as stored (bf16: x rounded, the same bytes on both sides) */
+    for (size_t i = 0; i < nin; i++) {
+        dath_store(xst, i, x[i], pa->store);
+        x[i] = dath_load(xst, i, pa->store);
+    }
+    char *out_st = xmalloc(nw * nout * es);   /* the sets' outputs as stored */
     float *po[CONV_MULTI_MAX], *pdw[CONV_MULTI_MAX], *pdb[CONV_MULTI_MAX], *pg[CONV_MULTI_MAX];
     const float *pw[CONV_MULTI_MAX], *pb[CONV_MULTI_MAX], *pout[CONV_MULTI_MAX];
     for (int j = 0; j < nw; j++) {
-        po[j] = out_ref + j * nout;
+        po[j] = (float *)(out_st + j * nout * es);
         pout[j] = po[j];
         pw[j] = w + off[j];
         pb[j] = b + offb[j];
     }
-    conv2d_forward_multi_cpu(po, x, pw, pb, nw, &s, relu, &cctx);
+    conv2d_forward_multi_cpu(po, (const float *)xst, pw, pb, nw, &s, relu, &cctx);
+    float *out_ref = widen(out_st, nw * nout, pa->store);
 
-    float *d_x = dalloc(nin * 4), *d_w = dalloc(nflat * 4), *d_b = dalloc(nflatb * 4);
-    float *d_out = dalloc(nw * nout * 4);
-    up(d_x, x, nin * 4); up(d_w, w, nflat * 4); up(d_b, b, nflatb * 4);
+    float *d_x = dalloc(nin * es), *d_w = dalloc(nflat * 4), *d_b = dalloc(nflatb * 4);
+    char *d_out = dalloc(nw * nout * es);
+    up(d_x, xst, nin * es); up(d_w, w, nflat * 4); up(d_b, b, nflatb * 4);
     float *dpo[CONV_MULTI_MAX], *dpdw[CONV_MULTI_MAX], *dpdb[CONV_MULTI_MAX], *dpg[CONV_MULTI_MAX];
     const float *dpw[CONV_MULTI_MAX], *dpb[CONV_MULTI_MAX], *dpout[CONV_MULTI_MAX];
     for (int j = 0; j < nw; j++) {
-        dpo[j] = d_out + j * nout;
+        dpo[j] = (float *)(d_out + j * nout * es);
         dpout[j] = dpo[j];
         dpw[j] = d_w + off[j];
         dpb[j] = d_b + offb[j];
     }
-    float *got[2] = {xmalloc(nw * nout * 4), xmalloc(nw * nout * 4)};
+    float *got[2];
+    char *gst[2] = {xmalloc(nw * nout * es), xmalloc(nw * nout * es)};
     for (int r = 0; r < 2; r++) {
-        poison(d_out, nw * nout * 4);
+        poison(d_out, nw * nout * es);
         gpu->conv2d_forward_multi(dpo, d_x, dpw, dpb, nw, &s, relu, &ctx);
         gsync();
-        down(got[r], d_out, nw * nout * 4);
+        down(gst[r], d_out, nw * nout * es);
+        got[r] = widen(gst[r], nw * nout, pa->store);
     }
     /* tf32/bf16: T2² = conv(x², w²) and y = conv(x, w) without bias or ReLU; Ci·k² terms,
      * in as many chains as K parts (each with at most one short block more) */
@@ -233,39 +254,54 @@ static void run_case(const path *pa, dath_ctx *base, const conv_case *c) {
         float *pt[CONV_MULTI_MAX], *py[CONV_MULTI_MAX];
         const float *pw2[CONV_MULTI_MAX], *pz[CONV_MULTI_MAX];
         for (int j = 0; j < nw; j++) { pt[j] = t2 + j * nout; py[j] = y + j * nout; pw2[j] = w2 + off[j]; pz[j] = z + offb[j]; }
-        conv2d_forward_multi_cpu(pt, x2, pw2, pz, nw, &s, 0, &cctx);
-        conv2d_forward_multi_cpu(py, x, pw, pz, nw, &s, 0, &cctx);
+        conv2d_forward_multi_cpu(pt, x2, pw2, pz, nw, &s32, 0, &cctx);
+        conv2d_forward_multi_cpu(py, x, pw, pz, nw, &s32, 0, &cctx);
         bo = band_new(nw * nout);
         band_terms(&bo, t2, y, (long long)c->Ci * c->k * c->k + (long long)GE.bk * fparts, 1.0);
         free(x2); free(w2); free(z); free(t2); free(y);
     }
-    cmp(what, "out", got[0], out_ref, nw * nout, TOL_FWD, &bo);
-    same(what, "out", got[0], got[1], nw * nout * 4);
+    tol tf = TOL_FWD;
+    if (pa->store == DATH_STORE_BF16) tf.rtol += 1.0 / 128;   /* one bf16 ulp of the stored out */
+    cmp(what, "out", got[0], out_ref, nw * nout, tf, &bo);
+    same(what, "out", gst[0], gst[1], nw * nout * es);
 
-    /* backward from the reference's outputs (their ReLU masks) */
+    /* backward from the reference's outputs (their ReLU masks); dout and din stored as out
+     * and in are (conv.h; din starts as NaN: written) */
     float *g = hrand(nw * nout, -0.5f, 1.0f);
     float *din0 = c->din ? hrand(nin, -0.1f, 0.1f) : NULL;
     if (din0) check_fill_nan(din0, nin);              /* din is written (=), not added to */
     float *dw0 = hrand(nflat, -0.1f, 0.1f), *db0 = hrand(nflatb, -0.1f, 0.1f);
     for (int j = 0; j < nw; j++) { check_fill_nan(dw0 + offd[j], nwt); check_fill_nan(db0 + offb[j], (size_t)c->Co); }
-    float *din_ref = c->din ? hcopy(din0, nin) : NULL, *dw_ref = hcopy(dw0, nflat);
-    float *db_ref = hcopy(db0, nflatb), *g_ref = hcopy(g, nw * nout);
-    for (int j = 0; j < nw; j++) { pdw[j] = dw_ref + offd[j]; pdb[j] = db_ref + offb[j]; pg[j] = g_ref + j * nout; }
-    conv2d_backward_multi_cpu(din_ref, pdw, pdb, pg, x, pw, pout, nw, &s, relu, &cctx);
+    char *g_st = xmalloc(nw * nout * es), *g_rst = xmalloc(nw * nout * es);
+    char *din_st = c->din ? xmalloc(nin * es) : NULL, *din_rst = c->din ? xmalloc(nin * es) : NULL;
+    for (size_t i = 0; i < nw * nout; i++) {
+        dath_store(g_st, i, g[i], pa->store);
+        g[i] = dath_load(g_st, i, pa->store);   /* the dout both sides read */
+    }
+    for (size_t i = 0; c->din && i < nin; i++) dath_store(din_st, i, din0[i], pa->store);
+    memcpy(g_rst, g_st, nw * nout * es);
+    if (c->din) memcpy(din_rst, din_st, nin * es);
+    float *dw_ref = hcopy(dw0, nflat), *db_ref = hcopy(db0, nflatb);
+    for (int j = 0; j < nw; j++) { pdw[j] = dw_ref + offd[j]; pdb[j] = db_ref + offb[j]; pg[j] = (float *)(g_rst + j * nout * es); }
+    conv2d_backward_multi_cpu((float *)din_rst, pdw, pdb, pg, (const float *)xst, pw, pout, nw, &s, relu, &cctx);
+    float *din_ref = c->din ? widen(din_rst, nin, pa->store) : NULL, *g_ref = widen(g_rst, nw * nout, pa->store);
 
-    up(d_out, out_ref, nw * nout * 4);
-    float *d_g = dalloc(nw * nout * 4), *d_dw = dalloc(nflat * 4), *d_db = dalloc(nflatb * 4);
-    float *d_din = c->din ? dalloc(nin * 4) : NULL;
-    for (int j = 0; j < nw; j++) { dpdw[j] = d_dw + offd[j]; dpdb[j] = d_db + offb[j]; dpg[j] = d_g + j * nout; }
+    up(d_out, out_st, nw * nout * es);
+    char *d_g = dalloc(nw * nout * es);
+    float *d_dw = dalloc(nflat * 4), *d_db = dalloc(nflatb * 4);
+    float *d_din = c->din ? dalloc(nin * es) : NULL;
+    for (int j = 0; j < nw; j++) { dpdw[j] = d_dw + offd[j]; dpdb[j] = d_db + offb[j]; dpg[j] = (float *)(d_g + j * nout * es); }
     float *gd[2] = {NULL, NULL}, *gw[2], *gb[2], *gg[2];
+    char *gdst[2] = {NULL, NULL}, *ggst[2];
     for (int r = 0; r < 2; r++) {
-        up(d_g, g, nw * nout * 4); up(d_dw, dw0, nflat * 4); up(d_db, db0, nflatb * 4);
-        if (c->din) up(d_din, din0, nin * 4);
+        up(d_g, g_st, nw * nout * es); up(d_dw, dw0, nflat * 4); up(d_db, db0, nflatb * 4);
+        if (c->din) up(d_din, din_st, nin * es);
         gpu->conv2d_backward_multi(d_din, dpdw, dpdb, dpg, d_x, dpw, dpout, nw, &s, relu, &ctx);
         gsync();
-        if (c->din) { gd[r] = xmalloc(nin * 4); down(gd[r], d_din, nin * 4); }
-        gw[r] = xmalloc(nflat * 4); gb[r] = xmalloc(nflatb * 4); gg[r] = xmalloc(nw * nout * 4);
-        down(gw[r], d_dw, nflat * 4); down(gb[r], d_db, nflatb * 4); down(gg[r], d_g, nw * nout * 4);
+        if (c->din) { gdst[r] = xmalloc(nin * es); down(gdst[r], d_din, nin * es); gd[r] = widen(gdst[r], nin, pa->store); }
+        gw[r] = xmalloc(nflat * 4); gb[r] = xmalloc(nflatb * 4); ggst[r] = xmalloc(nw * nout * es);
+        down(gw[r], d_dw, nflat * 4); down(gb[r], d_db, nflatb * 4); down(ggst[r], d_g, nw * nout * es);
+        gg[r] = widen(ggst[r], nw * nout, pa->store);
     }
     /* bands: din Co terms a window, up to ⌈k/stride⌉² windows and nw sets; dw B·Ho·Wo terms
      * in chunks of images or K parts (at most B + parts short blocks more) */
@@ -277,8 +313,12 @@ static void run_case(const path *pa, dath_ctx *base, const conv_case *c) {
         float *din2 = c->din ? hzero(nin) : NULL, *dw2 = hzero(nflat), *db2 = hzero(nflatb);
         float *pdw2[CONV_MULTI_MAX], *pdb2[CONV_MULTI_MAX], *pg2[CONV_MULTI_MAX];
         const float *pw2[CONV_MULTI_MAX];
-        for (int j = 0; j < nw; j++) { pdw2[j] = dw2 + offd[j]; pdb2[j] = db2 + offb[j]; pg2[j] = g2 + j * nout; pw2[j] = w2 + off[j]; }
-        conv2d_backward_multi_cpu(din2, pdw2, pdb2, pg2, x2, pw2, pout, nw, &s, relu, &cctx);
+        const float *po32[CONV_MULTI_MAX];   /* the same masks, widened */
+        for (int j = 0; j < nw; j++) {
+            pdw2[j] = dw2 + offd[j]; pdb2[j] = db2 + offb[j]; pg2[j] = g2 + j * nout; pw2[j] = w2 + off[j];
+            po32[j] = out_ref + j * nout;
+        }
+        conv2d_backward_multi_cpu(din2, pdw2, pdb2, pg2, x2, pw2, po32, nw, &s32, relu, &cctx);
         if (c->din) {
             const int win = (c->k + c->stride - 1) / c->stride;
             float *y = hdiff(din_ref, din0, nin);
@@ -293,8 +333,10 @@ static void run_case(const path *pa, dath_ctx *base, const conv_case *c) {
         free(y); free(x2); free(w2); free(g2); free(din2); free(dw2); free(db2);
     }
     if (c->din) {
-        cmp(what, "din", gd[0], din_ref, nin, TOL_DGRAD, &bdin);
-        same(what, "din", gd[0], gd[1], nin * 4);
+        tol td = TOL_DGRAD;
+        if (pa->store == DATH_STORE_BF16) td.rtol += 1.0 / 128;   /* one bf16 ulp of the stored din */
+        cmp(what, "din", gd[0], din_ref, nin, td, &bdin);
+        same(what, "din", gdst[0], gdst[1], nin * es);
     }
     cmp(what, "dw(flat)", gw[0], dw_ref, nflat, TOL_WGRAD, &bdw);
     same(what, "dw", gw[0], gw[1], nflat * 4);
@@ -302,12 +344,14 @@ static void run_case(const path *pa, dath_ctx *base, const conv_case *c) {
     same(what, "db", gb[0], gb[1], nflatb * 4);
     char name[240];
     snprintf(name, sizeof name, "%s.dout masked by out > 0 as the reference (bit for bit)", what);
-    check_true(name, memcmp(gg[0], g_ref, nw * nout * 4) == 0);
+    check_true(name, memcmp(gg[0], g_ref, nw * nout * 4) == 0 && memcmp(ggst[0], g_rst, nw * nout * es) == 0);
     printf("     %s: %.2f s\n", what, dath_now() - t0);
 
-    for (int r = 0; r < 2; r++) { free(got[r]); free(gd[r]); free(gw[r]); free(gb[r]); free(gg[r]); }
-    free(x); free(w); free(b); free(out_ref); free(g); free(din0); free(dw0); free(db0);
-    free(din_ref); free(dw_ref); free(db_ref); free(g_ref);
+    for (int r = 0; r < 2; r++) {
+        free(got[r]); free(gst[r]); free(gd[r]); free(gdst[r]); free(gw[r]); free(gb[r]); free(gg[r]); free(ggst[r]);
+    }
+    free(x); free(xst); free(out_st); free(w); free(b); free(out_ref); free(g); free(din0); free(dw0); free(db0);
+    free(din_ref); free(dw_ref); free(db_ref); free(g_ref); free(g_st); free(g_rst); free(din_st); free(din_rst);
     band_free(&bo); band_free(&bdin); band_free(&bdw);
     cudaFree(d_x); cudaFree(d_w); cudaFree(d_b); cudaFree(d_out); cudaFree(d_g);
     cudaFree(d_dw); cudaFree(d_db); cudaFree(d_din);
@@ -346,13 +390,14 @@ int main(void) {
         {"conv3 B1 (DATH's, 192->384 13x13 k3 p1)", 1, 192, 13, 384, 3, 1, 1, 1, 0, 1, 0, 0, 0},
     };
     const path paths[] = {
-        {"implicit fp32", DATH_CONV_IMPLICIT, DATH_FP32, 0},
-        {"implicit fp32 sm_75", DATH_CONV_IMPLICIT, DATH_FP32, 75},
-        {"implicit tf32", DATH_CONV_IMPLICIT, DATH_TF32, 0},
-        {"implicit bf16", DATH_CONV_IMPLICIT, DATH_BF16, 0},
-        {"im2col fp32", DATH_CONV_IM2COL, DATH_FP32, 0},
-        {"im2col tf32", DATH_CONV_IM2COL, DATH_TF32, 0},
-        {"im2col bf16", DATH_CONV_IM2COL, DATH_BF16, 0},
+        {"implicit fp32", DATH_CONV_IMPLICIT, DATH_FP32, 0, 0},
+        {"implicit fp32 sm_75", DATH_CONV_IMPLICIT, DATH_FP32, 75, 0},
+        {"implicit tf32", DATH_CONV_IMPLICIT, DATH_TF32, 0, 0},
+        {"implicit bf16", DATH_CONV_IMPLICIT, DATH_BF16, 0, 0},
+        {"implicit bf16, bf16 storage", DATH_CONV_IMPLICIT, DATH_BF16, 0, DATH_STORE_BF16},
+        {"im2col fp32", DATH_CONV_IM2COL, DATH_FP32, 0, 0},
+        {"im2col tf32", DATH_CONV_IM2COL, DATH_TF32, 0, 0},
+        {"im2col bf16", DATH_CONV_IM2COL, DATH_BF16, 0, 0},
     };
     /* one scratch for every case: the im2col path's need (the implicit path's parts fit) */
     size_t work = 0;

@@ -157,15 +157,16 @@ REC_OP(lin_b, (float *din, float *dw, float *db, float *dout, const float *in, c
        a->In = In; a->Out = Out; a->relu = relu; a->ctx = ctx,
        linear_backward_cpu(a->din, a->dw, a->db, a->dout, a->in, a->w, a->out, a->Bn, a->In, a->Out, a->relu, a->ctx),
        float *din, *dw, *db, *dout; const float *in, *w, *out; int Bn, In, Out, relu; dath_ctx *ctx;)
-REC_OP(maxp_f, (float *out, maxpool_arg *idx, const float *in, int P, int H, int W, dath_ctx *ctx),
-       a->out = out; a->idx = idx; a->in = in; a->P = P; a->H = H; a->W = W; a->ctx = ctx,
-       maxpool_forward_cpu(a->out, a->idx, a->in, a->P, a->H, a->W, a->ctx),
-       float *out; maxpool_arg *idx; const float *in; int P, H, W; dath_ctx *ctx;)
+REC_OP(maxp_f, (float *out, maxpool_arg *idx, const float *in, int P, int H, int W, int st, dath_ctx *ctx),
+       a->out = out; a->idx = idx; a->in = in; a->P = P; a->H = H; a->W = W; a->st = st; a->ctx = ctx,
+       maxpool_forward_cpu(a->out, a->idx, a->in, a->P, a->H, a->W, a->st, a->ctx),
+       float *out; maxpool_arg *idx; const float *in; int P, H, W, st; dath_ctx *ctx;)
 REC_OP(maxp_b, (float *din, const float *dout, const maxpool_arg *idx, const float *mask, int P, int H, int W,
-                dath_ctx *ctx),
-       a->din = din; a->dout = dout; a->idx = idx; a->mask = mask; a->P = P; a->H = H; a->W = W; a->ctx = ctx,
-       maxpool_backward_cpu(a->din, a->dout, a->idx, a->mask, a->P, a->H, a->W, a->ctx),
-       float *din; const float *dout; const maxpool_arg *idx; const float *mask; int P, H, W; dath_ctx *ctx;)
+                int st, dath_ctx *ctx),
+       a->din = din; a->dout = dout; a->idx = idx; a->mask = mask; a->P = P; a->H = H; a->W = W; a->st = st;
+       a->ctx = ctx,
+       maxpool_backward_cpu(a->din, a->dout, a->idx, a->mask, a->P, a->H, a->W, a->st, a->ctx),
+       float *din; const float *dout; const maxpool_arg *idx; const float *mask; int P, H, W, st; dath_ctx *ctx;)
 REC_OP(avgp_f, (float *out, const float *in, int P, int H, int W, int Ho, int Wo, dath_ctx *ctx),
        a->out = out; a->in = in; a->P = P; a->H = H; a->W = W; a->Ho = Ho; a->Wo = Wo; a->ctx = ctx,
        avgpool_forward_cpu(a->out, a->in, a->P, a->H, a->W, a->Ho, a->Wo, a->ctx),

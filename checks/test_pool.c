@@ -91,7 +91,7 @@ static void arg_positions(int32_t *pos, const maxpool_arg *idx, int BC, int H, i
 
 static double maxpool_loss(float *out, maxpool_arg *idx, const float *in, const float *r,
                            int BC, int H, int W) {
-    maxpool_forward_cpu(out, idx, in, BC, H, W, NULL);
+    maxpool_forward_cpu(out, idx, in, BC, H, W, DATH_STORE_F32, NULL);
     size_t n = (size_t)BC * maxpool_out(H) * maxpool_out(W);
     double L = 0.0;
     for (size_t j = 0; j < n; j++) L += (double)r[j] * out[j];
@@ -113,7 +113,7 @@ static void check_maxpool(int BC, int H, int W, uint64_t *seed) {
     fill_distinct(in, n_in, seed);
     check_fill(r, n_out, -1.0f, 1.0f, seed);
 
-    maxpool_forward_cpu(out, idx, in, BC, H, W, NULL);
+    maxpool_forward_cpu(out, idx, in, BC, H, W, DATH_STORE_F32, NULL);
     naive_maxpool(rout, ridx, in, BC, H, W);
     double *g = to_double(out, n_out);
     snprintf(label, sizeof label, "maxpool %dx%dx%d out", BC, H, W);
@@ -124,7 +124,7 @@ static void check_maxpool(int BC, int H, int W, uint64_t *seed) {
     CHECK_TRUE(label, memcmp(pos, ridx, n_out * sizeof *pos) == 0);
 
     /* backward vs the direct scatter (windows overlap: an input can take several) */
-    maxpool_backward_cpu(din, r, idx, NULL, BC, H, W, NULL);
+    maxpool_backward_cpu(din, r, idx, NULL, BC, H, W, DATH_STORE_F32, NULL);
     for (int pl = 0; pl < BC; pl++)
         for (int j = 0; j < Ho * Wo; j++)
             rdin[(size_t)pl * H * W + ridx[(size_t)pl * Ho * Wo + j]] += r[(size_t)pl * Ho * Wo + j];
@@ -150,10 +150,10 @@ static void check_maxpool(int BC, int H, int W, uint64_t *seed) {
     check_close_d(label, got, ref, FD_PROBES, FD_ATOL, FD_RTOL);
 
     /* = : two calls onto NaN give one call's din, bit for bit (din is written) */
-    maxpool_forward_cpu(out, idx, in, BC, H, W, NULL);
+    maxpool_forward_cpu(out, idx, in, BC, H, W, DATH_STORE_F32, NULL);
     check_fill_nan(din2, n_in);
-    maxpool_backward_cpu(din2, r, idx, NULL, BC, H, W, NULL);
-    maxpool_backward_cpu(din2, r, idx, NULL, BC, H, W, NULL);
+    maxpool_backward_cpu(din2, r, idx, NULL, BC, H, W, DATH_STORE_F32, NULL);
+    maxpool_backward_cpu(din2, r, idx, NULL, BC, H, W, DATH_STORE_F32, NULL);
     snprintf(label, sizeof label, "maxpool %dx%dx%d din after two calls onto NaN (=)", BC, H, W);
     CHECK_CLOSE(label, din2, din, n_in, 0.0, 0.0);
 
@@ -167,9 +167,9 @@ static void check_maxpool(int BC, int H, int W, uint64_t *seed) {
     const float med = srt[n_out / 2];
     free(srt);
     for (size_t i = 0; i < n_in; i++) in[i] -= med;
-    maxpool_forward_cpu(out, idx, in, BC, H, W, NULL);
-    maxpool_backward_cpu(din, r, idx, NULL, BC, H, W, NULL);
-    maxpool_backward_cpu(din2, r, idx, out, BC, H, W, NULL);
+    maxpool_forward_cpu(out, idx, in, BC, H, W, DATH_STORE_F32, NULL);
+    maxpool_backward_cpu(din, r, idx, NULL, BC, H, W, DATH_STORE_F32, NULL);
+    maxpool_backward_cpu(din2, r, idx, out, BC, H, W, DATH_STORE_F32, NULL);
     int masked = 0;
     for (size_t i = 0; i < n_in; i++)
         if (!(in[i] > 0.0f)) { masked += din[i] != 0.0f; din[i] = 0.0f; }
@@ -196,7 +196,7 @@ static void check_maxpool_ties(void) {
     in[1][4 * W + 4] = 7.0f;   /* window (1,1) also has 7 at (4,4), later in the order */
     for (int i = 0; i < H * W; i++) in[2][i] = (float)i;
     in[2][1 * W + 1] = NAN;    /* window (0,0) holds a NaN */
-    maxpool_forward_cpu(&out[0][0], &idx[0][0], &in[0][0], 3, H, W, NULL);
+    maxpool_forward_cpu(&out[0][0], &idx[0][0], &in[0][0], 3, H, W, DATH_STORE_F32, NULL);
 #define AT(p, j) maxpool_arg_at((j) / 2, (j) % 2, W, idx[p][j])   /* window j's argmax, y·W + x */
     CHECK_TRUE("maxpool ties: equal window -> its top-left position (place 0)",
                idx[0][0] == 0 && idx[0][1] == 0 && idx[0][2] == 0 && idx[0][3] == 0 &&
@@ -209,9 +209,59 @@ static void check_maxpool_ties(void) {
 
     /* the plain two-way tie, without the 7 */
     in[1][2 * W + 2] = 0.0f;
-    maxpool_forward_cpu(&out[1][0], &idx[1][0], &in[1][0], 1, H, W, NULL);
+    maxpool_forward_cpu(&out[1][0], &idx[1][0], &in[1][0], 1, H, W, DATH_STORE_F32, NULL);
     CHECK_TRUE("maxpool ties: 5 at (0,2) and (1,0) -> index 2", out[1][0] == 5.0f && AT(1, 0) == 2);
 #undef AT
+}
+
+/* bf16 storage (pool.h's store): in, out and the mask in bf16; the same places and, widened,
+ * the same values as the fp32 pool of the widened input, and the same din (the mask read
+ * as bf16). The input is shifted so that the mask removes something, and rounded values
+ * tie in many windows (the first maximum wins on both). */
+static void check_maxpool_bf16(int BC, int H, int W, uint64_t *seed) {
+    const int Ho = maxpool_out(H), Wo = maxpool_out(W);
+    const size_t n_in = (size_t)BC * H * W, n_out = (size_t)BC * Ho * Wo;
+    dath_bf16 *in = malloc(n_in * sizeof *in), *out = malloc(n_out * sizeof *out);   /* bf16 */
+    float *in32 = malloc(n_in * sizeof *in32), *out32 = malloc(n_out * sizeof *out32);
+    dath_bf16 *r = malloc(n_out * sizeof *r), *din = malloc(n_in * sizeof *din);   /* dout, din in bf16 too */
+    float *r32 = malloc(n_out * sizeof *r32), *din32 = malloc(n_in * sizeof *din32), *dinw = malloc(n_in * sizeof *dinw);
+    maxpool_arg *idx = malloc(n_out), *idx32 = malloc(n_out);
+    for (size_t i = 0; i < n_in; i++) {
+        const double u = check_unif(seed);   /* a third on a coarse grid: windows with tied maxima */
+        in[i] = dath_bf16_from_float(i % 3 ? (float)(2.0 * u - 1.3) : (float)(floor(u * 8) / 4 - 1.0));
+        in32[i] = dath_bf16_to_float(in[i]);
+    }
+    for (size_t i = 0; i < n_out; i++) {
+        r[i] = dath_bf16_from_float((float)(2.0 * check_unif(seed) - 1.0));
+        r32[i] = dath_bf16_to_float(r[i]);
+    }
+    maxpool_forward_cpu((float *)out, idx, (const float *)in, BC, H, W, DATH_STORE_BF16, NULL);
+    maxpool_forward_cpu(out32, idx32, in32, BC, H, W, DATH_STORE_F32, NULL);
+    int same_out = 1, ties = 0;
+    for (size_t i = 0; i < n_out; i++) same_out &= dath_bf16_to_float(out[i]) == out32[i];
+    for (size_t o = 0; o < n_out; o++) {   /* windows whose maximum is there twice */
+        const size_t pl = o / ((size_t)Ho * Wo), q = o % ((size_t)Ho * Wo);
+        const int oy = (int)(q / Wo), ox = (int)(q % Wo);
+        int c = 0;
+        for (int dy = 0; dy < 3; dy++)
+            for (int dx = 0; dx < 3; dx++) c += in32[pl * H * W + (size_t)(2 * oy + dy) * W + 2 * ox + dx] == out32[o];
+        ties += c > 1;
+    }
+    char label[160];
+    snprintf(label, sizeof label, "maxpool bf16 %dx%dx%d: out and idx = the fp32 pool's of the widened input", BC, H, W);
+    CHECK_TRUE(label, same_out && memcmp(idx, idx32, n_out) == 0);
+    snprintf(label, sizeof label, "maxpool bf16 %dx%dx%d: windows with a tied maximum (%d)", BC, H, W, ties);
+    CHECK_TRUE(label, ties > 0);
+    maxpool_backward_cpu((float *)din, (const float *)r, idx, (const float *)out, BC, H, W, DATH_STORE_BF16, NULL);
+    maxpool_backward_cpu(din32, r32, idx32, out32, BC, H, W, DATH_STORE_F32, NULL);
+    for (size_t i = 0; i < n_in; i++) {   /* fp32's sums rounded once */
+        dinw[i] = dath_bf16_to_float(din[i]);
+        din32[i] = dath_bf16_to_float(dath_bf16_from_float(din32[i]));
+    }
+    snprintf(label, sizeof label, "maxpool bf16 %dx%dx%d: din (bf16 dout, the bf16 out as the mask) = fp32's, rounded", BC, H, W);
+    CHECK_CLOSE(label, dinw, din32, n_in, 0.0, 0.0);
+    free(in); free(out); free(in32); free(out32); free(r); free(r32); free(din); free(din32); free(dinw);
+    free(idx); free(idx32);
 }
 
 /* ---- adaptive average pool ------------------------------------------------------- */
@@ -351,6 +401,8 @@ int main(void) {
     check_maxpool(2, 55, 55, &seed);
     check_maxpool(3, 4, 7, &seed);
     check_maxpool_ties();
+    check_maxpool_bf16(4, 27, 27, &seed);
+    check_maxpool_bf16(3, 13, 11, &seed);
 
     check_avgpool_bins("13x5 -> 6x3", &BINS_13_6, &BINS_5_3);
     check_avgpool_bins("5x13 -> 3x6", &BINS_5_3, &BINS_13_6);

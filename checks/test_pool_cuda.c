@@ -6,51 +6,70 @@
 
 /* ---- pooling ------------------------------------------------------------------------ */
 
-/* mask: the backward takes the forward's out as its mask (the ReLU below, as the step). */
-static void test_maxpool(const char *op, int BC, int H, int mask) {
-    int Ho = maxpool_out(H);
-    size_t nin = (size_t)BC * H * H, nout = (size_t)BC * Ho * Ho;
-    float *x = hrand(nin, -1.0f, 1.0f);                  /* [BC,H,H] */
-    float *out_ref = xmalloc(nout * 4);                  /* [BC,Ho,Ho] */
-    maxpool_arg *idx_ref = xmalloc(nout);                /* [BC,Ho,Ho], a byte a window */
-    maxpool_forward_cpu(out_ref, idx_ref, x, BC, H, H, &cctx);
+/* mask: the backward takes the forward's out as its mask (the ReLU below, as the step).
+ * store: how in, out, the mask, dout and din are stored (pool.h); with bf16 both sides
+ * read the same bf16 input and dout (the input has ties in many windows: the first maximum
+ * must win on both), out (an input element) is compared widened, bit for bit, and din
+ * (its fp32 sum rounded once) as at fp32, widened. */
+static float *widen(const void *p, size_t n, int store) {
+    float *w = xmalloc(n * 4);
+    for (size_t i = 0; i < n; i++) w[i] = dath_load(p, i, store);
+    return w;
+}
 
-    float *d_x = dup_dev(x, nin * 4), *d_out = dalloc(nout * 4);
+static void test_maxpool(const char *op, int BC, int H, int mask, int store) {
+    int Ho = maxpool_out(H);
+    size_t nin = (size_t)BC * H * H, nout = (size_t)BC * Ho * Ho, es = dath_store_size(store);
+    float *x32 = hrand(nin, -1.0f, 1.0f);                /* [BC,H,H] */
+    void *x = xmalloc(nin * es);                         /* x32 as stored */
+    for (size_t i = 0; i < nin; i++) dath_store(x, i, x32[i], store);
+    void *out_ref = xmalloc(nout * es);                  /* [BC,Ho,Ho] */
+    maxpool_arg *idx_ref = xmalloc(nout);                /* [BC,Ho,Ho], a byte a window */
+    maxpool_forward_cpu(out_ref, idx_ref, x, BC, H, H, store, &cctx);
+
+    float *d_x = dup_dev(x, nin * es), *d_out = dalloc(nout * es);
     maxpool_arg *d_idx = dalloc(nout);
-    float *got[2] = {xmalloc(nout * 4), xmalloc(nout * 4)};
+    void *got[2] = {xmalloc(nout * es), xmalloc(nout * es)};
     maxpool_arg *gi[2] = {xmalloc(nout), xmalloc(nout)};
     for (int r = 0; r < 2; r++) {
-        poison(d_out, nout * 4); poison(d_idx, nout);
-        maxpool_forward_cuda(d_out, d_idx, d_x, BC, H, H, &gctx);
+        poison(d_out, nout * es); poison(d_idx, nout);
+        maxpool_forward_cuda(d_out, d_idx, d_x, BC, H, H, store, &gctx);
         gsync();
-        down(got[r], d_out, nout * 4); down(gi[r], d_idx, nout);
+        down(got[r], d_out, nout * es); down(gi[r], d_idx, nout);
     }
     int32_t *wide[2] = {xmalloc(nout * 4), xmalloc(nout * 4)};   /* the places, widened */
     for (size_t i = 0; i < nout; i++) { wide[0][i] = gi[0][i]; wide[1][i] = idx_ref[i]; }
-    cmp(op, "out", got[0], out_ref, nout, TOL_EXACT);
+    float *og = widen(got[0], nout, store), *orf = widen(out_ref, nout, store);
+    cmp(op, "out", og, orf, nout, TOL_EXACT);
     cmp_i32(op, "idx", wide[0], wide[1], nout);
-    same(op, "out", got[0], got[1], nout * 4);
+    same(op, "out", got[0], got[1], nout * es);
     same(op, "idx", gi[0], gi[1], nout);
-    free(wide[0]); free(wide[1]);
+    free(wide[0]); free(wide[1]); free(og); free(orf);
 
-    float *g = hrand(nout, -1.0f, 1.0f), *din0 = hrand(nin, -0.1f, 0.1f);
-    check_fill_nan(din0, nin);                                   /* din is written (=), not added to */
-    float *din_ref = hcopy(din0, nin);
-    maxpool_backward_cpu(din_ref, g, idx_ref, mask ? out_ref : NULL, BC, H, H, &cctx);
+    float *g32 = hrand(nout, -1.0f, 1.0f), *din32 = hrand(nin, -0.1f, 0.1f);
+    check_fill_nan(din32, nin);                                  /* din is written (=), not added to */
+    void *g = xmalloc(nout * es), *din0 = xmalloc(nin * es), *din_rst = xmalloc(nin * es);
+    for (size_t i = 0; i < nout; i++) dath_store(g, i, g32[i], store);
+    for (size_t i = 0; i < nin; i++) dath_store(din0, i, din32[i], store);
+    memcpy(din_rst, din0, nin * es);
+    maxpool_backward_cpu(din_rst, g, idx_ref, mask ? out_ref : NULL, BC, H, H, store, &cctx);
+    float *din_ref = widen(din_rst, nin, store);
     up(d_idx, idx_ref, nout);
-    float *d_g = dup_dev(g, nout * 4), *d_din = dalloc(nin * 4);
-    float *gd[2] = {xmalloc(nin * 4), xmalloc(nin * 4)};
+    float *d_g = dup_dev(g, nout * es), *d_din = dalloc(nin * es);
+    void *gd[2] = {xmalloc(nin * es), xmalloc(nin * es)};
     for (int r = 0; r < 2; r++) {
-        up(d_din, din0, nin * 4);
-        maxpool_backward_cuda(d_din, d_g, d_idx, mask ? d_out : NULL, BC, H, H, &gctx);
+        up(d_din, din0, nin * es);
+        maxpool_backward_cuda(d_din, d_g, d_idx, mask ? d_out : NULL, BC, H, H, store, &gctx);
         gsync();
-        down(gd[r], d_din, nin * 4);
+        down(gd[r], d_din, nin * es);
     }
-    cmp(op, "din", gd[0], din_ref, nin, TOL_SUMFEW);
-    same(op, "din", gd[0], gd[1], nin * 4);
+    float *gdw = widen(gd[0], nin, store);
+    cmp(op, "din", gdw, din_ref, nin, TOL_SUMFEW);
+    same(op, "din", gd[0], gd[1], nin * es);
 
     for (int r = 0; r < 2; r++) { free(got[r]); free(gi[r]); free(gd[r]); }
-    free(x); free(out_ref); free(idx_ref); free(g); free(din0); free(din_ref);
+    free(x32); free(x); free(out_ref); free(idx_ref); free(g); free(g32); free(din0); free(din32); free(din_rst);
+    free(din_ref); free(gdw);
     cudaFree(d_x); cudaFree(d_out); cudaFree(d_idx); cudaFree(d_g); cudaFree(d_din);
 }
 
@@ -95,10 +114,12 @@ int main(int argc, char **argv) {
     const conv_case *cc = CS.cc;
     (void)B; (void)S; (void)HID; (void)C5; (void)CQ; (void)N; (void)P6; (void)FLAT; (void)JB; (void)cc;
     double t0 = dath_now();
-    test_maxpool("maxpool.pool1 (ReLU mask)", B * cc[0].Co, CS.h1, 1);
-    test_maxpool("maxpool.pool2 (ReLU mask)", B * cc[1].Co, CS.h2, 1);
-    test_maxpool("maxpool.pool5", B * C5, full ? CS.h3 : 13, 0);
-    test_maxpool("maxpool.pool5 (ReLU mask)", B * C5, full ? CS.h3 : 13, 1);
+    test_maxpool("maxpool.pool1 (ReLU mask)", B * cc[0].Co, CS.h1, 1, DATH_STORE_F32);
+    test_maxpool("maxpool.pool2 (ReLU mask)", B * cc[1].Co, CS.h2, 1, DATH_STORE_F32);
+    test_maxpool("maxpool.pool1 bf16 (ReLU mask)", B * cc[0].Co, CS.h1, 1, DATH_STORE_BF16);
+    test_maxpool("maxpool.pool2 bf16 (ReLU mask)", B * cc[1].Co, CS.h2, 1, DATH_STORE_BF16);
+    test_maxpool("maxpool.pool5", B * C5, full ? CS.h3 : 13, 0, DATH_STORE_F32);
+    test_maxpool("maxpool.pool5 (ReLU mask)", B * C5, full ? CS.h3 : 13, 1, DATH_STORE_F32);
     test_avgpool("avgpool.identity", B * C5, P6, P6);
     test_avgpool("avgpool.13to6", B * (full ? C5 : 4), 13, P6);
     test_avgpool("avgpool.1to6", B * (full ? C5 : 4), 1, P6);

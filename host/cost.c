@@ -718,18 +718,21 @@ static void conv_layer(cost_trace *t, const float *const *w, int nw, char *layer
  * the bias, or the output it adds to: din; dw is written), writes the output; splits − 1
  * adds an output to
  * sum them and one for the bias or the +=. The plan is the launchers' (conv2d_plan). */
-static void igemm_entry(cost_trace *t, const conv2d_plan_t *p, double rd, double acc_out, const char *what,
-                        const conv2d_shape *s) {
+static void igemm_entry(cost_trace *t, const conv2d_plan_t *p, double rd, double acc_out, double out_size,
+                        const char *what, const conv2d_shape *s) {
     const double mn = (double)p->M * p->N, parts = p->splits;
     const double flops = 2.0 * mn * p->K;
-    const double wr = parts > 1 ? 4.0 * parts * mn : 4.0 * mn;
+    const double wr = parts > 1 ? 4.0 * parts * mn : out_size * mn;
+    /* the tensors stored in bf16 (conv.h): in / din by in_store, out / dout by out_store */
+    const int bin = s->in_store == DATH_STORE_BF16, bout = s->out_store == DATH_STORE_BF16;
+    const char *x = p->op == CONV_OP_DX ? ", din bf16" : ", x bf16", *o = p->op == CONV_OP_FWD ? ", out bf16" : ", dout bf16";
     emit(t, "conv_igemm_kernel", F_CONV_IGEMM, COST_UNIT_GEMM, flops, rd + (parts > 1 ? 0.0 : acc_out), wr,
-         "%s %d×%d×%d %s %s, %d part%s (k%d s%d)", what, p->M, p->N, p->K, conv2d_tile_name(p->tile),
-         conv2d_math_name(p->math), p->splits, p->splits > 1 ? "s" : "", s->k, s->stride);
+         "%s %d×%d×%d %s %s, %d part%s (k%d s%d)%s%s", what, p->M, p->N, p->K, conv2d_tile_name(p->tile),
+         conv2d_math_name(p->math), p->splits, p->splits > 1 ? "s" : "", s->k, s->stride, bin ? x : "", bout ? o : "");
     if (parts > 1)
         emit(t, "conv_split_reduce_kernel", F_CONV_SPLIT, COST_UNIT_CORE, (parts - (acc_out > 0 ? 0 : 1)) * mn,
              4.0 * parts * mn + acc_out,
-             4.0 * mn, "%s %d parts of %d×%d", what, p->splits, p->M, p->N);
+             out_size * mn, "%s %d parts of %d×%d", what, p->splits, p->M, p->N);
 }
 
 static void conv_forward_implicit(const conv2d_shape *s, int nw, dath_ctx *ctx) {
@@ -739,24 +742,27 @@ static void conv_forward_implicit(const conv2d_shape *s, int nw, dath_ctx *ctx) 
     if (conv2d_plan(&p, CONV_OP_FWD, s, nw, ctx)) return;   /* an empty GEMM launches nothing */
     /* reads the covered input, the weights and the biases; the bias is read by the
      * reduction instead when K is split */
-    const double bias = 4.0 * nw * s->Co;
-    igemm_entry(t, &p, 4.0 * ((double)s->B * s->Ci * cov + (double)nw * s->Co * s->Ci * s->k * s->k) + (p.splits > 1 ? 0 : bias),
-                p.splits > 1 ? bias : 0.0, "fwd", s);
+    const double bias = 4.0 * nw * s->Co, xs = (double)dath_store_size(s->in_store);
+    igemm_entry(t, &p, xs * s->B * s->Ci * cov + 4.0 * nw * s->Co * s->Ci * s->k * s->k + (p.splits > 1 ? 0 : bias),
+                p.splits > 1 ? bias : 0.0, (double)dath_store_size(s->out_store), "fwd", s);
 }
 
 /* conv_mask_bgrad_kernel (reads dout and, with relu, out; writes dout where masked,
  * counted in full, and db: B·P adds a channel); then dW (the sets stacked along M,
- * written) and dX (set by set, phase by phase, added to din). */
+ * written) and dX (set by set, phase by phase, added to din). in and din are of
+ * in_store's size, out and dout of out_store's (conv.h). */
 static void conv_backward_implicit(float *din, int nw, const conv2d_shape *s, int relu, dath_ctx *ctx) {
     cost_trace *t = TRACE(ctx);
     const int B = s->B, Ci = s->Ci, Co = s->Co, P = s->Ho * s->Wo;
     const double n_out = (double)B * Co * P, sets = nw;
+    const double xs = (double)dath_store_size(s->in_store), os = (double)dath_store_size(s->out_store);
     /* in S slices a channel (conv2d_bgrad_slices): the slices' double partials, then
      * conv_bgrad_sum_kernel (reads them, writes db; S − 1 adds a channel) */
     const int S = conv2d_bgrad_slices(s, nw, ctx);
     emit(t, "conv_mask_bgrad_kernel", F_MASK_BGRAD, COST_UNIT_CORE, sets * Co * (double)B * P,
-         4 * sets * n_out * (relu ? 2 : 1), 4 * (relu ? sets * n_out : 0) + (S > 1 ? 8.0 * S : 4.0) * sets * Co,
-         "%d×%d channels × %.0f%s, %d slice%s", nw, Co, (double)B * P, relu ? ", masked" : "", S, S > 1 ? "s" : "");
+         os * sets * n_out * (relu ? 2 : 1), os * (relu ? sets * n_out : 0) + (S > 1 ? 8.0 * S : 4.0) * sets * Co,
+         "%d×%d channels × %.0f%s%s, %d slice%s", nw, Co, (double)B * P, relu ? ", masked" : "", os == 2 ? ", bf16" : "",
+         S, S > 1 ? "s" : "");
     if (S > 1)
         emit(t, "conv_bgrad_sum_kernel", F_BGRAD, COST_UNIT_CORE, sets * Co * (S - 1.0), 8.0 * S * sets * Co,
              4.0 * sets * Co, "%d×%d channels × %d slices", nw, Co, S);
@@ -764,13 +770,13 @@ static void conv_backward_implicit(float *din, int nw, const conv2d_shape *s, in
     conv2d_plan_t p;
     if (conv2d_plan(&p, CONV_OP_DW, s, nw, ctx)) return;
     /* dW: reads dout and the covered input, writes dw (not read: the op writes it) */
-    igemm_entry(t, &p, 4.0 * (sets * n_out + (double)B * Ci * cov), 0.0, "dW", s);
+    igemm_entry(t, &p, os * sets * n_out + xs * B * Ci * cov, 0.0, 4.0, "dW", s);
     if (!din) return;
     /* set 0 writes din, later sets add (all add onto a zeroed din when a phase with
      * pixels has no taps: conv2d_dx_covers) */
     const int covers = conv2d_dx_covers(s);
     if (!covers) {
-        const double nb = 4.0 * B * Ci * s->H * s->W;
+        const double nb = xs * B * Ci * s->H * s->W;
         emit(t, "cudaMemsetAsync", F_ZERO, COST_UNIT_CORE, 0, 0, nb, "%.0f bytes (din, dX without full cover)", nb);
     }
     for (int j = 0; j < nw; j++)
@@ -782,8 +788,8 @@ static void conv_backward_implicit(float *din, int nw, const conv2d_shape *s, in
                     continue;
                 /* reads the set's dout and the phase's taps of w; din written (set 0) or
                  * added to (read too) on the phase's pixels */
-                igemm_entry(t, &p, 4.0 * (n_out + (double)Co * Ci * ph.kyn * ph.kxn),
-                            j > 0 || !covers ? 4.0 * (double)B * Ci * ph.hp * ph.wp : 0.0, "dX", s);
+                igemm_entry(t, &p, os * n_out + 4.0 * Co * Ci * ph.kyn * ph.kxn,
+                            j > 0 || !covers ? xs * B * Ci * ph.hp * ph.wp : 0.0, xs, "dX", s);
             }
 }
 
@@ -797,7 +803,8 @@ static void conv_forward_sets(float *const *out, const float *in, const float *c
     const double cov = conv_covered(s->H, s->k, s->stride, s->pad, s->Ho) * conv_covered(s->W, s->k, s->stride, s->pad, s->Wo);
     if (ctx->conv_algo != DATH_CONV_IM2COL) {
         conv_forward_implicit(s, nw, ctx);
-        op_end(t, 4 * ((double)B * Ci * cov + (double)nw * Co * R + (double)nw * Co + (double)nw * B * Co * P));
+        op_end(t, dath_store_size(s->in_store) * (double)B * Ci * cov + 4.0 * ((double)nw * Co * R + (double)nw * Co) +
+                      dath_store_size(s->out_store) * (double)nw * B * Co * P);
         for (int j = 0; j < nw; j++) {
             char lj[64];
             if (param_layer(t, w[j], lj, sizeof lj)) label_set(t, out[j], lj);
@@ -849,8 +856,9 @@ static void conv_backward_sets(float *din, float *const *dw, float *const *db, f
     const double in_image = (double)Ci * s->H * s->W;
     if (ctx->conv_algo != DATH_CONV_IM2COL) {
         conv_backward_implicit(din, nw, s, relu, ctx);
-        op_end(t, 4 * (sets * n_out * (relu ? 2 : 1) + (double)B * Ci * cov + (din ? sets * Co * R : 0) + sets * Co * R +
-                       sets * Co + (din ? (double)B * in_image : 0)));
+        const double xs = (double)dath_store_size(s->in_store), os = (double)dath_store_size(s->out_store);
+        op_end(t, os * sets * n_out * (relu ? 2 : 1) + xs * B * Ci * cov + (din ? xs * B * in_image : 0) +
+                      4 * ((din ? sets * Co * R : 0) + sets * Co * R + sets * Co));
         return;
     }
     if (relu)
@@ -1131,26 +1139,29 @@ static void pool_layer(cost_trace *t, const void *in, char *layer, size_t len) {
 }
 
 /* maxpool_forward_kernel: reads the input elements some 3×3 window covers, writes out
- * (4 bytes) and idx (1 byte: maxpool_arg) a window. */
-static void cost_maxpool_forward(float *out, maxpool_arg *idx, const float *in, int BC, int H, int W, dath_ctx *ctx) {
+ * and idx (1 byte: maxpool_arg) a window; in and out of `store`'s size (4 or 2 bytes). */
+static void cost_maxpool_forward(float *out, maxpool_arg *idx, const float *in, int BC, int H, int W, int store,
+                                 dath_ctx *ctx) {
     cost_trace *t = TRACE(ctx);
     const int Ho = maxpool_out(H), Wo = maxpool_out(W);
     const double n = (double)BC * Ho * Wo;
     char layer[64];
     pool_layer(t, in, layer, sizeof layer);
     if (n == 0 || !op_begin(t, "maxpool_forward", layer, COST_FORWARD)) return;
-    const double rd = 4.0 * BC * conv_covered(H, 3, 2, 0, Ho) * conv_covered(W, 3, 2, 0, Wo);
-    emit(t, "maxpool_forward_kernel", F_POOL, COST_UNIT_CORE, 0, rd, 5 * n, "%d×%d×%d → %d×%d", BC, H, W, Ho, Wo);
-    op_end(t, rd + 5 * n);
+    const double es = (double)dath_store_size(store);
+    const double rd = es * BC * conv_covered(H, 3, 2, 0, Ho) * conv_covered(W, 3, 2, 0, Wo);
+    emit(t, "maxpool_forward_kernel", F_POOL, COST_UNIT_CORE, 0, rd, (es + 1) * n, "%d×%d×%d → %d×%d%s", BC, H, W, Ho,
+         Wo, store == DATH_STORE_BF16 ? " bf16" : "");
+    op_end(t, rd + (es + 1) * n);
     label_set(t, out, layer);
     label_set(t, idx, layer);
 }
 
 /* maxpool_backward_kernel: din = Σ dout at its argmax (a gather, din written, not read):
- * reads dout, idx and the mask when there is one, writes din; one add per output (each
- * window's gradient lands once). */
+ * reads dout, idx and the mask (of `store`'s size) when there is one, writes din; one add
+ * per output (each window's gradient lands once). */
 static void cost_maxpool_backward(float *din, const float *dout, const maxpool_arg *idx, const float *mask, int BC, int H,
-                                  int W, dath_ctx *ctx) {
+                                  int W, int store, dath_ctx *ctx) {
     cost_trace *t = TRACE(ctx);
     const int Ho = maxpool_out(H), Wo = maxpool_out(W);
     const double n_in = (double)BC * H * W, n_out = (double)BC * Ho * Wo;
@@ -1158,9 +1169,11 @@ static void cost_maxpool_backward(float *din, const float *dout, const maxpool_a
     char layer[64];
     snprintf(layer, sizeof layer, "%s", l ? l : "maxpool");
     if (n_in == 0 || Ho == 0 || Wo == 0 || !op_begin(t, "maxpool_backward", layer, COST_BACKWARD)) return;
-    emit(t, "maxpool_backward_kernel", F_POOL, COST_UNIT_CORE, n_out, (mask ? 9 : 5) * n_out, 4 * n_in,
-         "%d×%d×%d ← %d×%d%s", BC, H, W, Ho, Wo, mask ? ", ReLU mask" : "");
-    op_end(t, (mask ? 9 : 5) * n_out + 4 * n_in);   /* reads dout, idx (the mask); writes din */
+    const double es = (double)dath_store_size(store);   /* dout, the mask, din */
+    const double rd = (es + 1.0 + (mask ? es : 0.0)) * n_out;
+    emit(t, "maxpool_backward_kernel", F_POOL, COST_UNIT_CORE, n_out, rd, es * n_in,
+         "%d×%d×%d ← %d×%d%s%s", BC, H, W, Ho, Wo, mask ? ", ReLU mask" : "", store == DATH_STORE_BF16 ? ", bf16" : "");
+    op_end(t, rd + es * n_in);   /* reads dout, idx (the mask); writes din */
 }
 
 /* Σ over the adaptive bins of one axis of their sizes (PyTorch's bin edges). */

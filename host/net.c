@@ -7,6 +7,12 @@
  *   → p5 [B,256,P5,P5] → g [B,G] → dropout gd → f6 [B,D] → dropout f6d → f7 [B,D]
  * Heads: f [B,D] = relu(f7) (+ relu(f7') with two streams) → z [B,K] → h = tanh(z)
  *   → y [B,C].
+ * Storage: every tensor is fp32 but, with bf16 storage (conv2d_store_bf16: precision bf16,
+ * the implicit convolutions, sm_80+), c1, p1, c2, p2, c3 and c4 and their gradients (dc1
+ * .. dc4), which only the convolutions and the first two max-pools read and write, are
+ * stored in bf16: half their bytes, and the values the bf16 GEMM tiles round them to
+ * anyway; every sum is still fp32 (conv.h, pool.h). conv5's output c5, which the attention
+ * reads, and its gradient dc5 stay fp32, as do the parameter gradients.
  * Every activation has a gradient buffer of the same shape (prefix d), all in one
  * arena: first the two the losses accumulate into (+=: dy, J2's; dz, J3's with the tanh
  * backward), which net_zero_grad zeroes with one memset, then every other one, which its
@@ -39,6 +45,7 @@ struct dath_net {
     dath_ctx *ctx;
     const dath_model *m;
     int Bmax, need_grad;
+    int store;                                  /* DATH_STORE_* of c1, p1, c2, p2, c3, c4 */
     int H1, P1, P2, H3, N, P5;
     conv2d_shape conv[5];                       /* for Bmax; B patched per call */
     float *theta, *grad, *rms;                  /* [n] */
@@ -94,8 +101,10 @@ static void net_layout(dath_net *n, arena *act, arena *dact, arena *dwr, arena *
              * conv3 → dp2, conv4 → dc3, conv5 → dc4, the attention (or pool5) → dc5,
              * pool5 → da5, the average pool → dp5, dropout6 (or fc6) → dg, fc6 → dgd,
              * dropout7 (or fc7) → df6, fc7 → df6d, the fusion → df7 */
-            *fw[i] = TAKEF(act, sz[i]);
-            *bw[i] = n->need_grad ? TAKEF(dwr, sz[i]) : NULL;
+            /* c1 .. c4 and their gradients as the trunk stores them (n->store) */
+            const size_t es = i < 6 ? dath_store_size(n->store) : sizeof(float);
+            *fw[i] = (float *)take(act, sz[i] * es);
+            *bw[i] = n->need_grad ? (float *)take(dwr, sz[i] * es) : NULL;
         }
         t->i1 = TAKEA(iact, sz[1]);
         t->i2 = TAKEA(iact, sz[3]);
@@ -157,6 +166,11 @@ dath_net *net_create(const dath_backend *be, dath_ctx *ctx, const dath_model *m,
     n->N = n->H3 * n->H3;
     n->P5 = maxpool_out(n->H3);
     model_conv_shapes(n->conv, Bmax, m->S);
+    n->store = conv2d_store_bf16(ctx) ? DATH_STORE_BF16 : DATH_STORE_F32;
+    for (int i = 0; i < 5; i++) {   /* conv1 reads the fp32 image, conv5 writes the attention's fp32 input */
+        n->conv[i].in_store = i == 0 ? DATH_STORE_F32 : n->store;
+        n->conv[i].out_store = i == 4 ? DATH_STORE_F32 : n->store;
+    }
     for (int s = 0; s < m->nstreams; s++) n->st[s].sp = &m->streams[s];
     arena a = {0}, d = {0}, dw = {0}, ia = {0};
     net_layout(n, &a, &d, &dw, &ia);
@@ -239,6 +253,7 @@ void net_free(dath_net *n) {
 
 const dath_model *net_model(const dath_net *n) { return n->m; }
 int net_bmax(const dath_net *n) { return n->Bmax; }
+int net_storage(const dath_net *n) { return n->store; }
 dath_ctx *net_ctx(dath_net *n) { return n->ctx; }
 float *net_theta(dath_net *n) { return n->theta; }
 float *net_grad(dath_net *n) { return n->grad; }
@@ -313,11 +328,11 @@ static void stream_forward(dath_net *n, net_stream *t, int s, const float *x, in
     conv2d_shape cs;
     float *cin[5] = {NULL, t->p1, t->p2, t->c3, t->c4}, *cout[5] = {t->c1, t->c2, t->c3, t->c4, t->c5};
     (void)x;   /* conv1 (c1) was computed for every stream by net_forward */
-    be->maxpool_forward(t->p1, t->i1, t->c1, B * 64, n->H1, n->H1, ctx);
+    be->maxpool_forward(t->p1, t->i1, t->c1, B * 64, n->H1, n->H1, n->store, ctx);
     for (int i = 1; i < 5; i++) {
         cs = conv_b(n, i, B);
         be->conv2d_forward(cout[i], cin[i], P(sp->conv_w[i]), P(sp->conv_b[i]), &cs, 1, ctx);
-        if (i == 1) be->maxpool_forward(t->p2, t->i2, t->c2, B * 192, n->P1, n->P1, ctx);
+        if (i == 1) be->maxpool_forward(t->p2, t->i2, t->c2, B * 192, n->P1, n->P1, n->store, ctx);
     }
     int C5 = MODEL_C5, N = n->N;
     /* attention (none: a5 is c5 itself); dath-1 runs both modules on the same conv5
@@ -331,7 +346,7 @@ static void stream_forward(dath_net *n, net_stream *t, int s, const float *x, in
         be->copy(t->a5, t->pout, (size_t)B * C5 * N * sizeof(float), ctx);
         be->axpy(t->a5, t->cout, 1.0f, (size_t)B * C5 * N, ctx);
     }
-    be->maxpool_forward(t->p5, t->i5, t->a5, B * C5, n->H3, n->H3, ctx);
+    be->maxpool_forward(t->p5, t->i5, t->a5, B * C5, n->H3, n->H3, DATH_STORE_F32, ctx);
     be->avgpool_forward(t->g, t->p5, B * C5, n->P5, n->P5, MODEL_POOL, MODEL_POOL, ctx);
     int G = C5 * MODEL_POOL * MODEL_POOL, D = MODEL_HIDDEN;
     const float *gin = t->g, *f6in = t->f6;
@@ -412,7 +427,8 @@ static void stream_backward(dath_net *n, net_stream *t, int s, const float *x, i
     be->avgpool_backward(t->dp5, t->dg, B * C5, n->P5, n->P5, MODEL_POOL, MODEL_POOL, ctx);
     /* without attention da5 is dc5, conv5's output gradient: pool5 applies conv5's ReLU
      * (its own output p5 as the mask), and conv5's backward runs without a mask pass */
-    be->maxpool_backward(t->da5, t->dp5, t->i5, sp->attn == ATTN_NONE ? t->p5 : NULL, B * C5, n->H3, n->H3, ctx);
+    be->maxpool_backward(t->da5, t->dp5, t->i5, sp->attn == ATTN_NONE ? t->p5 : NULL, B * C5, n->H3, n->H3,
+                        DATH_STORE_F32, ctx);
     /* attention: dc5 receives the residual and the attention path (no attention: da5
      * is dc5 itself); dath-1's sum of two residual branches sends da5 to both modules,
      * PAM writing dc5 and CAM adding to it */
@@ -438,8 +454,8 @@ static void stream_backward(dath_net *n, net_stream *t, int s, const float *x, i
         be->conv2d_backward(dcin[i], DP(sp->conv_w[i]), DP(sp->conv_b[i]), dcout[i], cin[i], P(sp->conv_w[i]),
                             cout[i], &cs, relu, ctx);
         DONE(n, ctx, sp->conv_w[i], sp->conv_b[i]);
-        if (i == 2) be->maxpool_backward(t->dc2, t->dp2, t->i2, t->p2, B * 192, n->P1, n->P1, ctx);
-        if (i == 1) be->maxpool_backward(t->dc1, t->dp1, t->i1, t->p1, B * 64, n->H1, n->H1, ctx);
+        if (i == 2) be->maxpool_backward(t->dc2, t->dp2, t->i2, t->p2, B * 192, n->P1, n->P1, n->store, ctx);
+        if (i == 1) be->maxpool_backward(t->dc1, t->dp1, t->i1, t->p1, B * 64, n->H1, n->H1, n->store, ctx);
     }
 }
 

@@ -35,6 +35,9 @@ dath_net *net_create(const dath_backend *be, dath_ctx *ctx, const dath_model *m,
 void net_free(dath_net *n);
 
 const dath_model *net_model(const dath_net *n);
+/* How the convolution trunk's activations and their gradients (c1-c4, p1, p2: host/net.c) are stored:
+ * DATH_STORE_BF16 where conv2d_store_bf16(ctx) held at net_create, else DATH_STORE_F32. */
+int net_storage(const dath_net *n);
 dath_ctx *net_ctx(dath_net *n);        /* the context every op of this net runs on */
 int net_bmax(const dath_net *n);
 

@@ -1,7 +1,9 @@
 /* kernels/common.h — what every op family shares.
  *
  * Conventions for every op in kernels/:
- *   - Tensors are float32, row-major, NCHW for images ([B,C,H,W]), [B,D] for vectors.
+ *   - Tensors are float32, row-major, NCHW for images ([B,C,H,W]), [B,D] for vectors;
+ *     the convolutions' and max-pools' activations may be bf16 where their shape or
+ *     store argument says so (DATH_STORE_BF16 below).
  *   - Every op family is declared once in kernels/<family>.h as a function *type*
  *     (`typedef void conv2d_forward_fn(...)`); the plain-C reference defines
  *     `<op>_cpu` in kernels/<family>.c and the CUDA version `<op>_cuda` in
@@ -9,9 +11,11 @@
  *     drift apart.
  *   - Argument order: outputs first, then const inputs, then sizes and scalars,
  *     then the context (stream, BLAS handle, scratch) last.
- *   - Gradient contract: EVERY gradient output, parameter or activation, accumulates
- *     (`+=`). The caller zeroes gradient buffers before a backward pass. This makes
- *     fan-out (one tensor read by two ops) a plain second accumulation.
+ *   - Gradient contract: each op's header says whether a gradient output is written
+ *     (=) or added to (+=). Parameter gradients are written (each has one writer a
+ *     step), and so is every activation gradient with one writer (host/net.c lists
+ *     them); a second writer adds (dath-1's CAM after PAM), and the losses add into the
+ *     dy and dz the caller zeroes.
  *   - A backward op may clobber the `dout` it is given only where its header says so.
  *   - Pointers are backend memory: host memory on the CPU backend, device memory on
  *     the CUDA backend. Scalars (losses) are written to a 1-element backend buffer,
@@ -60,6 +64,34 @@ typedef struct dath_ctx {
 } dath_ctx;
 
 enum { DATH_FP32 = 0, DATH_TF32 = 1, DATH_BF16 = 2 };
+
+/* How an activation tensor is stored, where an op says it may be either (conv.h's shape,
+ * pool.h's store argument): fp32, or bf16 (the upper 16 bits of the fp32 value, rounded
+ * to nearest-even; 2 bytes an element at the same pointer, which keeps its float * type in
+ * the op's signature). The bf16 storage of `--precision bf16` (host/net.c, conv2d_store_bf16). */
+enum { DATH_STORE_F32 = 0, DATH_STORE_BF16 = 1 };
+
+/* bf16 ↔ float on the host (the references and the checks), as CUDA's __float2bfloat16 and
+ * __bfloat162float: round to nearest-even, a NaN stays a (quiet) NaN. */
+typedef uint16_t dath_bf16;
+static inline dath_bf16 dath_bf16_from_float(float f) {
+    union { float f; uint32_t u; } v = {f};
+    if ((v.u & 0x7fffffffu) > 0x7f800000u) return (dath_bf16)((v.u >> 16) | 0x40u);
+    return (dath_bf16)((v.u + 0x7fffu + ((v.u >> 16) & 1u)) >> 16);
+}
+static inline float dath_bf16_to_float(dath_bf16 h) {
+    union { uint32_t u; float f; } v = {(uint32_t)h << 16};
+    return v.f;
+}
+/* Element i of a tensor stored as `store` says, as a float; and the store of v there. */
+static inline float dath_load(const void *p, size_t i, int store) {
+    return store == DATH_STORE_BF16 ? dath_bf16_to_float(((const dath_bf16 *)p)[i]) : ((const float *)p)[i];
+}
+static inline void dath_store(void *p, size_t i, float v, int store) {
+    if (store == DATH_STORE_BF16) ((dath_bf16 *)p)[i] = dath_bf16_from_float(v);
+    else ((float *)p)[i] = v;
+}
+static inline size_t dath_store_size(int store) { return store == DATH_STORE_BF16 ? 2 : 4; }
 enum { DATH_CONV_IMPLICIT = 0, DATH_CONV_IM2COL = 1 };
 
 #include <stdio.h>

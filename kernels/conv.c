@@ -49,7 +49,7 @@
 
 /* Invalid sizes (no channels, k or stride < 1, pad < 0) also give Ho = Wo = 0. */
 conv2d_shape conv2d_make_shape(int B, int Ci, int H, int W, int Co, int k, int stride, int pad) {
-    conv2d_shape s = { B, Ci, H, W, Co, k, stride, pad, 0, 0 };
+    conv2d_shape s = { B, Ci, H, W, Co, k, stride, pad, 0, 0, DATH_STORE_F32, DATH_STORE_F32 };
     if (Ci <= 0 || Co <= 0 || k <= 0 || stride <= 0 || pad < 0) return s;
     if (H + 2 * pad < k || W + 2 * pad < k) return s;
     s.Ho = (H + 2 * pad - k) / stride + 1;
@@ -174,6 +174,18 @@ static void conv_col2im(float *din, const float *col, size_t ldc, int nb, const 
             }
 }
 
+/* A bf16-stored input as fp32 (the reference's im2col reads fp32): a copy the caller
+ * frees, or NULL when in is fp32 already (*use is then in itself). */
+static float *conv_widen(const float *in, size_t n, int store, const float **use, const char *who) {
+    *use = in;
+    if (store != DATH_STORE_BF16) return NULL;
+    float *x = malloc((n ? n : 1) * sizeof(float));
+    if (!x) dath_scratch_fail(who, n * sizeof(float), 0, "a bf16 input widened to fp32");
+    for (size_t i = 0; i < n; i++) x[i] = dath_load(in, i, DATH_STORE_BF16);
+    *use = x;
+    return x;
+}
+
 /* The nw convolutions of one input (conv2d_forward_multi's contract): one im2col a
  * chunk, then one GEMM and one bias/ReLU pass per weight set. With nw = 1 this is
  * conv2d_forward_cpu. */
@@ -184,12 +196,15 @@ static void conv_forward_sets(float *const *out, const float *in, const float *c
     const size_t P = (size_t)s->Ho * s->Wo, R = (size_t)Ci * s->k * s->k;
     const size_t in_image = (size_t)Ci * s->H * s->W;
     if (B <= 0 || Co <= 0 || P == 0) return;
+    const float *x;
+    float *wide = conv_widen(in, (size_t)B * in_image, s->in_store, &x, who);
+    const int os = s->out_store;
     conv_scratch sc;
     conv_scratch_get(&sc, s, nw, ctx, who);
     for (int b0 = 0; b0 < B; b0 += sc.nb) {
         const int nb = B - b0 < sc.nb ? B - b0 : sc.nb;
         const size_t N = (size_t)nb * P;
-        conv_im2col(sc.col, N, in + (size_t)b0 * in_image, nb, s);
+        conv_im2col(sc.col, N, x + (size_t)b0 * in_image, nb, s);
         for (int j = 0; j < nw; j++) {
             float *stage = sc.stage + (size_t)j * Co * N;                      /* [Co, N] */
             /* stage [Co, N] = w[j] [Co, R] · col [R, N] */
@@ -198,16 +213,17 @@ static void conv_forward_sets(float *const *out, const float *in, const float *c
             for (int i = 0; i < nb; i++)
                 for (int co = 0; co < Co; co++) {
                     const float *src = stage + (size_t)co * N + (size_t)i * P;       /* [P] */
-                    float *dst = out[j] + ((size_t)(b0 + i) * Co + co) * P;         /* [P] */
+                    const size_t at = ((size_t)(b0 + i) * Co + co) * P;             /* out[j] [P] */
                     const float bias = b[j][co];
                     for (size_t p = 0; p < P; p++) {
                         float v = src[p] + bias;
-                        dst[p] = (relu && v < 0.0f) ? 0.0f : v;
+                        dath_store(out[j], at + p, (relu && v < 0.0f) ? 0.0f : v, os);
                     }
                 }
         }
     }
     free(sc.owned);
+    free(wide);
 }
 
 /* The backward of conv_forward_sets: per set the ReLU mask and the bias gradient, then
@@ -228,15 +244,28 @@ static void conv_backward_sets(float *din, float *const *dw, float *const *db,
             memset(dw[j], 0, (size_t)Co * R * sizeof(float));
             memset(db[j], 0, (size_t)Co * sizeof(float));
         }
-        if (din && B > 0) memset(din, 0, (size_t)B * in_image * sizeof(float));
+        if (din && B > 0) memset(din, 0, (size_t)B * in_image * dath_store_size(s->in_store));
         return;
+    }
+    /* bf16 dout and din (conv.h's storage): the fp32 code on widened copies, the masked
+     * dout (exact) and din narrowed back at the end */
+    float *gw[CONV_MULTI_MAX] = {NULL}, *dinw = NULL, *din_st = din;
+    float *const *dout_st = dout;
+    if (s->out_store == DATH_STORE_BF16) {
+        for (int j = 0; j < nw; j++) conv_widen(dout[j], n_out, DATH_STORE_BF16, (const float **)&gw[j], who);
+        dout = gw;
+    }
+    if (din && s->in_store == DATH_STORE_BF16) {
+        dinw = malloc((size_t)B * in_image * sizeof(float));
+        if (!dinw) dath_scratch_fail(who, (size_t)B * in_image * sizeof(float), 0, "a bf16 din's fp32 sums");
+        din = dinw;
     }
 
     for (int j = 0; j < nw; j++) {
         float *g = dout[j];                                               /* [B, Co, P] */
         if (relu)     /* g becomes the pre-ReLU gradient (out > 0 is the mask) */
             for (size_t e = 0; e < n_out; e++)
-                if (!(out[j][e] > 0.0f)) g[e] = 0.0f;
+                if (!(dath_load(out[j], e, s->out_store) > 0.0f)) g[e] = 0.0f;
         /* db[co] = Σ_b Σ_p g[b,co,p], summed in image order in double */
         for (int co = 0; co < Co; co++) {
             double acc = 0.0;
@@ -248,6 +277,8 @@ static void conv_backward_sets(float *din, float *const *dw, float *const *db,
         }
     }
 
+    const float *x;
+    float *wide = conv_widen(in, (size_t)B * in_image, s->in_store, &x, who);
     conv_scratch sc;
     conv_scratch_get(&sc, s, nw, ctx, who);
     for (int b0 = 0; b0 < B; b0 += sc.nb) {
@@ -259,7 +290,7 @@ static void conv_backward_sets(float *din, float *const *dw, float *const *db,
                 for (int co = 0; co < Co; co++)
                     memcpy(sc.stage + ((size_t)j * Co + co) * N + (size_t)i * P,
                            dout[j] + ((size_t)(b0 + i) * Co + co) * P, P * sizeof(float));
-        conv_im2col(sc.col, N, in + (size_t)b0 * in_image, nb, s);
+        conv_im2col(sc.col, N, x + (size_t)b0 * in_image, nb, s);
         /* dw[j] [Co, R] (+)= stage j [Co, N] · col [R, N]ᵀ: the first chunk writes */
         for (int j = 0; j < nw; j++)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Co, (int)R, (int)N,
@@ -275,6 +306,16 @@ static void conv_backward_sets(float *din, float *const *dw, float *const *db,
         conv_col2im(din + (size_t)b0 * in_image, sc.col, N, nb, s);
     }
     free(sc.owned);
+    free(wide);
+    if (dout != dout_st)
+        for (int j = 0; j < nw; j++) {
+            for (size_t e = 0; e < n_out; e++) dath_store(dout_st[j], e, gw[j][e], DATH_STORE_BF16);
+            free(gw[j]);
+        }
+    if (dinw) {
+        for (size_t e = 0; e < (size_t)B * in_image; e++) dath_store(din_st, e, dinw[e], DATH_STORE_BF16);
+        free(dinw);
+    }
 }
 
 void conv2d_forward_cpu(float *out, const float *in, const float *w, const float *b,

@@ -182,7 +182,8 @@ static int conv_backward_prologue(float *din, float *const *dw, float *const *db
         CUDA_CHECK(cudaMemsetAsync(db[j], 0, (size_t)s->Co * sizeof(float), DATH_STREAM(ctx)));
     }
     if (din && s->B > 0)   /* no output: no gradient reaches the input */
-        CUDA_CHECK(cudaMemsetAsync(din, 0, (size_t)s->B * s->Ci * s->H * s->W * sizeof(float), DATH_STREAM(ctx)));
+        CUDA_CHECK(cudaMemsetAsync(din, 0, (size_t)s->B * s->Ci * s->H * s->W * dath_store_size(s->in_store),
+                                   DATH_STREAM(ctx)));
     return 1;
 }
 
@@ -342,11 +343,21 @@ static void conv_backward_sets(float *din, float *const *dw, float *const *db,
 }
 
 /* The backend's ops: the implicit GEMMs (kernels/conv_implicit.cu) unless ctx->conv_algo
- * asks for this file's im2col + cuBLAS path. */
+ * asks for this file's im2col + cuBLAS path, which stores fp32 only (conv.h). */
+static void conv_im2col_fp32_only(const conv2d_shape *s, const char *who) {
+    if (s->in_store == DATH_STORE_F32 && s->out_store == DATH_STORE_F32) return;
+    fprintf(stderr, "dath: %s: bf16 storage of in or out is for the implicit path (--conv implicit); "
+            "the im2col path takes fp32 tensors\n", who);
+    abort();
+}
+
 extern "C" void conv2d_forward_cuda(float *out, const float *in, const float *w, const float *b,
                                     const conv2d_shape *s, int relu, dath_ctx *ctx) {
     if (ctx->conv_algo != DATH_CONV_IM2COL) conv_implicit_forward(&out, in, &w, &b, 1, s, relu, ctx);
-    else conv_forward_sets(&out, in, &w, &b, 1, s, relu, ctx, "conv2d_forward_cuda");
+    else {
+        conv_im2col_fp32_only(s, "conv2d_forward_cuda");
+        conv_forward_sets(&out, in, &w, &b, 1, s, relu, ctx, "conv2d_forward_cuda");
+    }
 }
 
 extern "C" void conv2d_backward_cuda(float *din, float *dw, float *db, float *dout,
@@ -355,16 +366,20 @@ extern "C" void conv2d_backward_cuda(float *din, float *dw, float *db, float *do
     if (conv_backward_prologue(din, &dw, &db, 1, s, ctx, "conv2d_backward_cuda")) return;
     if (ctx->conv_algo != DATH_CONV_IM2COL)
         conv_implicit_backward(din, &dw, &db, &dout, in, &w, &out, 1, s, relu, ctx);
-    else
-        conv_backward_sets(din, &dw, &db, &dout, in, &w, &out, 1, s, relu, ctx,
-                           "conv2d_backward_cuda");
+    else {
+        conv_im2col_fp32_only(s, "conv2d_backward_cuda");
+        conv_backward_sets(din, &dw, &db, &dout, in, &w, &out, 1, s, relu, ctx, "conv2d_backward_cuda");
+    }
 }
 
 extern "C" void conv2d_forward_multi_cuda(float *const *out, const float *in,
                                           const float *const *w, const float *const *b, int nw,
                                           const conv2d_shape *s, int relu, dath_ctx *ctx) {
     if (ctx->conv_algo != DATH_CONV_IM2COL) conv_implicit_forward(out, in, w, b, nw, s, relu, ctx);
-    else conv_forward_sets(out, in, w, b, nw, s, relu, ctx, "conv2d_forward_multi_cuda");
+    else {
+        conv_im2col_fp32_only(s, "conv2d_forward_multi_cuda");
+        conv_forward_sets(out, in, w, b, nw, s, relu, ctx, "conv2d_forward_multi_cuda");
+    }
 }
 
 extern "C" void conv2d_backward_multi_cuda(float *din, float *const *dw, float *const *db,
@@ -375,7 +390,8 @@ extern "C" void conv2d_backward_multi_cuda(float *din, float *const *dw, float *
     if (conv_backward_prologue(din, dw, db, nw, s, ctx, "conv2d_backward_multi_cuda")) return;
     if (ctx->conv_algo != DATH_CONV_IM2COL)
         conv_implicit_backward(din, dw, db, dout, in, w, out, nw, s, relu, ctx);
-    else
-        conv_backward_sets(din, dw, db, dout, in, w, out, nw, s, relu, ctx,
-                           "conv2d_backward_multi_cuda");
+    else {
+        conv_im2col_fp32_only(s, "conv2d_backward_multi_cuda");
+        conv_backward_sets(din, dw, db, dout, in, w, out, nw, s, relu, ctx, "conv2d_backward_multi_cuda");
+    }
 }

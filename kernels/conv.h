@@ -34,7 +34,18 @@
  * as above. With nw = 1 these are conv2d_forward / conv2d_backward exactly. The
  * reference's out, dw, db and dout are bit for bit those of nw single calls that take
  * the batch in the same chunks; din differs by rounding (the nw column gradients are
- * summed before one col2im), and the CUDA GEMMs by cuBLAS's order of summation. */
+ * summed before one col2im), and the CUDA GEMMs by cuBLAS's order of summation.
+ *
+ * Storage (the shape's in_store, out_store: DATH_STORE_*, common.h). A tensor's gradient
+ * is stored as the tensor: `in` and `din` as in_store says, `out` (the ReLU mask) and
+ * `dout` as out_store says; w, b, dw and db are always fp32. bf16 storage rounds what an
+ * op stores to bf16 once — the forward's output after bias and ReLU, din after its fp32
+ * sum; dout's mask only zeroes, which is exact — and a bf16 input is read as it is; every
+ * sum is fp32 (db's double), so dw and db are fp32 sums of the stored values.
+ * conv2d_make_shape makes both fp32. The CPU reference and the implicit CUDA path honour
+ * both; the im2col path takes fp32 only (it aborts with a message otherwise), and the
+ * implicit path takes bf16 only in its bf16 tensor-core kernels (precision bf16 on
+ * sm_80+: conv2d_store_bf16). */
 #ifndef DATH_CONV_H
 #define DATH_CONV_H
 
@@ -44,7 +55,15 @@ typedef struct conv2d_shape {
     int B, Ci, H, W;     /* input */
     int Co, k, stride, pad;
     int Ho, Wo;          /* output, filled by conv2d_make_shape */
+    int in_store, out_store;   /* DATH_STORE_* of in and din, of out and dout (above); 0: fp32 */
 } conv2d_shape;
+
+/* 1 when the convolutions on ctx store their bf16-able activations in bf16: precision
+ * bf16, the implicit path, sm_80+ (the bf16 tensor-core kernels, which convert a tile on
+ * its way to shared memory anyway). host/net.c then stores conv1-4's outputs and the
+ * first two max-pools', and their gradients, in bf16 (conv5's output, the attention's
+ * input, stays fp32, and so does its gradient). */
+int conv2d_store_bf16(const dath_ctx *ctx);
 
 /* Most weight sets one conv2d_*_multi call takes. */
 #define CONV_MULTI_MAX 4

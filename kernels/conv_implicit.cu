@@ -2,7 +2,7 @@
  * GEMMs in conv.h; tiles and K splits in conv_plan.c). No column buffer: each block
  * gathers its tiles of the patch matrix from the tensors into shared memory itself.
  *
- * One kernel template, conv_igemm_kernel<OP, TILE, MATH, ASYNC, Tio>, for the forward
+ * One kernel template, conv_igemm_kernel<OP, TILE, MATH, ASYNC, Ta, Tb, To>, for the forward
  * (OP = CONV_OP_FWD), the data gradient (CONV_OP_DX) and the weight gradient (CONV_OP_DW):
  *   C [M, N] = A [M, K] · B [K, N] over the block's K tiles, BM × BN outputs a block,
  *   block (x, y, z) = (M tile, N tile, K part). Consecutive blocks share their B tile
@@ -41,10 +41,13 @@
  *   unspecified), the FMA one from registers.
  * Determinism: every output is one thread's sum in a fixed order; no atomics.
  *
- * Element types: Tio is the type the operands are stored in (float today; the template
- * parameter is where bf16 activations, issue #12, come in: loads convert Tio → the
- * tile's type, the forward's store converts back; cp.async needs Tio to be the tile's
- * type). Accumulation is fp32 everywhere. The resource report of every instantiation
+ * Element types: the stored types of the A operand (Ta), the B operand (Tb) and the output
+ * (To), each float or bf16 as the shape says (conv.h: in and din by in_store, out and dout
+ * by out_store): forward Ta = float (w), Tb = in's, To = out's; dX Ta = float (w), Tb =
+ * dout's, To = din's; dW Ta = dout's, Tb = in's, To = float (dw). Loads convert to the
+ * tile's type, the epilogue rounds to To (dX's += reads To first); cp.async needs the
+ * stored types to be the tile's, so bf16 storage runs in the bf16 tiles (loads through
+ * registers). Accumulation is fp32 everywhere. The resource report of every instantiation
  * (nvcc -Xptxas -v) is in README.md, "Convolutions on CUDA". */
 #include "cuda_common.cuh"
 
@@ -142,6 +145,7 @@ struct igemm_args {
     int M, N, K, kt, kt_split, splits;
     int B, Ci, H, W, Co, Ho, Wo, k, stride, pad;
     int relu;
+    int in_store, out_store;          /* the shape's (conv.h): Tb and To of the instantiation */
     const void *a[CONV_MULTI_MAX];    /* A rows: FWD w_j, DX w (a[0]), DW dout_j */
     const void *x;                    /* the B operand's tensor: FWD, DW in; DX dout */
     float *o[CONV_MULTI_MAX];         /* FWD out_j, DX din (o[0]), DW dw_j */
@@ -160,9 +164,10 @@ template <class P> __device__ __forceinline__ P conv_pick(const P *p, int j) {
 
 /* ---- the index tables ----------------------------------------------------------------- */
 
-/* Row m of the block: where its A row starts (NULL past M), where its outputs go, its bias. */
-template <int OP, class Tio>
-__device__ void conv_row_entry(const igemm_args &a, int m, int split, const Tio **rowa, float **rowo,
+/* Row m of the block: where its A row starts (NULL past M), where its outputs go (a To
+ * row, or a float row of the parts), its bias. */
+template <int OP, class Ta, class To>
+__device__ void conv_row_entry(const igemm_args &a, int m, int split, const Ta **rowa, void **rowo,
                                float *bias) {
     *rowa = nullptr;
     *rowo = nullptr;
@@ -171,17 +176,17 @@ __device__ void conv_row_entry(const igemm_args &a, int m, int split, const Tio 
     const size_t P = (size_t)a.Ho * a.Wo, kk = (size_t)a.k * a.k;
     float *const part = a.splits > 1 ? a.part + ((size_t)split * a.M + m) * a.N : nullptr;
     if (OP == CONV_OP_DX) {
-        *rowa = (const Tio *)a.a[0] + (size_t)m * kk;                       /* w [Co][Ci][kk], ci = m */
-        *rowo = part ? part : a.o[0] + (size_t)m * a.H * a.W;               /* din [B][Ci][H·W] */
+        *rowa = (const Ta *)a.a[0] + (size_t)m * kk;                        /* w [Co][Ci][kk], ci = m */
+        *rowo = part ? (void *)part : (void *)((To *)a.o[0] + (size_t)m * a.H * a.W);   /* din [B][Ci][H·W] */
         return;
     }
     const int j = (int)conv_fdiv_q(a.d_co, (uint32_t)m), co = m - j * a.Co;
     if (OP == CONV_OP_FWD) {
-        *rowa = (const Tio *)conv_pick(a.a, j) + (size_t)co * a.K;          /* w_j [Co][Ci·kk] */
-        *rowo = part ? part : conv_pick(a.o, j) + (size_t)co * P;           /* out_j [B][Co][P] */
+        *rowa = (const Ta *)conv_pick(a.a, j) + (size_t)co * a.K;           /* w_j [Co][Ci·kk] */
+        *rowo = part ? (void *)part : (void *)((To *)conv_pick(a.o, j) + (size_t)co * P);   /* out_j [B][Co][P] */
         *bias = conv_pick(a.bias, j)[co];
     } else {
-        *rowa = (const Tio *)conv_pick(a.a, j) + (size_t)co * P;            /* dout_j [B][Co][P] */
+        *rowa = (const Ta *)conv_pick(a.a, j) + (size_t)co * P;             /* dout_j [B][Co][P] */
         *rowo = part ? part : conv_pick(a.o, j) + (size_t)co * a.N;         /* dw_j [Co][Ci·kk] */
     }
 }
@@ -266,13 +271,16 @@ __device__ __forceinline__ const Tio *conv_b_src(const igemm_args &a, const Tio 
 
 /* ---- the kernel ------------------------------------------------------------------------ */
 
-template <int OP, int TILE, int MATH, bool ASYNC, class Tio>
+template <int OP, int TILE, int MATH, bool ASYNC, class Ta, class Tb, class To>
 __global__ void __launch_bounds__(conv_threads(TILE, MATH), conv_min_blocks(TILE, MATH))
 conv_igemm_kernel(igemm_args a) {
     typedef conv_cfg<TILE, MATH> C;
     typedef conv_tc_cfg<TILE, MATH> W;
     typedef typename conv_tile_type<MATH>::T S;
-    static_assert(!ASYNC || sizeof(Tio) == sizeof(S), "cp.async copies the stored type as it is");
+    static_assert(!ASYNC || (sizeof(Ta) == sizeof(S) && sizeof(Tb) == sizeof(S)),
+                  "cp.async copies the stored type as it is");
+    static_assert(OP != CONV_OP_DW || std::is_same<To, float>::value, "dW writes fp32");
+    static_assert(OP == CONV_OP_DW || std::is_same<Ta, float>::value, "the weights are fp32");
 #if !CONV_HAVE_TC
     if (C::TC) { __trap(); return; }   /* never launched below sm_80 (conv2d_plan) */
 #endif
@@ -281,8 +289,8 @@ conv_igemm_kernel(igemm_args a) {
     S *const As = (S *)(conv_smem + L.a);                 /* [2][BK][LDA] */
     S *const Bs = (S *)(conv_smem + L.b);                 /* [2][BK][LDB] */
     int4 *const ktab = (int4 *)(conv_smem + L.ktab);      /* [2][BK] */
-    const Tio **const rowa = (const Tio **)(conv_smem + L.rowa);   /* [BM] */
-    float **const rowo = (float **)(conv_smem + L.rowo);  /* [BM] */
+    const Ta **const rowa = (const Ta **)(conv_smem + L.rowa);        /* [BM] */
+    void **const rowo = (void **)(conv_smem + L.rowo);    /* [BM] */
     float *const biasv = (float *)(conv_smem + L.bias);   /* [BM] */
     int *const colo = (int *)(conv_smem + L.colo);        /* [BN] */
     int4 *const ntab = (int4 *)(conv_smem + L.ntab);      /* [BN] */
@@ -291,9 +299,9 @@ conv_igemm_kernel(igemm_args a) {
     const int m0 = blockIdx.x * C::BM, n0 = blockIdx.y * C::BN, split = blockIdx.z;
     const int kt0 = split * a.kt_split;
     const int T = min(kt0 + a.kt_split, a.kt) - kt0;   /* this part's K tiles, ≥ 1 */
-    const Tio *const X = (const Tio *)a.x;
+    const Tb *const X = (const Tb *)a.x;
 
-    for (int i = tid; i < C::BM; i += C::NT) conv_row_entry<OP>(a, m0 + i, split, &rowa[i], &rowo[i], &biasv[i]);
+    for (int i = tid; i < C::BM; i += C::NT) conv_row_entry<OP, Ta, To>(a, m0 + i, split, &rowa[i], &rowo[i], &biasv[i]);
     for (int i = tid; i < C::BN; i += C::NT) conv_col_entry<OP>(a, n0 + i, &ntab[i], &colo[i]);
     if (tid < C::BK) {
         conv_k_entry<OP>(a, kt0 * C::BK + tid, &ktab[tid]);
@@ -314,15 +322,15 @@ conv_igemm_kernel(igemm_args a) {
 
     /* element i of the thread's A and B share of tile `slot`: source (NULL: zero) and
      * destination in stage `stage` */
-    auto a_src = [&](int slot, int i) -> const Tio * {
+    auto a_src = [&](int slot, int i) -> const Ta * {
         const int4 kt = ktab[slot * C::BK + a_k];
-        const Tio *row = rowa[a_m + A_STEP * i];
+        const Ta *row = rowa[a_m + A_STEP * i];
         return row && kt.x >= 0 ? row + kt.x : nullptr;
     };
     auto a_dst = [&](int stage, int i) -> S * {
         return As + (stage * C::BK + a_k) * C::LDA + a_m + A_STEP * i;
     };
-    auto b_src = [&](int slot, int i) -> const Tio * {
+    auto b_src = [&](int slot, int i) -> const Tb * {
         if (B_ALONG_K) return conv_b_src<OP>(a, X, ktab[slot * C::BK + b_fix], ntab[b_var + B_STEP * i]);
         return conv_b_src<OP>(a, X, ktab[slot * C::BK + b_var + B_STEP * i], my_nt);
     };
@@ -404,13 +412,13 @@ conv_igemm_kernel(igemm_args a) {
             const int st = t & 1;
             CONV_UNROLL
             for (int i = 0; i < C::A_PER; i++) {
-                const Tio *s = a_src(st, i);
-                __pipeline_memcpy_async(a_dst(st, i), s ? s : X, sizeof(Tio), s ? 0 : sizeof(Tio));
+                const Ta *s = a_src(st, i);
+                __pipeline_memcpy_async(a_dst(st, i), s ? s : (const Ta *)X, sizeof(Ta), s ? 0 : sizeof(Ta));
             }
             CONV_UNROLL
             for (int i = 0; i < C::B_PER; i++) {
-                const Tio *s = b_src(st, i);
-                __pipeline_memcpy_async(b_dst(st, i), s ? s : X, sizeof(Tio), s ? 0 : sizeof(Tio));
+                const Tb *s = b_src(st, i);
+                __pipeline_memcpy_async(b_dst(st, i), s ? s : X, sizeof(Tb), s ? 0 : sizeof(Tb));
             }
             __pipeline_commit();
         };
@@ -433,12 +441,12 @@ conv_igemm_kernel(igemm_args a) {
             const int st = t & 1;
             CONV_UNROLL
             for (int i = 0; i < C::A_PER; i++) {
-                const Tio *s = a_src(st, i);
+                const Ta *s = a_src(st, i);
                 ra[i] = s ? conv_to_float(*s) : 0.0f;
             }
             CONV_UNROLL
             for (int i = 0; i < C::B_PER; i++) {
-                const Tio *s = b_src(st, i);
+                const Tb *s = b_src(st, i);
                 rb[i] = s ? conv_to_float(*s) : 0.0f;
             }
         };
@@ -464,14 +472,15 @@ conv_igemm_kernel(igemm_args a) {
     const bool part = a.splits > 1;
     auto emit = [&](int ml, int nl, float v) {
         if (m0 + ml >= a.M || n0 + nl >= a.N) return;
-        float *p = rowo[ml] + colo[nl];
-        if (part) *p = v;
+        if (part) ((float *)rowo[ml])[colo[nl]] = v;
         else if constexpr (OP == CONV_OP_FWD) {
             v += biasv[ml];
-            *(Tio *)p = conv_from_float<Tio>(a.relu && v < 0.0f ? 0.0f : v);
-        } else if constexpr (OP == CONV_OP_DW) *p = v;
-        else if (a.add) *p += v;
-        else *p = v;
+            ((To *)rowo[ml])[colo[nl]] = conv_from_float<To>(a.relu && v < 0.0f ? 0.0f : v);
+        } else {   /* dX (To: din's) and dW (float) */
+            To *p = (To *)rowo[ml] + colo[nl];
+            if (OP == CONV_OP_DX && a.add) v += conv_to_float(*p);
+            *p = conv_from_float<To>(v);
+        }
     };
     if constexpr (C::TC) {
 #if CONV_HAVE_TC
@@ -503,7 +512,7 @@ conv_igemm_kernel(igemm_args a) {
 /* The parts of a split K summed in order (part 0 first, fp32), then the epilogue's work:
  * the forward's bias and ReLU into out_j, dX's din (+)=, dW's dw_j =. One thread an
  * output, grid-stride. */
-template <int OP, class Tio>
+template <int OP, class To>
 __global__ void conv_split_reduce_kernel(igemm_args a) {
     const uint32_t total = (uint32_t)a.M * (uint32_t)a.N;
     const size_t plane = (size_t)total;
@@ -515,8 +524,8 @@ __global__ void conv_split_reduce_kernel(igemm_args a) {
             const int hw = a.ph.hp * a.ph.wp, b = (int)conv_fdiv_q(a.d_hw, (uint32_t)n), q = n - b * hw;
             const int j = (int)conv_fdiv_q(a.d_w, (uint32_t)q), i = q - j * a.ph.wp;
             const size_t at = (size_t)(a.ph.iy0 + a.stride * j) * a.W + a.ph.ix0 + a.stride * i;
-            float *d = &a.o[0][((size_t)b * a.Ci + m) * a.H * a.W + at];
-            *d = a.add ? *d + acc : acc;
+            To *d = (To *)a.o[0] + ((size_t)b * a.Ci + m) * a.H * a.W + at;
+            *d = conv_from_float<To>(a.add ? conv_to_float(*d) + acc : acc);
             continue;
         }
         const int j = (int)conv_fdiv_q(a.d_co, (uint32_t)m), co = m - j * a.Co;
@@ -526,12 +535,12 @@ __global__ void conv_split_reduce_kernel(igemm_args a) {
         }
         const int P = a.Ho * a.Wo, b = (int)conv_fdiv_q(a.d_p, (uint32_t)n), p = n - b * P;
         const float v = acc + conv_pick(a.bias, j)[co];
-        Tio *out = (Tio *)conv_pick(a.o, j);
-        out[((size_t)b * a.Co + co) * P + p] = conv_from_float<Tio>(a.relu && v < 0.0f ? 0.0f : v);
+        To *out = (To *)conv_pick(a.o, j);
+        out[((size_t)b * a.Co + co) * P + p] = conv_from_float<To>(a.relu && v < 0.0f ? 0.0f : v);
     }
 }
 
-/* dout.p[j] masked in place by out.p[j] > 0 (relu), and db.p[j][co] = Σ_b Σ_p of it. The
+/* dout.p[j] masked in place by out.p[j] > 0 (relu; out and dout stored as T), and db.p[j][co] = Σ_b Σ_p of it. The
  * channel's B·P elements (image-major) are cut into S slices of L (conv2d_bgrad_slices):
  * block (j·Co + co)·S + s takes slice s; its thread t sums the slice's elements t,
  * t + BLOCK_1D, … in double, then a fixed tree. With S = 1 the block writes db (the order
@@ -540,13 +549,14 @@ __global__ void conv_split_reduce_kernel(igemm_args a) {
 struct conv_ptrs4 { float *p[CONV_MULTI_MAX]; };
 struct conv_cptrs4 { const float *p[CONV_MULTI_MAX]; };
 
+template <class T>
 __global__ void conv_mask_bgrad_kernel(conv_ptrs4 dout, conv_cptrs4 out, conv_ptrs4 db, double *partial,
                                        int B, int Co, int P, int relu, int S, long long L) {
     __shared__ double part[BLOCK_1D];
     const int ch = blockIdx.x / S, sl = blockIdx.x - ch * S;
     const int j = ch / Co, co = ch % Co;
-    float *g = conv_pick(dout.p, j);
-    const float *o = conv_pick(out.p, j);
+    T *g = (T *)conv_pick(dout.p, j);
+    const T *o = (const T *)conv_pick(out.p, j);
     const long long q0 = sl * L, q1 = min(q0 + L, (long long)B * P);   /* the slice [q0, q1) */
     double acc = 0.0;
     const long long q = q0 + threadIdx.x;
@@ -554,10 +564,10 @@ __global__ void conv_mask_bgrad_kernel(conv_ptrs4 dout, conv_cptrs4 out, conv_pt
     long long left = q < q1 ? (q1 - q + BLOCK_1D - 1) / BLOCK_1D : 0;   /* this thread's elements */
     for (; left > 0; left--) {
         const size_t e = ((size_t)b * Co + co) * P + p;
-        float v = g[e];
-        if (relu && !(o[e] > 0.0f)) {
+        float v = conv_to_float(g[e]);
+        if (relu && !(conv_to_float(o[e]) > 0.0f)) {
             v = 0.0f;
-            g[e] = 0.0f;
+            g[e] = conv_from_float<T>(0.0f);
         }
         acc += v;
         p += BLOCK_1D;
@@ -596,18 +606,51 @@ template <class K> void conv_allow_smem(K kernel, size_t bytes, int *done) {
     if (known) done[dev] = (int)bytes;
 }
 
-template <int OP, int TILE, int MATH, bool ASYNC>
+template <int OP, int TILE, int MATH, bool ASYNC, class Ta = float, class Tb = float, class To = float>
 void igemm_launch_one(const conv2d_plan_t &p, const igemm_args &a, cudaStream_t st) {
     static int allowed[64];   /* per instantiation */
     const dim3 grid((unsigned)p.mtiles, (unsigned)p.ntiles, (unsigned)p.splits);
-    if (p.smem > 48 * 1024) conv_allow_smem(conv_igemm_kernel<OP, TILE, MATH, ASYNC, float>, p.smem, allowed);
-    conv_igemm_kernel<OP, TILE, MATH, ASYNC, float><<<grid, conv_threads(TILE, MATH), p.smem, st>>>(a);
+    if (p.smem > 48 * 1024) conv_allow_smem(conv_igemm_kernel<OP, TILE, MATH, ASYNC, Ta, Tb, To>, p.smem, allowed);
+    conv_igemm_kernel<OP, TILE, MATH, ASYNC, Ta, Tb, To><<<grid, conv_threads(TILE, MATH), p.smem, st>>>(a);
     CUDA_LAUNCH_CHECK();
 }
 
-/* The instantiation the plan names: its tile, math and loads. */
+/* The op's stored types (conv.h, above): whether in (and din) and out (and dout) are bf16. */
+template <int OP> __host__ __device__ inline bool igemm_bf16_a(const igemm_args &a) {
+    return OP == CONV_OP_DW && a.out_store == DATH_STORE_BF16;
+}
+template <int OP> __host__ __device__ inline bool igemm_bf16_b(const igemm_args &a) {
+    return (OP == CONV_OP_DX ? a.out_store : a.in_store) == DATH_STORE_BF16;
+}
+template <int OP> __host__ __device__ inline bool igemm_bf16_o(const igemm_args &a) {
+    return OP != CONV_OP_DW && (OP == CONV_OP_DX ? a.in_store : a.out_store) == DATH_STORE_BF16;
+}
+
+/* bf16 storage, in the bf16 tiles only: the op's two stored types that may be bf16 (the
+ * forward's and dX's B and output, dW's A and B), three pairs with at least one bf16. */
+template <int OP, int TILE, class P, class Q>
+void igemm_launch_stored(const conv2d_plan_t &p, const igemm_args &a, cudaStream_t st) {
+    if constexpr (OP == CONV_OP_DW) igemm_launch_one<OP, TILE, CONV_MATH_BF16, false, P, Q, float>(p, a, st);
+    else igemm_launch_one<OP, TILE, CONV_MATH_BF16, false, float, P, Q>(p, a, st);
+}
+
+/* The instantiation the plan names: its tile, math and loads, and the stored types. */
 template <int OP, int TILE>
 void igemm_launch_tile(const conv2d_plan_t &p, const igemm_args &a, cudaStream_t st) {
+    typedef __nv_bfloat16 bf;
+    const bool first = OP == CONV_OP_DW ? igemm_bf16_a<OP>(a) : igemm_bf16_b<OP>(a);
+    const bool second = OP == CONV_OP_DW ? igemm_bf16_b<OP>(a) : igemm_bf16_o<OP>(a);
+    if (first || second) {
+        if (p.math != CONV_MATH_BF16) {
+            fprintf(stderr, "dath: conv implicit GEMM: bf16 storage runs in the bf16 tensor-core kernels "
+                    "(precision bf16 on sm_80+), not in %s ones\n", conv2d_math_name(p.math));
+            abort();
+        }
+        if (first && second) igemm_launch_stored<OP, TILE, bf, bf>(p, a, st);
+        else if (first) igemm_launch_stored<OP, TILE, bf, float>(p, a, st);
+        else igemm_launch_stored<OP, TILE, float, bf>(p, a, st);
+        return;
+    }
     if (p.math == CONV_MATH_TF32) igemm_launch_one<OP, TILE, CONV_MATH_TF32, true>(p, a, st);
     else if (p.math == CONV_MATH_BF16) igemm_launch_one<OP, TILE, CONV_MATH_BF16, false>(p, a, st);
     else if (p.async) igemm_launch_one<OP, TILE, CONV_MATH_FFMA, true>(p, a, st);
@@ -625,7 +668,10 @@ void igemm_launch(const conv2d_plan_t &p, const igemm_args &a, cudaStream_t st) 
     else if (p.tile == CONV_TILE_64x128) igemm_launch_tile<OP, CONV_TILE_64x128>(p, a, st);
     else igemm_launch_tile<OP, CONV_TILE_64x64>(p, a, st);
     if (p.splits > 1) {
-        conv_split_reduce_kernel<OP, float><<<grid_1d((size_t)p.M * p.N), BLOCK_1D, 0, st>>>(a);
+        if (igemm_bf16_o<OP>(a))
+            conv_split_reduce_kernel<OP, __nv_bfloat16><<<grid_1d((size_t)p.M * p.N), BLOCK_1D, 0, st>>>(a);
+        else
+            conv_split_reduce_kernel<OP, float><<<grid_1d((size_t)p.M * p.N), BLOCK_1D, 0, st>>>(a);
         CUDA_LAUNCH_CHECK();
     }
 }
@@ -638,6 +684,8 @@ igemm_args igemm_args_for(const conv2d_shape *s, const conv2d_plan_t &p, int rel
     a.B = s->B; a.Ci = s->Ci; a.H = s->H; a.W = s->W; a.Co = s->Co; a.Ho = s->Ho; a.Wo = s->Wo;
     a.k = s->k; a.stride = s->stride; a.pad = s->pad;
     a.relu = relu;
+    a.in_store = s->in_store;
+    a.out_store = s->out_store;
     a.part = p.splits > 1 ? ctx->work : nullptr;
     a.d_co = conv_fdiv_make((uint32_t)s->Co);
     a.d_kk = conv_fdiv_make((uint32_t)(s->k * s->k));
@@ -681,7 +729,8 @@ extern "C" void conv_implicit_forward(float *const *out, const float *in, const 
                                       dath_ctx *ctx) {
     conv_implicit_check(nw, s, "conv_implicit_forward");
     if (s->B <= 0 || s->Co <= 0 || s->Ho * s->Wo <= 0) return;
-    if (nw > 1 && conv_sets_overlap(out, nw, (size_t)s->B * s->Co * s->Ho * s->Wo, NULL, NULL)) {   /* one at a time */
+    const size_t nout = (size_t)s->B * s->Co * s->Ho * s->Wo;   /* an out_j: its room in floats below */
+    if (nw > 1 && conv_sets_overlap(out, nw, s->out_store == DATH_STORE_BF16 ? (nout + 1) / 2 : nout, NULL, NULL)) {   /* one at a time */
         for (int j = 0; j < nw; j++) conv_implicit_forward(&out[j], in, &w[j], &b[j], 1, s, relu, ctx);
         return;
     }
@@ -715,7 +764,10 @@ extern "C" void conv_implicit_backward(float *din, float *const *dw, float *cons
     const int S = conv2d_bgrad_slices(s, nw, ctx), nch = nw * s->Co;
     const long long BP = (long long)s->B * P, L = (BP + S - 1) / S;
     double *partial = S > 1 ? (double *)ctx->work : nullptr;   /* free until dW's parts */
-    conv_mask_bgrad_kernel<<<nch * S, BLOCK_1D, 0, st>>>(g, o, dbp, partial, s->B, s->Co, P, relu, S, L);
+    if (s->out_store == DATH_STORE_BF16)   /* dout and the mask */
+        conv_mask_bgrad_kernel<__nv_bfloat16><<<nch * S, BLOCK_1D, 0, st>>>(g, o, dbp, partial, s->B, s->Co, P, relu, S, L);
+    else
+        conv_mask_bgrad_kernel<float><<<nch * S, BLOCK_1D, 0, st>>>(g, o, dbp, partial, s->B, s->Co, P, relu, S, L);
     CUDA_LAUNCH_CHECK();
     if (S > 1) {
         conv_bgrad_sum_kernel<<<ceil_div((size_t)nch, BLOCK_1D), BLOCK_1D, 0, st>>>(dbp, partial, nch, s->Co, S);
@@ -739,7 +791,7 @@ extern "C" void conv_implicit_backward(float *din, float *const *dw, float *cons
      * where some phase with pixels has no taps, din is zeroed first and every set adds */
     const int covers = conv2d_dx_covers(s);
     if (!covers)
-        CUDA_CHECK(cudaMemsetAsync(din, 0, (size_t)s->B * s->Ci * s->H * s->W * sizeof(float), st));
+        CUDA_CHECK(cudaMemsetAsync(din, 0, (size_t)s->B * s->Ci * s->H * s->W * dath_store_size(s->in_store), st));
     for (int j = 0; j < nw; j++)
         for (int iy0 = 0; iy0 < s->stride; iy0++)
             for (int ix0 = 0; ix0 < s->stride; ix0++) {

@@ -179,3 +179,7 @@ int conv2d_dx_covers(const conv2d_shape *s) {
         }
     return 1;
 }
+
+int conv2d_store_bf16(const dath_ctx *ctx) {
+    return ctx && ctx->precision == DATH_BF16 && ctx->sm >= 80 && ctx->conv_algo == DATH_CONV_IMPLICIT;
+}

@@ -17,41 +17,44 @@ static inline int pool_bin_end(int i, int in, int n) {
 }
 
 void maxpool_forward_cpu(float *out, maxpool_arg *idx, const float *in,
-                         int BC, int H, int W, dath_ctx *ctx) {
+                         int BC, int H, int W, int store, dath_ctx *ctx) {
     const int Ho = maxpool_out(H), Wo = maxpool_out(W);
     #pragma omp parallel for schedule(static)
     for (int pl = 0; pl < BC; pl++) {
-        const float *x = in + (size_t)pl * H * W;                   /* [H, W] */
-        float *y = out + (size_t)pl * Ho * Wo;                      /* [Ho, Wo] */
-        maxpool_arg *ix = idx + (size_t)pl * Ho * Wo;               /* [Ho, Wo] */
+        const size_t x0 = (size_t)pl * H * W, y0 = (size_t)pl * Ho * Wo;   /* in [H, W], out [Ho, Wo] */
+        maxpool_arg *ix = idx + y0;                                       /* [Ho, Wo] */
         for (int oy = 0; oy < Ho; oy++)
             for (int ox = 0; ox < Wo; ox++) {
                 int best = 0;
-                float bv = x[(2 * oy) * W + 2 * ox];
+                float bv = dath_load(in, x0 + (size_t)(2 * oy) * W + 2 * ox, store);
                 for (int dy = 0; dy < 3; dy++)
                     for (int dx = 0; dx < 3; dx++) {
-                        float v = x[(2 * oy + dy) * W + 2 * ox + dx];
+                        float v = dath_load(in, x0 + (size_t)(2 * oy + dy) * W + 2 * ox + dx, store);
                         if (v > bv || (isnan(v) && !isnan(bv))) { bv = v; best = dy * 3 + dx; }
                     }
-                y[oy * Wo + ox] = bv;
+                dath_store(out, y0 + (size_t)oy * Wo + ox, bv, store);   /* exact: bv is an input */
                 ix[oy * Wo + ox] = (maxpool_arg)best;
             }
     }
 }
 
 void maxpool_backward_cpu(float *din, const float *dout, const maxpool_arg *idx,
-                          const float *mask, int BC, int H, int W, dath_ctx *ctx) {
+                          const float *mask, int BC, int H, int W, int store, dath_ctx *ctx) {
     const int Ho = maxpool_out(H), Wo = maxpool_out(W);
     const int n = Ho * Wo;
     #pragma omp parallel for schedule(static)
     for (int pl = 0; pl < BC; pl++) {
-        float *dx = din + (size_t)pl * H * W;                       /* [H, W] */
-        const float *dy = dout + (size_t)pl * n;                    /* [Ho, Wo] */
+        float dxs[64 * 64], *dx = H * W <= 64 * 64 ? dxs : malloc((size_t)H * W * sizeof *dx);   /* [H, W], fp32 sums */
+        if (!dx) dath_scratch_fail("maxpool_backward_cpu", (size_t)H * W * sizeof *dx, 0, "a plane's sums");
         const maxpool_arg *ix = idx + (size_t)pl * n;               /* [Ho, Wo] */
-        const float *mk = mask ? mask + (size_t)pl * n : NULL;      /* [Ho, Wo] */
-        memset(dx, 0, (size_t)H * W * sizeof *dx);                  /* written (=) */
-        for (int j = 0; j < n; j++)
-            if (!mk || mk[j] > 0.0f) dx[maxpool_arg_at(j / Wo, j % Wo, W, ix[j])] += dy[j];
+        const size_t m0 = (size_t)pl * n, x0 = (size_t)pl * H * W;  /* dout, mask [Ho, Wo]; din [H, W] */
+        memset(dx, 0, (size_t)H * W * sizeof *dx);
+        for (int oy = 0, j = 0; oy < Ho; oy++)
+            for (int ox = 0; ox < Wo; ox++, j++)
+                if (!mask || dath_load(mask, m0 + j, store) > 0.0f)
+                    dx[maxpool_arg_at(oy, ox, W, ix[j])] += dath_load(dout, m0 + j, store);
+        for (size_t e = 0; e < (size_t)H * W; e++) dath_store(din, x0 + e, dx[e], store);   /* written (=) */
+        if (dx != dxs) free(dx);
     }
 }
 

@@ -7,6 +7,8 @@
  * reference's plane loop adds them — so the sums round the same way. */
 #include "cuda_common.cuh"
 
+#include <cuda_bf16.h>
+
 extern "C" {
 #include "pool.h"
 }
@@ -19,27 +21,37 @@ __device__ __forceinline__ int pool_bin_end(int i, int in, int n) {
     return (int)(((long long)(i + 1) * in + n - 1) / n);
 }
 
+/* An element as a float: fp32 or bf16 storage (pool.h's store). */
+__device__ __forceinline__ float pool_f(float v) { return v; }
+__device__ __forceinline__ float pool_f(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <class T> __device__ __forceinline__ T pool_t(float v);
+template <> __device__ __forceinline__ float pool_t<float>(float v) { return v; }
+template <> __device__ __forceinline__ __nv_bfloat16 pool_t<__nv_bfloat16>(float v) { return __float2bfloat16(v); }
+
 /* ---- kernels ------------------------------------------------------------------ */
 
 /* out, idx [BC, Ho, Wo] ← max over the 3×3 window at (2oy, 2ox) of in [BC, H, W], idx
  * the argmax's place in the window (dy·3 + dx); the first maximum in row-major window
  * order wins, a NaN beats every number. */
-__global__ void maxpool_forward_kernel(float *out, maxpool_arg *idx, const float *in,
+template <class T>
+__global__ void maxpool_forward_kernel(T *out, maxpool_arg *idx, const T *in,
                                        int BC, int H, int W, int Ho, int Wo) {
     const size_t total = (size_t)BC * Ho * Wo;
     for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total;
          e += (size_t)gridDim.x * blockDim.x) {
         const int ox = (int)(e % Wo), oy = (int)((e / Wo) % Ho);
         const size_t pl = e / ((size_t)Ho * Wo);
-        const float *x = in + pl * H * W;                                  /* [H, W] */
+        const T *x = in + pl * H * W;                                      /* [H, W] */
         int best = 0;
-        float bv = x[(2 * oy) * W + 2 * ox];
+        T bt = x[(2 * oy) * W + 2 * ox];
+        float bv = pool_f(bt);
         for (int dy = 0; dy < 3; dy++)
             for (int dx = 0; dx < 3; dx++) {
-                const float v = x[(2 * oy + dy) * W + 2 * ox + dx];
-                if (v > bv || (isnan(v) && !isnan(bv))) { bv = v; best = dy * 3 + dx; }
+                const T t = x[(2 * oy + dy) * W + 2 * ox + dx];
+                const float v = pool_f(t);
+                if (v > bv || (isnan(v) && !isnan(bv))) { bv = v; bt = t; best = dy * 3 + dx; }
             }
-        out[e] = bv;
+        out[e] = bt;
         idx[e] = (maxpool_arg)best;
     }
 }
@@ -47,24 +59,25 @@ __global__ void maxpool_forward_kernel(float *out, maxpool_arg *idx, const float
 /* din [BC, H, W] = Σ dout over every window whose argmax is this element and, with a
  * mask, whose mask is > 0 (0 if none). The windows
  * covering row y are oy ∈ [⌈(y−2)/2⌉, ⌊y/2⌋] ∩ [0, Ho); likewise columns. */
-__global__ void maxpool_backward_kernel(float *din, const float *dout, const maxpool_arg *idx,
-                                        const float *mask, int BC, int H, int W, int Ho, int Wo) {
+template <class T>
+__global__ void maxpool_backward_kernel(T *din, const T *dout, const maxpool_arg *idx,
+                                        const T *mask, int BC, int H, int W, int Ho, int Wo) {
     const size_t total = (size_t)BC * H * W;
     for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total;
          e += (size_t)gridDim.x * blockDim.x) {
         const int x = (int)(e % W), y = (int)((e / W) % H);
         const size_t pl = e / ((size_t)H * W);
-        const float *dy = dout + pl * Ho * Wo;                             /* [Ho, Wo] */
+        const T *dy = dout + pl * Ho * Wo;                                 /* [Ho, Wo] */
         const maxpool_arg *ix = idx + pl * Ho * Wo;                        /* [Ho, Wo] */
-        const float *mk = mask ? mask + pl * Ho * Wo : nullptr;            /* [Ho, Wo] */
+        const T *mk = mask ? mask + pl * Ho * Wo : nullptr;                /* [Ho, Wo] */
         const int oy0 = y >= 2 ? (y - 1) / 2 : 0, oy1 = min(Ho - 1, y / 2);
         const int ox0 = x >= 2 ? (x - 1) / 2 : 0, ox1 = min(Wo - 1, x / 2);
         float acc = 0.0f;
         for (int oy = oy0; oy <= oy1; oy++)
             for (int ox = ox0; ox <= ox1; ox++)
-                if (ix[oy * Wo + ox] == (y - 2 * oy) * 3 + (x - 2 * ox) && (!mk || mk[oy * Wo + ox] > 0.0f))
-                    acc += dy[oy * Wo + ox];
-        din[e] = acc;
+                if (ix[oy * Wo + ox] == (y - 2 * oy) * 3 + (x - 2 * ox) && (!mk || pool_f(mk[oy * Wo + ox]) > 0.0f))
+                    acc += pool_f(dy[oy * Wo + ox]);
+        din[e] = pool_t<T>(acc);
     }
 }
 
@@ -113,26 +126,33 @@ __global__ void avgpool_backward_kernel(float *din, const float *dout,
 /* ---- launchers ---------------------------------------------------------------- */
 
 extern "C" void maxpool_forward_cuda(float *out, maxpool_arg *idx, const float *in,
-                                     int BC, int H, int W, dath_ctx *ctx) {
+                                     int BC, int H, int W, int store, dath_ctx *ctx) {
     const int Ho = maxpool_out(H), Wo = maxpool_out(W);
     const size_t n = (size_t)BC * Ho * Wo;
     if (n == 0) return;
-    maxpool_forward_kernel<<<grid_1d(n), BLOCK_1D, 0, DATH_STREAM(ctx)>>>(
-        out, idx, in, BC, H, W, Ho, Wo);
+    if (store == DATH_STORE_BF16)
+        maxpool_forward_kernel<__nv_bfloat16><<<grid_1d(n), BLOCK_1D, 0, DATH_STREAM(ctx)>>>(
+            (__nv_bfloat16 *)out, idx, (const __nv_bfloat16 *)in, BC, H, W, Ho, Wo);
+    else
+        maxpool_forward_kernel<float><<<grid_1d(n), BLOCK_1D, 0, DATH_STREAM(ctx)>>>(out, idx, in, BC, H, W, Ho, Wo);
     CUDA_LAUNCH_CHECK();
 }
 
 extern "C" void maxpool_backward_cuda(float *din, const float *dout, const maxpool_arg *idx,
-                                      const float *mask, int BC, int H, int W, dath_ctx *ctx) {
+                                      const float *mask, int BC, int H, int W, int store, dath_ctx *ctx) {
     const int Ho = maxpool_out(H), Wo = maxpool_out(W);
     const size_t n = (size_t)BC * H * W;
     if (n == 0) return;
     if (Ho == 0 || Wo == 0) {   /* no window: no gradient reaches din */
-        CUDA_CHECK(cudaMemsetAsync(din, 0, n * sizeof(float), DATH_STREAM(ctx)));
+        CUDA_CHECK(cudaMemsetAsync(din, 0, n * dath_store_size(store), DATH_STREAM(ctx)));
         return;
     }
-    maxpool_backward_kernel<<<grid_1d(n), BLOCK_1D, 0, DATH_STREAM(ctx)>>>(
-        din, dout, idx, mask, BC, H, W, Ho, Wo);
+    if (store == DATH_STORE_BF16)
+        maxpool_backward_kernel<__nv_bfloat16><<<grid_1d(n), BLOCK_1D, 0, DATH_STREAM(ctx)>>>(
+            (__nv_bfloat16 *)din, (const __nv_bfloat16 *)dout, idx, (const __nv_bfloat16 *)mask, BC, H, W, Ho, Wo);
+    else
+        maxpool_backward_kernel<float><<<grid_1d(n), BLOCK_1D, 0, DATH_STREAM(ctx)>>>(
+            din, dout, idx, mask, BC, H, W, Ho, Wo);
     CUDA_LAUNCH_CHECK();
 }
 

@@ -15,7 +15,11 @@
  * where mask > 0. With the forward's own out as the mask this is the ReLU of the layer
  * below (out of a window = in at its argmax, so in[e] > 0 exactly where a window whose
  * argmax is e has out > 0): din comes out masked, bit for bit what masking it afterwards
- * by in > 0 gives, and that layer's backward can run without its own mask pass. */
+ * by in > 0 gives, and that layer's backward can run without its own mask pass.
+ * maxpool's store (DATH_STORE_*, common.h) is how its tensors are stored, fp32 or bf16:
+ * in and out (forward), dout, mask and din (backward; a gradient is stored as its tensor).
+ * A window's max is one of its inputs, so a bf16 out is exact; din is summed in fp32 and
+ * rounded once. idx is the byte above in both. */
 #ifndef DATH_POOL_H
 #define DATH_POOL_H
 
@@ -30,9 +34,9 @@ static inline int maxpool_arg_at(int oy, int ox, int W, maxpool_arg a) {
 }
 
 typedef void maxpool_forward_fn(float *out, maxpool_arg *idx, const float *in,
-                                int BC, int H, int W, dath_ctx *ctx);
+                                int BC, int H, int W, int store, dath_ctx *ctx);
 typedef void maxpool_backward_fn(float *din, const float *dout, const maxpool_arg *idx,
-                                 const float *mask, int BC, int H, int W, dath_ctx *ctx);
+                                 const float *mask, int BC, int H, int W, int store, dath_ctx *ctx);
 typedef void avgpool_forward_fn(float *out, const float *in,
                                 int BC, int H, int W, int Ho, int Wo, dath_ctx *ctx);
 typedef void avgpool_backward_fn(float *din, const float *dout,
