@@ -328,10 +328,14 @@ static void check_accumulate(conv_data *d, const char *name, int relu) {
 static void check_shapes(void) {
     conv2d_shape s = conv2d_make_shape(128, 3, 224, 224, 64, 11, 4, 2);
     CHECK_TRUE("shape conv1 at 224 is 55x55", s.Ho == 55 && s.Wo == 55);
+    /* the CUDA im2col path's need (conv.h): col rows 363 padded to 368, and each set's
+     * padded weights and their gradient, 2·64·368 floats */
+    CHECK_TRUE("conv1's col rows: 3·11·11 = 363 padded to 368; conv2's 64·25 = 1600 kept",
+               conv2d_col_rows(&s) == 368 && conv2d_col_rows(&(conv2d_shape){.Ci = 64, .k = 5}) == 1600);
     CHECK_TRUE("work_bytes conv1 at 224, B=128",
-               conv2d_work_bytes(&s) == (size_t)(3 * 11 * 11 + 64) * 128 * 55 * 55 * 4);
+               conv2d_work_bytes(&s) == ((size_t)(368 + 64) * 128 * 55 * 55 + 2 * 64 * 368) * 4);
     CHECK_TRUE("work_bytes_multi conv1 at 224, B=128, two streams",
-               conv2d_work_bytes_multi(&s, 2) == (size_t)(3 * 11 * 11 + 2 * 64) * 128 * 55 * 55 * 4);
+               conv2d_work_bytes_multi(&s, 2) == ((size_t)(368 + 2 * 64) * 128 * 55 * 55 + 2 * 2 * 64 * 368) * 4);
     CHECK_TRUE("work_bytes_multi with one set is work_bytes",
                conv2d_work_bytes_multi(&s, 1) == conv2d_work_bytes(&s));
     s = conv2d_make_shape(2, 64, 27, 27, 192, 5, 1, 2);

@@ -65,20 +65,22 @@ static void shape_of(net_shape *n, dath_variant v, int B, int S) {
     n->P5 = maxpool_out(n->H3);
 }
 
-static double conv_macs(const conv2d_shape *c) {
-    return (double)c->B * c->Co * c->Ho * c->Wo * c->Ci * c->k * c->k;
+/* padded: the im2col path's K, conv2d_col_rows (conv.h: conv1's 363 → 368 zero-padded,
+ * which its three GEMMs multiply too); else the shape's Ci·k·k */
+static double conv_macs(const conv2d_shape *c, int padded) {
+    return (double)c->B * c->Co * c->Ho * c->Wo * (padded ? conv2d_col_rows(c) : c->Ci * c->k * c->k);
 }
 
 /* The matrix products of one step: forward, and for every layer the weight gradient
- * and (but for conv1, whose input is the image) the input gradient. */
-static double gemm_flops(dath_variant v, int K, int C, int B, int S) {
+ * and (but for conv1, whose input is the image) the input gradient; padded as above. */
+static double gemm_flops(dath_variant v, int K, int C, int B, int S, int padded) {
     net_shape n;
     shape_of(&n, v, B, S);
     const double b = B, G = MODEL_C5 * MODEL_POOL * MODEL_POOL, D = MODEL_HIDDEN, c5 = MODEL_C5, cq = MODEL_CQ;
     const double N = n.N;
     double f = 0;
     for (int s = 0; s < n.ns; s++) {
-        for (int i = 0; i < 5; i++) f += 2 * conv_macs(&n.cs[i]) * (i == 0 ? 2 : 3);
+        for (int i = 0; i < 5; i++) f += 2 * conv_macs(&n.cs[i], padded) * (i == 0 ? 2 : 3);
         f += 3 * 2 * b * G * D + 3 * 2 * b * D * D;                                          /* fc6, fc7 */
         if (n.pam[s]) f += 3 * (2 * b * N * (2 * cq * c5 + c5 * c5) + 2 * b * N * N * cq + 2 * b * c5 * N * N);
         if (n.cam[s]) f += 3 * (2 * b * c5 * c5 * N + 2 * b * c5 * N * c5);
@@ -231,10 +233,11 @@ static void check_step_flops(void) {
                     CHECK_TRUE(name, igemm_fwd == 1 + 4 * n.ns && im2col_fwd == 0);
                 }
                 snprintf(name, sizeof name, "%s %s S%d B%d GEMM FLOPs", an, variant_name(vs[vi]), sizes[si], batches[bi]);
-                close_exact(name, gemm, gemm_flops(vs[vi], 64, 80, batches[bi], sizes[si]));
+                const int padded = algo == DATH_CONV_IM2COL;
+                close_exact(name, gemm, gemm_flops(vs[vi], 64, 80, batches[bi], sizes[si], padded));
                 snprintf(name, sizeof name, "%s %s S%d B%d step FLOPs", an, variant_name(vs[vi]), sizes[si], batches[bi]);
                 close_exact(name, gemm + core,
-                            gemm_flops(vs[vi], 64, 80, batches[bi], sizes[si]) +
+                            gemm_flops(vs[vi], 64, 80, batches[bi], sizes[si], padded) +
                                 core_flops(vs[vi], 64, 80, batches[bi], sizes[si], 1, cm.nparams) +
                                 (algo == DATH_CONV_IMPLICIT ? implicit_core_delta(vs[vi], batches[bi], sizes[si], DATH_TF32) : 0));
                 cost_free(&cm);
@@ -247,7 +250,7 @@ static void check_step_flops(void) {
         double f = 0;
         for (int i = 0; i < cm.step.nkernels; i++) f += cm.step.kernels[i].flops;
         close_exact("dath-n S63 B6 single-label step FLOPs", f,
-                    gemm_flops(VARIANT_N, 16, 10, 6, 63) + core_flops(VARIANT_N, 16, 10, 6, 63, 0, cm.nparams));
+                    gemm_flops(VARIANT_N, 16, 10, 6, 63, 1) + core_flops(VARIANT_N, 16, 10, 6, 63, 0, cm.nparams));
         cost_free(&cm);
     }
 }
@@ -300,15 +303,24 @@ static void check_bytes(void) {
                !find_kernel(&cm.step, -1, "cudaMemsetAsync", "zero parameter gradients", 0) &&
                    find_kernel(&cm.step, -1, "cudaMemsetAsync", "zero activation gradients", 0) &&
                    !find_kernel(&cm.step, -1, "cudaMemsetAsync", NULL, 1));
+    /* conv1's weights padded (conv.h: R = 363 → Rp = 368): both sets [64, 363] read, [64,
+     * 368] written into the scratch */
+    check_kernel("conv1 weights padded (forward)", find_kernel(&cm.step, COST_FORWARD, "conv_pad_kernel", NULL, 0),
+                 4.0 * 2 * 64 * 363, 4.0 * 2 * 64 * 368, 0);
     /* conv1's im2col: every one of the 2·3·63·63 input pixels is under some window
      * (rows −2..64 are covered by oy·4 − 2 + ky); it writes the column buffer
-     * R × N = 363 × (2·15·15) floats */
+     * Rp × N = 368 × (2·15·15) floats, the 5 padding rows zero */
     check_kernel("conv1 im2col (forward)", find_kernel(&cm.step, COST_FORWARD, "conv_im2col_kernel", NULL, 0),
-                 4.0 * 2 * 3 * 63 * 63, 4.0 * 363 * 450, 0);
-    /* both streams' conv1 products, one strided-batched GEMM of 2: each reads its weight
-     * [64, 363] and the column buffer [363, 450], writes its stage [64, 450] */
+                 4.0 * 2 * 3 * 63 * 63, 4.0 * 368 * 450, 0);
+    /* both streams' conv1 products, one strided-batched GEMM of 2 with K = 368: each reads
+     * its padded weight [64, 368] and the column buffer [368, 450], writes its stage [64, 450] */
     check_kernel("conv1 GEMM (2 streams, forward)", find_kernel(&cm.step, COST_FORWARD, "cublasGemmStridedBatchedEx", NULL, 0),
-                 2 * 4.0 * (64 * 363 + 363 * 450), 2 * 4.0 * 64 * 450, 2 * 2.0 * 64 * 450 * 363);
+                 2 * 4.0 * (64 * 368 + 368 * 450), 2 * 4.0 * 64 * 450, 2 * 2.0 * 64 * 450 * 368);
+    /* its backward: dW into the scratch's [64, 368] pair, copied into each dw [64, 363]
+     * (conv1 has no din: no padded weights for dX) */
+    check_kernel("conv1 dw unpadded", find_kernel(&cm.step, COST_BACKWARD, "conv_unpad_kernel", NULL, 0),
+                 4.0 * 2 * 64 * 363, 4.0 * 2 * 64 * 363, 0);
+    CHECK_TRUE("conv1's backward pads no weights (no din)", !find_kernel(&cm.step, COST_BACKWARD, "conv_pad_kernel", NULL, 0));
     /* its bias + ReLU: reads the 2 stages and the 2 biases, writes both outputs */
     check_kernel("conv1 bias+ReLU", find_kernel(&cm.step, COST_FORWARD, "conv_bias_relu_kernel", NULL, 0),
                  4.0 * (2 * 2 * 64 * 225 + 2 * 64), 4.0 * 2 * 2 * 64 * 225, 2.0 * 2 * 64 * 225);
@@ -374,12 +386,13 @@ static void check_bytes(void) {
         cost_pass_free(&ps);
         be->ctx_free(&ctx);
     }
-    /* three weight sets not evenly spaced: three GEMMs (and one im2col) */
-    conv2d_shape s1 = conv2d_make_shape(2, 3, 63, 63, 64, 11, 4, 2);
+    /* three weight sets not evenly spaced, K = 8·3·3 = 72 (no padding): three GEMMs (and
+     * one im2col) */
+    conv2d_shape s1 = conv2d_make_shape(2, 8, 27, 27, 64, 3, 1, 1);
     if (be->ctx_init(&ctx, conv2d_work_bytes_multi(&s1, 3), DATH_FP32, err, sizeof err) == 0) {
         ctx.conv_algo = DATH_CONV_IM2COL;
-        float *wf = be->alloc(4 * 64 * 363 * 4);
-        const float *ws[3] = {wf, wf + 64 * 363, wf + 3 * 64 * 363}, *bs[3] = {b, b, b};
+        float *wf = be->alloc(4 * 64 * 72 * 4);
+        const float *ws[3] = {wf, wf + 64 * 72, wf + 3 * 64 * 72}, *bs[3] = {b, b, b};
         float *outs[3] = {out, out, out};
         cost_record_begin(&ctx, &ps, "conv1x3", 2);
         be->conv2d_forward_multi(outs, in, ws, bs, 3, &s1, 1, &ctx);
@@ -391,6 +404,30 @@ static void check_bytes(void) {
             cols += !strcmp(ps.kernels[i].kernel, "conv_im2col_kernel");
         }
         CHECK_TRUE("uneven weight sets: one im2col, three GEMMs, no batched GEMM", cols == 1 && gemms == 3 && !batched);
+        cost_pass_free(&ps);
+        be->ctx_free(&ctx);
+    }
+    /* the same uneven sets at conv1's K = 363: padded into the scratch, evenly spaced
+     * there: one pad launch, one batched GEMM with K = 368 */
+    conv2d_shape s3 = conv2d_make_shape(2, 3, 63, 63, 64, 11, 4, 2);
+    if (be->ctx_init(&ctx, conv2d_work_bytes_multi(&s3, 3), DATH_FP32, err, sizeof err) == 0) {
+        ctx.conv_algo = DATH_CONV_IM2COL;
+        float *wf = be->alloc(4 * 64 * 363 * 4);
+        const float *ws[3] = {wf, wf + 64 * 363, wf + 3 * 64 * 363}, *bs[3] = {b, b, b};
+        float *outs[3] = {out, out, out};
+        cost_record_begin(&ctx, &ps, "conv1x3", 2);
+        be->conv2d_forward_multi(outs, in, ws, bs, 3, &s3, 1, &ctx);
+        cost_record_end(&ctx, err, sizeof err);
+        int gemms = 0, batched = 0, pads = 0;
+        double k368 = 0;
+        for (int i = 0; i < ps.nkernels; i++) {
+            gemms += !strcmp(ps.kernels[i].kernel, "cublasGemmEx");
+            batched += !strcmp(ps.kernels[i].kernel, "cublasGemmStridedBatchedEx");
+            pads += !strcmp(ps.kernels[i].kernel, "conv_pad_kernel");
+            if (!strcmp(ps.kernels[i].kernel, "cublasGemmStridedBatchedEx")) k368 = ps.kernels[i].flops;
+        }
+        CHECK_TRUE("conv1's uneven sets, padded: one pad, one batched GEMM of K 368",
+                   pads == 1 && batched == 1 && gemms == 0 && k368 == 3 * 2.0 * 64 * 450 * 368);
         cost_pass_free(&ps);
         be->ctx_free(&ctx);
     }

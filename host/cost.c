@@ -460,10 +460,10 @@ static void cost_gemm_batched(cost_trace *t, const char *family, int ta, int tb,
 /* ---- kernels/attention.cu ------------------------------------------------------------- */
 
 /* attn_align / attn_chunk_images: images per backward chunk after the dγ partials. */
-static double attn_align(double n) { return ceil(n / 64.0) * 64.0; }
+static double attn_align(double n) { return ceil(n / ATTN_ALIGN) * ATTN_ALIGN; }
 
 static int attn_chunk(cost_trace *t, const dath_ctx *ctx, double per_image, int nbuf, int B, const char *who) {
-    double reserve = attn_align(1024 * 2) + nbuf * 64.0;     /* ATTN_PARTIALS doubles, ATTN_ALIGN */
+    double reserve = attn_align(ATTN_PARTIALS * 2) + nbuf * (double)ATTN_ALIGN;   /* the dγ partials, the alignment */
     double have = ctx->work ? (double)(ctx->work_bytes / sizeof(float)) : 0;
     double nb = have > reserve ? floor((have - reserve) / per_image) : 0;
     if (nb < 1) {
@@ -501,7 +501,7 @@ static void attn_residual(cost_trace *t, double n) {
 static void attn_residual_backward(cost_trace *t, double n, int add) {
     if (n == 0) return;
     double G = cost_grid_1d(n);
-    if (G > 1024) G = 1024;   /* ATTN_PARTIALS */
+    if (G > ATTN_PARTIALS) G = ATTN_PARTIALS;
     emit(t, "attn_residual_backward_kernel", F_ATT_EW, COST_UNIT_CORE, (2 + add) * n, (8 + 4 * add) * n,
          4 * n + 8 * G, "n %.0f, %.0f blocks%s", n, G, add ? ", dx +=" : "");
     emit(t, "attn_sum_partials_kernel", F_ATT_EW, COST_UNIT_CORE, G, 8 * G, 4, "%.0f partials", G);
@@ -658,9 +658,10 @@ static double conv_taps(int H, int k, int stride, int pad, int Ho) {
 
 /* conv_chunk_images: images whose col and nw stages fit in ctx->work. */
 static int conv_chunk(cost_trace *t, const conv2d_shape *s, int nw, const dath_ctx *ctx, const char *who) {
-    const double R = (double)s->Ci * s->k * s->k, P = (double)s->Ho * s->Wo;
-    const double per_image = (R + (double)nw * s->Co) * P * sizeof(float);
-    double nb = ctx->work ? floor((double)ctx->work_bytes / per_image) : 0;
+    const double Rp = conv2d_col_rows(s), P = (double)s->Ho * s->Wo;
+    const double per_image = (Rp + (double)nw * s->Co) * P * sizeof(float);
+    const double fixed = (double)conv2d_pad_floats(s, nw) * sizeof(float);   /* the padded weights */
+    double nb = ctx->work && ctx->work_bytes > fixed ? floor(((double)ctx->work_bytes - fixed) / per_image) : 0;
     if (nb < 1) {
         trace_fail(t, "%s: the scratch holds %zu bytes, one image needs %.0f (the CUDA launcher aborts)", who,
                    ctx->work_bytes, per_image);
@@ -812,17 +813,22 @@ static void conv_forward_sets(float *const *out, const float *in, const float *c
         return;
     }
     const int chunk = conv_chunk(t, s, nw, ctx, op);
-    const int batched = conv_even(w, nw, 0) && nw > 1;
+    const int Rp = conv2d_col_rows(s), pad = Rp > R;
+    /* padded (conv.h): conv_pad_kernel copies the sets into [Co, Rp] (evenly spaced) */
+    if (pad)
+        emit(t, "conv_pad_kernel", F_STAGE, COST_UNIT_CORE, 0, 4.0 * nw * Co * R, 4.0 * nw * Co * Rp,
+             "%d×%d×%d → %d", nw, Co, R, Rp);
+    const int batched = (pad || conv_even(w, nw, 0)) && nw > 1;
     for (int b0 = 0; b0 < B; b0 += chunk) {
         const int nb = B - b0 < chunk ? B - b0 : chunk;
         const int N = nb * P;
         /* conv_im2col_kernel: reads the chunk's input elements some window covers,
-         * writes col [R, N] */
-        emit(t, "conv_im2col_kernel", F_IM2COL, COST_UNIT_CORE, 0, 4.0 * nb * Ci * cov, 4.0 * R * N,
-             "col %d×%d (k%d s%d)", R, N, s->k, s->stride);
-        if (batched) cost_gemm_batched(t, F_CONV_GEMM, 0, 0, Co, N, R, 0, nw);   /* stage = w·col */
+         * writes col [Rp, N] (the padding rows zero) */
+        emit(t, "conv_im2col_kernel", F_IM2COL, COST_UNIT_CORE, 0, 4.0 * nb * Ci * cov, 4.0 * Rp * N,
+             "col %d×%d (k%d s%d)", Rp, N, s->k, s->stride);
+        if (batched) cost_gemm_batched(t, F_CONV_GEMM, 0, 0, Co, N, Rp, 0, nw);   /* stage = w·col */
         else
-            for (int q = 0; q < nw; q++) cost_gemm_rm(t, F_CONV_GEMM, 0, 0, Co, N, R, 0);
+            for (int q = 0; q < nw; q++) cost_gemm_rm(t, F_CONV_GEMM, 0, 0, Co, N, Rp, 0);
         /* conv_bias_relu_kernel: out = (relu) stage + b (reads stage and b, writes out;
          * one add) */
         const double e = (double)nw * nb * Co * P;
@@ -867,26 +873,36 @@ static void conv_backward_sets(float *din, float *const *dw, float *const *db, f
     emit(t, "conv_bias_grad_kernel", F_BGRAD, COST_UNIT_CORE, sets * Co * (double)B * P,
          4 * sets * n_out, 4 * sets * Co, "%d×%d channels × %.0f", nw, Co, (double)B * P);
     const int chunk = conv_chunk(t, s, nw, ctx, op);
-    const int batched = conv_even((const float *const *)dw, nw, (long long)Co * R) && nw > 1;
+    const int Rp = conv2d_col_rows(s), pad = Rp > R;
+    /* padded (conv.h): the weights copied into [Co, Rp] for dX; dw's GEMMs into the
+     * scratch's [nw, Co, Rp], copied out at the end */
+    if (pad && din)
+        emit(t, "conv_pad_kernel", F_STAGE, COST_UNIT_CORE, 0, 4.0 * nw * Co * R, 4.0 * nw * Co * Rp,
+             "%d×%d×%d → %d", nw, Co, R, Rp);
+    const int batched = (pad || conv_even((const float *const *)dw, nw, (long long)Co * R)) && nw > 1;
     for (int b0 = 0; b0 < B; b0 += chunk) {
         const int nb = B - b0 < chunk ? B - b0 : chunk;
         const int N = nb * P;
         const double st = sets * nb * Co * P;
         /* conv_stage_kernel: stage [nw, Co, N] ← dout (reads and writes it) */
         emit(t, "conv_stage_kernel", F_STAGE, COST_UNIT_CORE, 0, 4 * st, 4 * st, "%d×%d×%d×%d", nw, nb, Co, P);
-        emit(t, "conv_im2col_kernel", F_IM2COL, COST_UNIT_CORE, 0, 4.0 * nb * Ci * cov, 4.0 * R * N,
-             "col %d×%d (k%d s%d)", R, N, s->k, s->stride);
+        emit(t, "conv_im2col_kernel", F_IM2COL, COST_UNIT_CORE, 0, 4.0 * nb * Ci * cov, 4.0 * Rp * N,
+             "col %d×%d (k%d s%d)", Rp, N, s->k, s->stride);
         /* dw (+)= stage·colᵀ: the first chunk writes (β = 0), later ones add */
-        if (batched) cost_gemm_batched(t, F_CONV_GEMM, 0, 1, Co, R, N, b0 > 0, nw);
+        if (batched) cost_gemm_batched(t, F_CONV_GEMM, 0, 1, Co, Rp, N, b0 > 0, nw);
         else
-            for (int q = 0; q < nw; q++) cost_gemm_rm(t, F_CONV_GEMM, 0, 1, Co, R, N, b0 > 0);
+            for (int q = 0; q < nw; q++) cost_gemm_rm(t, F_CONV_GEMM, 0, 1, Co, Rp, N, b0 > 0);
         if (!din) continue;
-        for (int j = 0; j < nw; j++) cost_gemm_rm(t, F_CONV_GEMM, 1, 0, R, N, Co, j > 0);   /* col = Σ wᵀ·stage */
+        for (int j = 0; j < nw; j++) cost_gemm_rm(t, F_CONV_GEMM, 1, 0, Rp, N, Co, j > 0);   /* col = Σ wᵀ·stage */
         /* conv_col2im_kernel: din = col2im(col): reads the column elements that are not
          * padding, writes din; one add a gathered element (onto 0) */
         const double g = (double)nb * Ci * taps, ni = nb * in_image;
         emit(t, "conv_col2im_kernel", F_COL2IM, COST_UNIT_CORE, g, 4 * g, 4 * ni, "%d×%d×%d×%d", nb, Ci, s->H, s->W);
     }
+    /* conv_unpad_kernel: each set's dw [Co, R] from the scratch's [Co, Rp] */
+    if (pad)
+        emit(t, "conv_unpad_kernel", F_STAGE, COST_UNIT_CORE, 0, 4.0 * nw * Co * R, 4.0 * nw * Co * R,
+             "%d×%d×%d ← %d", nw, Co, R, Rp);
     /* ideal: reads dout, out (the ReLU mask), the covered input, w (for din); writes dw,
      * db, din */
     op_end(t, 4 * (sets * n_out * (relu ? 2 : 1) + (double)B * Ci * cov + (din ? sets * Co * R : 0) + sets * Co * R +

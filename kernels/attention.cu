@@ -29,11 +29,9 @@ extern "C" {
 #include "attention.h"
 }
 
-/* Blocks of the dγ partial reduction (at most; fewer when there is less work). */
-enum { ATTN_PARTIALS = 1024 };
+/* ATTN_PARTIALS (attention.h): blocks of the dγ partial reduction (at most; fewer when
+ * there is less work); scratch buffers start on ATTN_ALIGN-float boundaries. */
 static_assert(ATTN_ROWSUM_PARTIALS <= ATTN_PARTIALS, "the row sums' partials reuse the dγ partials' room");
-/* Scratch buffers start on 64-float (256-byte) boundaries. */
-enum { ATTN_ALIGN = 64 };
 
 static size_t attn_align(size_t n) { return (n + ATTN_ALIGN - 1) / ATTN_ALIGN * ATTN_ALIGN; }
 

@@ -31,6 +31,11 @@
  * ctx->work (ATTN_ROWSUM_PARTIALS) and added up in slice order by a second kernel; S = 1:
  * one block a row writes db directly. It depends on the shape only (the same bits on
  * every run and GPU). kernels/attention.cu launches it; host/cost.c counts it. */
+/* The backwards' scratch (kernels/attention.cu; host/cost.c counts the same): at most
+ * ATTN_PARTIALS double partials of dγ at the start of ctx->work, then the images' buffers,
+ * each on an ATTN_ALIGN-float (256-byte) boundary. */
+#define ATTN_PARTIALS 1024
+#define ATTN_ALIGN 64
 #define ATTN_ROWSUM_BLOCKS 1024
 #define ATTN_ROWSUM_MIN 2048
 #define ATTN_ROWSUM_PARTIALS 1024   /* = the dγ partials' room: the loop reuses it */

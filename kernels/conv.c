@@ -25,9 +25,9 @@
  * five convolutions about 2× slower on the shared 2-core build machine — while im2col
  * and the transposes are a small part of the time.
  *
- * Scratch: col + stage(s). conv2d_work_bytes is their size for the whole batch (nb = B),
- * (Ci*k*k + Co)*B*Ho*Wo floats, conv2d_work_bytes_multi (Ci*k*k + nw*Co)*B*Ho*Wo:
- * what the CUDA version needs to do the batch with one GEMM. This reference uses
+ * Scratch: col + stage(s). conv2d_work_bytes is what the CUDA version needs to do the
+ * batch with one GEMM (conv.h: its col has Ci*k*k padded to conv2d_col_rows, and padded
+ * weights), at least this reference's (Ci*k*k + nw*Co)*B*Ho*Wo. This reference uses
  * ctx->work (and clobbers it) when it holds at least one image's col + stages, taking
  * as many images a chunk as fit; otherwise it mallocs a chunk of at most
  * CONV_CHUNK_FLOATS (at least one image) per call. Handing it a
@@ -62,9 +62,9 @@ size_t conv2d_work_bytes(const conv2d_shape *s) {
 }
 
 size_t conv2d_work_bytes_multi(const conv2d_shape *s, int nw) {
-    size_t R = (size_t)s->Ci * s->k * s->k;
+    size_t Rp = (size_t)conv2d_col_rows(s);
     size_t N = (size_t)s->B * s->Ho * s->Wo;
-    return (R + (size_t)nw * s->Co) * N * sizeof(float);
+    return ((Rp + (size_t)nw * s->Co) * N + conv2d_pad_floats(s, nw)) * sizeof(float);
 }
 
 /* One chunk's scratch: col [R, nb*P] then nw stages [Co, nb*P], contiguous. */

@@ -2,7 +2,8 @@
  * the reference in conv.c): im2col + one cuBLAS GEMM per chunk of images.
  *
  * For a chunk of nb images (P = Ho*Wo, R = Ci*k*k, N = nb*P), in ctx->work:
- *   col   [R, N]    patches, row (ci*k + ky)*k + kx, column i*P + oy*Wo + ox
+ *   col   [Rp, N]   patches, row (ci*k + ky)*k + kx, column i*P + oy*Wo + ox; rows R..Rp
+ *                   zero (Rp = conv2d_col_rows: R padded to a multiple of 8, conv.h)
  *   stage [Co, N]   the chunk's output (or output gradient), channel-major
  *   forward   stage = w·col, then out = (relu) stage + b     (epilogue kernel)
  *   backward  dout masked by out > 0 (relu), db = Σ dout    (reduction kernel)
@@ -23,7 +24,12 @@
  * ctx->work of that size does the batch in one chunk; a smaller one is used in chunks
  * of as many images as fit (the chunk size depends only on the shape, nw and
  * work_bytes, so a call is deterministic). A work buffer too small for one image is
- * kernels/common.h's scratch policy; nw outside 1..CONV_MULTI_MAX aborts too. */
+ * kernels/common.h's scratch policy; nw outside 1..CONV_MULTI_MAX aborts too.
+ * Padding (Rp > R: conv1's 363 → 368): the scratch starts with the nw weight sets copied
+ * into [Co, Rp] with zero columns (conv_pad_kernel, in the order of the sorted sets, so
+ * evenly spaced: one strided-batched GEMM) and their gradients' [Co, Rp] (dw's GEMMs go
+ * there; conv_unpad_kernel copies them into each dw without the padding at the end): every
+ * GEMM then has K and leading dimensions that are multiples of 8. */
 #include "cuda_common.cuh"
 #include "gemm.cuh"
 
@@ -41,12 +47,16 @@ typedef struct conv_cptrs { const float *p[CONV_MULTI_MAX]; } conv_cptrs;
  * One thread per col element, grid-stride; consecutive threads write consecutive
  * columns. */
 __global__ void conv_im2col_kernel(float *col, const float *in, int nb, int Ci, int H, int W,
-                                   int k, int stride, int pad, int Ho, int Wo) {
-    const size_t P = (size_t)Ho * Wo, N = (size_t)nb * P;
-    const size_t total = (size_t)Ci * k * k * N;
+                                   int k, int stride, int pad, int Ho, int Wo, int Rp) {
+    const size_t P = (size_t)Ho * Wo, N = (size_t)nb * P, R = (size_t)Ci * k * k;
+    const size_t total = (size_t)Rp * N;
     for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total;
          e += (size_t)gridDim.x * blockDim.x) {
         const size_t r = e / N, c = e - r * N;
+        if (r >= R) {   /* a padding row */
+            col[e] = 0.0f;
+            continue;
+        }
         const int kx = (int)(r % k), ky = (int)((r / k) % k), ci = (int)(r / ((size_t)k * k));
         const size_t i = c / P, p = c - i * P;
         const int oy = (int)(p / Wo), ox = (int)(p - (size_t)oy * Wo);
@@ -55,6 +65,30 @@ __global__ void conv_im2col_kernel(float *col, const float *in, int nb, int Ci, 
         if (iy >= 0 && iy < H && ix >= 0 && ix < W)
             v = in[((i * Ci + ci) * H + iy) * W + ix];
         col[e] = v;
+    }
+}
+
+/* wp [nw, Co, Rp] ← w.p[q] [Co, R] with zero columns R..Rp (the padded weights). */
+__global__ void conv_pad_kernel(float *wp, conv_cptrs w, int nw, int Co, int R, int Rp) {
+    const size_t total = (size_t)nw * Co * Rp;
+    for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total;
+         e += (size_t)gridDim.x * blockDim.x) {
+        const int r = (int)(e % Rp);
+        const size_t t = e / Rp;
+        const int q = (int)(t / Co), co = (int)(t % Co);
+        wp[e] = r < R ? w.p[q][(size_t)co * R + r] : 0.0f;
+    }
+}
+
+/* dw.p[q] [Co, R] ← dwp [nw, Co, Rp] without its padding columns. */
+__global__ void conv_unpad_kernel(conv_ptrs dw, const float *dwp, int nw, int Co, int R, int Rp) {
+    const size_t total = (size_t)nw * Co * R;
+    for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total;
+         e += (size_t)gridDim.x * blockDim.x) {
+        const int r = (int)(e % R);
+        const size_t t = e / R;
+        const int q = (int)(t / Co), co = (int)(t % Co);
+        dw.p[q][(size_t)co * R + r] = dwp[((size_t)q * Co + co) * Rp + r];
     }
 }
 
@@ -191,11 +225,12 @@ static int conv_backward_prologue(float *din, float *const *dw, float *const *db
  * policy (kernels/common.h) when not even one image fits. */
 static int conv_chunk_images(const conv2d_shape *s, int nw, const dath_ctx *ctx,
                              const char *who) {
-    const size_t R = (size_t)s->Ci * s->k * s->k, P = (size_t)s->Ho * s->Wo;
-    const size_t per_image = (R + (size_t)nw * s->Co) * P * sizeof(float);
-    size_t nb = ctx->work ? ctx->work_bytes / per_image : 0;
+    const size_t Rp = (size_t)conv2d_col_rows(s), P = (size_t)s->Ho * s->Wo;
+    const size_t per_image = (Rp + (size_t)nw * s->Co) * P * sizeof(float);
+    const size_t fixed = conv2d_pad_floats(s, nw) * sizeof(float);   /* the padded weights first */
+    size_t nb = ctx->work && ctx->work_bytes > fixed ? (ctx->work_bytes - fixed) / per_image : 0;
     if (nb < 1)
-        dath_scratch_fail(who, per_image, ctx->work ? ctx->work_bytes : 0,
+        dath_scratch_fail(who, fixed + per_image, ctx->work ? ctx->work_bytes : 0,
                           nw > 1 ? "ctx->work, sized by conv2d_work_bytes_multi" : "ctx->work, sized by conv2d_work_bytes");
     return nb > (size_t)s->B ? s->B : (int)nb;
 }
@@ -231,33 +266,47 @@ static void conv_forward_sets(float *const *out, const float *in, const float *c
                               dath_ctx *ctx, const char *who) {
     conv_check_count(nw, who);
     const int B = s->B, Ci = s->Ci, Co = s->Co;
-    const int P = s->Ho * s->Wo, R = Ci * s->k * s->k;
+    const int P = s->Ho * s->Wo, R = Ci * s->k * s->k, Rp = conv2d_col_rows(s);
     const size_t in_image = (size_t)Ci * s->H * s->W;
     if (B <= 0 || Co <= 0 || P <= 0) return;
     cudaStream_t st = DATH_STREAM(ctx);
     const int chunk = conv_chunk_images(s, nw, ctx, who);
     int ord[CONV_MULTI_MAX];
     long long w_stride;
-    const int batched = conv_even_spacing(w, nw, 0, ord, &w_stride) && nw > 1;
+    int batched = conv_even_spacing(w, nw, 0, ord, &w_stride) && nw > 1;
+    const float *wq[CONV_MULTI_MAX];   /* set ord[q]'s weights [Co, ldw] */
+    for (int q = 0; q < nw; q++) wq[q] = w[ord[q]];
+    int ldw = R;
+    float *const base = ctx->work + conv2d_pad_floats(s, nw);   /* after the padded weights */
+    if (Rp > R) {   /* the sets padded to [Co, Rp] at the scratch's start, evenly spaced */
+        conv_cptrs wc;
+        for (int q = 0; q < nw; q++) wc.p[q] = wq[q];
+        conv_pad_kernel<<<grid_1d((size_t)nw * Co * Rp), BLOCK_1D, 0, st>>>(ctx->work, wc, nw, Co, R, Rp);
+        CUDA_LAUNCH_CHECK();
+        for (int q = 0; q < nw; q++) wq[q] = ctx->work + (size_t)q * Co * Rp;
+        ldw = Rp;
+        w_stride = (long long)Co * Rp;
+        batched = nw > 1;
+    }
     conv_cptrs bias;
     for (int q = 0; q < nw; q++) bias.p[q] = b[ord[q]];
     for (int b0 = 0; b0 < B; b0 += chunk) {
         const int nb = B - b0 < chunk ? B - b0 : chunk;
         const int N = nb * P;
-        float *col = ctx->work;                          /* [R, N] */
-        float *stage = col + (size_t)R * N;              /* [nw, Co, N] */
-        const size_t ncol = (size_t)R * N, nout = (size_t)nb * Co * P;
+        float *col = base;                               /* [Rp, N] */
+        float *stage = col + (size_t)Rp * N;             /* [nw, Co, N] */
+        const size_t ncol = (size_t)Rp * N, nout = (size_t)nb * Co * P;
         conv_im2col_kernel<<<grid_1d(ncol), BLOCK_1D, 0, st>>>(
             col, in + (size_t)b0 * in_image, nb, Ci, s->H, s->W, s->k, s->stride, s->pad,
-            s->Ho, s->Wo);
+            s->Ho, s->Wo, Rp);
         CUDA_LAUNCH_CHECK();
-        /* stage q [Co, N] = w[ord[q]] [Co, R] · col [R, N] */
+        /* stage q [Co, N] = w[ord[q]] [Co, Rp] · col [Rp, N] */
         if (batched)
-            gemm_rm_batched(ctx, false, false, Co, N, R, 1.0f, w[ord[0]], R, w_stride, col, N,
+            gemm_rm_batched(ctx, false, false, Co, N, Rp, 1.0f, wq[0], ldw, w_stride, col, N,
                             0, 0.0f, stage, N, (long long)Co * N, nw);
         else
             for (int q = 0; q < nw; q++)
-                gemm_rm(ctx, false, false, Co, N, R, 1.0f, w[ord[q]], R, col, N, 0.0f,
+                gemm_rm(ctx, false, false, Co, N, Rp, 1.0f, wq[q], ldw, col, N, 0.0f,
                         stage + (size_t)q * Co * N, N);
         conv_ptrs o;
         for (int q = 0; q < nw; q++) o.p[q] = out[ord[q]] + (size_t)b0 * Co * P;
@@ -278,7 +327,7 @@ static void conv_backward_sets(float *din, float *const *dw, float *const *db,
                                int relu, dath_ctx *ctx, const char *who) {
     conv_check_count(nw, who);
     const int B = s->B, Ci = s->Ci, Co = s->Co;
-    const int P = s->Ho * s->Wo, R = Ci * s->k * s->k;
+    const int P = s->Ho * s->Wo, R = Ci * s->k * s->k, Rp = conv2d_col_rows(s);
     const size_t in_image = (size_t)Ci * s->H * s->W;
     const size_t n_out = (size_t)B * Co * P;
     if (B <= 0 || Co <= 0 || P <= 0) return;
@@ -302,15 +351,39 @@ static void conv_backward_sets(float *din, float *const *dw, float *const *db,
     const int chunk = conv_chunk_images(s, nw, ctx, who);
     int ord[CONV_MULTI_MAX], slot[CONV_MULTI_MAX];
     long long dw_stride;
-    const int batched = conv_even_spacing((const float *const *)dw, nw, (long long)Co * R, ord,
-                                          &dw_stride) && nw > 1;
+    int batched = conv_even_spacing((const float *const *)dw, nw, (long long)Co * R, ord,
+                                    &dw_stride) && nw > 1;
     for (int q = 0; q < nw; q++) slot[ord[q]] = q;
+    /* set ord[q]'s dw [Co, lddw] and set j's w [Co, ldw]: the parameters', or, padded, the
+     * scratch's [nw, Co, Rp] pair (weights then gradients), in slot order */
+    float *dwq[CONV_MULTI_MAX];
+    const float *wj[CONV_MULTI_MAX];
+    for (int q = 0; q < nw; q++) { dwq[q] = dw[ord[q]]; wj[q] = w[q]; }
+    int ldw = R;
+    const int pad = Rp > R;
+    float *const wp = ctx->work, *const dwp = ctx->work + (size_t)nw * Co * Rp;
+    float *const base = ctx->work + conv2d_pad_floats(s, nw);
+    if (pad) {
+        if (din) {
+            conv_cptrs wc;
+            for (int q = 0; q < nw; q++) wc.p[q] = w[ord[q]];
+            conv_pad_kernel<<<grid_1d((size_t)nw * Co * Rp), BLOCK_1D, 0, st>>>(wp, wc, nw, Co, R, Rp);
+            CUDA_LAUNCH_CHECK();
+        }
+        for (int q = 0; q < nw; q++) {
+            dwq[q] = dwp + (size_t)q * Co * Rp;
+            wj[q] = wp + (size_t)slot[q] * Co * Rp;
+        }
+        ldw = Rp;
+        dw_stride = (long long)Co * Rp;
+        batched = nw > 1;
+    }
     for (int b0 = 0; b0 < B; b0 += chunk) {
         const int nb = B - b0 < chunk ? B - b0 : chunk;
         const int N = nb * P;
-        float *col = ctx->work;                          /* [R, N] */
-        float *stage = col + (size_t)R * N;              /* [nw, Co, N] */
-        const size_t ncol = (size_t)R * N, nstage = (size_t)nb * Co * P;
+        float *col = base;                               /* [Rp, N] */
+        float *stage = col + (size_t)Rp * N;             /* [nw, Co, N] */
+        const size_t ncol = (size_t)Rp * N, nstage = (size_t)nb * Co * P;
         conv_cptrs gq;
         for (int q = 0; q < nw; q++) gq.p[q] = dout[ord[q]] + (size_t)b0 * Co * P;
         conv_stage_kernel<<<grid_1d((size_t)nw * nstage), BLOCK_1D, 0, st>>>(
@@ -318,26 +391,35 @@ static void conv_backward_sets(float *din, float *const *dw, float *const *db,
         CUDA_LAUNCH_CHECK();
         conv_im2col_kernel<<<grid_1d(ncol), BLOCK_1D, 0, st>>>(
             col, in + (size_t)b0 * in_image, nb, Ci, s->H, s->W, s->k, s->stride, s->pad,
-            s->Ho, s->Wo);
+            s->Ho, s->Wo, Rp);
         CUDA_LAUNCH_CHECK();
-        /* dw[ord[q]] [Co, R] (+)= stage q [Co, N] · col [R, N]ᵀ: the first chunk writes */
+        /* dw[ord[q]] [Co, Rp] (+)= stage q [Co, N] · col [Rp, N]ᵀ: the first chunk writes
+         * (padded: into the scratch's gradients, copied out after the last chunk) */
+        const int ldd = pad ? Rp : R;
         const float beta = b0 ? 1.0f : 0.0f;
         if (batched)
-            gemm_rm_batched(ctx, false, true, Co, R, N, 1.0f, stage, N, (long long)Co * N, col,
-                            N, 0, beta, dw[ord[0]], R, dw_stride, nw);
+            gemm_rm_batched(ctx, false, true, Co, ldd, N, 1.0f, stage, N, (long long)Co * N, col,
+                            N, 0, beta, dwq[0], ldd, dw_stride, nw);
         else
             for (int q = 0; q < nw; q++)
-                gemm_rm(ctx, false, true, Co, R, N, 1.0f, stage + (size_t)q * Co * N, N, col, N,
-                        beta, dw[ord[q]], R);
+                gemm_rm(ctx, false, true, Co, ldd, N, 1.0f, stage + (size_t)q * Co * N, N, col, N,
+                        beta, dwq[q], ldd);
         if (!din) continue;
-        /* col [R, N] = Σ_j w[j] [Co, R]ᵀ · stage slot[j] [Co, N], set 0 first */
+        /* col [Rp, N] = Σ_j w[j] [Co, Rp]ᵀ · stage slot[j] [Co, N], set 0 first (the padding
+         * rows come out zero; col2im reads rows < R) */
         for (int j = 0; j < nw; j++)
-            gemm_rm(ctx, true, false, R, N, Co, 1.0f, w[j], R, stage + (size_t)slot[j] * Co * N,
+            gemm_rm(ctx, true, false, ldw, N, Co, 1.0f, wj[j], ldw, stage + (size_t)slot[j] * Co * N,
                     N, j ? 1.0f : 0.0f, col, N);
         const size_t nin = (size_t)nb * in_image;
         conv_col2im_kernel<<<grid_1d(nin), BLOCK_1D, 0, st>>>(
             din + (size_t)b0 * in_image, col, nb, Ci, s->H, s->W, s->k, s->stride, s->pad,
             s->Ho, s->Wo);
+        CUDA_LAUNCH_CHECK();
+    }
+    if (pad) {   /* each set's dw without the padding */
+        conv_ptrs d;
+        for (int q = 0; q < nw; q++) d.p[q] = dw[ord[q]];
+        conv_unpad_kernel<<<grid_1d((size_t)nw * Co * R), BLOCK_1D, 0, st>>>(d, dwp, nw, Co, R, Rp);
         CUDA_LAUNCH_CHECK();
     }
 }

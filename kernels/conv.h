@@ -9,10 +9,11 @@
  * dw, db and din are written (=: the layer is their only writer in a step, so the step
  * never zeroes them; an empty batch writes zeros to dw and db); din may be NULL (the
  * image needs no gradient).
- * Scratch: conv2d_work_bytes(s) is the batched im2col size, (Ci·k·k + Co)·B·Ho·Wo
- * floats (columns and a channel-major staging buffer for the whole batch). The CUDA
- * im2col path needs ctx->work of at least one image's share of it (it chunks the batch to
- * fit); the implicit path (the default) uses ctx->work only for a K split's parts and
+ * Scratch: conv2d_work_bytes(s) is the batched im2col size, (Rp + Co)·B·Ho·Wo floats
+ * (columns and a channel-major staging buffer for the whole batch; Rp = conv2d_col_rows,
+ * Ci·k·k padded) plus, where Rp > Ci·k·k, 2·Co·Rp for the padded weights and their
+ * gradient. The CUDA im2col path needs ctx->work of those and at least one image's share
+ * of the rest (it chunks the batch to fit); the implicit path (the default) uses ctx->work only for a K split's parts and
  * takes fewer parts, down to none, in a smaller one (conv2d_plan); the CPU reference uses
  * ctx->work when it holds at least one image (chunking the batch to fit), else
  * allocates its own chunk.
@@ -29,8 +30,8 @@
  * with a message). The im2col of a chunk of images is made once
  * for all nw weight sets; on CUDA the nw products with it are one strided-batched GEMM
  * where the weight (forward) or weight-gradient (backward) pointers are evenly spaced.
- * Scratch: conv2d_work_bytes_multi(s, nw) = (Ci·k·k + nw·Co)·B·Ho·Wo floats (one col
- * and nw staging buffers for the whole batch); a smaller ctx->work is used in chunks,
+ * Scratch: conv2d_work_bytes_multi(s, nw) = (Rp + nw·Co)·B·Ho·Wo floats (one col
+ * and nw staging buffers for the whole batch), and 2·nw·Co·Rp where Rp pads; a smaller ctx->work is used in chunks,
  * as above. With nw = 1 these are conv2d_forward / conv2d_backward exactly. The
  * reference's out, dw, db and dout are bit for bit those of nw single calls that take
  * the batch in the same chunks; din differs by rounding (the nw column gradients are
@@ -72,6 +73,25 @@ int conv2d_store_bf16(const dath_ctx *ctx);
 conv2d_shape conv2d_make_shape(int B, int Ci, int H, int W, int Co, int k, int stride, int pad);
 size_t conv2d_work_bytes(const conv2d_shape *s);
 size_t conv2d_work_bytes_multi(const conv2d_shape *s, int nw);
+
+/* The im2col path's column rows Rp: R = Ci·k·k rounded up to a multiple of CONV_COL_ALIGN,
+ * so that the GEMMs' K (forward: Rp) and the weights' leading dimension are whole 32-byte
+ * groups, as cuBLAS's tensor-core kernels want at tf32 and bf16 (conv1's R = 363 → 368;
+ * conv2-5's are multiples of 8 already). Where Rp > R the CUDA im2col path writes zero rows
+ * below col's R, copies each weight set into a zero-padded [Co, Rp] in the scratch (the
+ * parameter buffer keeps [Co, R]), computes dw there and copies it back without the
+ * padding (whose gradient is dropped). The CPU reference does not pad. */
+#define CONV_COL_ALIGN 8
+static inline int conv2d_col_rows(const conv2d_shape *s) {
+    const int R = s->Ci * s->k * s->k;
+    return (R + CONV_COL_ALIGN - 1) / CONV_COL_ALIGN * CONV_COL_ALIGN;
+}
+/* Floats of the scratch's fixed part where Rp pads: nw padded weight sets and their
+ * gradients, 2·nw·Co·Rp (else 0); the chunks' col and stages come after it. */
+static inline size_t conv2d_pad_floats(const conv2d_shape *s, int nw) {
+    const int Rp = conv2d_col_rows(s);
+    return Rp > s->Ci * s->k * s->k ? 2 * (size_t)nw * s->Co * Rp : 0;
+}
 
 typedef void conv2d_forward_fn(float *out, const float *in, const float *w, const float *b,
                                const conv2d_shape *s, int relu, dath_ctx *ctx);
