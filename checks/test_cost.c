@@ -127,9 +127,9 @@ static double core_flops(dath_variant v, int K, int C, int B, int S, int multi, 
         if (n.cam[s]) f += 6 * b * c5 * c5 + b * c5 + 2 * b * c5 * N;
         if (n.pam[s] && n.cam[s]) f += 2 * b * c5 * N;                                   /* a5 += cam */
         f += b * c5 * (A + 2.0 * MODEL_POOL * MODEL_POOL);                                /* avg-pool */
-        f += 2 * b * G + b * D + 2 * b * D + b * D;                                        /* dropout, fc6, dropout, fc7 */
+        f += 2 * b * G + 2 * b * D;   /* the dropouts (fc6's and fc7's biases: cuBLASLt's epilogue, no FLOPs) */
     }
-    f += (ns > 1 ? b * D : 0) + b * K + b * K + b * C;                                     /* fusion, hash, tanh, cls */
+    f += (ns > 1 ? b * D : 0) + b * K;   /* fusion, tanh (hash's and cls's biases in their epilogues) */
     /* losses: J1 over the most triplets, J2, J3 with the tanh backward */
     const double np = (double)((B - 1) / 2), nn = (double)(B - 1) - np, T = b * np * nn;
     f += b * b * (2.0 * K + 1) + b * np + 16 * T + b + 2 * b * b + 2 * b * b * K + 2 * b * K;
@@ -340,9 +340,11 @@ static void check_bytes(void) {
      * [2,64,7,7] is written (not read: the op writes it) */
     check_kernel("pam.conv2 col2im", find_kernel(&cm.step, COST_BACKWARD, "conv_col2im_kernel", "pam.conv2", 0),
                  4.0 * 2 * 64 * 29 * 29, 4.0 * 2 * 64 * 49, 2.0 * 64 * 29 * 29);
-    /* fc6's forward GEMM: in [2, 9216] and w [4096, 9216] read, out [2, 4096] written */
-    check_kernel("pam.fc6 GEMM", find_kernel(&cm.step, COST_FORWARD, "cublasGemmEx", "pam.fc6", 0),
-                 4.0 * (2 * 9216 + 4096.0 * 9216), 4.0 * 2 * 4096, 2.0 * 2 * 4096 * 9216);
+    /* fc6's forward, one cuBLASLt matmul: in [2, 9216], w [4096, 9216] and b [4096] read,
+     * out [2, 4096] written (bias and ReLU in its epilogue); no bias pass after it */
+    check_kernel("pam.fc6 GEMM", find_kernel(&cm.step, COST_FORWARD, "cublasLtMatmul", "pam.fc6", 0),
+                 4.0 * (2 * 9216 + 4096.0 * 9216 + 4096), 4.0 * 2 * 4096, 2.0 * 2 * 4096 * 9216);
+    CHECK_TRUE("no fc bias pass", !find_kernel(&cm.step, -1, "linear_bias_relu_kernel", NULL, 0));
     /* its weight gradient (β = 0: dw is written, not read) */
     check_kernel("pam.fc6 dW GEMM", find_kernel(&cm.step, COST_BACKWARD, "cublasGemmEx", "pam.fc6", 0),
                  4.0 * (2 * 4096 + 2 * 9216), 4.0 * 4096 * 9216, 2.0 * 4096 * 9216 * 2);

@@ -8,7 +8,9 @@
 #     make test runs each at fp32 as test_<family>_cuda_emu), on the default model (sm_90 block FMAs, operands rounded to
 #     nearest) and with the operands truncated (DATH_EMU_TC_ROUND=rz: the probe sees it and
 #     the tolerances allow the shrink): every GEMM-fed tensor within its fp32 tolerance
-#     plus the error band of checks/gemm_error.h, every other op as at fp32.
+#     plus the error band of checks/gemm_error.h, every other op as at fp32;
+#   - build/emu/test_linear_cuda_emu with the emulated cuBLASLt declining its matmuls
+#     (DATH_EMU_LT_DECLINE=1): the fc forward's fallback passes too.
 set -u
 G=${DATH_EMU_GEMM_TEST:-build/emu/test_emu_gemm}
 K=${DATH_EMU_KERNELS:-checks/cuda_kernels}
@@ -43,5 +45,17 @@ for r in rn rz; do
     fi
   done
 done
+# cuBLASLt declining every matmul (DATH_EMU_LT_DECLINE=1): the fc forward's fallback, cuBLAS and
+# then the bias pass, must pass the same checks, and launch the bias kernels the epilogue saves
+L=build/emu/test_linear_cuda_emu
+"$L" >"$tmp/lt.log" 2>&1; lrc=$?
+DATH_EMU_LT_DECLINE=1 "$L" >"$tmp/lt-decline.log" 2>&1; drc=$?
+launches() { sed -n 's/^emu: \([0-9]*\) kernel launches.*/\1/p' "$1" | tail -n 1; }
+l1=$(launches "$tmp/lt.log"); l2=$(launches "$tmp/lt-decline.log")
+if [ $lrc -eq 0 ] && [ $drc -eq 0 ] && [ -n "$l1" ] && [ -n "$l2" ] && [ "$l2" -gt "$l1" ]; then
+  ok "linear with cuBLASLt's bias epilogue ($l1 kernel launches) and with it declining ($l2: the bias passes): $(grep 'checks,' "$tmp/lt-decline.log")"
+else
+  bad "linear with cuBLASLt declining (exit $lrc/$drc, kernel launches ${l1:-?} and ${l2:-?})"; grep FAIL "$tmp/lt-decline.log" | head -n 5
+fi
 echo "$n checks, $fails failed"
 [ $fails -eq 0 ]

@@ -346,6 +346,19 @@ struct emu_blas {
 struct emu_blaslt {
     int unused;
 };
+/* cuBLASLt's descriptors, as dath sets them (emu/cublasLt.h) */
+struct emu_lt_desc {
+    cublasComputeType_t ct;
+    cudaDataType_t scale;
+    cublasOperation_t ta, tb;
+    cublasLtEpilogue_t epi;
+    const float *bias;
+};
+struct emu_lt_layout {
+    cudaDataType_t type;
+    uint64_t rows, cols;
+    int64_t ld;
+};
 
 namespace {
 
@@ -2022,22 +2035,25 @@ bool operand_ok(const char *name, const void *p, long long rows, long long cols,
 /* C = alpha op(A) op(B) + beta C for each product of the batch (column-major), each
  * element summed as DATH_EMU_GEMM says (see above), then alpha and beta as cuBLAS's
  * epilogue applies them in fp32: fma(alpha, acc, beta·C), or alpha·acc when beta = 0
- * (C is then not read). The double model keeps its former epilogue (in double). */
+ * (C is then not read). The double model keeps its former epilogue (in double). With a
+ * bias (cuBLASLt's BIAS epilogues) bias[r] is then added to row r in fp32, and with relu
+ * max(0, ·) taken (a NaN stays). */
 void gemm_reference(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha,
                     const float *A, int lda, long long sA, const float *B, int ldb, long long sB,
                     float beta, float *C, int ldc, long long sC, int batch,
-                    cublasComputeType_t ct, const char *who) {
+                    cublasComputeType_t ct, const char *who, const float *bias = nullptr, bool relu = false) {
     const int kr = alpha != 0.0f ? k : 0;   /* terms read: A and B are not read when alpha = 0 */
     const long long ar = ta == CUBLAS_OP_N ? m : kr, ac = ta == CUBLAS_OP_N ? kr : m;
     const long long br = tb == CUBLAS_OP_N ? kr : n, bc = tb == CUBLAS_OP_N ? n : kr;
     if (!operand_ok("A", A, ar, ac, lda, sA, batch, who) ||
         !operand_ok("B", B, br, bc, ldb, sB, batch, who) ||
-        !operand_ok("C", C, m, n, ldc, sC, batch, who))
+        !operand_ok("C", C, m, n, ldc, sC, batch, who) || (bias && !operand_ok("bias", bias, m, 1, m, 0, 1, who)))
         return;
     open_guard og;
     og.add(operand_alloc(A, ar, ac, lda, sA, batch));
     og.add(operand_alloc(B, br, bc, ldb, sB, batch));
     og.add(operand_alloc(C, m, n, ldc, sC, batch));
+    if (bias) og.add(operand_alloc(bias, m, 1, m, 0, 1));
     const bool tc = ct != CUBLAS_COMPUTE_32F;
     const int bk = ct == CUBLAS_COMPUTE_32F_FAST_16BF ? TC_K_BF16 : TC_K_TF32;
     /* scratch kept between calls (fc6's operand is 150 MB: allocating and faulting it in
@@ -2083,6 +2099,13 @@ void gemm_reference(cublasOperation_t ta, cublasOperation_t tb, int m, int n, in
                                      : alpha * v;
                 }
         }
+        if (bias || relu)                    /* cuBLASLt's bias and ReLU epilogues */
+            for (int c = 0; c < n; c++)
+                for (int r = 0; r < m; r++) {
+                    float &v = acc[(size_t)c * m + r];
+                    if (bias) v += bias[r];
+                    if (relu && v < 0.0f) v = 0.0f;
+                }
         for (int c = 0; c < n; c++)          /* written after reading: C may alias A or B */
             for (int r = 0; r < m; r++) Ci[r + (size_t)c * ldc] = acc[(size_t)c * m + r];
     }
@@ -2155,6 +2178,118 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta
     return gemm_enqueue(h, ta, tb, m, n, k, alpha, A, Atype, lda, strideA, B, Btype, ldb,
                         strideB, beta, C, Ctype, ldc, strideC, batch, compute,
                         "cublasGemmStridedBatchedEx");
+}
+
+cublasStatus_t cublasLtMatmulDescCreate(cublasLtMatmulDesc_t *d, cublasComputeType_t compute, cudaDataType_t scale) {
+    if (!d) return CUBLAS_STATUS_INVALID_VALUE;
+    *d = new emu_lt_desc{compute, scale, CUBLAS_OP_N, CUBLAS_OP_N, CUBLASLT_EPILOGUE_DEFAULT, nullptr};
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatmulDescDestroy(cublasLtMatmulDesc_t d) {
+    delete d;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+/* The four attributes dath sets, each of its documented type and size; others refused. */
+cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t d, cublasLtMatmulDescAttributes_t attr,
+                                              const void *buf, size_t size) {
+    if (!d || !buf) return CUBLAS_STATUS_INVALID_VALUE;
+    switch (attr) {
+    case CUBLASLT_MATMUL_DESC_TRANSA:
+    case CUBLASLT_MATMUL_DESC_TRANSB: {
+        if (size != sizeof(int32_t)) return CUBLAS_STATUS_INVALID_VALUE;
+        const cublasOperation_t op = (cublasOperation_t)*(const int32_t *)buf;
+        if (op != CUBLAS_OP_N && op != CUBLAS_OP_T) return CUBLAS_STATUS_NOT_SUPPORTED;
+        (attr == CUBLASLT_MATMUL_DESC_TRANSA ? d->ta : d->tb) = op;
+        return CUBLAS_STATUS_SUCCESS;
+    }
+    case CUBLASLT_MATMUL_DESC_EPILOGUE: {
+        if (size != sizeof(uint32_t)) return CUBLAS_STATUS_INVALID_VALUE;
+        const cublasLtEpilogue_t e = (cublasLtEpilogue_t)*(const uint32_t *)buf;
+        if (e != CUBLASLT_EPILOGUE_DEFAULT && e != CUBLASLT_EPILOGUE_RELU && e != CUBLASLT_EPILOGUE_BIAS &&
+            e != CUBLASLT_EPILOGUE_RELU_BIAS)
+            return CUBLAS_STATUS_NOT_SUPPORTED;
+        d->epi = e;
+        return CUBLAS_STATUS_SUCCESS;
+    }
+    case CUBLASLT_MATMUL_DESC_BIAS_POINTER:
+        if (size != sizeof(void *)) return CUBLAS_STATUS_INVALID_VALUE;
+        d->bias = *(const float *const *)buf;
+        return CUBLAS_STATUS_SUCCESS;
+    }
+    fprintf(stderr, "emu: cublasLtMatmulDescSetAttribute: attribute %d is not emulated\n", (int)attr);
+    return CUBLAS_STATUS_NOT_SUPPORTED;
+}
+
+cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t *l, cudaDataType_t type, uint64_t rows,
+                                          uint64_t cols, int64_t ld) {
+    if (!l) return CUBLAS_STATUS_INVALID_VALUE;
+    *l = new emu_lt_layout{type, rows, cols, ld};
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatrixLayoutDestroy(cublasLtMatrixLayout_t l) {
+    delete l;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+/* D = epilogue(alpha op(A) op(B) + beta C), column-major, in place (C = D, one layout):
+ * the cuBLAS model's product and epilogue (gemm_reference), then the bias and ReLU. The
+ * descriptor's values are taken now (the caller may destroy it before the stream runs). */
+cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const void *alpha, const void *A,
+                              cublasLtMatrixLayout_t Ad, const void *B, cublasLtMatrixLayout_t Bd,
+                              const void *beta, const void *C, cublasLtMatrixLayout_t Cd, void *D,
+                              cublasLtMatrixLayout_t Dd, const cublasLtMatmulAlgo_t *algo, void *workspace,
+                              size_t workspace_bytes, cudaStream_t stream) {
+    API_LOCK();
+    const char *who = "cublasLtMatmul";
+    if (!h || !d || !Ad || !Bd || !Cd || !Dd || !alpha || !beta) return CUBLAS_STATUS_INVALID_VALUE;
+    if (sticky_error != cudaSuccess) return CUBLAS_STATUS_EXECUTION_FAILED;
+    const char *dec = getenv("DATH_EMU_LT_DECLINE");
+    if (dec && *dec && strcmp(dec, "0")) return CUBLAS_STATUS_NOT_SUPPORTED;   /* the caller's fallback */
+    const cublasComputeType_t ct = d->ct;
+    if (C != D || Cd->rows != Dd->rows || Cd->cols != Dd->cols || Cd->ld != Dd->ld || Ad->type != CUDA_R_32F ||
+        Bd->type != CUDA_R_32F || Cd->type != CUDA_R_32F || Dd->type != CUDA_R_32F || d->scale != CUDA_R_32F ||
+        (ct != CUBLAS_COMPUTE_32F && ct != CUBLAS_COMPUTE_32F_FAST_TF32 && ct != CUBLAS_COMPUTE_32F_FAST_16BF)) {
+        fprintf(stderr, "emu: %s: only C = D, CUDA_R_32F matrices and scale, and the 32F, 32F_FAST_TF32 and "
+                "32F_FAST_16BF compute types are emulated\n", who);
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    }
+    const long long m = (long long)Dd->rows, n = (long long)Dd->cols;
+    const long long k = (long long)(d->ta == CUBLAS_OP_N ? Ad->cols : Ad->rows);
+    const long long am = (long long)(d->ta == CUBLAS_OP_N ? Ad->rows : Ad->cols);
+    const long long bk = (long long)(d->tb == CUBLAS_OP_N ? Bd->rows : Bd->cols);
+    const long long bn = (long long)(d->tb == CUBLAS_OP_N ? Bd->cols : Bd->rows);
+    const bool with_bias = d->epi == CUBLASLT_EPILOGUE_BIAS || d->epi == CUBLASLT_EPILOGUE_RELU_BIAS;
+    if (am != m || bk != k || bn != n || Ad->ld < (int64_t)(Ad->rows > 1 ? Ad->rows : 1) ||
+        Bd->ld < (int64_t)(Bd->rows > 1 ? Bd->rows : 1) || Dd->ld < (int64_t)(m > 1 ? m : 1) ||
+        m > INT32_MAX || n > INT32_MAX || k > INT32_MAX || (with_bias && !d->bias)) {
+        fprintf(stderr, "emu: %s: invalid arguments (op(A) %lld × %lld, op(B) %lld × %lld, D %lld × %lld, "
+                "ld %lld/%lld/%lld%s)\n", who, am, k, bk, bn, m, n, (long long)Ad->ld, (long long)Bd->ld,
+                (long long)Dd->ld, with_bias && !d->bias ? ", no bias pointer" : "");
+        return CUBLAS_STATUS_INVALID_VALUE;
+    }
+    stats.gemms++;
+    stats.gemm_by_type[ct == CUBLAS_COMPUTE_32F_FAST_TF32 ? 1 : ct == CUBLAS_COMPUTE_32F_FAST_16BF ? 2 : 0]++;
+    if (!m || !n) return CUBLAS_STATUS_SUCCESS;
+    const float a = *(const float *)alpha, b = *(const float *)beta;   /* host pointer mode */
+    const float *pA = (const float *)A, *pB = (const float *)B, *bias = with_bias ? d->bias : nullptr;
+    float *pD = (float *)D;
+    const cublasOperation_t ta = d->ta, tb = d->tb;
+    const int lda = (int)Ad->ld, ldb = (int)Bd->ld, ldd = (int)Dd->ld;
+    const bool relu = d->epi == CUBLASLT_EPILOGUE_RELU || d->epi == CUBLASLT_EPILOGUE_RELU_BIAS;
+    (void)algo; (void)workspace; (void)workspace_bytes;
+    cudaError_t e = enqueue(stream, [=] {
+        if (sticky_error == cudaSuccess)
+            gemm_reference(ta, tb, (int)m, (int)n, (int)k, a, pA, lda, 0, pB, ldb, 0, b, pD, ldd, 0, 1, ct, who,
+                           bias, relu);
+    });
+    if (e != cudaSuccess) {
+        note(e);
+        return CUBLAS_STATUS_EXECUTION_FAILED;
+    }
+    return CUBLAS_STATUS_SUCCESS;
 }
 
 cublasStatus_t cublasSaxpy(cublasHandle_t h, int n, const float *alpha, const float *x,

@@ -1012,9 +1012,12 @@ static void cost_linear_forward(float *out, const float *in, const float *w, con
     char layer[64];
     linear_layer(t, w, layer, sizeof layer);
     if (B <= 0 || O <= 0 || !op_begin(t, "linear_forward", layer, COST_FORWARD)) return;
-    cost_gemm_rm(t, F_FC_GEMM, 0, 1, B, O, I, 0);
+    /* one cuBLASLt matmul (kernels/gemm.cu's gemm_rm_bias): reads in, w and b, writes out;
+     * its epilogue's bias add and ReLU, like a conv epilogue's, count no FLOPs (where
+     * cuBLASLt declined, the cuBLAS GEMM and linear_bias_relu_kernel would run instead) */
     const double n = (double)B * O;
-    emit(t, "linear_bias_relu_kernel", F_BIAS, COST_UNIT_CORE, n, 4 * (n + O), 4 * n, "%d×%d", B, O);
+    emit(t, "cublasLtMatmul", F_FC_GEMM, COST_UNIT_GEMM, 2.0 * n * I, 4 * ((double)B * I + (double)O * I + O), 4 * n,
+         "%d×%d×%d Bᵀ, %s epilogue", B, O, I, relu ? "bias+ReLU" : "bias");
     op_end(t, 4 * ((double)B * I + (double)O * I + O + n));   /* reads in, w, b; writes out */
     label_set(t, out, layer);
 }

@@ -6,6 +6,8 @@
  * leading dimensions. */
 #include "gemm.cuh"
 
+#include <cublasLt.h>
+
 extern "C" DATH_THREAD_LOCAL int dath_cuda_capturing = 0;   /* see cuda_check.h */
 
 static cublasComputeType_t gemm_compute_type(int precision) {
@@ -43,4 +45,37 @@ void gemm_rm_batched(dath_ctx *ctx, bool ta, bool tb, int M, int N, int K,
                                             C, CUDA_R_32F, ldc, strideC, batch,
                                             gemm_compute_type(ctx->precision),
                                             CUBLAS_GEMM_DEFAULT));
+}
+
+/* The row-major product as gemm_rm makes it column-major — D [N, M] = op(B) [N, K] ·
+ * op(A) [K, M]: cuBLASLt's A is our B, its B our A — so the bias runs along D's N rows,
+ * as CUBLASLT_EPILOGUE_BIAS wants (one value a row of D, broadcast over its columns). */
+int gemm_rm_bias(dath_ctx *ctx, bool ta, bool tb, int M, int N, int K,
+                 const float *A, int lda, const float *B, int ldb, float *C, int ldc,
+                 const float *bias, int relu) {
+    if (M <= 0 || N <= 0) return 0;
+    cublasLtHandle_t lt = (cublasLtHandle_t)ctx->blaslt;
+    if (!lt) return -1;
+    const cublasOperation_t oa = tb ? CUBLAS_OP_T : CUBLAS_OP_N, ob = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const cublasLtEpilogue_t epi = relu ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
+    const float alpha = 1.0f, beta = 0.0f;
+    cublasLtMatmulDesc_t op = NULL;
+    cublasLtMatrixLayout_t la = NULL, lb = NULL, lc = NULL;
+    cublasStatus_t s = cublasLtMatmulDescCreate(&op, gemm_compute_type(ctx->precision), CUDA_R_32F);
+    if (s == CUBLAS_STATUS_SUCCESS) s = cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &oa, sizeof oa);
+    if (s == CUBLAS_STATUS_SUCCESS) s = cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &ob, sizeof ob);
+    if (s == CUBLAS_STATUS_SUCCESS) s = cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi);
+    if (s == CUBLAS_STATUS_SUCCESS) s = cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+    /* the stored matrices, column-major: ours B is [K, N] stored when transposed (tb), else
+     * [N, K]; ours A [M, K] when transposed (ta), else [K, M]; D [N, M] */
+    if (s == CUBLAS_STATUS_SUCCESS) s = cublasLtMatrixLayoutCreate(&la, CUDA_R_32F, tb ? K : N, tb ? N : K, ldb);
+    if (s == CUBLAS_STATUS_SUCCESS) s = cublasLtMatrixLayoutCreate(&lb, CUDA_R_32F, ta ? M : K, ta ? K : M, lda);
+    if (s == CUBLAS_STATUS_SUCCESS) s = cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, N, M, ldc);
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = cublasLtMatmul(lt, op, &alpha, B, la, A, lb, &beta, C, lc, C, lc, NULL, NULL, 0, DATH_STREAM(ctx));
+    if (lc) cublasLtMatrixLayoutDestroy(lc);
+    if (lb) cublasLtMatrixLayoutDestroy(lb);
+    if (la) cublasLtMatrixLayoutDestroy(la);
+    if (op) cublasLtMatmulDescDestroy(op);
+    return s == CUBLAS_STATUS_SUCCESS ? 0 : -1;
 }

@@ -28,4 +28,15 @@ void gemm_rm_batched(dath_ctx *ctx, bool ta, bool tb, int M, int N, int K,
                      const float *B, int ldb, long long strideB,
                      float beta, float *C, int ldc, long long strideC, int batch);
 
+/* C [M,N] = op(A)·op(B) + bias[n] on every row (relu: then max(0, ·)), C written (β = 0),
+ * in one cuBLASLt matmul (ctx->blaslt) whose epilogue adds the bias and applies the ReLU
+ * (CUBLASLT_EPILOGUE_BIAS, _RELU_BIAS): no second pass over C. The compute type is
+ * gemm_rm's; the descriptors are made and freed in the call (host work only, so a graph
+ * captures the one matmul). Returns 0, or -1 when there is no cuBLASLt handle or cuBLASLt
+ * declines the problem: then nothing was queued, and the caller does gemm_rm and its own
+ * bias pass. */
+int gemm_rm_bias(dath_ctx *ctx, bool ta, bool tb, int M, int N, int K,
+                 const float *A, int lda, const float *B, int ldb, float *C, int ldc,
+                 const float *bias, int relu);
+
 #endif

@@ -1,7 +1,9 @@
 /* kernels/linear.cu — CUDA fully connected layer (contract in linear.h).
  *
- *   forward   out [B,O] = in [B,I] · w [O,I]ᵀ            (cuBLAS)
- *             out = (relu) out + b                        (epilogue kernel)
+ *   forward   out [B,O] = (relu) in [B,I] · w [O,I]ᵀ + b  (one cuBLASLt matmul, the bias
+ *                                                          and ReLU in its epilogue; where
+ *                                                          cuBLASLt declines: cuBLAS, then
+ *                                                          the bias pass below)
  *   backward  dout masked by out > 0 when relu            (dout is clobbered)
  *             db [O] = Σ_b dout                           (the same pass as the mask:
  *                                                          8 columns × 32 row groups a block)
@@ -16,7 +18,7 @@ extern "C" {
 
 /* ---- kernels ------------------------------------------------------------------ */
 
-/* out [B, O] = (relu) out + b[o], in place after the GEMM. */
+/* out [B, O] = (relu) out + b[o], in place after the GEMM (where cuBLASLt declined). */
 __global__ void linear_bias_relu_kernel(float *out, const float *b, int B, int O, int relu) {
     const size_t total = (size_t)B * O;
     for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total;
@@ -65,7 +67,8 @@ linear_mask_bgrad_kernel(float *db, float *dout, const float *out, int B, int O,
 extern "C" void linear_forward_cuda(float *out, const float *in, const float *w, const float *b,
                                     int B, int I, int O, int relu, dath_ctx *ctx) {
     if (B <= 0 || O <= 0) return;
-    /* out [B, O] = in [B, I] · w [O, I]ᵀ */
+    /* out [B, O] = (relu) in [B, I] · w [O, I]ᵀ + b, the bias along out's rows */
+    if (gemm_rm_bias(ctx, false, true, B, O, I, in, I, w, I, out, O, b, relu) == 0) return;
     gemm_rm(ctx, false, true, B, O, I, 1.0f, in, I, w, I, 0.0f, out, O);
     const size_t n = (size_t)B * O;
     linear_bias_relu_kernel<<<grid_1d(n), BLOCK_1D, 0, DATH_STREAM(ctx)>>>(out, b, B, O, relu);
