@@ -280,9 +280,10 @@ static double conv_floor(int algo, int what, const conv2d_shape *s, int nw, size
     return ms;
 }
 
-/* One layer on both paths: forward, dX, dW with their floors. */
-/* One layer of model_conv_shapes (s), forward, dX (din) and dW on both paths. */
-static void bench_conv(const char *name, const conv2d_shape *s, int din) {
+/* One layer of model_conv_shapes (s), forward, dX (din) and dW on both paths, each with
+ * its floor; with xs or os (DATH_STORE_BF16: the net's bf16 storage at this layer,
+ * conv2d_store_bf16) the implicit path a third time with in / out so stored. */
+static void bench_conv(const char *name, const conv2d_shape *s, int din, int xs, int os) {
     conv_arg a;
     memset(&a, 0, sizeof a);
     a.s = *s;
@@ -295,12 +296,15 @@ static void bench_conv(const char *name, const conv2d_shape *s, int din) {
     char shape[64], op[48];
     snprintf(shape, sizeof shape, "B%d %d->%d %dx%d k%d s%d", B, Ci, Co, H, H, k, st);
     const double f = conv_flops(s);
-    static const int algos[2] = {DATH_CONV_IMPLICIT, DATH_CONV_IM2COL};
-    for (int i = 0; i < 2; i++) {
+    static const int algos[3] = {DATH_CONV_IMPLICIT, DATH_CONV_IM2COL, DATH_CONV_IMPLICIT};
+    for (int i = 0; i < 3; i++) {
+        if (i == 2 && !xs && !os) break;
         dath_ctx c = ctx;
         c.conv_algo = algos[i];
         a.c = &c;
-        const char *an = backend_conv_algo_name(algos[i]);
+        a.s.in_store = i == 2 ? xs : DATH_STORE_F32;   /* the buffers hold floats: room for either */
+        a.s.out_store = i == 2 ? os : DATH_STORE_F32;
+        const char *an = i == 2 ? "implicit bf16-stored" : backend_conv_algo_name(algos[i]);
         a.what = 0;
         snprintf(op, sizeof op, "%s fwd %s", name, an);
         report_floor(op, shape, time_op(conv_op, &a), f, 0, 1, conv_floor(algos[i], 0, &a.s, 1, ctx.work_bytes));
@@ -737,10 +741,13 @@ int main(int argc, char **argv) {
     }
 
     bench_fused(B);
-    bench_conv("conv1", &cs[0], 0);   /* the image needs no gradient */
+    /* the net's storage (host/net.c): at bf16 on sm_80+ conv1-4's outputs and conv2-5's
+     * inputs (and their gradients) in bf16 */
+    const int bs = conv2d_store_bf16(&ctx) ? DATH_STORE_BF16 : DATH_STORE_F32;
+    bench_conv("conv1", &cs[0], 0, DATH_STORE_F32, bs);   /* the image needs no gradient */
     bench_conv1_streams(&cs[0]);
     static const char *conv_names[5] = {"conv1", "conv2", "conv3", "conv4", "conv5"};
-    for (int i = 1; i < 5; i++) bench_conv(conv_names[i], &cs[i], 1);
+    for (int i = 1; i < 5; i++) bench_conv(conv_names[i], &cs[i], 1, bs, i == 4 ? DATH_STORE_F32 : bs);
     bench_maxpool("maxpool1", B * cs[0].Co, cs[0].Ho);   /* after conv1, conv2, conv5 */
     bench_maxpool("maxpool2", B * cs[1].Co, cs[1].Ho);
     bench_maxpool("maxpool5", B * cs[4].Co, cs[4].Ho);
