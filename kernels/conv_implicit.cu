@@ -145,7 +145,7 @@ struct igemm_args {
     int M, N, K, kt, kt_split, splits;
     int B, Ci, H, W, Co, Ho, Wo, k, stride, pad;
     int relu;
-    int in_store, out_store;          /* the shape's (conv.h): Tb and To of the instantiation */
+    int in_store, out_store;          /* the shape's (conv.h): which stored types the launch takes */
     const void *a[CONV_MULTI_MAX];    /* A rows: FWD w_j, DX w (a[0]), DW dout_j */
     const void *x;                    /* the B operand's tensor: FWD, DW in; DX dout */
     float *o[CONV_MULTI_MAX];         /* FWD out_j, DX din (o[0]), DW dw_j */
