@@ -736,6 +736,35 @@ static void check_bf16_storage(const conv_case *c, uint64_t *seed) {
     }
 }
 
+/* din_relu (conv.h): din written as the plain backward's masked by in > 0, bit for bit;
+ * dw, db and the masked dout as without it. */
+static void check_din_relu(const conv_case *c, uint64_t *seed) {
+    conv2d_shape s = conv2d_make_shape(c->B, c->Ci, c->H, c->W, c->Co, c->k, c->stride, c->pad), sm = s;
+    sm.din_relu = 1;
+    const size_t nin = (size_t)c->B * c->Ci * c->H * c->W, nwt = (size_t)c->Co * c->Ci * c->k * c->k;
+    const size_t nout = (size_t)c->B * c->Co * s.Ho * s.Wo;
+    float *x = malloc(nin * 4), *w = malloc(nwt * 4), *b = malloc(c->Co * 4), *o = malloc(nout * 4);
+    float *g0 = malloc(nout * 4), *g1 = malloc(nout * 4), *d0 = malloc(nin * 4), *d1 = malloc(nin * 4);
+    float *dw0 = malloc(nwt * 4), *dw1 = malloc(nwt * 4), *db0 = malloc(c->Co * 4), *db1 = malloc(c->Co * 4);
+    check_fill(x, nin, -1.0f, 1.0f, seed);
+    check_fill(w, nwt, -0.3f, 0.3f, seed);
+    check_fill(b, c->Co, -0.1f, 0.1f, seed);
+    check_fill(g0, nout, -1.0f, 1.0f, seed);
+    memcpy(g1, g0, nout * 4);
+    conv2d_forward_cpu(o, x, w, b, &s, 1, NULL);
+    conv2d_backward_cpu(d0, dw0, db0, g0, x, w, o, &s, 1, NULL);
+    conv2d_backward_cpu(d1, dw1, db1, g1, x, w, o, &sm, 1, NULL);
+    int masked = 0;
+    for (size_t i = 0; i < nin; i++)
+        if (!(x[i] > 0.0f)) { masked += d0[i] != 0.0f; d0[i] = 0.0f; }
+    char label[160];
+    snprintf(label, sizeof label, "%s: din with din_relu = din masked by in > 0", c->name);
+    CHECK_CLOSE(label, d1, d0, nin, 0.0, 0.0);
+    snprintf(label, sizeof label, "%s: din_relu masked some gradient (%d), and changed neither dw, db nor dout", c->name, masked);
+    CHECK_TRUE(label, masked > 0 && !memcmp(dw0, dw1, nwt * 4) && !memcmp(db0, db1, c->Co * 4) && !memcmp(g0, g1, nout * 4));
+    free(x); free(w); free(b); free(o); free(g0); free(g1); free(d0); free(d1); free(dw0); free(dw1); free(db0); free(db1);
+}
+
 int main(void) {
     uint64_t seed = 0x5eed0c0ffee;
     check_fdiv(&seed);
@@ -751,6 +780,8 @@ int main(void) {
     check_shapes();
     check_bf16_storage(&cases[0], &seed);
     check_bf16_storage(&cases[1], &seed);
+    check_din_relu(&cases[0], &seed);
+    check_din_relu(&cases[2], &seed);
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
         for (int relu = 0; relu <= 1; relu++) {
             conv_data d;

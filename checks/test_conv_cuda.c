@@ -161,6 +161,7 @@ typedef struct conv_case {
     int tile;      /* ctx->conv_tile (0: the table's), implicit only */
     int split;     /* ctx->conv_split (0: the table's) */
     int nowork;    /* ctx->work NULL (implicit only) */
+    int din_relu;  /* the shape's din_relu: din masked by in > 0 (conv.h) */
 } conv_case;
 
 /* sm 0: the device's; store: DATH_STORE_BF16 stores in and out in bf16 (conv.h; the bf16
@@ -182,6 +183,7 @@ static void run_case(const path *pa, dath_ctx *base, const conv_case *c) {
     const int nw = c->nw, relu = 1;
     conv2d_shape s = conv2d_make_shape(c->B, c->Ci, c->H, c->H, c->Co, c->k, c->stride, c->pad);
     s.in_store = s.out_store = pa->store;
+    s.din_relu = c->din_relu;
     conv2d_shape s32 = s;   /* fp32 tensors (the bands) */
     s32.in_store = s32.out_store = DATH_STORE_F32;
     const size_t nin = (size_t)c->B * c->Ci * c->H * c->H, nwt = (size_t)c->Co * c->Ci * c->k * c->k;
@@ -375,6 +377,8 @@ int main(void) {
         {"Co70 uneven x3", 2, 6, 7, 70, 3, 1, 1, 3, 1, 1, 0, 0, 0},
         {"x2 without din", 2, 5, 6, 9, 3, 1, 1, 2, 0, 0, 0, 0, 0},
         {"k1 s2 x2 (dX phases without taps)", 2, 4, 7, 6, 1, 2, 0, 2, 0, 1, 0, 0, 0},
+        {"conv1-like x2, din masked by in > 0", 2, 3, 23, 8, 11, 4, 2, 2, 0, 1, 0, 0, 0, 1},
+        {"conv2-like, din masked by in > 0", 2, 8, 9, 12, 5, 1, 2, 1, 0, 1, 0, 0, 0, 1},
     };
     static const conv_case tiles[] = {   /* implicit only: every tile, K whole and in 3 parts */
         {"t128x128", 2, 12, 9, 20, 3, 1, 1, 2, 0, 1, CONV_TILE_128x128 + 1, 1, 0},
@@ -383,6 +387,7 @@ int main(void) {
         {"t64x128 3 parts", 2, 12, 9, 20, 3, 1, 1, 2, 0, 1, CONV_TILE_64x128 + 1, 3, 0},
         {"t64x64", 2, 12, 9, 20, 3, 1, 1, 2, 0, 1, CONV_TILE_64x64 + 1, 1, 0},
         {"t64x64 3 parts", 2, 12, 9, 20, 3, 1, 1, 2, 0, 1, CONV_TILE_64x64 + 1, 3, 0},
+        {"t64x128 3 parts, din masked", 2, 12, 9, 20, 3, 1, 1, 2, 0, 1, CONV_TILE_64x128 + 1, 3, 0, 1},
         {"no scratch", 2, 12, 9, 20, 3, 1, 1, 1, 0, 1, 0, 4, 1},
         {"db in 4 slices x2", 4, 2, 48, 4, 3, 1, 1, 2, 0, 1, 0, 0, 0},   /* B·P = 9216 */
     };

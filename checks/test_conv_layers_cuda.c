@@ -18,10 +18,11 @@ static float *widen(const void *p, size_t n, int store) {
 }
 
 static void test_conv(const char *op, int B, int Ci, int H, int Co, int k, int stride,
-                      int pad, int with_din, int xs, int os) {
+                      int pad, int with_din, int xs, int os, int din_relu) {
     conv2d_shape s = conv2d_make_shape(B, Ci, H, H, Co, k, stride, pad);
     s.in_store = xs;
     s.out_store = os;
+    s.din_relu = din_relu;   /* din masked by in > 0, as the net's conv4 and conv5 (conv.h) */
     conv2d_shape s32 = s;                /* fp32 tensors (the bands) */
     s32.in_store = s32.out_store = DATH_STORE_F32;
     size_t nin = (size_t)B * Ci * H * H, nw = (size_t)Co * Ci * k * k;
@@ -321,7 +322,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 5; i++) {
         snprintf(name, sizeof name, "conv.%s", cc[i].name);
         test_conv(name, B, cc[i].Ci, cc[i].H, cc[i].Co, cc[i].k, cc[i].stride, cc[i].pad,
-                  cc[i].din, DATH_STORE_F32, DATH_STORE_F32);
+                  cc[i].din, DATH_STORE_F32, DATH_STORE_F32, i == 3 || i == 4);
     }
     cuda_check_lap("conv", &t0);
     /* bf16 storage where the context has it (precision bf16 on sm_80+), as host/net.c
@@ -330,7 +331,8 @@ int main(int argc, char **argv) {
         for (int i = 0; i < 5; i++) {
             snprintf(name, sizeof name, "conv.%s bf16", cc[i].name);
             test_conv(name, B, cc[i].Ci, cc[i].H, cc[i].Co, cc[i].k, cc[i].stride, cc[i].pad, cc[i].din,
-                      i == 0 ? DATH_STORE_F32 : DATH_STORE_BF16, i == 4 ? DATH_STORE_F32 : DATH_STORE_BF16);
+                      i == 0 ? DATH_STORE_F32 : DATH_STORE_BF16, i == 4 ? DATH_STORE_F32 : DATH_STORE_BF16,
+                      i == 3 || i == 4);
         }
         cuda_check_lap("conv bf16 storage", &t0);
     } else {

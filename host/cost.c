@@ -720,19 +720,21 @@ static void conv_layer(cost_trace *t, const float *const *w, int nw, char *layer
  * adds an output to
  * sum them and one for the bias or the +=. The plan is the launchers' (conv2d_plan). */
 static void igemm_entry(cost_trace *t, const conv2d_plan_t *p, double rd, double acc_out, double out_size,
-                        const char *what, const conv2d_shape *s) {
+                        double mask_rd, const char *what, const conv2d_shape *s) {
     const double mn = (double)p->M * p->N, parts = p->splits;
     const double flops = 2.0 * mn * p->K;
     const double wr = parts > 1 ? 4.0 * parts * mn : out_size * mn;
     /* the tensors stored in bf16 (conv.h): in / din by in_store, out / dout by out_store */
     const int bin = s->in_store == DATH_STORE_BF16, bout = s->out_store == DATH_STORE_BF16;
     const char *x = p->op == CONV_OP_DX ? ", din bf16" : ", x bf16", *o = p->op == CONV_OP_FWD ? ", out bf16" : ", dout bf16";
-    emit(t, "conv_igemm_kernel", F_CONV_IGEMM, COST_UNIT_GEMM, flops, rd + (parts > 1 ? 0.0 : acc_out), wr,
-         "%s %d×%d×%d %s %s, %d part%s (k%d s%d)%s%s", what, p->M, p->N, p->K, conv2d_tile_name(p->tile),
-         conv2d_math_name(p->math), p->splits, p->splits > 1 ? "s" : "", s->k, s->stride, bin ? x : "", bout ? o : "");
+    /* mask_rd: dX's epilogue reading in for din_relu (the reduction's, with a split) */
+    emit(t, "conv_igemm_kernel", F_CONV_IGEMM, COST_UNIT_GEMM, flops, rd + (parts > 1 ? 0.0 : acc_out + mask_rd), wr,
+         "%s %d×%d×%d %s %s, %d part%s (k%d s%d)%s%s%s", what, p->M, p->N, p->K, conv2d_tile_name(p->tile),
+         conv2d_math_name(p->math), p->splits, p->splits > 1 ? "s" : "", s->k, s->stride, bin ? x : "", bout ? o : "",
+         mask_rd > 0 ? ", ReLU mask" : "");
     if (parts > 1)
         emit(t, "conv_split_reduce_kernel", F_CONV_SPLIT, COST_UNIT_CORE, (parts - (acc_out > 0 ? 0 : 1)) * mn,
-             4.0 * parts * mn + acc_out,
+             4.0 * parts * mn + acc_out + mask_rd,
              out_size * mn, "%s %d parts of %d×%d", what, p->splits, p->M, p->N);
 }
 
@@ -745,7 +747,7 @@ static void conv_forward_implicit(const conv2d_shape *s, int nw, dath_ctx *ctx) 
      * reduction instead when K is split */
     const double bias = 4.0 * nw * s->Co, xs = (double)dath_store_size(s->in_store);
     igemm_entry(t, &p, xs * s->B * s->Ci * cov + 4.0 * nw * s->Co * s->Ci * s->k * s->k + (p.splits > 1 ? 0 : bias),
-                p.splits > 1 ? bias : 0.0, (double)dath_store_size(s->out_store), "fwd", s);
+                p.splits > 1 ? bias : 0.0, (double)dath_store_size(s->out_store), 0.0, "fwd", s);
 }
 
 /* conv_mask_bgrad_kernel (reads dout and, with relu, out; writes dout where masked,
@@ -771,7 +773,7 @@ static void conv_backward_implicit(float *din, int nw, const conv2d_shape *s, in
     conv2d_plan_t p;
     if (conv2d_plan(&p, CONV_OP_DW, s, nw, ctx)) return;
     /* dW: reads dout and the covered input, writes dw (not read: the op writes it) */
-    igemm_entry(t, &p, os * sets * n_out + xs * B * Ci * cov, 0.0, 4.0, "dW", s);
+    igemm_entry(t, &p, os * sets * n_out + xs * B * Ci * cov, 0.0, 4.0, 0.0, "dW", s);
     if (!din) return;
     /* set 0 writes din, later sets add (all add onto a zeroed din when a phase with
      * pixels has no taps: conv2d_dx_covers) */
@@ -790,7 +792,8 @@ static void conv_backward_implicit(float *din, int nw, const conv2d_shape *s, in
                 /* reads the set's dout and the phase's taps of w; din written (set 0) or
                  * added to (read too) on the phase's pixels */
                 igemm_entry(t, &p, os * n_out + 4.0 * Co * Ci * ph.kyn * ph.kxn,
-                            j > 0 || !covers ? xs * B * Ci * ph.hp * ph.wp : 0.0, xs, "dX", s);
+                            j > 0 || !covers ? xs * B * Ci * ph.hp * ph.wp : 0.0, xs,
+                            s->din_relu ? xs * B * Ci * ph.hp * ph.wp : 0.0, "dX", s);
             }
 }
 
@@ -864,7 +867,7 @@ static void conv_backward_sets(float *din, float *const *dw, float *const *db, f
         conv_backward_implicit(din, nw, s, relu, ctx);
         const double xs = (double)dath_store_size(s->in_store), os = (double)dath_store_size(s->out_store);
         op_end(t, os * sets * n_out * (relu ? 2 : 1) + xs * B * Ci * cov + (din ? xs * B * in_image : 0) +
-                      4 * ((din ? sets * Co * R : 0) + sets * Co * R + sets * Co));
+                      (din && s->din_relu ? xs * B * in_image : 0) + 4 * ((din ? sets * Co * R : 0) + sets * Co * R + sets * Co));
         return;
     }
     if (relu)
@@ -895,9 +898,10 @@ static void conv_backward_sets(float *din, float *const *dw, float *const *db, f
         if (!din) continue;
         for (int j = 0; j < nw; j++) cost_gemm_rm(t, F_CONV_GEMM, 1, 0, Rp, N, Co, j > 0);   /* col = Σ wᵀ·stage */
         /* conv_col2im_kernel: din = col2im(col): reads the column elements that are not
-         * padding, writes din; one add a gathered element (onto 0) */
+         * padding (and in, with din_relu), writes din; one add a gathered element (onto 0) */
         const double g = (double)nb * Ci * taps, ni = nb * in_image;
-        emit(t, "conv_col2im_kernel", F_COL2IM, COST_UNIT_CORE, g, 4 * g, 4 * ni, "%d×%d×%d×%d", nb, Ci, s->H, s->W);
+        emit(t, "conv_col2im_kernel", F_COL2IM, COST_UNIT_CORE, g, 4 * g + (s->din_relu ? 4 * ni : 0), 4 * ni,
+             "%d×%d×%d×%d%s", nb, Ci, s->H, s->W, s->din_relu ? ", ReLU mask" : "");
     }
     /* conv_unpad_kernel: each set's dw [Co, R] from the scratch's [Co, Rp] */
     if (pad)
@@ -906,7 +910,7 @@ static void conv_backward_sets(float *din, float *const *dw, float *const *db, f
     /* ideal: reads dout, out (the ReLU mask), the covered input, w (for din); writes dw,
      * db, din */
     op_end(t, 4 * (sets * n_out * (relu ? 2 : 1) + (double)B * Ci * cov + (din ? sets * Co * R : 0) + sets * Co * R +
-                   sets * Co + (din ? (double)B * in_image : 0)));
+                   sets * Co + (din ? (double)B * in_image * (s->din_relu ? 2 : 1) : 0)));
 }
 
 static void cost_conv2d_forward(float *out, const float *in, const float *w, const float *b, const conv2d_shape *s,

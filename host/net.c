@@ -170,6 +170,9 @@ dath_net *net_create(const dath_backend *be, dath_ctx *ctx, const dath_model *m,
     for (int i = 0; i < 5; i++) {   /* conv1 reads the fp32 image, conv5 writes the attention's fp32 input */
         n->conv[i].in_store = i == 0 ? DATH_STORE_F32 : n->store;
         n->conv[i].out_store = i == 4 ? DATH_STORE_F32 : n->store;
+        /* conv4's and conv5's inputs are conv3's and conv4's ReLU outputs, whose gradients
+         * only their dX writes: it applies that ReLU (conv.h), and conv3, conv4 skip theirs */
+        n->conv[i].din_relu = i == 3 || i == 4;
     }
     for (int s = 0; s < m->nstreams; s++) n->st[s].sp = &m->streams[s];
     arena a = {0}, d = {0}, dw = {0}, ia = {0};
@@ -446,11 +449,13 @@ static void stream_backward(dath_net *n, net_stream *t, int s, const float *x, i
     float *cin[5] = {NULL, t->p1, t->p2, t->c3, t->c4}, *cout[5] = {t->c1, t->c2, t->c3, t->c4, t->c5};
     float *dcin[5] = {NULL, t->dp1, t->dp2, t->dc3, t->dc4}, *dcout[5] = {t->dc1, t->dc2, t->dc3, t->dc4, t->dc5};
     /* conv2's and conv1's ReLU (and conv5's without attention) are applied by the pool
-     * above them, whose backward takes its own output as the mask (pool.h): those layers'
-     * backwards get relu = 0 and skip their mask pass, the same bits */
+     * above them, whose backward takes its own output as the mask (pool.h), conv3's and
+     * conv4's by the dX of the convolution above them (din_relu, conv.h): those layers'
+     * backwards get relu = 0 and their mask pass only sums db, the same bits; only
+     * conv5's dout, from the attention, is masked by its own pass */
     for (int i = 4; i >= 1; i--) {
         conv2d_shape cs = conv_b(n, i, B);
-        const int relu = !(i == 1 || (i == 4 && sp->attn == ATTN_NONE));
+        const int relu = i == 4 && sp->attn != ATTN_NONE;
         be->conv2d_backward(dcin[i], DP(sp->conv_w[i]), DP(sp->conv_b[i]), dcout[i], cin[i], P(sp->conv_w[i]),
                             cout[i], &cs, relu, ctx);
         DONE(n, ctx, sp->conv_w[i], sp->conv_b[i]);

@@ -49,7 +49,7 @@
 
 /* Invalid sizes (no channels, k or stride < 1, pad < 0) also give Ho = Wo = 0. */
 conv2d_shape conv2d_make_shape(int B, int Ci, int H, int W, int Co, int k, int stride, int pad) {
-    conv2d_shape s = { B, Ci, H, W, Co, k, stride, pad, 0, 0, DATH_STORE_F32, DATH_STORE_F32 };
+    conv2d_shape s = { B, Ci, H, W, Co, k, stride, pad, 0, 0, DATH_STORE_F32, DATH_STORE_F32, 0 };
     if (Ci <= 0 || Co <= 0 || k <= 0 || stride <= 0 || pad < 0) return s;
     if (H + 2 * pad < k || W + 2 * pad < k) return s;
     s.Ho = (H + 2 * pad - k) / stride + 1;
@@ -306,6 +306,9 @@ static void conv_backward_sets(float *din, float *const *dw, float *const *db,
         conv_col2im(din + (size_t)b0 * in_image, sc.col, N, nb, s);
     }
     free(sc.owned);
+    if (din && s->din_relu)   /* the layer below's ReLU (conv.h): din = 0 where !(in > 0) */
+        for (size_t e = 0; e < (size_t)B * in_image; e++)
+            if (!(x[e] > 0.0f)) din[e] = 0.0f;
     free(wide);
     if (dout != dout_st)
         for (int j = 0; j < nw; j++) {

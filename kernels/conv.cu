@@ -158,8 +158,9 @@ __global__ void conv_stage_kernel(float *stage, conv_cptrs dout, int nw, int nb,
 /* din [nb, Ci, H, W] += col2im(col [R, N]), the adjoint of im2col. One thread per
  * input element gathers every (ky, kx) whose window position lands on it, in
  * increasing ky, kx, from 0 (the order in which conv.c adds them onto its zeroed din),
- * and writes the sum: deterministic, no atomics. */
-__global__ void conv_col2im_kernel(float *din, const float *col, int nb, int Ci, int H, int W,
+ * and writes the sum: deterministic, no atomics. mask (in, or NULL: conv.h's din_relu):
+ * 0 where !(mask > 0). */
+__global__ void conv_col2im_kernel(float *din, const float *col, const float *mask, int nb, int Ci, int H, int W,
                                    int k, int stride, int pad, int Ho, int Wo) {
     const size_t P = (size_t)Ho * Wo, N = (size_t)nb * P;
     const size_t total = (size_t)nb * Ci * H * W;
@@ -183,7 +184,7 @@ __global__ void conv_col2im_kernel(float *din, const float *col, int nb, int Ci,
                 acc += col[r * N + i * P + (size_t)oy * Wo + ox];
             }
         }
-        din[e] = acc;
+        din[e] = mask && !(mask[e] > 0.0f) ? 0.0f : acc;
     }
 }
 
@@ -412,8 +413,8 @@ static void conv_backward_sets(float *din, float *const *dw, float *const *db,
                     N, j ? 1.0f : 0.0f, col, N);
         const size_t nin = (size_t)nb * in_image;
         conv_col2im_kernel<<<grid_1d(nin), BLOCK_1D, 0, st>>>(
-            din + (size_t)b0 * in_image, col, nb, Ci, s->H, s->W, s->k, s->stride, s->pad,
-            s->Ho, s->Wo);
+            din + (size_t)b0 * in_image, col, s->din_relu ? in + (size_t)b0 * in_image : nullptr, nb, Ci, s->H,
+            s->W, s->k, s->stride, s->pad, s->Ho, s->Wo);
         CUDA_LAUNCH_CHECK();
     }
     if (pad) {   /* each set's dw without the padding */

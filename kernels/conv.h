@@ -46,7 +46,13 @@
  * conv2d_make_shape makes both fp32. The CPU reference and the implicit CUDA path honour
  * both; the im2col path takes fp32 only (it aborts with a message otherwise), and the
  * implicit path takes bf16 only in its bf16 tensor-core kernels (precision bf16 on
- * sm_80+: conv2d_store_bf16). */
+ * sm_80+: conv2d_store_bf16).
+ *
+ * The layer below's ReLU (the shape's din_relu): when in is a ReLU's output and din is its
+ * gradient's only writer, din_relu = 1 has the backward write din = 0 where !(in > 0) —
+ * in dX's epilogue (implicit), in col2im (im2col), after the sum (the reference) — so the
+ * layer below runs its backward with relu = 0: its mask pass reads its dout once, for db,
+ * instead of reading dout and out and writing dout back. Bit for bit what that pass did. */
 #ifndef DATH_CONV_H
 #define DATH_CONV_H
 
@@ -57,6 +63,7 @@ typedef struct conv2d_shape {
     int Co, k, stride, pad;
     int Ho, Wo;          /* output, filled by conv2d_make_shape */
     int in_store, out_store;   /* DATH_STORE_* of in and din, of out and dout (above); 0: fp32 */
+    int din_relu;        /* 1: the backward writes din masked by in > 0 (above); 0 by make_shape */
 } conv2d_shape;
 
 /* 1 when the convolutions on ctx store their bf16-able activations in bf16: precision
@@ -151,11 +158,9 @@ typedef void conv2d_backward_multi_fn(float *din, float *const *dw, float *const
  *            reduction kernel (no atomics): deterministic.
  *   db and the ReLU mask: one pass (conv_mask_bgrad_kernel) before the GEMMs: dout is
  *            masked in place as the contract says, and db = Σ dout in double, fixed order.
- * The data gradient does not apply the lower layer's ReLU mask: that would save one
- * pass over conv3's and conv4's outputs (the layer below still reads dout for its db):
- * ~0.11 GB of a step's 13 (host/cost.c: 0.023 ms of the predicted 4.2 on an H200) and
- * needs a flag in this interface that host/net.c passes for layers whose input feeds
- * nothing else; left for after the host restructuring (README, "Convolutions on CUDA").
+ * With the shape's din_relu the data gradient's epilogue applies the lower layer's ReLU
+ * (din = 0 where !(in > 0), reading in at each output; with a K split the reduction
+ * does), so that layer's mask pass only sums db (host/net.c: conv4's and conv5's dX).
  *
  * Tiles (conv2d_plan below, kernels/conv_plan.c): one of three block tiles BM × BN, by
  * shape, with a K split when the tiles alone give too few blocks; the math by precision

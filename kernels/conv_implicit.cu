@@ -151,6 +151,8 @@ struct igemm_args {
     float *o[CONV_MULTI_MAX];         /* FWD out_j, DX din (o[0]), DW dw_j */
     const float *bias[CONV_MULTI_MAX];
     int add;                          /* dX: 1 adds to din, 0 writes it */
+    const void *mask;                 /* dX with din_relu (conv.h): in, stored as din; each addend
+                                         is 0 where !(in > 0). NULL: none */
     float *part;                      /* splits > 1: [splits][M][N] */
     conv2d_phase ph;                  /* dX: the phase (conv.h) */
     /* divisors: Co, k², k, Ho·Wo, Wo, the GEMM's N; dX's K and N sides by the phase:
@@ -478,6 +480,8 @@ conv_igemm_kernel(igemm_args a) {
             ((To *)rowo[ml])[colo[nl]] = conv_from_float<To>(a.relu && v < 0.0f ? 0.0f : v);
         } else {   /* dX (To: din's) and dW (float) */
             To *p = (To *)rowo[ml] + colo[nl];
+            if constexpr (OP == CONV_OP_DX)   /* the layer below's ReLU: in at din's place */
+                if (a.mask && !(conv_to_float(((const To *)a.mask)[p - (To *)a.o[0]]) > 0.0f)) v = 0.0f;
             if (OP == CONV_OP_DX && a.add) v += conv_to_float(*p);
             *p = conv_from_float<To>(v);
         }
@@ -524,7 +528,9 @@ __global__ void conv_split_reduce_kernel(igemm_args a) {
             const int hw = a.ph.hp * a.ph.wp, b = (int)conv_fdiv_q(a.d_hw, (uint32_t)n), q = n - b * hw;
             const int j = (int)conv_fdiv_q(a.d_w, (uint32_t)q), i = q - j * a.ph.wp;
             const size_t at = (size_t)(a.ph.iy0 + a.stride * j) * a.W + a.ph.ix0 + a.stride * i;
-            To *d = (To *)a.o[0] + ((size_t)b * a.Ci + m) * a.H * a.W + at;
+            const size_t off = ((size_t)b * a.Ci + m) * a.H * a.W + at;
+            To *d = (To *)a.o[0] + off;
+            if (a.mask && !(conv_to_float(((const To *)a.mask)[off]) > 0.0f)) acc = 0.0f;
             *d = conv_from_float<To>(a.add ? conv_to_float(*d) + acc : acc);
             continue;
         }
@@ -804,6 +810,7 @@ extern "C" void conv_implicit_backward(float *din, float *const *dw, float *cons
                 igemm_args a = igemm_args_for(s, p, 0, ctx);
                 igemm_args_phase(&a, ph);
                 a.add = j > 0 || !covers;
+                a.mask = s->din_relu ? in : nullptr;
                 a.a[0] = w[j];
                 a.o[0] = din;
                 a.x = dout[j];
