@@ -4,6 +4,7 @@
  *   CHECK_CLOSE("conv.dw", got, ref, n, atol, rtol)   |got − ref| ≤ atol + rtol·|ref|
  *   CHECK_TRUE("name", cond)
  *   check_fill_nan(p, n), check_all_zero("name", got, n)   outputs that must be written
+ *   check_widen(p, n, store)   a tensor stored as DATH_STORE_* says, as a malloc'ed fp32 copy
  *   return check_finish();   0 when all passed, 1 otherwise
  * A check that cannot run here calls check_skip("why"), which exits 77.
  * Nothing passes by accident: a comparison of no values fails (an empty tensor is a
@@ -16,7 +17,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "../kernels/common.h"
+
 static int check_failures, check_count;
+
+/* n elements stored as `store` says (kernels/common.h: fp32 or bf16), widened into a
+ * malloc'ed fp32 copy the caller frees; aborts when the host is out of memory. */
+static inline float *check_widen(const void *p, size_t n, int store) {
+    float *w = (float *)malloc((n ? n : 1) * sizeof *w);
+    if (!w) {
+        fprintf(stderr, "check_widen: out of memory for %zu floats\n", n);
+        abort();
+    }
+    for (size_t i = 0; i < n; i++) w[i] = dath_load(p, i, store);
+    return w;
+}
 
 /* Compares n values; prints one line with the worst element (by excess over the
  * tolerance). Returns 1 when every element is within tolerance. NaN always fails, and

@@ -172,12 +172,6 @@ static const dath_backend *gpu;
 static dath_ctx cctx;
 static int dev_major;
 
-static float *widen(const void *p, size_t n, int store) {
-    float *w = xmalloc(n * 4);
-    for (size_t i = 0; i < n; i++) w[i] = dath_load(p, i, store);
-    return w;
-}
-
 static void run_case(const path *pa, dath_ctx *base, const conv_case *c) {
     const double t0 = dath_now();
     const int nw = c->nw, relu = 1;
@@ -223,7 +217,7 @@ static void run_case(const path *pa, dath_ctx *base, const conv_case *c) {
         pb[j] = b + offb[j];
     }
     conv2d_forward_multi_cpu(po, (const float *)xst, pw, pb, nw, &s, relu, &cctx);
-    float *out_ref = widen(out_st, nw * nout, pa->store);
+    float *out_ref = check_widen(out_st, nw * nout, pa->store);
 
     float *d_x = dalloc(nin * es), *d_w = dalloc(nflat * 4), *d_b = dalloc(nflatb * 4);
     char *d_out = dalloc(nw * nout * es);
@@ -243,7 +237,7 @@ static void run_case(const path *pa, dath_ctx *base, const conv_case *c) {
         gpu->conv2d_forward_multi(dpo, d_x, dpw, dpb, nw, &s, relu, &ctx);
         gsync();
         down(gst[r], d_out, nw * nout * es);
-        got[r] = widen(gst[r], nw * nout, pa->store);
+        got[r] = check_widen(gst[r], nw * nout, pa->store);
     }
     /* tf32/bf16: T2² = conv(x², w²) and y = conv(x, w) without bias or ReLU; Ci·k² terms,
      * in as many chains as K parts (each with at most one short block more) */
@@ -286,7 +280,7 @@ static void run_case(const path *pa, dath_ctx *base, const conv_case *c) {
     float *dw_ref = hcopy(dw0, nflat), *db_ref = hcopy(db0, nflatb);
     for (int j = 0; j < nw; j++) { pdw[j] = dw_ref + offd[j]; pdb[j] = db_ref + offb[j]; pg[j] = (float *)(g_rst + j * nout * es); }
     conv2d_backward_multi_cpu((float *)din_rst, pdw, pdb, pg, (const float *)xst, pw, pout, nw, &s, relu, &cctx);
-    float *din_ref = c->din ? widen(din_rst, nin, pa->store) : NULL, *g_ref = widen(g_rst, nw * nout, pa->store);
+    float *din_ref = c->din ? check_widen(din_rst, nin, pa->store) : NULL, *g_ref = check_widen(g_rst, nw * nout, pa->store);
 
     up(d_out, out_st, nw * nout * es);
     char *d_g = dalloc(nw * nout * es);
@@ -300,10 +294,10 @@ static void run_case(const path *pa, dath_ctx *base, const conv_case *c) {
         if (c->din) up(d_din, din_st, nin * es);
         gpu->conv2d_backward_multi(d_din, dpdw, dpdb, dpg, d_x, dpw, dpout, nw, &s, relu, &ctx);
         gsync();
-        if (c->din) { gdst[r] = xmalloc(nin * es); down(gdst[r], d_din, nin * es); gd[r] = widen(gdst[r], nin, pa->store); }
+        if (c->din) { gdst[r] = xmalloc(nin * es); down(gdst[r], d_din, nin * es); gd[r] = check_widen(gdst[r], nin, pa->store); }
         gw[r] = xmalloc(nflat * 4); gb[r] = xmalloc(nflatb * 4); ggst[r] = xmalloc(nw * nout * es);
         down(gw[r], d_dw, nflat * 4); down(gb[r], d_db, nflatb * 4); down(ggst[r], d_g, nw * nout * es);
-        gg[r] = widen(ggst[r], nw * nout, pa->store);
+        gg[r] = check_widen(ggst[r], nw * nout, pa->store);
     }
     /* bands: din Co terms a window, up to ⌈k/stride⌉² windows and nw sets; dw B·Ho·Wo terms
      * in chunks of images or K parts (at most B + parts short blocks more) */

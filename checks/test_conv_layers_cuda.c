@@ -11,12 +11,6 @@
  * the same bytes on both sides; a bf16 output (out, din) is rounded once by each side from
  * sums that differ within the band, so their widened values may differ by that and one
  * bf16 ulp (2^-7 |ref|) more; the masked dout is exact. */
-static float *widen(const void *p, size_t n, int store) {
-    float *w = xmalloc(n * 4);
-    for (size_t i = 0; i < n; i++) w[i] = dath_load(p, i, store);
-    return w;
-}
-
 static void test_conv(const char *op, int B, int Ci, int H, int Co, int k, int stride,
                       int pad, int with_din, int xs, int os, int din_relu) {
     conv2d_shape s = conv2d_make_shape(B, Ci, H, H, Co, k, stride, pad);
@@ -38,7 +32,7 @@ static void test_conv(const char *op, int B, int Ci, int H, int Co, int k, int s
     float *b = hrand(Co, -0.1f, 0.1f);                /* [Co] */
     void *out_st = xmalloc(nout * oe);                /* [B,Co,Ho,Wo] as stored */
     conv2d_forward_cpu(out_st, xst, w, b, &s, 1, &cctx);
-    float *out_ref = widen(out_st, nout, os);
+    float *out_ref = check_widen(out_st, nout, os);
 
     float *d_x = dup_dev(xst, nin * xe), *d_w = dup_dev(w, nw * 4), *d_b = dup_dev(b, Co * 4);
     float *d_out = dalloc(nout * oe);
@@ -49,7 +43,7 @@ static void test_conv(const char *op, int B, int Ci, int H, int Co, int k, int s
         conv2d_forward_cuda(d_out, d_x, d_w, d_b, &s, 1, &gctx);
         gsync();
         down(gst[r], d_out, nout * oe);
-        got[r] = widen(gst[r], nout, os);
+        got[r] = check_widen(gst[r], nout, os);
     }
     /* tf32/bf16: T2² = conv(x², w²) and the products y = conv(x, w), neither with bias nor
      * ReLU; R = Ci·k² terms an output, one chain */
@@ -83,7 +77,7 @@ static void test_conv(const char *op, int B, int Ci, int H, int Co, int k, int s
     if (with_din) memcpy(din_rst, din_st, nin * xe);
     float *dw_ref = hcopy(dw0, nw), *db_ref = hcopy(db0, Co);
     conv2d_backward_cpu(din_rst, dw_ref, db_ref, g_ref, xst, w, out_st, &s, 1, &cctx);
-    float *din_ref = with_din ? widen(din_rst, nin, xs) : NULL, *g_refw = widen(g_ref, nout, os);
+    float *din_ref = with_din ? check_widen(din_rst, nin, xs) : NULL, *g_refw = check_widen(g_ref, nout, os);
 
     up(d_out, out_st, nout * oe);
     float *d_g = dalloc(nout * oe), *d_dw = dalloc(nw * 4), *d_db = dalloc(Co * 4);
@@ -96,9 +90,9 @@ static void test_conv(const char *op, int B, int Ci, int H, int Co, int k, int s
         conv2d_backward_cuda(d_din, d_dw, d_db, d_g, d_x, d_w, d_out, &s, 1, &gctx);
         gsync();
         gw[r] = xmalloc(nw * 4); gb[r] = xmalloc(Co * 4); ggst[r] = xmalloc(nout * oe);
-        if (with_din) { gdst[r] = xmalloc(nin * xe); down(gdst[r], d_din, nin * xe); gd[r] = widen(gdst[r], nin, xs); }
+        if (with_din) { gdst[r] = xmalloc(nin * xe); down(gdst[r], d_din, nin * xe); gd[r] = check_widen(gdst[r], nin, xs); }
         down(gw[r], d_dw, nw * 4); down(gb[r], d_db, Co * 4); down(ggst[r], d_g, nout * oe);
-        gg[r] = widen(ggst[r], nout, os);
+        gg[r] = check_widen(ggst[r], nout, os);
     }
     for (size_t i = 0; i < nout; i++) g[i] = dath_load(g_st, i, os);   /* the dout both sides read */
     /* tf32/bf16: T2² from the backward of the squares (same ReLU mask); din: Co terms a
@@ -179,7 +173,7 @@ static void test_conv_multi(const char *op, int B, int Ci, int H, int Co, int k,
         pout[j] = po[j];
     }
     conv2d_forward_multi_cpu(po, x, pw, pb, nw, &s, 1, &cctx);
-    float *out_ref = widen(out_st, (size_t)nw * nout, os);
+    float *out_ref = check_widen(out_st, (size_t)nw * nout, os);
 
     size_t per_image = conv2d_work_bytes_multi(&s, nw) / (size_t)B;
     dath_ctx mctx = gctx;
@@ -202,7 +196,7 @@ static void test_conv_multi(const char *op, int B, int Ci, int H, int Co, int k,
         conv2d_forward_multi_cuda(dpo, d_x, dpw, dpb, nw, &s, 1, &mctx);
         gsync();
         down(gst[r], d_out, (size_t)nw * nout * oe);
-        got[r] = widen(gst[r], (size_t)nw * nout, os);
+        got[r] = check_widen(gst[r], (size_t)nw * nout, os);
     }
     /* tf32/bf16: as test_conv's, per set */
     band bo = {0};

@@ -280,6 +280,39 @@ static void check_kernel(const char *name, const cost_kernel *k, double rd, doub
     }
 }
 
+/* The im2col forward of three weight sets of shape s, the last one not evenly spaced
+ * after the others (sets at 0, 1 and 3 weight sizes), recorded: what it launches. */
+typedef struct uneven_counts { int ok, gemms, batched, cols, pads; double batched_flops; } uneven_counts;
+static uneven_counts uneven_sets(const dath_backend *be, conv2d_shape s, const float *in, const float *b, float *out) {
+    uneven_counts u = {0};
+    dath_ctx ctx;
+    cost_pass ps;
+    char err[256];
+    if (be->ctx_init(&ctx, conv2d_work_bytes_multi(&s, 3), DATH_FP32, err, sizeof err)) return u;
+    ctx.conv_algo = DATH_CONV_IM2COL;
+    const size_t nw = (size_t)s.Co * s.Ci * s.k * s.k;
+    float *wf = be->alloc(4 * nw * sizeof(float));
+    const float *ws[3] = {wf, wf + nw, wf + 3 * nw}, *bs[3] = {b, b, b};
+    float *outs[3] = {out, out, out};
+    cost_record_begin(&ctx, &ps, "conv x3", s.B);
+    be->conv2d_forward_multi(outs, in, ws, bs, 3, &s, 1, &ctx);
+    u.ok = cost_record_end(&ctx, err, sizeof err) == 0;
+    for (int i = 0; i < ps.nkernels; i++) {
+        const char *k = ps.kernels[i].kernel;
+        u.gemms += !strcmp(k, "cublasGemmEx");
+        u.cols += !strcmp(k, "conv_im2col_kernel");
+        u.pads += !strcmp(k, "conv_pad_kernel");
+        if (!strcmp(k, "cublasGemmStridedBatchedEx")) {
+            u.batched++;
+            u.batched_flops = ps.kernels[i].flops;
+        }
+    }
+    cost_pass_free(&ps);
+    be->free(wf);
+    be->ctx_free(&ctx);
+    return u;
+}
+
 static void check_bytes(void) {
     /* dath (two streams), B = 2, S = 63: conv1 15×15 (k11 s4 p2), pool1 7×7, conv2 7×7 */
     cost_config cf = {VARIANT_DATH, 64, 80, 2, 63, DATH_TF32, 0, DATH_CONV_IM2COL};
@@ -390,49 +423,13 @@ static void check_bytes(void) {
     }
     /* three weight sets not evenly spaced, K = 8·3·3 = 72 (no padding): three GEMMs (and
      * one im2col) */
-    conv2d_shape s1 = conv2d_make_shape(2, 8, 27, 27, 64, 3, 1, 1);
-    if (be->ctx_init(&ctx, conv2d_work_bytes_multi(&s1, 3), DATH_FP32, err, sizeof err) == 0) {
-        ctx.conv_algo = DATH_CONV_IM2COL;
-        float *wf = be->alloc(4 * 64 * 72 * 4);
-        const float *ws[3] = {wf, wf + 64 * 72, wf + 3 * 64 * 72}, *bs[3] = {b, b, b};
-        float *outs[3] = {out, out, out};
-        cost_record_begin(&ctx, &ps, "conv1x3", 2);
-        be->conv2d_forward_multi(outs, in, ws, bs, 3, &s1, 1, &ctx);
-        cost_record_end(&ctx, err, sizeof err);
-        int gemms = 0, batched = 0, cols = 0;
-        for (int i = 0; i < ps.nkernels; i++) {
-            gemms += !strcmp(ps.kernels[i].kernel, "cublasGemmEx");
-            batched += !strcmp(ps.kernels[i].kernel, "cublasGemmStridedBatchedEx");
-            cols += !strcmp(ps.kernels[i].kernel, "conv_im2col_kernel");
-        }
-        CHECK_TRUE("uneven weight sets: one im2col, three GEMMs, no batched GEMM", cols == 1 && gemms == 3 && !batched);
-        cost_pass_free(&ps);
-        be->ctx_free(&ctx);
-    }
+    uneven_counts u = uneven_sets(be, conv2d_make_shape(2, 8, 27, 27, 64, 3, 1, 1), in, b, out);
+    CHECK_TRUE("uneven weight sets: one im2col, three GEMMs, no batched GEMM", u.ok && u.cols == 1 && u.gemms == 3 && !u.batched);
     /* the same uneven sets at conv1's K = 363: padded into the scratch, evenly spaced
      * there: one pad launch, one batched GEMM with K = 368 */
-    conv2d_shape s3 = conv2d_make_shape(2, 3, 63, 63, 64, 11, 4, 2);
-    if (be->ctx_init(&ctx, conv2d_work_bytes_multi(&s3, 3), DATH_FP32, err, sizeof err) == 0) {
-        ctx.conv_algo = DATH_CONV_IM2COL;
-        float *wf = be->alloc(4 * 64 * 363 * 4);
-        const float *ws[3] = {wf, wf + 64 * 363, wf + 3 * 64 * 363}, *bs[3] = {b, b, b};
-        float *outs[3] = {out, out, out};
-        cost_record_begin(&ctx, &ps, "conv1x3", 2);
-        be->conv2d_forward_multi(outs, in, ws, bs, 3, &s3, 1, &ctx);
-        cost_record_end(&ctx, err, sizeof err);
-        int gemms = 0, batched = 0, pads = 0;
-        double k368 = 0;
-        for (int i = 0; i < ps.nkernels; i++) {
-            gemms += !strcmp(ps.kernels[i].kernel, "cublasGemmEx");
-            batched += !strcmp(ps.kernels[i].kernel, "cublasGemmStridedBatchedEx");
-            pads += !strcmp(ps.kernels[i].kernel, "conv_pad_kernel");
-            if (!strcmp(ps.kernels[i].kernel, "cublasGemmStridedBatchedEx")) k368 = ps.kernels[i].flops;
-        }
-        CHECK_TRUE("conv1's uneven sets, padded: one pad, one batched GEMM of K 368",
-                   pads == 1 && batched == 1 && gemms == 0 && k368 == 3 * 2.0 * 64 * 450 * 368);
-        cost_pass_free(&ps);
-        be->ctx_free(&ctx);
-    }
+    u = uneven_sets(be, conv2d_make_shape(2, 3, 63, 63, 64, 11, 4, 2), in, b, out);
+    CHECK_TRUE("conv1's uneven sets, padded: one pad, one batched GEMM of K 368",
+               u.ok && u.pads == 1 && u.batched == 1 && u.gemms == 0 && u.batched_flops == 3 * 2.0 * 64 * 450 * 368);
 }
 
 /* The implicit path's kernels by hand (tf32: BK 32). */

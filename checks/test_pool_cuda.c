@@ -11,12 +11,6 @@
  * read the same bf16 input and dout (the input has ties in many windows: the first maximum
  * must win on both), out (an input element) is compared widened, bit for bit, and din
  * (its fp32 sum rounded once) as at fp32, widened. */
-static float *widen(const void *p, size_t n, int store) {
-    float *w = xmalloc(n * 4);
-    for (size_t i = 0; i < n; i++) w[i] = dath_load(p, i, store);
-    return w;
-}
-
 static void test_maxpool(const char *op, int BC, int H, int mask, int store) {
     int Ho = maxpool_out(H);
     size_t nin = (size_t)BC * H * H, nout = (size_t)BC * Ho * Ho, es = dath_store_size(store);
@@ -39,7 +33,7 @@ static void test_maxpool(const char *op, int BC, int H, int mask, int store) {
     }
     int32_t *wide[2] = {xmalloc(nout * 4), xmalloc(nout * 4)};   /* the places, widened */
     for (size_t i = 0; i < nout; i++) { wide[0][i] = gi[0][i]; wide[1][i] = idx_ref[i]; }
-    float *og = widen(got[0], nout, store), *orf = widen(out_ref, nout, store);
+    float *og = check_widen(got[0], nout, store), *orf = check_widen(out_ref, nout, store);
     cmp(op, "out", og, orf, nout, TOL_EXACT);
     cmp_i32(op, "idx", wide[0], wide[1], nout);
     same(op, "out", got[0], got[1], nout * es);
@@ -53,7 +47,7 @@ static void test_maxpool(const char *op, int BC, int H, int mask, int store) {
     for (size_t i = 0; i < nin; i++) dath_store(din0, i, din32[i], store);
     memcpy(din_rst, din0, nin * es);
     maxpool_backward_cpu(din_rst, g, idx_ref, mask ? out_ref : NULL, BC, H, H, store, &cctx);
-    float *din_ref = widen(din_rst, nin, store);
+    float *din_ref = check_widen(din_rst, nin, store);
     up(d_idx, idx_ref, nout);
     float *d_g = dup_dev(g, nout * es), *d_din = dalloc(nin * es);
     void *gd[2] = {xmalloc(nin * es), xmalloc(nin * es)};
@@ -63,7 +57,7 @@ static void test_maxpool(const char *op, int BC, int H, int mask, int store) {
         gsync();
         down(gd[r], d_din, nin * es);
     }
-    float *gdw = widen(gd[0], nin, store);
+    float *gdw = check_widen(gd[0], nin, store);
     cmp(op, "din", gdw, din_ref, nin, TOL_SUMFEW);
     same(op, "din", gd[0], gd[1], nin * es);
 

@@ -252,7 +252,8 @@ static void conv_backward_sets(float *din, float *const *dw, float *const *db,
     float *gw[CONV_MULTI_MAX] = {NULL}, *dinw = NULL, *din_st = din;
     float *const *dout_st = dout;
     if (s->out_store == DATH_STORE_BF16) {
-        for (int j = 0; j < nw; j++) conv_widen(dout[j], n_out, DATH_STORE_BF16, (const float **)&gw[j], who);
+        const float *unused;
+        for (int j = 0; j < nw; j++) gw[j] = conv_widen(dout[j], n_out, DATH_STORE_BF16, &unused, who);
         dout = gw;
     }
     if (din && s->in_store == DATH_STORE_BF16) {

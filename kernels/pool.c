@@ -44,17 +44,20 @@ void maxpool_backward_cpu(float *din, const float *dout, const maxpool_arg *idx,
     const int n = Ho * Wo;
     #pragma omp parallel for schedule(static)
     for (int pl = 0; pl < BC; pl++) {
-        float dxs[64 * 64], *dx = H * W <= 64 * 64 ? dxs : malloc((size_t)H * W * sizeof *dx);   /* [H, W], fp32 sums */
-        if (!dx) dath_scratch_fail("maxpool_backward_cpu", (size_t)H * W * sizeof *dx, 0, "a plane's sums");
         const maxpool_arg *ix = idx + (size_t)pl * n;               /* [Ho, Wo] */
         const size_t m0 = (size_t)pl * n, x0 = (size_t)pl * H * W;  /* dout, mask [Ho, Wo]; din [H, W] */
-        memset(dx, 0, (size_t)H * W * sizeof *dx);
+        /* the plane's fp32 sums: din itself, or (bf16) a copy rounded into it at the end */
+        float *dx = store == DATH_STORE_BF16 ? malloc((size_t)H * W * sizeof *dx) : din + x0;
+        if (!dx) dath_scratch_fail("maxpool_backward_cpu", (size_t)H * W * sizeof *dx, 0, "a bf16 plane's sums");
+        memset(dx, 0, (size_t)H * W * sizeof *dx);                  /* written (=) */
         for (int oy = 0, j = 0; oy < Ho; oy++)
             for (int ox = 0; ox < Wo; ox++, j++)
                 if (!mask || dath_load(mask, m0 + j, store) > 0.0f)
                     dx[maxpool_arg_at(oy, ox, W, ix[j])] += dath_load(dout, m0 + j, store);
-        for (size_t e = 0; e < (size_t)H * W; e++) dath_store(din, x0 + e, dx[e], store);   /* written (=) */
-        if (dx != dxs) free(dx);
+        if (store == DATH_STORE_BF16) {
+            for (size_t e = 0; e < (size_t)H * W; e++) dath_store(din, x0 + e, dx[e], store);
+            free(dx);
+        }
     }
 }
 
