@@ -401,14 +401,20 @@ static void bench_conv1_streams(const conv2d_shape *s) {
     }
 }
 
-typedef struct lin_arg { int B, I, O, relu, bwd; float *in, *w, *b, *out, *din, *dw, *db, *dout; } lin_arg;
+typedef struct lin_arg {
+    int B, I, O, relu, bwd;
+    float *in, *w, *b, *out, *din, *dw, *db, *dout;
+    const linear_store *st;   /* bf16 storage: in and (with st->out_store) out hold bf16 */
+} lin_arg;
 static void lin_op(void *p) {
     lin_arg *a = p;
-    if (!a->bwd) be->linear_forward(a->out, a->in, a->w, a->b, a->B, a->I, a->O, a->relu, &ctx);
+    if (!a->bwd) be->linear_forward(a->out, a->in, a->w, a->b, a->B, a->I, a->O, a->relu, a->st, &ctx);
     else be->linear_backward(a->din, a->dw, a->db, a->dout, a->in, a->w, a->out, a->B, a->I,
-                             a->O, a->relu, &ctx);
+                             a->O, a->relu, a->st, &ctx);
 }
-static void bench_linear(const char *name, int B, int I, int O, int relu) {
+/* os < 0: fp32 storage (the path before bf16 storage, kept for comparison); else the bf16
+ * storage of host/net.c with out stored as os (needs linear_store_bf16: bf16 on sm_80+). */
+static void bench_linear(const char *name, int B, int I, int O, int relu, int os) {
     lin_arg a;
     memset(&a, 0, sizeof a);
     a.B = B; a.I = I; a.O = O; a.relu = relu;
@@ -416,15 +422,34 @@ static void bench_linear(const char *name, int B, int I, int O, int relu) {
     a.b = dev_rand(O, -0.1f, 0.1f); a.out = dev_rand((size_t)B * O, -1, 1);
     a.dout = dev_rand((size_t)B * O, -1, 1); a.din = dev_rand((size_t)B * I, 0, 0);
     a.dw = dev_rand((size_t)O * I, 0, 0); a.db = dev_rand(O, 0, 0);
-    char shape[64], op[40];
+    linear_store st;
+    dath_bf16 *w16 = NULL, *b16 = NULL;
+    float *in32 = a.in;
+    if (os >= 0) {   /* a bf16 out lies in out's first half, its values the random floats' halves */
+        if (!linear_store_bf16(&ctx) || ctx.work_bytes < linear_work_bytes(B, O, 1)) {
+            be->free(a.in); be->free(a.w); be->free(a.b); be->free(a.out); be->free(a.dout);
+            be->free(a.din); be->free(a.dw); be->free(a.db);
+            return;
+        }
+        w16 = dev((size_t)O * I * 2); b16 = dev((size_t)O * 2);
+        dath_bf16 *in16 = dev((size_t)B * I * 2);
+        be->rmsprop_narrow(w16, a.w, (size_t)O * I, &ctx);
+        be->rmsprop_narrow(b16, a.b, (size_t)O, &ctx);
+        be->rmsprop_narrow(in16, in32, (size_t)B * I, &ctx);
+        a.in = (float *)in16;
+        st = (linear_store){w16, b16, os};
+        a.st = &st;
+    }
+    char shape[64], op[48];
     snprintf(shape, sizeof shape, "B%d %d->%d", B, I, O);
-    snprintf(op, sizeof op, "%s fwd", name);
+    snprintf(op, sizeof op, "%s fwd%s", name, os >= 0 ? " bf16-stored" : "");
     report(op, shape, time_op(lin_op, &a), linear_flops(B, I, O), 0, 1);
     a.bwd = 1;
-    snprintf(op, sizeof op, "%s bwd", name);
+    snprintf(op, sizeof op, "%s bwd%s", name, os >= 0 ? " bf16-stored" : "");
     report(op, shape, time_op(lin_op, &a), 2 * linear_flops(B, I, O), 0, 1);
+    if (a.in != in32) be->free(in32);
     be->free(a.in); be->free(a.w); be->free(a.b); be->free(a.out); be->free(a.dout);
-    be->free(a.din); be->free(a.dw); be->free(a.db);
+    be->free(a.din); be->free(a.dw); be->free(a.db); be->free(w16); be->free(b16);
 }
 
 typedef struct pool_arg { int BC, H, bwd; float *in, *out, *din, *dout; maxpool_arg *idx; } pool_arg;
@@ -517,7 +542,7 @@ enum { EW_NGUARD = 3 };         /* the step's losses J1, J2, J3 */
 static void ew_op(void *p) {
     ew_arg *a = p;
     switch (a->kind) {
-    case EW_DROP_F: be->dropout_forward(a->y, a->x, a->B, a->D, 0.5f, 1, RNG_DROPOUT, a->step, 0, &ctx); break;
+    case EW_DROP_F: be->dropout_forward(a->y, a->x, a->B, a->D, 0.5f, 1, RNG_DROPOUT, a->step, 0, DATH_STORE_F32, &ctx); break;
     case EW_DROP_B: be->dropout_backward(a->y, a->x, a->B, a->D, 0.5f, 1, RNG_DROPOUT, a->step, 0, &ctx); break;
     case EW_FUSE_F: be->fuse_forward(a->z, a->x, a->y, a->n, &ctx); break;
     case EW_FUSE_B: be->fuse_backward(a->z, a->w, a->x, a->x, a->y, a->n, &ctx); break;
@@ -528,7 +553,7 @@ static void ew_op(void *p) {
     case EW_J2M: be->j2_class(a->loss, a->y, a->x, a->z, a->B, a->C, 1, (float)a->B, 1.0f, &ctx); break;
     case EW_J3: be->j3_quant(a->loss, a->y, a->x, a->B, a->K, (float)a->B, 0.01f, &ctx); break;
     case EW_J3T: be->j3_tanh_backward(a->loss, a->z, a->y, a->x, a->B, a->K, (float)a->B, 0.01f, &ctx); break;
-    case EW_RMS: be->rmsprop_step(a->x, a->y, a->z, a->n, 1e-5f, 0.99f, 1e-8f, 1e-5f, a->guard, EW_NGUARD, &ctx); break;
+    case EW_RMS: be->rmsprop_step(a->x, a->y, NULL, a->z, a->n, 1e-5f, 0.99f, 1e-8f, 1e-5f, a->guard, EW_NGUARD, &ctx); break;
     case EW_TRANSFORM: be->transform_batch(a->x, a->img, a->crop, NULL, a->B, a->D, a->K, &ctx); break;
     }
 }
@@ -752,10 +777,12 @@ int main(int argc, char **argv) {
     bench_maxpool("maxpool2", B * cs[1].Co, cs[1].Ho);
     bench_maxpool("maxpool5", B * cs[4].Co, cs[4].Ho);
     bench_attention(B, MODEL_C5, MODEL_CQ, cs[4].Ho * cs[4].Wo);
-    bench_linear("fc6", B, MODEL_C5 * MODEL_POOL * MODEL_POOL, MODEL_HIDDEN, 1);
-    bench_linear("fc7", B, MODEL_HIDDEN, MODEL_HIDDEN, 1);
-    bench_linear("hash", B, MODEL_HIDDEN, 64, 0);
-    bench_linear("cls", B, 64, 80, 0);
+    bench_linear("fc6", B, MODEL_C5 * MODEL_POOL * MODEL_POOL, MODEL_HIDDEN, 1, -1);
+    bench_linear("fc7", B, MODEL_HIDDEN, MODEL_HIDDEN, 1, -1);
+    bench_linear("fc6", B, MODEL_C5 * MODEL_POOL * MODEL_POOL, MODEL_HIDDEN, 1, DATH_STORE_BF16);
+    bench_linear("fc7", B, MODEL_HIDDEN, MODEL_HIDDEN, 0, DATH_STORE_F32);
+    bench_linear("hash", B, MODEL_HIDDEN, 64, 0, -1);
+    bench_linear("cls", B, 64, 80, 0, -1);
 
     if (csv) fclose(csv);
     if (md) fclose(md);

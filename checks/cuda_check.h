@@ -360,7 +360,7 @@ static int probe_tc(int mbits) {
         float *d_in = dup_dev(in, (size_t)B * I * 4), *d_w = dup_dev(w, (size_t)O * I * 4);
         float *d_z = dup_dev(z, O * 4), *d_out = dalloc((size_t)B * O * 4);
         float *out = xmalloc((size_t)B * O * 4);
-        linear_forward_cuda(d_out, d_in, d_w, d_z, B, I, O, 0, &gctx);
+        linear_forward_cuda(d_out, d_in, d_w, d_z, B, I, O, 0, NULL, &gctx);
         gsync();
         down(out, d_out, (size_t)B * O * 4);
         if (accum) {

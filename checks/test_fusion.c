@@ -62,7 +62,7 @@ static void test_dropout(void) {
     check_fill(x, n, 0.5f, 1.5f, &s);            /* nonzero: y != 0 exactly when kept */
 
     /* forward against rng_keep directly */
-    dropout_forward_cpu(y1, x, DROP_B, DROP_D, p, seed, tag, step_buf, s0, &ctx);
+    dropout_forward_cpu(y1, x, DROP_B, DROP_D, p, seed, tag, step_buf, s0, DATH_STORE_F32, &ctx);
     for (int i = 0; i < DROP_B; i++)
         for (int j = 0; j < DROP_D; j++) {
             size_t k = (size_t)i * DROP_D + j;
@@ -74,13 +74,13 @@ static void test_dropout(void) {
         if (y1[k] != 0.0f && y1[k] != x[k] / (1.0f - p)) scaled = 0;
     CHECK_TRUE("dropout.kept values are x/(1-p), dropped are 0", scaled);
 
-    dropout_forward_cpu(y2, x, DROP_B, DROP_D, p, seed, tag, step_buf, s0, &ctx);
+    dropout_forward_cpu(y2, x, DROP_B, DROP_D, p, seed, tag, step_buf, s0, DATH_STORE_F32, &ctx);
     CHECK_TRUE("dropout.same (seed,tag,step,sample0) -> same output twice",
                memcmp(y1, y2, n * sizeof(float)) == 0);
 
     /* in place */
     memcpy(y2, x, n * sizeof(float));
-    dropout_forward_cpu(y2, y2, DROP_B, DROP_D, p, seed, tag, step_buf, s0, &ctx);
+    dropout_forward_cpu(y2, y2, DROP_B, DROP_D, p, seed, tag, step_buf, s0, DATH_STORE_F32, &ctx);
     CHECK_TRUE("dropout.in place (y == x) gives the same output",
                memcmp(y1, y2, n * sizeof(float)) == 0);
 
@@ -98,7 +98,7 @@ static void test_dropout(void) {
     /* the step is read through the pointer at each call: the same call with another
      * value in the buffer gives that step's mask, forward and backward */
     step_buf[0] = step + 1;
-    dropout_forward_cpu(y2, x, DROP_B, DROP_D, p, seed, tag, step_buf, s0, &ctx);
+    dropout_forward_cpu(y2, x, DROP_B, DROP_D, p, seed, tag, step_buf, s0, DATH_STORE_F32, &ctx);
     for (int i = 0; i < DROP_B; i++)
         for (int j = 0; j < DROP_D; j++) {
             size_t k = (size_t)i * DROP_D + j;
@@ -127,7 +127,7 @@ static void test_dropout(void) {
     };
     for (size_t t = 0; t < sizeof other / sizeof other[0]; t++) {
         dropout_forward_cpu(y2, x, DROP_B, DROP_D, p, other[t].seed, other[t].tag,
-                            &other[t].step, other[t].s0, &ctx);
+                            &other[t].step, other[t].s0, DATH_STORE_F32, &ctx);
         double dis = mask_disagreement(y1, y2, n);
         printf("     %s: disagreement %.4f (unrelated masks: %.4f)\n", other[t].name, dis,
                2.0 * p * (1.0 - p));
@@ -141,25 +141,25 @@ static void test_dropout(void) {
     int same_rows = 1;
     for (int i = 0; i < DROP_B; i++) {
         dropout_forward_cpu(y2, x + (size_t)i * DROP_D, 1, DROP_D, p, seed, tag, step_buf,
-                            s0 + i, &ctx);
+                            s0 + i, DATH_STORE_F32, &ctx);
         if (memcmp(y2, y1 + (size_t)i * DROP_D, DROP_D * sizeof(float)) != 0) same_rows = 0;
     }
     CHECK_TRUE("dropout.row i at sample0=s == row 0 at sample0=s+i", same_rows);
     /* and a split batch: rows 2..3 run as their own batch starting at s0 + 2 */
     dropout_forward_cpu(y2, x + 2 * (size_t)DROP_D, DROP_B - 2, DROP_D, p, seed, tag, step_buf,
-                        s0 + 2, &ctx);
+                        s0 + 2, DATH_STORE_F32, &ctx);
     CHECK_TRUE("dropout.batch split in two gives the same rows",
                memcmp(y2, y1 + 2 * (size_t)DROP_D, (DROP_B - 2) * (size_t)DROP_D * sizeof(float)) == 0);
 
     /* p = 0: identity, forward and backward */
-    dropout_forward_cpu(y2, x, DROP_B, DROP_D, 0.0f, seed, tag, step_buf, s0, &ctx);
+    dropout_forward_cpu(y2, x, DROP_B, DROP_D, 0.0f, seed, tag, step_buf, s0, DATH_STORE_F32, &ctx);
     CHECK_TRUE("dropout.p=0 forward is the identity", memcmp(y2, x, n * sizeof(float)) == 0);
     memset(dx, 0, n * sizeof(float));
     dropout_backward_cpu(dx, dy, DROP_B, DROP_D, 0.0f, seed, tag, step_buf, s0, &ctx);
     CHECK_TRUE("dropout.p=0 backward is the identity", memcmp(dx, dy, n * sizeof(float)) == 0);
 
     /* p = 1: everything dropped, finite */
-    dropout_forward_cpu(y2, x, DROP_B, DROP_D, 1.0f, seed, tag, step_buf, s0, &ctx);
+    dropout_forward_cpu(y2, x, DROP_B, DROP_D, 1.0f, seed, tag, step_buf, s0, DATH_STORE_F32, &ctx);
     int zero = 1;
     for (size_t k = 0; k < n; k++) if (y2[k] != 0.0f) zero = 0;
     CHECK_TRUE("dropout.p=1 drops everything", zero);
@@ -171,7 +171,7 @@ static void test_dropout(void) {
     float *xb = falloc(DROP_BIG_D), *yb = falloc(DROP_BIG_D);
     for (size_t k = 0; k < DROP_BIG_D; k++) xb[k] = 1.0f;
     for (size_t t = 0; t < sizeof ps / sizeof ps[0]; t++) {
-        dropout_forward_cpu(yb, xb, 1, DROP_BIG_D, ps[t], seed, tag, step_buf, s0, &ctx);
+        dropout_forward_cpu(yb, xb, 1, DROP_BIG_D, ps[t], seed, tag, step_buf, s0, DATH_STORE_F32, &ctx);
         size_t kept = 0;
         for (size_t k = 0; k < DROP_BIG_D; k++) kept += yb[k] != 0.0f;
         double frac = (double)kept / DROP_BIG_D, want = 1.0 - ps[t];

@@ -12,18 +12,18 @@ static void test_dropout(const char *op, int B, int D, float p, uint32_t tag,
                          uint32_t step, uint32_t sample0) {
     size_t n = (size_t)B * D;
     float *x = hrand(n, -2.0f, 2.0f), *y_r = xmalloc(n * 4);               /* [B,D] */
-    dropout_forward_cpu(y_r, x, B, D, p, DROP_SEED, tag, &step, sample0, &cctx);
+    dropout_forward_cpu(y_r, x, B, D, p, DROP_SEED, tag, &step, sample0, DATH_STORE_F32, &cctx);
     uint32_t *d_step = dup_dev(&step, 4);                                   /* [1] */
     float *d_x = dup_dev(x, n * 4), *d_y = dalloc(n * 4);
     float *got[3] = {xmalloc(n * 4), xmalloc(n * 4), xmalloc(n * 4)};
     for (int r = 0; r < 2; r++) {
         poison(d_y, n * 4);
-        dropout_forward_cuda(d_y, d_x, B, D, p, DROP_SEED, tag, d_step, sample0, &gctx);
+        dropout_forward_cuda(d_y, d_x, B, D, p, DROP_SEED, tag, d_step, sample0, DATH_STORE_F32, &gctx);
         gsync();
         down(got[r], d_y, n * 4);
     }
     /* in place: y and x the same buffer */
-    dropout_forward_cuda(d_x, d_x, B, D, p, DROP_SEED, tag, d_step, sample0, &gctx);
+    dropout_forward_cuda(d_x, d_x, B, D, p, DROP_SEED, tag, d_step, sample0, DATH_STORE_F32, &gctx);
     gsync();
     down(got[2], d_x, n * 4);
     cmp(op, "y", got[0], y_r, n, TOL_EXACT);
@@ -34,11 +34,11 @@ static void test_dropout(const char *op, int B, int D, float p, uint32_t tag,
      * the same buffer gives that step's mask (the reference's at step + 1) */
     uint32_t step1 = step + 1;
     float *y1_r = xmalloc(n * 4);
-    dropout_forward_cpu(y1_r, x, B, D, p, DROP_SEED, tag, &step1, sample0, &cctx);
+    dropout_forward_cpu(y1_r, x, B, D, p, DROP_SEED, tag, &step1, sample0, DATH_STORE_F32, &cctx);
     up(d_x, x, n * 4);
     up(d_step, &step1, 4);
     poison(d_y, n * 4);
-    dropout_forward_cuda(d_y, d_x, B, D, p, DROP_SEED, tag, d_step, sample0, &gctx);
+    dropout_forward_cuda(d_y, d_x, B, D, p, DROP_SEED, tag, d_step, sample0, DATH_STORE_F32, &gctx);
     gsync();
     down(got[1], d_y, n * 4);
     cmp(op, "y(*step+1)", got[1], y1_r, n, TOL_EXACT);
@@ -106,6 +106,32 @@ static void test_fuse(const char *op, size_t n, int two) {
     cudaFree(d_a); cudaFree(d_b); cudaFree(d_f); cudaFree(d_df); cudaFree(d_da); cudaFree(d_db);
 }
 
+/* bf16 storage of x and y (fc6's and fc7's inputs, host/net.c): the same bf16 bytes in, and
+ * each side rounds the same fp32 product once: the reference's bits, in place too. */
+static void test_dropout_bf16(const char *op, int B, int D, float p, uint32_t tag, uint32_t step, uint32_t sample0) {
+    size_t n = (size_t)B * D;
+    float *x = hrand(n, -2.0f, 2.0f);
+    dath_bf16 *x16 = xmalloc(n * 2), *y_r = xmalloc(n * 2), *got = xmalloc(n * 2);
+    for (size_t i = 0; i < n; i++) x16[i] = dath_bf16_from_float(x[i]);
+    dropout_forward_cpu(y_r, x16, B, D, p, DROP_SEED, tag, &step, sample0, DATH_STORE_BF16, &cctx);
+    uint32_t *d_step = dup_dev(&step, 4);
+    void *d_x = dup_dev(x16, n * 2), *d_y = dalloc(n * 2);
+    poison(d_y, n * 2);
+    dropout_forward_cuda(d_y, d_x, B, D, p, DROP_SEED, tag, d_step, sample0, DATH_STORE_BF16, &gctx);
+    gsync();
+    down(got, d_y, n * 2);
+    float *gw = check_widen(got, n, DATH_STORE_BF16), *rw = check_widen(y_r, n, DATH_STORE_BF16);
+    cmp(op, "y", gw, rw, n, TOL_EXACT);
+    dropout_forward_cuda(d_x, d_x, B, D, p, DROP_SEED, tag, d_step, sample0, DATH_STORE_BF16, &gctx);
+    gsync();
+    down(got, d_x, n * 2);
+    free(gw);
+    gw = check_widen(got, n, DATH_STORE_BF16);
+    cmp(op, "y(in place)", gw, rw, n, TOL_EXACT);
+    free(x); free(x16); free(y_r); free(got); free(gw); free(rw);
+    cudaFree(d_step); cudaFree(d_x); cudaFree(d_y);
+}
+
 int main(int argc, char **argv) {
     cuda_check_start(argc, argv);
     const int B = CS.B, S = CS.S, HID = CS.HID, C5 = CS.C5, CQ = CS.CQ, N = CS.N, P6 = CS.P6;
@@ -117,6 +143,8 @@ int main(int argc, char **argv) {
     test_dropout("dropout.fc7in", B, HID, 0.5f, RNG_DROPOUT + 3, 123456, 0);
     test_dropout("dropout.p0", B, 100, 0.0f, RNG_DROPOUT + 1, 1, 0);
     test_dropout("dropout.p1", B, 100, 1.0f, RNG_DROPOUT + 1, 1, 0);
+    test_dropout_bf16("dropout.fc6in bf16", B, FLAT, 0.5f, RNG_DROPOUT + 0, 7, 3);
+    test_dropout_bf16("dropout.fc7in bf16", B, HID, 0.5f, RNG_DROPOUT + 3, 123456, 0);
     test_fuse("fuse.two", (size_t)B * HID, 1);
     test_fuse("fuse.one", (size_t)B * HID + 3, 0);
     cuda_check_lap("fusion", &t0);

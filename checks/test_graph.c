@@ -147,16 +147,20 @@ REC_OP(convm_b, (float *din, float *const *dw, float *const *db, float *const *d
        conv2d_backward_multi_cpu(a->din, a->dw, a->db, a->dout, a->in, a->w, a->out, a->nw, &a->s, a->relu, a->ctx),
        float *din; float *dw[MODEL_MAX_STREAMS], *db[MODEL_MAX_STREAMS], *dout[MODEL_MAX_STREAMS]; const float *in;
        const float *w[MODEL_MAX_STREAMS], *out[MODEL_MAX_STREAMS]; int nw; conv2d_shape s; int relu; dath_ctx *ctx;)
-REC_OP(lin_f, (float *out, const float *in, const float *w, const float *b, int Bn, int In, int Out, int relu, dath_ctx *ctx),
-       a->out = out; a->in = in; a->w = w; a->b = b; a->Bn = Bn; a->In = In; a->Out = Out; a->relu = relu; a->ctx = ctx,
-       linear_forward_cpu(a->out, a->in, a->w, a->b, a->Bn, a->In, a->Out, a->relu, a->ctx),
-       float *out; const float *in, *w, *b; int Bn, In, Out, relu; dath_ctx *ctx;)
-REC_OP(lin_b, (float *din, float *dw, float *db, float *dout, const float *in, const float *w, const float *out, int Bn,
-               int In, int Out, int relu, dath_ctx *ctx),
+REC_OP(lin_f, (void *out, const void *in, const float *w, const float *b, int Bn, int In, int Out, int relu,
+               const linear_store *st, dath_ctx *ctx),
+       a->out = out; a->in = in; a->w = w; a->b = b; a->Bn = Bn; a->In = In; a->Out = Out; a->relu = relu;
+       a->has_st = st != NULL; if (st) a->st = *st; a->ctx = ctx,
+       linear_forward_cpu(a->out, a->in, a->w, a->b, a->Bn, a->In, a->Out, a->relu, a->has_st ? &a->st : NULL, a->ctx),
+       void *out; const void *in; const float *w, *b; int Bn, In, Out, relu, has_st; linear_store st; dath_ctx *ctx;)
+REC_OP(lin_b, (float *din, float *dw, float *db, float *dout, const void *in, const float *w, const void *out, int Bn,
+               int In, int Out, int relu, const linear_store *st, dath_ctx *ctx),
        a->din = din; a->dw = dw; a->db = db; a->dout = dout; a->in = in; a->w = w; a->out = out; a->Bn = Bn;
-       a->In = In; a->Out = Out; a->relu = relu; a->ctx = ctx,
-       linear_backward_cpu(a->din, a->dw, a->db, a->dout, a->in, a->w, a->out, a->Bn, a->In, a->Out, a->relu, a->ctx),
-       float *din, *dw, *db, *dout; const float *in, *w, *out; int Bn, In, Out, relu; dath_ctx *ctx;)
+       a->In = In; a->Out = Out; a->relu = relu; a->has_st = st != NULL; if (st) a->st = *st; a->ctx = ctx,
+       linear_backward_cpu(a->din, a->dw, a->db, a->dout, a->in, a->w, a->out, a->Bn, a->In, a->Out, a->relu,
+                           a->has_st ? &a->st : NULL, a->ctx),
+       float *din, *dw, *db, *dout; const void *in; const float *w; const void *out; int Bn, In, Out, relu, has_st;
+       linear_store st; dath_ctx *ctx;)
 REC_OP(maxp_f, (float *out, maxpool_arg *idx, const float *in, int P, int H, int W, int st, dath_ctx *ctx),
        a->out = out; a->idx = idx; a->in = in; a->P = P; a->H = H; a->W = W; a->st = st; a->ctx = ctx,
        maxpool_forward_cpu(a->out, a->idx, a->in, a->P, a->H, a->W, a->st, a->ctx),
@@ -167,10 +171,10 @@ REC_OP(maxp_b, (float *din, const float *dout, const maxpool_arg *idx, const flo
        a->ctx = ctx,
        maxpool_backward_cpu(a->din, a->dout, a->idx, a->mask, a->P, a->H, a->W, a->st, a->ctx),
        float *din; const float *dout; const maxpool_arg *idx; const float *mask; int P, H, W, st; dath_ctx *ctx;)
-REC_OP(avgp_f, (float *out, const float *in, int P, int H, int W, int Ho, int Wo, dath_ctx *ctx),
-       a->out = out; a->in = in; a->P = P; a->H = H; a->W = W; a->Ho = Ho; a->Wo = Wo; a->ctx = ctx,
-       avgpool_forward_cpu(a->out, a->in, a->P, a->H, a->W, a->Ho, a->Wo, a->ctx),
-       float *out; const float *in; int P, H, W, Ho, Wo; dath_ctx *ctx;)
+REC_OP(avgp_f, (void *out, const float *in, int P, int H, int W, int Ho, int Wo, int st, dath_ctx *ctx),
+       a->out = out; a->in = in; a->P = P; a->H = H; a->W = W; a->Ho = Ho; a->Wo = Wo; a->st = st; a->ctx = ctx,
+       avgpool_forward_cpu(a->out, a->in, a->P, a->H, a->W, a->Ho, a->Wo, a->st, a->ctx),
+       void *out; const float *in; int P, H, W, Ho, Wo, st; dath_ctx *ctx;)
 REC_OP(avgp_b, (float *din, const float *dout, int P, int H, int W, int Ho, int Wo, dath_ctx *ctx),
        a->din = din; a->dout = dout; a->P = P; a->H = H; a->W = W; a->Ho = Ho; a->Wo = Wo; a->ctx = ctx,
        avgpool_backward_cpu(a->din, a->dout, a->P, a->H, a->W, a->Ho, a->Wo, a->ctx),
@@ -206,13 +210,13 @@ REC_OP(cam_b, (float *dx, float *dg, const float *dout, const float *x, const fl
        a->N = N; a->add = add; a->ctx = ctx,
        cam_backward_cpu(a->dx, a->dg, a->dout, a->x, a->att, a->o, a->g, a->Bn, a->Cn, a->N, a->add, a->ctx),
        float *dx, *dg; const float *dout, *x, *att, *o, *g; int Bn, Cn, N, add; dath_ctx *ctx;)
-REC_OP(drop_f, (float *y, const float *x, int Bn, int D, float p, uint64_t seed, uint32_t tag, const uint32_t *step,
-                uint32_t s0, dath_ctx *ctx),
+REC_OP(drop_f, (void *y, const void *x, int Bn, int D, float p, uint64_t seed, uint32_t tag, const uint32_t *step,
+                uint32_t s0, int st, dath_ctx *ctx),
        a->y = y; a->x = x; a->Bn = Bn; a->D = D; a->p = p; a->seed = seed; a->tag = tag; a->step = step; a->s0 = s0;
-       a->ctx = ctx,
-       dropout_forward_cpu(a->y, a->x, a->Bn, a->D, a->p, a->seed, a->tag, a->step, a->s0, a->ctx),
-       float *y; const float *x; int Bn, D; float p; uint64_t seed; uint32_t tag; const uint32_t *step; uint32_t s0;
-       dath_ctx *ctx;)
+       a->st = st; a->ctx = ctx,
+       dropout_forward_cpu(a->y, a->x, a->Bn, a->D, a->p, a->seed, a->tag, a->step, a->s0, a->st, a->ctx),
+       void *y; const void *x; int Bn, D; float p; uint64_t seed; uint32_t tag; const uint32_t *step; uint32_t s0;
+       int st; dath_ctx *ctx;)
 REC_OP(drop_b, (float *dx, const float *dy, int Bn, int D, float p, uint64_t seed, uint32_t tag, const uint32_t *step,
                 uint32_t s0, dath_ctx *ctx),
        a->dx = dx; a->dy = dy; a->Bn = Bn; a->D = D; a->p = p; a->seed = seed; a->tag = tag; a->step = step;
@@ -255,12 +259,13 @@ REC_OP(j3t, (float *loss, float *dz, const float *dh, const float *h, int Bn, in
        a->ctx = ctx,
        j3_tanh_backward_cpu(a->loss, a->dz, a->dh, a->h, a->Bn, a->Kn, a->norm, a->scale, a->ctx),
        float *loss, *dz; const float *dh, *h; int Bn, Kn; float norm, scale; dath_ctx *ctx;)
-REC_OP(rms, (float *th, float *v, const float *g, size_t n, float lr, float al, float eps, float wd, const float *guard,
-             int ng, dath_ctx *ctx),
-       a->th = th; a->v = v; a->g = g; a->n = n; a->lr = lr; a->al = al; a->eps = eps; a->wd = wd; a->guard = guard;
-       a->ng = ng; a->ctx = ctx,
-       rmsprop_step_cpu(a->th, a->v, a->g, a->n, a->lr, a->al, a->eps, a->wd, a->guard, a->ng, a->ctx),
-       float *th, *v; const float *g; size_t n; float lr, al, eps, wd; const float *guard; int ng; dath_ctx *ctx;)
+REC_OP(rms, (float *th, float *v, dath_bf16 *cp, const float *g, size_t n, float lr, float al, float eps, float wd,
+             const float *guard, int ng, dath_ctx *ctx),
+       a->th = th; a->v = v; a->cp = cp; a->g = g; a->n = n; a->lr = lr; a->al = al; a->eps = eps; a->wd = wd;
+       a->guard = guard; a->ng = ng; a->ctx = ctx,
+       rmsprop_step_cpu(a->th, a->v, a->cp, a->g, a->n, a->lr, a->al, a->eps, a->wd, a->guard, a->ng, a->ctx),
+       float *th, *v; dath_bf16 *cp; const float *g; size_t n; float lr, al, eps, wd; const float *guard; int ng;
+       dath_ctx *ctx;)
 REC_OP(xform, (float *out, const uint8_t *in, const int32_t *crop, const int32_t *idx, int Bn, int R, int S,
                dath_ctx *ctx),
        a->out = out; a->in = in; a->crop = crop; a->idx = idx; a->Bn = Bn; a->R = R; a->S = S; a->ctx = ctx,

@@ -130,13 +130,13 @@ static void data_free(lin_data *d) {
 
 static void check_against_naive(lin_data *d, const char *name, int relu) {
     char label[160];
-    linear_forward_cpu(d->out, d->in, d->w, d->b, d->B, d->I, d->O, relu, NULL);
+    linear_forward_cpu(d->out, d->in, d->w, d->b, d->B, d->I, d->O, relu, NULL, NULL);
     snprintf(label, sizeof label, "%s relu=%d out", name, relu);
     close_fd(label, d->out, d->rout, d->n_out, FWD_ATOL, FWD_RTOL);
 
     memcpy(d->dout, d->r, d->n_out * sizeof(float));
     linear_backward_cpu(d->din, d->dw, d->db, d->dout, d->in, d->w, d->out,
-                        d->B, d->I, d->O, relu, NULL);
+                        d->B, d->I, d->O, relu, NULL, NULL);
     snprintf(label, sizeof label, "%s relu=%d dw", name, relu);
     close_fd(label, d->dw, d->rdw, d->n_w, BWD_DW_ATOL, BWD_DW_RTOL);
     snprintf(label, sizeof label, "%s relu=%d db", name, relu);
@@ -157,7 +157,7 @@ static void check_against_naive(lin_data *d, const char *name, int relu) {
 
 /* L = Σ r ⊙ out through the float forward. */
 static double lin_loss(float *out, const lin_data *d, int relu) {
-    linear_forward_cpu(out, d->in, d->w, d->b, d->B, d->I, d->O, relu, NULL);
+    linear_forward_cpu(out, d->in, d->w, d->b, d->B, d->I, d->O, relu, NULL, NULL);
     double L = 0.0;
     for (size_t j = 0; j < d->n_out; j++) L += (double)d->r[j] * out[j];
     return L;
@@ -208,7 +208,7 @@ static void check_accumulate(lin_data *d, const char *name, int relu) {
     check_fill_nan(db2, (size_t)d->O);
     for (int call = 0; call < 2; call++) {
         memcpy(dout, d->r, d->n_out * sizeof(float));
-        linear_backward_cpu(din2, dw2, db2, dout, d->in, d->w, d->out, d->B, d->I, d->O, relu, NULL);
+        linear_backward_cpu(din2, dw2, db2, dout, d->in, d->w, d->out, d->B, d->I, d->O, relu, NULL, NULL);
     }
     snprintf(label, sizeof label, "%s relu=%d din after two calls onto NaN: one call's (=)", name, relu);
     CHECK_CLOSE(label, din2, d->din, d->n_in, 0.0, 0.0);
@@ -219,7 +219,7 @@ static void check_accumulate(lin_data *d, const char *name, int relu) {
 
     check_fill_nan(dw2, d->n_w);
     check_fill_nan(db2, (size_t)d->O);
-    linear_backward_cpu(din2, dw2, db2, dout, d->in, d->w, d->out, 0, d->I, d->O, relu, NULL);
+    linear_backward_cpu(din2, dw2, db2, dout, d->in, d->w, d->out, 0, d->I, d->O, relu, NULL, NULL);
     snprintf(label, sizeof label, "%s relu=%d empty batch: dw = 0", name, relu);
     check_all_zero(label, dw2, d->n_w);
     snprintf(label, sizeof label, "%s relu=%d empty batch: db = 0", name, relu);
@@ -228,14 +228,14 @@ static void check_accumulate(lin_data *d, const char *name, int relu) {
     check_fill_nan(dw2, d->n_w);
     check_fill_nan(db2, (size_t)d->O);
     memcpy(dout, d->r, d->n_out * sizeof(float));
-    linear_backward_cpu(NULL, dw2, db2, dout, d->in, d->w, d->out, d->B, d->I, d->O, relu, NULL);
+    linear_backward_cpu(NULL, dw2, db2, dout, d->in, d->w, d->out, d->B, d->I, d->O, relu, NULL, NULL);
     snprintf(label, sizeof label, "%s relu=%d din=NULL: dw unchanged", name, relu);
     CHECK_CLOSE(label, dw2, d->dw, d->n_w, 0.0, 0.0);
     snprintf(label, sizeof label, "%s relu=%d din=NULL: db unchanged", name, relu);
     CHECK_CLOSE(label, db2, d->db, d->O, 0.0, 0.0);
 
     check_fill_nan(din2, d->n_in);   /* no outputs: no gradient reaches in, din = 0 */
-    linear_backward_cpu(din2, dw2, db2, dout, d->in, d->w, d->out, d->B, d->I, 0, relu, NULL);
+    linear_backward_cpu(din2, dw2, db2, dout, d->in, d->w, d->out, d->B, d->I, 0, relu, NULL, NULL);
     snprintf(label, sizeof label, "%s relu=%d no outputs: din = 0", name, relu);
     check_all_zero(label, din2, d->n_in);
     free(din2); free(dw2); free(db2); free(dout);

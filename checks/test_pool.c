@@ -294,7 +294,7 @@ static void check_avgpool_bins(const char *name, const avg_bins *ry, const avg_b
     for (int pl = 0; pl < BC; pl++)
         for (int y = 0; y < H; y++)
             for (int x = 0; x < W; x++) in[((size_t)pl * H + y) * W + x] = (float)(y + 1000 * x + 100000 * pl);
-    avgpool_forward_cpu(out, in, BC, H, W, Ho, Wo, NULL);
+    avgpool_forward_cpu(out, in, BC, H, W, Ho, Wo, DATH_STORE_F32, NULL);
     for (int pl = 0; pl < BC; pl++)
         for (int i = 0; i < Ho; i++)
             for (int j = 0; j < Wo; j++)
@@ -356,7 +356,7 @@ static void check_avgpool_random(int BC, int H, int W, int Ho, int Wo, uint64_t 
                     }
                 rout[o] = s / cnt;
             }
-    avgpool_forward_cpu(out, in, BC, H, W, Ho, Wo, NULL);
+    avgpool_forward_cpu(out, in, BC, H, W, Ho, Wo, DATH_STORE_F32, NULL);
     double *g = to_double(out, n_out);
     snprintf(label, sizeof label, "avgpool %dx%dx%d->%dx%d out", BC, H, W, Ho, Wo);
     check_close_d(label, g, rout, n_out, AVG_FWD_ATOL, AVG_FWD_RTOL);
@@ -374,7 +374,7 @@ static void check_avgpool_random(int BC, int H, int W, int Ho, int Wo, uint64_t 
         double L[2];
         for (int side = 0; side < 2; side++) {
             in[e] = side ? xm : xp;
-            avgpool_forward_cpu(out, in, BC, H, W, Ho, Wo, NULL);
+            avgpool_forward_cpu(out, in, BC, H, W, Ho, Wo, DATH_STORE_F32, NULL);
             L[side] = 0.0;
             for (size_t j = 0; j < n_out; j++) L[side] += (double)r[j] * out[j];
         }

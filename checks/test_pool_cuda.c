@@ -67,15 +67,36 @@ static void test_maxpool(const char *op, int BC, int H, int mask, int store) {
     cudaFree(d_x); cudaFree(d_out); cudaFree(d_idx); cudaFree(d_g); cudaFree(d_din);
 }
 
+/* A bf16 out (fc6's input with bf16 storage, host/net.c): each side rounds its fp32 mean
+ * once, so the widened values agree within the fp32 tolerance and one bf16 ulp. */
+static void test_avgpool_bf16(const char *op, int BC, int H, int Ho) {
+    size_t nin = (size_t)BC * H * H, nout = (size_t)BC * Ho * Ho;
+    float *x = hrand(nin, -1.0f, 1.0f);
+    dath_bf16 *o_r = xmalloc(nout * 2), *o_g = xmalloc(nout * 2);
+    avgpool_forward_cpu(o_r, x, BC, H, H, Ho, Ho, DATH_STORE_BF16, &cctx);
+    float *d_x = dup_dev(x, nin * 4);
+    void *d_out = dalloc(nout * 2);
+    poison(d_out, nout * 2);
+    avgpool_forward_cuda(d_out, d_x, BC, H, H, Ho, Ho, DATH_STORE_BF16, &gctx);
+    gsync();
+    down(o_g, d_out, nout * 2);
+    float *gw = check_widen(o_g, nout, DATH_STORE_BF16), *rw = check_widen(o_r, nout, DATH_STORE_BF16);
+    tol t = TOL_SUMFEW;
+    t.rtol += 1.0 / 128;
+    cmp(op, "out", gw, rw, nout, t);
+    free(x); free(o_r); free(o_g); free(gw); free(rw);
+    cudaFree(d_x); cudaFree(d_out);
+}
+
 static void test_avgpool(const char *op, int BC, int H, int Ho) {
     size_t nin = (size_t)BC * H * H, nout = (size_t)BC * Ho * Ho;
     float *x = hrand(nin, -1.0f, 1.0f), *out_ref = xmalloc(nout * 4);
-    avgpool_forward_cpu(out_ref, x, BC, H, H, Ho, Ho, &cctx);
+    avgpool_forward_cpu(out_ref, x, BC, H, H, Ho, Ho, DATH_STORE_F32, &cctx);
     float *d_x = dup_dev(x, nin * 4), *d_out = dalloc(nout * 4);
     float *got[2] = {xmalloc(nout * 4), xmalloc(nout * 4)};
     for (int r = 0; r < 2; r++) {
         poison(d_out, nout * 4);
-        avgpool_forward_cuda(d_out, d_x, BC, H, H, Ho, Ho, &gctx);
+        avgpool_forward_cuda(d_out, d_x, BC, H, H, Ho, Ho, DATH_STORE_F32, &gctx);
         gsync();
         down(got[r], d_out, nout * 4);
     }
@@ -118,6 +139,8 @@ int main(int argc, char **argv) {
     test_avgpool("avgpool.13to6", B * (full ? C5 : 4), 13, P6);
     test_avgpool("avgpool.1to6", B * (full ? C5 : 4), 1, P6);
     test_avgpool("avgpool.7to6", B * (full ? C5 : 4), 7, P6);
+    test_avgpool_bf16("avgpool.identity bf16", B * C5, P6, P6);
+    test_avgpool_bf16("avgpool.13to6 bf16", B * (full ? C5 : 4), 13, P6);
     cuda_check_lap("pool", &t0);
     return cuda_check_end();
 }

@@ -68,7 +68,7 @@ int main(void) {
     int grad_ok = 1;
     for (int s = 0; s < STEPS; s++) {
         memcpy(gcopy, grad[s], sizeof gcopy);
-        rmsprop_step_cpu(theta, v, grad[s], N, lr, alpha, eps, wd, NULL, 0, &ctx);
+        rmsprop_step_cpu(theta, v, NULL, grad[s], N, lr, alpha, eps, wd, NULL, 0, &ctx);
         if (memcmp(gcopy, grad[s], sizeof gcopy)) grad_ok = 0;
 
         for (int i = 0; i < N; i++) {        /* the formula, in double */
@@ -102,12 +102,12 @@ int main(void) {
 
     /* Weight decay matters: without it, a zero gradient leaves θ where it is. */
     float t1[2] = {0.5f, -0.25f}, v1[2] = {0}, g1[2] = {0};
-    rmsprop_step_cpu(t1, v1, g1, 2, lr, alpha, eps, 0.0f, NULL, 0, &ctx);
+    rmsprop_step_cpu(t1, v1, NULL, g1, 2, lr, alpha, eps, 0.0f, NULL, 0, &ctx);
     CHECK_TRUE("rmsprop.no decay, zero grad: theta and v unchanged",
                t1[0] == 0.5f && t1[1] == -0.25f && v1[0] == 0.0f && v1[1] == 0.0f);
     /* With it, θ moves against its sign: g = wd·θ, θ − lr·g/(√(1 − α)|g| + eps)
      * ≈ θ − lr·sign(θ)/√(1 − α). */
-    rmsprop_step_cpu(t1, v1, g1, 2, lr, alpha, eps, wd, NULL, 0, &ctx);
+    rmsprop_step_cpu(t1, v1, NULL, g1, 2, lr, alpha, eps, wd, NULL, 0, &ctx);
     float want[2];
     for (int i = 0; i < 2; i++) {
         double th0 = i ? -0.25 : 0.5, g = (double)wd * th0;
@@ -126,12 +126,34 @@ int main(void) {
     check_fill(gb, NB, -0.1f, 0.1f, &rs);
     memcpy(tc, tb, NB * sizeof *tc);
     memcpy(vc, vb, NB * sizeof *vc);
-    rmsprop_step_cpu(tb, vb, gb, NB, lr, alpha, eps, wd, NULL, 0, &ctx);
+    rmsprop_step_cpu(tb, vb, NULL, gb, NB, lr, alpha, eps, wd, NULL, 0, &ctx);
     for (size_t i = 0; i < NB; i += 1000)
-        rmsprop_step_cpu(tc + i, vc + i, gb + i, i + 1000 <= NB ? 1000 : NB - i, lr, alpha,
+        rmsprop_step_cpu(tc + i, vc + i, NULL, gb + i, i + 1000 <= NB ? 1000 : NB - i, lr, alpha,
                          eps, wd, NULL, 0, &ctx);
     CHECK_CLOSE("rmsprop.large buffer theta == chunked", tb, tc, NB, 0.0, 0.0);
     CHECK_CLOSE("rmsprop.large buffer v == chunked", vb, vc, NB, 0.0, 0.0);
+
+    /* With the bf16 copy: theta and v as without it, and the copy each new theta rounded
+     * to nearest even (its upper half, within half a bf16 ulp); rmsprop_narrow the same. */
+    {
+        dath_bf16 *cb = malloc(NB * sizeof *cb), *cn = malloc(NB * sizeof *cn);
+        float *t2 = malloc(NB * sizeof *t2), *v2 = malloc(NB * sizeof *v2);
+        memcpy(tc, tb, NB * sizeof *tc);   /* tb, vb: after one step; tc, t2 the next */
+        memcpy(t2, tb, NB * sizeof *t2);
+        memcpy(vc, vb, NB * sizeof *vc);
+        memcpy(v2, vb, NB * sizeof *v2);
+        rmsprop_step_cpu(tc, vc, NULL, gb, NB, lr, alpha, eps, wd, NULL, 0, &ctx);
+        rmsprop_step_cpu(t2, v2, cb, gb, NB, lr, alpha, eps, wd, NULL, 0, &ctx);
+        rmsprop_narrow_cpu(cn, t2, NB, &ctx);
+        int same = !memcmp(tc, t2, NB * sizeof *tc) && !memcmp(vc, v2, NB * sizeof *vc), near = 1;
+        for (size_t i = 0; i < NB; i++) {
+            const float c = dath_bf16_to_float(cb[i]);
+            near &= fabsf(c - t2[i]) <= ldexpf(fabsf(t2[i]), -8) && cb[i] == cn[i];
+        }
+        CHECK_TRUE("rmsprop.bf16 copy: theta and v as without it (bitwise)", same);
+        CHECK_TRUE("rmsprop.bf16 copy: each theta rounded to bf16 (≤ half an ulp), as rmsprop_narrow", near);
+        free(cb); free(cn); free(t2); free(v2);
+    }
 
     /* The guard. Every non-finite value in every slot skips the step, bit for bit. */
     enum { NG = 3 };                          /* J1, J2, J3 */
@@ -149,7 +171,7 @@ int main(void) {
             for (int b = 0; b < 3; b++) {
                 for (int k = 0; k < NG; k++) gd[k] = 0.5f + k;
                 gd[slot] = bad[b];
-                rmsprop_step_cpu(t0, v0, g0, n, lr, alpha, eps, wd, gd, NG, &ctx);
+                rmsprop_step_cpu(t0, v0, NULL, g0, n, lr, alpha, eps, wd, gd, NG, &ctx);
                 if (memcmp(t0, tsave, n * sizeof *t0) || memcmp(v0, vsave, n * sizeof *v0)) {
                     printf("     guard slot %d = %s changed theta or v (n = %zu)\n", slot,
                            bad_name[b], n);
@@ -167,13 +189,13 @@ int main(void) {
         float *tn = malloc(n * sizeof *tn), *vn = malloc(n * sizeof *vn);
         memcpy(tn, tsave, n * sizeof *tn);
         memcpy(vn, vsave, n * sizeof *vn);
-        rmsprop_step_cpu(tn, vn, g0, n, lr, alpha, eps, wd, NULL, 0, &ctx);
+        rmsprop_step_cpu(tn, vn, NULL, g0, n, lr, alpha, eps, wd, NULL, 0, &ctx);
         int same = 1;
         for (int f = 0; f <= 3; f++) {
             memcpy(t0, tsave, n * sizeof *t0);
             memcpy(v0, vsave, n * sizeof *v0);
-            if (f < 3) rmsprop_step_cpu(t0, v0, g0, n, lr, alpha, eps, wd, fin[f], NG, &ctx);
-            else rmsprop_step_cpu(t0, v0, g0, n, lr, alpha, eps, wd, bad, 0, &ctx); /* nguard 0 */
+            if (f < 3) rmsprop_step_cpu(t0, v0, NULL, g0, n, lr, alpha, eps, wd, fin[f], NG, &ctx);
+            else rmsprop_step_cpu(t0, v0, NULL, g0, n, lr, alpha, eps, wd, bad, 0, &ctx); /* nguard 0 */
             if (memcmp(t0, tn, n * sizeof *t0) || memcmp(v0, vn, n * sizeof *v0)) same = 0;
         }
         snprintf(name, sizeof name, "rmsprop.finite guard (and nguard = 0) == guard NULL, "

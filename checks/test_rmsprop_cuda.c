@@ -6,28 +6,41 @@
 
 /* ---- RMSProp and the transform ------------------------------------------------------- */
 
-/* offset 1 (floats) makes the buffers 4 bytes off 16-byte alignment: the scalar path.
- * Run 0 has no guard, run 1 an all-finite guard: the same bits (and the reference's).
- * Then a NaN in the guard's last slot, and −inf in its first: theta and v untouched. */
+/* offset 1 (floats) makes the buffers 4 bytes off 16-byte alignment (and the bf16 copy 2
+ * bytes off 8): the scalar path. Run 0 has no guard and no copy, run 1 an all-finite guard
+ * and the bf16 copy: the same theta and v bits (and the reference's), and the copy the
+ * reference's bf16(theta). Then a NaN in the guard's last slot, and −inf in its first:
+ * theta, v and the copy untouched. Last, rmsprop_narrow alone against its reference. */
 #define RMS_NGUARD 3                               /* J1, J2, J3 */
 static void test_rmsprop(const char *op, size_t n, int offset) {
     const float lr = 1e-3f, alpha = 0.99f, eps = 1e-8f, wd = 1e-2f;
     float *th = hrand(n, -1.0f, 1.0f), *v = hrand(n, 0.0f, 1e-3f), *g = hrand(n, -1.0f, 1.0f);
     v[0] = 0.0f; g[0] = 0.0f; th[0] = 0.0f;              /* √0 + eps: eps alone */
     float *th_r = hcopy(th, n), *v_r = hcopy(v, n);
-    rmsprop_step_cpu(th_r, v_r, g, n, lr, alpha, eps, wd, NULL, 0, &cctx);
+    dath_bf16 *c_r = xmalloc(n * 2), *c_g = xmalloc(n * 2), *c_0 = xmalloc(n * 2);
+    rmsprop_step_cpu(th_r, v_r, c_r, g, n, lr, alpha, eps, wd, NULL, 0, &cctx);
     size_t bytes = (n + offset) * 4;
     float *d_th = dalloc(bytes), *d_v = dalloc(bytes), *d_g = dalloc(bytes);
+    dath_bf16 *d_c = dalloc((n + offset) * 2);
+    for (size_t i = 0; i < n; i++) c_0[i] = (dath_bf16)(0x7fc1u + i % 7);   /* a pattern no step writes */
     const float finite[RMS_NGUARD] = {4.5f, 0.0f, -3.0e38f};
     float *d_guard = dup_dev(finite, sizeof finite);             /* [RMS_NGUARD] */
     float *gt[2] = {xmalloc(n * 4), xmalloc(n * 4)}, *gv[2] = {xmalloc(n * 4), xmalloc(n * 4)};
     for (int r = 0; r < 2; r++) {
         up(d_th + offset, th, n * 4); up(d_v + offset, v, n * 4); up(d_g + offset, g, n * 4);
-        rmsprop_step_cuda(d_th + offset, d_v + offset, d_g + offset, n, lr, alpha, eps, wd,
-                          r ? d_guard : NULL, r ? RMS_NGUARD : 0, &gctx);
+        rmsprop_step_cuda(d_th + offset, d_v + offset, r ? d_c + offset : NULL, d_g + offset, n, lr, alpha,
+                          eps, wd, r ? d_guard : NULL, r ? RMS_NGUARD : 0, &gctx);
         gsync();
         down(gt[r], d_th + offset, n * 4); down(gv[r], d_v + offset, n * 4);
     }
+    down(c_g, d_c + offset, n * 2);
+    {
+        char name[160];
+        snprintf(name, sizeof name, "%s.bf16 copy == bf16(reference theta) (bitwise)", op);
+        const int ok = !memcmp(c_g, c_r, n * 2);
+        table_add(op, "copy", n, ok ? 0.0 : NAN, 0.0, check_true(name, ok));
+    }
+    up(d_c + offset, c_0, n * 2);
     cmp(op, "theta", gt[0], th_r, n, TOL_EXACT);
     cmp(op, "v", gv[0], v_r, n, TOL_EXACT);
     same(op, "theta", gt[0], gt[1], n * 4);     /* guard NULL vs finite guard */
@@ -38,20 +51,31 @@ static void test_rmsprop(const char *op, size_t n, int offset) {
         if (b == 0) bad[RMS_NGUARD - 1] = NAN; else bad[0] = -INFINITY;
         up(d_guard, bad, sizeof bad);
         up(d_th + offset, th, n * 4); up(d_v + offset, v, n * 4);
-        rmsprop_step_cuda(d_th + offset, d_v + offset, d_g + offset, n, lr, alpha, eps, wd,
+        rmsprop_step_cuda(d_th + offset, d_v + offset, d_c + offset, d_g + offset, n, lr, alpha, eps, wd,
                           d_guard, RMS_NGUARD, &gctx);
         gsync();
-        down(gt[0], d_th + offset, n * 4); down(gv[0], d_v + offset, n * 4);
-        int ok = !memcmp(gt[0], th, n * 4) && !memcmp(gv[0], v, n * 4);
+        down(gt[0], d_th + offset, n * 4); down(gv[0], d_v + offset, n * 4); down(c_g, d_c + offset, n * 2);
+        int ok = !memcmp(gt[0], th, n * 4) && !memcmp(gv[0], v, n * 4) && !memcmp(c_g, c_0, n * 2);
         char name[160];
-        snprintf(name, sizeof name, "%s.guard %s: theta and v untouched (bitwise)", op,
+        snprintf(name, sizeof name, "%s.guard %s: theta, v and the copy untouched (bitwise)", op,
                  b == 0 ? "NaN in the last slot" : "-inf in the first slot");
         table_add(op, b == 0 ? "skip(NaN)" : "skip(-inf)", n, ok ? 0.0 : NAN, 0.0,
                   check_true(name, ok));
     }
+    rmsprop_narrow_cpu(c_r, th, n, &cctx);
+    up(d_th + offset, th, n * 4);
+    rmsprop_narrow_cuda(d_c + offset, d_th + offset, n, &gctx);
+    gsync();
+    down(c_g, d_c + offset, n * 2);
+    {
+        char name[160];
+        snprintf(name, sizeof name, "%s.narrow: bf16(theta) == the reference's (bitwise)", op);
+        const int ok = !memcmp(c_g, c_r, n * 2);
+        table_add(op, "narrow", n, ok ? 0.0 : NAN, 0.0, check_true(name, ok));
+    }
     for (int r = 0; r < 2; r++) { free(gt[r]); free(gv[r]); }
-    free(th); free(v); free(g); free(th_r); free(v_r);
-    cudaFree(d_th); cudaFree(d_v); cudaFree(d_g); cudaFree(d_guard);
+    free(th); free(v); free(g); free(th_r); free(v_r); free(c_r); free(c_g); free(c_0);
+    cudaFree(d_th); cudaFree(d_v); cudaFree(d_g); cudaFree(d_guard); cudaFree(d_c);
 }
 
 /* The transform of a contiguous batch (index NULL) and, from a set of N = B + 2 images,

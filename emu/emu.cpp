@@ -352,7 +352,7 @@ struct emu_lt_desc {
     cudaDataType_t scale;
     cublasOperation_t ta, tb;
     cublasLtEpilogue_t epi;
-    const float *bias;
+    const void *bias;
 };
 struct emu_lt_layout {
     cudaDataType_t type;
@@ -2003,27 +2003,52 @@ void chain_block(float *__restrict__ o, const float *__restrict__ rows,
 /* Bytes [lo, hi) that a column-major operand of `rows` × `cols` (leading dimension ld)
  * repeated `batch` times `stride` elements apart spans, relative to its pointer. */
 void operand_span(long long rows, long long cols, long long ld, long long stride, int batch,
-                  long long *lo, long long *hi) {
+                  long long *lo, long long *hi, int es = 4) {
     const long long one = (cols - 1) * ld + rows;   /* elements of one product */
     const long long last = (long long)(batch - 1) * stride;
-    *lo = 4 * (last < 0 ? last : 0);
-    *hi = 4 * ((last > 0 ? last : 0) + one);
+    *lo = es * (last < 0 ? last : 0);
+    *hi = es * ((last > 0 ? last : 0) + one);
+}
+
+/* Bytes an element of a cuBLAS operand type (CUDA_R_32F or CUDA_R_16BF, the two dath uses). */
+int type_size(cudaDataType_t t) { return t == CUDA_R_16BF ? 2 : 4; }
+
+/* Element i of an operand of type t, as a float (bf16: its 16 bits are the float's upper half). */
+float type_load(const void *p, cudaDataType_t t, size_t i) {
+    if (t != CUDA_R_16BF) return ((const float *)p)[i];
+    const uint32_t u = (uint32_t)((const uint16_t *)p)[i] << 16;
+    float v;
+    memcpy(&v, &u, 4);
+    return v;
+}
+
+/* Stores v as type t: bf16 rounded to nearest even (cuBLAS's output conversion; NaN stays NaN). */
+void type_store(void *p, cudaDataType_t t, size_t i, float v) {
+    if (t != CUDA_R_16BF) {
+        ((float *)p)[i] = v;
+        return;
+    }
+    uint32_t u;
+    memcpy(&u, &v, 4);
+    uint16_t h = (u & 0x7fffffffu) > 0x7f800000u ? (uint16_t)((u >> 16) | 0x40u)
+                                                 : (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    ((uint16_t *)p)[i] = h;
 }
 
 /* The allocation an operand lies in (NULL for an empty one). */
 allocation *operand_alloc(const void *p, long long rows, long long cols, long long ld,
-                          long long stride, int batch) {
+                          long long stride, int batch, int es = 4) {
     if (rows <= 0 || cols <= 0) return nullptr;
     long long lo, hi;
-    operand_span(rows, cols, ld, stride, batch, &lo, &hi);
+    operand_span(rows, cols, ld, stride, batch, &lo, &hi, es);
     return find_alloc((const char *)p + lo);
 }
 
 bool operand_ok(const char *name, const void *p, long long rows, long long cols, long long ld,
-                long long stride, int batch, const char *who) {
+                long long stride, int batch, const char *who, int es = 4) {
     if (rows <= 0 || cols <= 0) return true;
     long long lo, hi;
-    operand_span(rows, cols, ld, stride, batch, &lo, &hi);
+    operand_span(rows, cols, ld, stride, batch, &lo, &hi, es);
     const char *start = (const char *)p + lo;
     if (find_range(start, (size_t)(hi - lo))) return true;
     fault(cudaErrorIllegalAddress, "%s: operand %s (%lld × %lld, ld %lld, stride %lld, batch "
@@ -2037,25 +2062,31 @@ bool operand_ok(const char *name, const void *p, long long rows, long long cols,
  * epilogue applies them in fp32: fma(alpha, acc, beta·C), or alpha·acc when beta = 0
  * (C is then not read). The double model keeps its former epilogue (in double). With a
  * bias (cuBLASLt's BIAS epilogues) bias[r] is then added to row r in fp32, and with relu
- * max(0, ·) taken (a NaN stays). */
+ * max(0, ·) taken (a NaN stays). Operands of type At / Bt / Ct (CUDA_R_32F, or CUDA_R_16BF:
+ * bf16 A and B on the bf16 tensor cores whatever the compute type, as cuBLAS runs them; a
+ * bf16 C rounded to nearest once, after the epilogue; the bias is of C's type). */
 void gemm_reference(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha,
-                    const float *A, int lda, long long sA, const float *B, int ldb, long long sB,
-                    float beta, float *C, int ldc, long long sC, int batch,
-                    cublasComputeType_t ct, const char *who, const float *bias = nullptr, bool relu = false) {
+                    const void *A, int lda, long long sA, const void *B, int ldb, long long sB,
+                    float beta, void *C, int ldc, long long sC, int batch,
+                    cublasComputeType_t ct, const char *who, const void *bias = nullptr, bool relu = false,
+                    cudaDataType_t At = CUDA_R_32F, cudaDataType_t Bt = CUDA_R_32F, cudaDataType_t Ct = CUDA_R_32F) {
+    const int ea = type_size(At), eb = type_size(Bt), ec = type_size(Ct);
     const int kr = alpha != 0.0f ? k : 0;   /* terms read: A and B are not read when alpha = 0 */
     const long long ar = ta == CUBLAS_OP_N ? m : kr, ac = ta == CUBLAS_OP_N ? kr : m;
     const long long br = tb == CUBLAS_OP_N ? kr : n, bc = tb == CUBLAS_OP_N ? n : kr;
-    if (!operand_ok("A", A, ar, ac, lda, sA, batch, who) ||
-        !operand_ok("B", B, br, bc, ldb, sB, batch, who) ||
-        !operand_ok("C", C, m, n, ldc, sC, batch, who) || (bias && !operand_ok("bias", bias, m, 1, m, 0, 1, who)))
+    if (!operand_ok("A", A, ar, ac, lda, sA, batch, who, ea) ||
+        !operand_ok("B", B, br, bc, ldb, sB, batch, who, eb) ||
+        !operand_ok("C", C, m, n, ldc, sC, batch, who, ec) ||
+        (bias && !operand_ok("bias", bias, m, 1, m, 0, 1, who, ec)))
         return;
     open_guard og;
-    og.add(operand_alloc(A, ar, ac, lda, sA, batch));
-    og.add(operand_alloc(B, br, bc, ldb, sB, batch));
-    og.add(operand_alloc(C, m, n, ldc, sC, batch));
-    if (bias) og.add(operand_alloc(bias, m, 1, m, 0, 1));
-    const bool tc = ct != CUBLAS_COMPUTE_32F;
-    const int bk = ct == CUBLAS_COMPUTE_32F_FAST_16BF ? TC_K_BF16 : TC_K_TF32;
+    og.add(operand_alloc(A, ar, ac, lda, sA, batch, ea));
+    og.add(operand_alloc(B, br, bc, ldb, sB, batch, eb));
+    og.add(operand_alloc(C, m, n, ldc, sC, batch, ec));
+    if (bias) og.add(operand_alloc(bias, m, 1, m, 0, 1, ec));
+    const bool b16 = At == CUDA_R_16BF;   /* bf16 operands: the bf16 tensor cores */
+    const bool tc = ct != CUBLAS_COMPUTE_32F || b16;
+    const int bk = ct == CUBLAS_COMPUTE_32F_FAST_16BF || b16 ? TC_K_BF16 : TC_K_TF32;
     /* scratch kept between calls (fc6's operand is 150 MB: allocating and faulting it in
      * again for every GEMM cost more than the GEMM) */
     static std::vector<float> fbuf;
@@ -2067,16 +2098,15 @@ void gemm_reference(cublasOperation_t ta, cublasOperation_t tb, int m, int n, in
     float *pa = fbuf.data(), *pb = pa + na, *acc = pb + nbo;   /* [kr,m], [n,kr], [n,m] */
     double *s0 = dbuf.data(), *s1 = s0 + m, *s2 = s1 + m, *s3 = s2 + m, *dacc = s3 + m;
     for (int i = 0; i < batch; i++) {
-        const float *Ai = A + i * sA, *Bi = B + i * sB;
-        float *Ci = C + i * sC;
+        const size_t oa = (size_t)(i * sA), ob = (size_t)(i * sB), oc = (size_t)(i * sC);
         for (int p = 0; p < kr; p++)         /* pa: row p holds column p of op(A) */
             for (int r = 0; r < m; r++)
-                pa[(size_t)p * m + r] = operand(ta == CUBLAS_OP_N ? Ai[r + (size_t)p * lda]
-                                                                  : Ai[p + (size_t)r * lda], ct);
+                pa[(size_t)p * m + r] = operand(type_load(A, At, oa + (ta == CUBLAS_OP_N ? r + (size_t)p * lda
+                                                                                         : p + (size_t)r * lda)), ct);
         for (int c = 0; c < n; c++)          /* pb: column c of op(B) */
             for (int p = 0; p < kr; p++)
-                pb[(size_t)c * kr + p] = operand(tb == CUBLAS_OP_N ? Bi[p + (size_t)c * ldb]
-                                                                   : Bi[c + (size_t)p * ldb], ct);
+                pb[(size_t)c * kr + p] = operand(type_load(B, Bt, ob + (tb == CUBLAS_OP_N ? p + (size_t)c * ldb
+                                                                                          : c + (size_t)p * ldb)), ct);
         for (int c = 0; c < n; c++) {
             float *o = &acc[(size_t)c * m];
             const float *bcol = &pb[(size_t)c * kr];
@@ -2088,14 +2118,14 @@ void gemm_reference(cublasOperation_t ta, cublasOperation_t tb, int m, int n, in
             for (int c = 0; c < n; c++)
                 for (int r = 0; r < m; r++) {
                     double v = (double)alpha * dacc[(size_t)c * m + r];
-                    if (beta != 0.0f) v += (double)beta * Ci[r + (size_t)c * ldc];
+                    if (beta != 0.0f) v += (double)beta * type_load(C, Ct, oc + r + (size_t)c * ldc);
                     acc[(size_t)c * m + r] = (float)v;
                 }
         } else {
             for (int c = 0; c < n; c++)
                 for (int r = 0; r < m; r++) {
                     float &v = acc[(size_t)c * m + r];
-                    v = beta != 0.0f ? std::fma(alpha, v, beta * Ci[r + (size_t)c * ldc])
+                    v = beta != 0.0f ? std::fma(alpha, v, beta * type_load(C, Ct, oc + r + (size_t)c * ldc))
                                      : alpha * v;
                 }
         }
@@ -2103,11 +2133,11 @@ void gemm_reference(cublasOperation_t ta, cublasOperation_t tb, int m, int n, in
             for (int c = 0; c < n; c++)
                 for (int r = 0; r < m; r++) {
                     float &v = acc[(size_t)c * m + r];
-                    if (bias) v += bias[r];
+                    if (bias) v += type_load(bias, Ct, (size_t)r);
                     if (relu && v < 0.0f) v = 0.0f;
                 }
         for (int c = 0; c < n; c++)          /* written after reading: C may alias A or B */
-            for (int r = 0; r < m; r++) Ci[r + (size_t)c * ldc] = acc[(size_t)c * m + r];
+            for (int r = 0; r < m; r++) type_store(C, Ct, oc + r + (size_t)c * ldc, acc[(size_t)c * m + r]);
     }
     stats.gemm_flops += 2.0 * m * n * (double)kr * batch;
 }
@@ -2121,11 +2151,15 @@ cublasStatus_t gemm_enqueue(cublasHandle_t h, cublasOperation_t ta, cublasOperat
     API_LOCK();
     if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
     if (sticky_error != cudaSuccess) return CUBLAS_STATUS_EXECUTION_FAILED;
-    if (At != CUDA_R_32F || Bt != CUDA_R_32F || Ct != CUDA_R_32F ||
-        (ct != CUBLAS_COMPUTE_32F && ct != CUBLAS_COMPUTE_32F_FAST_TF32 &&
-         ct != CUBLAS_COMPUTE_32F_FAST_16BF)) {
+    const bool f32 = At == CUDA_R_32F && Bt == CUDA_R_32F && Ct == CUDA_R_32F &&
+                     (ct == CUBLAS_COMPUTE_32F || ct == CUBLAS_COMPUTE_32F_FAST_TF32 ||
+                      ct == CUBLAS_COMPUTE_32F_FAST_16BF);
+    const bool b16 = At == CUDA_R_16BF && Bt == CUDA_R_16BF && (Ct == CUDA_R_32F || Ct == CUDA_R_16BF) &&
+                     ct == CUBLAS_COMPUTE_32F;
+    if (!f32 && !b16) {
         fprintf(stderr, "emu: %s: only CUDA_R_32F operands with the 32F, 32F_FAST_TF32 and "
-                "32F_FAST_16BF compute types are emulated\n", who);
+                "32F_FAST_16BF compute types, and CUDA_R_16BF A and B (C CUDA_R_32F or CUDA_R_16BF) with "
+                "32F, are emulated\n", who);
         return CUBLAS_STATUS_NOT_SUPPORTED;
     }
     const int ar = ta == CUBLAS_OP_N ? m : k, br = tb == CUBLAS_OP_N ? k : n;
@@ -2137,15 +2171,13 @@ cublasStatus_t gemm_enqueue(cublasHandle_t h, cublasOperation_t ta, cublasOperat
         return CUBLAS_STATUS_INVALID_VALUE;
     }
     stats.gemms++;
-    stats.gemm_by_type[ct == CUBLAS_COMPUTE_32F_FAST_TF32 ? 1 : ct == CUBLAS_COMPUTE_32F_FAST_16BF ? 2 : 0]++;
+    stats.gemm_by_type[ct == CUBLAS_COMPUTE_32F_FAST_TF32 ? 1 : ct == CUBLAS_COMPUTE_32F_FAST_16BF || b16 ? 2 : 0]++;
     if (!m || !n || !batch) return CUBLAS_STATUS_SUCCESS;
     const float a = *(const float *)alpha, b = *(const float *)beta;   /* host pointer mode */
-    const float *pA = (const float *)A, *pB = (const float *)B;
-    float *pC = (float *)C;
     cudaError_t e = enqueue(h->st, [=] {
         if (sticky_error == cudaSuccess)
-            gemm_reference(ta, tb, m, n, k, a, pA, lda, sA, pB, ldb, sB, b, pC, ldc, sC, batch,
-                           ct, who);
+            gemm_reference(ta, tb, m, n, k, a, A, lda, sA, B, ldb, sB, b, C, ldc, sC, batch,
+                           ct, who, nullptr, false, At, Bt, Ct);
     });
     if (e != cudaSuccess) {
         note(e);
@@ -2215,7 +2247,7 @@ cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t d, cublasLtMa
     }
     case CUBLASLT_MATMUL_DESC_BIAS_POINTER:
         if (size != sizeof(void *)) return CUBLAS_STATUS_INVALID_VALUE;
-        d->bias = *(const float *const *)buf;
+        d->bias = *(const void *const *)buf;
         return CUBLAS_STATUS_SUCCESS;
     }
     fprintf(stderr, "emu: cublasLtMatmulDescSetAttribute: attribute %d is not emulated\n", (int)attr);
@@ -2249,11 +2281,16 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const 
     const char *dec = getenv("DATH_EMU_LT_DECLINE");
     if (dec && *dec && strcmp(dec, "0")) return CUBLAS_STATUS_NOT_SUPPORTED;   /* the caller's fallback */
     const cublasComputeType_t ct = d->ct;
-    if (C != D || Cd->rows != Dd->rows || Cd->cols != Dd->cols || Cd->ld != Dd->ld || Ad->type != CUDA_R_32F ||
-        Bd->type != CUDA_R_32F || Cd->type != CUDA_R_32F || Dd->type != CUDA_R_32F || d->scale != CUDA_R_32F ||
-        (ct != CUBLAS_COMPUTE_32F && ct != CUBLAS_COMPUTE_32F_FAST_TF32 && ct != CUBLAS_COMPUTE_32F_FAST_16BF)) {
-        fprintf(stderr, "emu: %s: only C = D, CUDA_R_32F matrices and scale, and the 32F, 32F_FAST_TF32 and "
-                "32F_FAST_16BF compute types are emulated\n", who);
+    const bool f32 = Ad->type == CUDA_R_32F && Bd->type == CUDA_R_32F && Cd->type == CUDA_R_32F &&
+                     (ct == CUBLAS_COMPUTE_32F || ct == CUBLAS_COMPUTE_32F_FAST_TF32 ||
+                      ct == CUBLAS_COMPUTE_32F_FAST_16BF);
+    const bool b16 = Ad->type == CUDA_R_16BF && Bd->type == CUDA_R_16BF &&
+                     (Cd->type == CUDA_R_32F || Cd->type == CUDA_R_16BF) && ct == CUBLAS_COMPUTE_32F;
+    if (C != D || Cd->rows != Dd->rows || Cd->cols != Dd->cols || Cd->ld != Dd->ld || Cd->type != Dd->type ||
+        d->scale != CUDA_R_32F || (!f32 && !b16)) {
+        fprintf(stderr, "emu: %s: only C = D, CUDA_R_32F scale, and CUDA_R_32F matrices with the 32F, "
+                "32F_FAST_TF32 and 32F_FAST_16BF compute types or CUDA_R_16BF A and B (C CUDA_R_32F or "
+                "CUDA_R_16BF) with 32F are emulated\n", who);
         return CUBLAS_STATUS_NOT_SUPPORTED;
     }
     const long long m = (long long)Dd->rows, n = (long long)Dd->cols;
@@ -2271,19 +2308,19 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const 
         return CUBLAS_STATUS_INVALID_VALUE;
     }
     stats.gemms++;
-    stats.gemm_by_type[ct == CUBLAS_COMPUTE_32F_FAST_TF32 ? 1 : ct == CUBLAS_COMPUTE_32F_FAST_16BF ? 2 : 0]++;
+    stats.gemm_by_type[ct == CUBLAS_COMPUTE_32F_FAST_TF32 ? 1 : ct == CUBLAS_COMPUTE_32F_FAST_16BF || b16 ? 2 : 0]++;
     if (!m || !n) return CUBLAS_STATUS_SUCCESS;
     const float a = *(const float *)alpha, b = *(const float *)beta;   /* host pointer mode */
-    const float *pA = (const float *)A, *pB = (const float *)B, *bias = with_bias ? d->bias : nullptr;
-    float *pD = (float *)D;
+    const void *bias = with_bias ? d->bias : nullptr;
+    const cudaDataType_t At = Ad->type, Bt = Bd->type, Dt = Dd->type;
     const cublasOperation_t ta = d->ta, tb = d->tb;
     const int lda = (int)Ad->ld, ldb = (int)Bd->ld, ldd = (int)Dd->ld;
     const bool relu = d->epi == CUBLASLT_EPILOGUE_RELU || d->epi == CUBLASLT_EPILOGUE_RELU_BIAS;
     (void)algo; (void)workspace; (void)workspace_bytes;
     cudaError_t e = enqueue(stream, [=] {
         if (sticky_error == cudaSuccess)
-            gemm_reference(ta, tb, (int)m, (int)n, (int)k, a, pA, lda, 0, pB, ldb, 0, b, pD, ldd, 0, 1, ct, who,
-                           bias, relu);
+            gemm_reference(ta, tb, (int)m, (int)n, (int)k, a, A, lda, 0, B, ldb, 0, b, D, ldd, 0, 1, ct, who,
+                           bias, relu, At, Bt, Dt);
     });
     if (e != cudaSuccess) {
         note(e);

@@ -118,6 +118,7 @@ static dath_backend cpu_backend = {
     .j3_quant = j3_quant_cpu,
     .j3_tanh_backward = j3_tanh_backward_cpu,
     .rmsprop_step = rmsprop_step_cpu,
+    .rmsprop_narrow = rmsprop_narrow_cpu,
     .transform_batch = transform_batch_cpu,
     .hamming_eval = hamming_eval_cpu,
     .hamming_work_bytes = cpu_hamming_work_bytes,

@@ -124,6 +124,7 @@ typedef struct dath_backend {
     j3_quant_fn *j3_quant;
     j3_tanh_backward_fn *j3_tanh_backward;             /* J3 with the tanh backward fused */
     rmsprop_step_fn *rmsprop_step;
+    rmsprop_narrow_fn *rmsprop_narrow;
     transform_batch_fn *transform_batch;
 
     /* Hamming ranking and the per-query retrieval statistics (kernels/hamming.h), on

@@ -414,6 +414,7 @@ static dath_backend cuda_backend = {
     .j3_quant = j3_quant_cuda,
     .j3_tanh_backward = j3_tanh_backward_cuda,
     .rmsprop_step = rmsprop_step_cuda,
+    .rmsprop_narrow = rmsprop_narrow_cuda,
     .transform_batch = transform_batch_cuda,
     .hamming_eval = hamming_eval_cuda,
     .hamming_work_bytes = hamming_cuda_work_bytes,

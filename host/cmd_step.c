@@ -211,6 +211,7 @@ int cmd_step(int argc, char **argv) {
         st_writer_meta(w, "precision", backend_precisions[precision]);
         if (!strcmp(be->name, "cuda")) st_writer_meta(w, "conv", backend_conv_algo_name(conv));
         st_writer_meta(w, "storage", net_storage(n) == DATH_STORE_BF16 ? "bf16" : "fp32");
+        st_writer_meta(w, "fc_storage", net_fc_storage(n) == DATH_STORE_BF16 ? "bf16" : "fp32");
         if (st_writer_write(w, dump, err, sizeof err)) fprintf(stderr, "dath step: %s\n", err);
         else rc = 0;
         st_writer_free(w);

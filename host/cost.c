@@ -446,6 +446,14 @@ static void cost_gemm_rm(cost_trace *t, const char *family, int ta, int tb, int 
          4 * m * n, "%d×%d×%d%s%s%s", M, N, K, ta ? " Aᵀ" : "", tb ? " Bᵀ" : "", beta ? " β=1" : "");
 }
 
+/* gemm_rm_bf16: bf16 A and B (2 bytes an element), fp32 C, β = 0. */
+static void cost_gemm_rm_bf16(cost_trace *t, const char *family, int ta, int tb, int M, int N, int K) {
+    if (M <= 0 || N <= 0) return;
+    double m = M, n = N, k = K;
+    emit(t, "cublasGemmEx", family, COST_UNIT_GEMM, 2 * m * n * k, 2 * (m * k + k * n), 4 * m * n,
+         "%d×%d×%d%s%s bf16", M, N, K, ta ? " Aᵀ" : "", tb ? " Bᵀ" : "");
+}
+
 /* gemm_rm_batched: one cublasGemmStridedBatchedEx of `batch` products, each counted as
  * gemm_rm counts it (a stride-0 operand is read by every product). */
 static void cost_gemm_batched(cost_trace *t, const char *family, int ta, int tb, int M, int N, int K, int beta,
@@ -953,17 +961,18 @@ static void dropout_layer(cost_trace *t, uint32_t tag, char *layer, size_t len) 
     snprintf(layer, len, "%s.dropout%d", pre, l ? 7 : 6);
 }
 
-/* dropout_forward_kernel: reads x and the step, writes y; per element the uniform's
- * scaling and x·scale (Philox is integer work). */
-static void cost_dropout_forward(float *y, const float *x, int B, int D, float p, uint64_t seed, uint32_t tag,
-                                 const uint32_t *step, uint32_t sample0, dath_ctx *ctx) {
+/* dropout_forward_kernel: reads x and the step, writes y (each as store says); per element
+ * the uniform's scaling and x·scale (Philox is integer work). */
+static void cost_dropout_forward(void *y, const void *x, int B, int D, float p, uint64_t seed, uint32_t tag,
+                                 const uint32_t *step, uint32_t sample0, int store, dath_ctx *ctx) {
     cost_trace *t = TRACE(ctx);
     char layer[64];
     dropout_layer(t, tag, layer, sizeof layer);
     if (B <= 0 || D <= 0 || !op_begin(t, "dropout_forward", layer, COST_FORWARD)) return;
-    const double n = (double)B * D;
-    emit(t, "dropout_forward_kernel", F_DROPOUT, COST_UNIT_CORE, 2 * n, 4 * n + 4, 4 * n, "%d×%d", B, D);
-    op_end(t, 8 * n + 4);
+    const double n = (double)B * D, es = (double)dath_store_size(store);
+    emit(t, "dropout_forward_kernel", F_DROPOUT, COST_UNIT_CORE, 2 * n, es * n + 4, es * n, "%d×%d%s", B, D,
+         store == DATH_STORE_BF16 ? " bf16" : "");
+    op_end(t, 2 * es * n + 4);
     label_set(t, y, layer);
 }
 
@@ -1008,43 +1017,56 @@ static void linear_layer(cost_trace *t, const float *w, char *layer, size_t len)
     if (!param_layer(t, w, layer, len)) snprintf(layer, len, "linear");
 }
 
-/* forward: out = in·wᵀ (cuBLAS), then linear_bias_relu_kernel in place (reads out and
- * b, writes out; one add). */
-static void cost_linear_forward(float *out, const float *in, const float *w, const float *b, int B, int I, int O,
-                                int relu, dath_ctx *ctx) {
+/* forward: one cuBLASLt matmul (kernels/gemm.cu's gemm_rm_bias[_typed]): reads in, w and b,
+ * writes out; its epilogue's bias add and ReLU, like a conv epilogue's, count no FLOPs
+ * (where cuBLASLt declined, the cuBLAS GEMM and linear_bias_relu_kernel would run instead).
+ * With bf16 storage (st) in and w16 are 2 bytes an element, and out and its bias as
+ * out_store says. */
+static void cost_linear_forward(void *out, const void *in, const float *w, const float *b, int B, int I, int O,
+                                int relu, const linear_store *st, dath_ctx *ctx) {
     cost_trace *t = TRACE(ctx);
     char layer[64];
     linear_layer(t, w, layer, sizeof layer);
     if (B <= 0 || O <= 0 || !op_begin(t, "linear_forward", layer, COST_FORWARD)) return;
-    /* one cuBLASLt matmul (kernels/gemm.cu's gemm_rm_bias): reads in, w and b, writes out;
-     * its epilogue's bias add and ReLU, like a conv epilogue's, count no FLOPs (where
-     * cuBLASLt declined, the cuBLAS GEMM and linear_bias_relu_kernel would run instead) */
-    const double n = (double)B * O;
-    emit(t, "cublasLtMatmul", F_FC_GEMM, COST_UNIT_GEMM, 2.0 * n * I, 4 * ((double)B * I + (double)O * I + O), 4 * n,
-         "%d×%d×%d Bᵀ, %s epilogue", B, O, I, relu ? "bias+ReLU" : "bias");
-    op_end(t, 4 * ((double)B * I + (double)O * I + O + n));   /* reads in, w, b; writes out */
+    const double n = (double)B * O, ea = st ? 2 : 4, eo = st ? (double)dath_store_size(st->out_store) : 4;
+    const double rd = ea * ((double)B * I + (double)O * I) + eo * O;
+    emit(t, "cublasLtMatmul", F_FC_GEMM, COST_UNIT_GEMM, 2.0 * n * I, rd, eo * n,
+         "%d×%d×%d Bᵀ, %s epilogue%s%s", B, O, I, relu ? "bias+ReLU" : "bias", st ? ", bf16" : "",
+         st && eo == 2 ? ", out bf16" : "");
+    op_end(t, rd + eo * n);   /* reads in, w, b; writes out */
     label_set(t, out, layer);
 }
 
 /* backward: linear_mask_bgrad_kernel, one pass of O/8 blocks (reads dout and, when relu,
  * out; writes the masked dout in full when relu, and db; B adds a column into 32 partial
  * sums, 31 to combine them), then dw = doutᵀ·in and din = dout·w (cuBLAS, β = 0: the op
- * writes both). */
-static void cost_linear_backward(float *din, float *dw, float *db, float *dout, const float *in, const float *w,
-                                 const float *out, int B, int I, int O, int relu, dath_ctx *ctx) {
+ * writes both). With bf16 storage the pass writes the masked dout as bf16 (always, into the
+ * scratch) and the two GEMMs read it and the bf16 in / w16. */
+static void cost_linear_backward(float *din, float *dw, float *db, float *dout, const void *in, const float *w,
+                                 const void *out, int B, int I, int O, int relu, const linear_store *st,
+                                 dath_ctx *ctx) {
     cost_trace *t = TRACE(ctx);
     char layer[64];
     linear_layer(t, w, layer, sizeof layer);
     if (B <= 0 || O <= 0 || !op_begin(t, "linear_backward", layer, COST_BACKWARD)) return;
-    const double n = (double)B * O;
-    emit(t, "linear_mask_bgrad_kernel", F_BGRAD, COST_UNIT_CORE, ((double)B + 31) * O,
-         4 * n * (relu ? 2 : 1), 4 * ((relu ? n : 0) + O), "%d columns × %d, %d blocks%s", O, B, (O + 7) / 8,
-         relu ? ", ReLU mask" : "");
-    cost_gemm_rm(t, F_FC_GEMM, 1, 0, O, I, B, 0);
-    if (din) cost_gemm_rm(t, F_FC_GEMM, 0, 0, B, I, O, 0);
+    const double n = (double)B * O, wi = (double)O * I, bi = (double)B * I;
+    const double eo = st ? (double)dath_store_size(st->out_store) : 4;
+    if (!st) {
+        emit(t, "linear_mask_bgrad_kernel", F_BGRAD, COST_UNIT_CORE, ((double)B + 31) * O,
+             4 * n * (relu ? 2 : 1), 4 * ((relu ? n : 0) + O), "%d columns × %d, %d blocks%s", O, B, (O + 7) / 8,
+             relu ? ", ReLU mask" : "");
+        cost_gemm_rm(t, F_FC_GEMM, 1, 0, O, I, B, 0);
+        if (din) cost_gemm_rm(t, F_FC_GEMM, 0, 0, B, I, O, 0);
+    } else {
+        emit(t, "linear_mask_bgrad_kernel", F_BGRAD, COST_UNIT_CORE, ((double)B + 31) * O,
+             4 * n + (relu ? eo * n : 0), 2 * n + 4 * O, "%d columns × %d, %d blocks%s, dout to bf16", O, B,
+             (O + 7) / 8, relu ? ", ReLU mask" : "");
+        cost_gemm_rm_bf16(t, F_FC_GEMM, 1, 0, O, I, B);
+        if (din) cost_gemm_rm_bf16(t, F_FC_GEMM, 0, 0, B, I, O);
+    }
     /* ideal: reads dout, out (mask), in, w (for din); writes dw, db, din */
-    const double wi = (double)O * I, bi = (double)B * I;
-    op_end(t, 4 * (n * (relu ? 2 : 1) + bi + (din ? wi : 0) + wi + O + (din ? bi : 0)));
+    const double ea = st ? 2 : 4;
+    op_end(t, 4 * n + (relu ? eo * n : 0) + ea * bi + (din ? ea * wi : 0) + 4 * (wi + O + (din ? bi : 0)));
 }
 
 /* ---- kernels/loss.cu ----------------------------------------------------------------- */
@@ -1211,7 +1233,8 @@ static double avgpool_bins(int H, int Ho) {
 
 /* avgpool_forward_kernel: reads in (the bins cover it), writes out; per output the bin's
  * adds, its area and the division. */
-static void cost_avgpool_forward(float *out, const float *in, int BC, int H, int W, int Ho, int Wo, dath_ctx *ctx) {
+static void cost_avgpool_forward(void *out, const float *in, int BC, int H, int W, int Ho, int Wo, int out_store,
+                                 dath_ctx *ctx) {
     cost_trace *t = TRACE(ctx);
     const char *l = label_get(t, in);
     char layer[64];
@@ -1222,9 +1245,10 @@ static void cost_avgpool_forward(float *out, const float *in, int BC, int H, int
     snprintf(layer, sizeof layer, "%s.avgpool", t->stream);
     if (Ho <= 0 || Wo <= 0 || BC <= 0 || !op_begin(t, "avgpool_forward", layer, COST_FORWARD)) return;
     const double A = avgpool_bins(H, Ho) * avgpool_bins(W, Wo), n_in = (double)BC * H * W, n_out = (double)BC * Ho * Wo;
-    emit(t, "avgpool_forward_kernel", F_POOL, COST_UNIT_CORE, BC * A + 2 * n_out, 4 * n_in, 4 * n_out,
-         "%d×%d×%d → %d×%d", BC, H, W, Ho, Wo);
-    op_end(t, 4 * (n_in + n_out));
+    const double eo = (double)dath_store_size(out_store);
+    emit(t, "avgpool_forward_kernel", F_POOL, COST_UNIT_CORE, BC * A + 2 * n_out, 4 * n_in, eo * n_out,
+         "%d×%d×%d → %d×%d%s", BC, H, W, Ho, Wo, out_store == DATH_STORE_BF16 ? ", out bf16" : "");
+    op_end(t, 4 * n_in + eo * n_out);
     label_set(t, out, layer);
 }
 
@@ -1246,15 +1270,25 @@ static void cost_avgpool_backward(float *din, const float *dout, int BC, int H, 
 /* ---- kernels/rmsprop.cu -------------------------------------------------------------- */
 
 /* rmsprop_step_kernel, one launch over the flat buffer: reads θ, v, g and the guard's
- * losses, writes θ and v; 11 FLOPs an element (wd·θ, + g, v·α, (1 − α)·g, ·g, +, √, + eps,
- * −lr·g, the division, the add). */
-static void cost_rmsprop_step(float *theta, float *v, const float *grad, size_t n, float lr, float alpha, float eps,
-                              float wd, const float *guard, int nguard, dath_ctx *ctx) {
+ * losses, writes θ and v, and with the bf16 copy bf16(θ) (2 bytes); 11 FLOPs an element
+ * (wd·θ, + g, v·α, (1 − α)·g, ·g, +, √, + eps, −lr·g, the division, the add). */
+static void cost_rmsprop_step(float *theta, float *v, dath_bf16 *copy, const float *grad, size_t n, float lr,
+                              float alpha, float eps, float wd, const float *guard, int nguard, dath_ctx *ctx) {
     cost_trace *t = TRACE(ctx);
     if (n == 0 || !op_begin(t, "rmsprop_step", "rmsprop", COST_UPDATE)) return;
-    const double e = (double)n, gd = guard && nguard > 0 ? 4.0 * nguard : 0;
-    emit(t, "rmsprop_step_kernel", F_RMSPROP, COST_UNIT_CORE, 11 * e, 12 * e + gd, 8 * e, "n %zu", n);
-    op_end(t, 20 * e + gd);
+    const double e = (double)n, gd = guard && nguard > 0 ? 4.0 * nguard : 0, ce = copy ? 2 * e : 0;
+    emit(t, "rmsprop_step_kernel", F_RMSPROP, COST_UNIT_CORE, 11 * e, 12 * e + gd, 8 * e + ce, "n %zu%s", n,
+         copy ? ", bf16 copy" : "");
+    op_end(t, 20 * e + ce + gd);
+}
+
+/* rmsprop_narrow_kernel: reads θ, writes its bf16 copy (where θ was uploaded). */
+static void cost_rmsprop_narrow(dath_bf16 *copy, const float *theta, size_t n, dath_ctx *ctx) {
+    cost_trace *t = TRACE(ctx);
+    if (n == 0 || !op_begin(t, "rmsprop_narrow", "bf16 copy of the parameters", COST_UPDATE)) return;
+    const double e = (double)n;
+    emit(t, "rmsprop_narrow_kernel", F_RMSPROP, COST_UNIT_CORE, 0, 4 * e, 2 * e, "n %zu", n);
+    op_end(t, 6 * e);
 }
 
 /* ---- kernels/transform.cu ------------------------------------------------------------ */
@@ -1382,6 +1416,7 @@ static const dath_backend cost_backend_table = {
     .j3_quant = cost_j3_quant,
     .j3_tanh_backward = cost_j3_tanh_backward,
     .rmsprop_step = cost_rmsprop_step,
+    .rmsprop_narrow = cost_rmsprop_narrow,
     .transform_batch = cost_transform_batch,
     .hamming_eval = cost_hamming_eval,
     .hamming_work_bytes = cost_hamming_work_bytes,

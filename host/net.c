@@ -13,6 +13,12 @@
  * stored in bf16: half their bytes, and the values the bf16 GEMM tiles round them to
  * anyway; every sum is still fp32 (conv.h, pool.h). conv5's output c5, which the attention
  * reads, and its gradient dc5 stay fp32, as do the parameter gradients.
+ * With fc storage in bf16 (linear_store_bf16: precision bf16 on sm_80+, either convolution
+ * path) the fc6 and fc7 layers' inputs and fc6's output — g, gd, f6, f6d — are bf16 too
+ * (their gradients fp32), and their GEMMs read wcopy, a bf16 copy of every parameter that
+ * net_upload makes and RMSProp keeps (rmsprop.h): fc6 and fc7 are 95% of the weights, and
+ * --precision bf16's GEMMs round the fp32 weights to bf16 anyway. The heads (hash, cls),
+ * whose outputs the losses read, stay fp32.
  * Every activation has a gradient buffer of the same shape (prefix d), all in one
  * arena: first the two the losses accumulate into (+=: dy, J2's; dz, J3's with the tanh
  * backward), which net_zero_grad zeroes with one memset, then every other one, which its
@@ -46,9 +52,11 @@ struct dath_net {
     const dath_model *m;
     int Bmax, need_grad;
     int store;                                  /* DATH_STORE_* of c1, p1, c2, p2, c3, c4 */
+    int fstore;                                 /* DATH_STORE_* of g, gd, f6, f6d (fc6, fc7) */
     int H1, P1, P2, H3, N, P5;
     conv2d_shape conv[5];                       /* for Bmax; B patched per call */
     float *theta, *grad, *rms;                  /* [n] */
+    dath_bf16 *wcopy;                           /* [n] bf16(theta), with fstore bf16; else NULL */
     /* dath's two streams run at once: stream 1 on ctx2 (its own CUDA stream, BLAS handles
      * and scratch), forked from ctx after conv1 and joined back before the fusion, and
      * again in the backward (NULL fences: one stream, or a backend without ctx_fork) */
@@ -101,9 +109,11 @@ static void net_layout(dath_net *n, arena *act, arena *dact, arena *dwr, arena *
              * conv3 → dp2, conv4 → dc3, conv5 → dc4, the attention (or pool5) → dc5,
              * pool5 → da5, the average pool → dp5, dropout6 (or fc6) → dg, fc6 → dgd,
              * dropout7 (or fc7) → df6, fc7 → df6d, the fusion → df7 */
-            /* c1 .. c4 and their gradients as the trunk stores them (n->store) */
+            /* c1 .. c4 and their gradients as the trunk stores them (n->store); g .. f6d as
+             * the fc layers store them (n->fstore), their gradients fp32 */
             const size_t es = i < 6 ? dath_store_size(n->store) : sizeof(float);
-            *fw[i] = (float *)take(act, sz[i] * es);
+            const size_t ef = i >= 9 && i <= 12 ? dath_store_size(n->fstore) : es;
+            *fw[i] = (float *)take(act, sz[i] * ef);
             *bw[i] = n->need_grad ? (float *)take(dwr, sz[i] * es) : NULL;
         }
         t->i1 = TAKEA(iact, sz[1]);
@@ -152,6 +162,8 @@ size_t net_work_bytes(const dath_model *m, int Bmax, int Bglobal) {
     if (pam > need) need = pam;
     if (cam > need) need = cam;
     if (j1 > need) need = j1;
+    size_t lin = linear_work_bytes(Bmax, MODEL_HIDDEN, 1);   /* fc6/fc7 with bf16 storage */
+    if (lin > need) need = lin;
     return need;
 }
 
@@ -174,6 +186,7 @@ dath_net *net_create(const dath_backend *be, dath_ctx *ctx, const dath_model *m,
          * only their dX writes: it applies that ReLU (conv.h), and conv3, conv4 skip theirs */
         n->conv[i].din_relu = i == 3 || i == 4;
     }
+    n->fstore = linear_store_bf16(ctx) ? DATH_STORE_BF16 : DATH_STORE_F32;
     for (int s = 0; s < m->nstreams; s++) n->st[s].sp = &m->streams[s];
     arena a = {0}, d = {0}, dw = {0}, ia = {0};
     net_layout(n, &a, &d, &dw, &ia);
@@ -184,12 +197,14 @@ dath_net *net_create(const dath_backend *be, dath_ctx *ctx, const dath_model *m,
     n->act = be->alloc(a.off);
     n->iact = be->alloc(ia.off);
     n->theta = be->alloc(pbytes);
+    if (n->fstore == DATH_STORE_BF16) n->wcopy = be->alloc(m->n * sizeof(dath_bf16));
     if (need_grad) {
         n->dact = be->alloc(n->dact_bytes);
         n->grad = be->alloc(pbytes);
         n->rms = be->alloc(pbytes);
     }
-    if (!n->act || !n->iact || !n->theta || (need_grad && (!n->dact || !n->grad || !n->rms))) {
+    if (!n->act || !n->iact || !n->theta || (n->fstore == DATH_STORE_BF16 && !n->wcopy) ||
+        (need_grad && (!n->dact || !n->grad || !n->rms))) {
         snprintf(err, err_len, "out of %s memory for a batch of %d (%.1f GiB of activations, %.1f GiB of parameters)",
                  be->name, Bmax, (a.off + n->dact_bytes + ia.off) / 1073741824.0, pbytes * (need_grad ? 3 : 1) / 1073741824.0);
         net_free(n);
@@ -250,13 +265,15 @@ void net_free(dath_net *n) {
     }
     if (n->forked) be->ctx_free(&n->ctx2);
     be->free(n->act); be->free(n->dact); be->free(n->iact);
-    be->free(n->theta); be->free(n->grad); be->free(n->rms);
+    be->free(n->theta); be->free(n->grad); be->free(n->rms); be->free(n->wcopy);
     free(n);
 }
 
 const dath_model *net_model(const dath_net *n) { return n->m; }
 int net_bmax(const dath_net *n) { return n->Bmax; }
 int net_storage(const dath_net *n) { return n->store; }
+int net_fc_storage(const dath_net *n) { return n->fstore; }
+dath_bf16 *net_wcopy(dath_net *n) { return n->wcopy; }
 dath_ctx *net_ctx(dath_net *n) { return n->ctx; }
 float *net_theta(dath_net *n) { return n->theta; }
 float *net_grad(dath_net *n) { return n->grad; }
@@ -294,6 +311,7 @@ static void grads_done(const dath_net *n, dath_ctx *ctx, int count, const int *p
 void net_upload(dath_net *n, const dath_model *m) {
     size_t bytes = m->n * sizeof(float);
     n->be->upload(n->theta, m->theta, bytes, n->ctx);
+    if (n->wcopy) n->be->rmsprop_narrow(n->wcopy, n->theta, m->n, n->ctx);
     if (n->rms) {
         if (m->rms) n->be->upload(n->rms, m->rms, bytes, n->ctx);
         else n->be->zero(n->rms, bytes, n->ctx);
@@ -315,6 +333,10 @@ void net_zero_grad(dath_net *n) {
 
 #define P(i) (n->theta + n->m->params[(i)].offset)
 #define DP(i) (n->grad + n->m->params[(i)].offset)
+/* fc layer (w, b)'s storage (linear.h): NULL with fp32 fc storage */
+#define LS(ls, wi, bi, out)                                                                        \
+    (n->wcopy ? (*(ls) = (linear_store){n->wcopy + n->m->params[(wi)].offset,                      \
+                                        n->wcopy + n->m->params[(bi)].offset, (out)}, (ls)) : NULL)
 
 static conv2d_shape conv_b(const dath_net *n, int i, int B) {
     conv2d_shape s = n->conv[i];
@@ -350,19 +372,22 @@ static void stream_forward(dath_net *n, net_stream *t, int s, const float *x, in
         be->axpy(t->a5, t->cout, 1.0f, (size_t)B * C5 * N, ctx);
     }
     be->maxpool_forward(t->p5, t->i5, t->a5, B * C5, n->H3, n->H3, DATH_STORE_F32, ctx);
-    be->avgpool_forward(t->g, t->p5, B * C5, n->P5, n->P5, MODEL_POOL, MODEL_POOL, ctx);
+    be->avgpool_forward(t->g, t->p5, B * C5, n->P5, n->P5, MODEL_POOL, MODEL_POOL, n->fstore, ctx);
     int G = C5 * MODEL_POOL * MODEL_POOL, D = MODEL_HIDDEN;
     const float *gin = t->g, *f6in = t->f6;
+    linear_store l6, l7;
     if (r->dropout) {
-        be->dropout_forward(t->gd, t->g, B, G, 0.5f, r->seed, dropout_tag(s, 0), r->step, r->sample0, ctx);
+        be->dropout_forward(t->gd, t->g, B, G, 0.5f, r->seed, dropout_tag(s, 0), r->step, r->sample0, n->fstore, ctx);
         gin = t->gd;
     }
-    be->linear_forward(t->f6, gin, P(sp->fc6_w), P(sp->fc6_b), B, G, D, 1, ctx);
+    be->linear_forward(t->f6, gin, P(sp->fc6_w), P(sp->fc6_b), B, G, D, 1, LS(&l6, sp->fc6_w, sp->fc6_b, n->fstore),
+                       ctx);
     if (r->dropout) {
-        be->dropout_forward(t->f6d, t->f6, B, D, 0.5f, r->seed, dropout_tag(s, 1), r->step, r->sample0, ctx);
+        be->dropout_forward(t->f6d, t->f6, B, D, 0.5f, r->seed, dropout_tag(s, 1), r->step, r->sample0, n->fstore, ctx);
         f6in = t->f6d;
     }
-    be->linear_forward(t->f7, f6in, P(sp->fc7_w), P(sp->fc7_b), B, D, D, 0, ctx);
+    be->linear_forward(t->f7, f6in, P(sp->fc7_w), P(sp->fc7_b), B, D, D, 0,
+                       LS(&l7, sp->fc7_w, sp->fc7_b, DATH_STORE_F32), ctx);
 }
 
 /* conv1 of every stream: the streams read the same image, so one im2col serves them
@@ -407,9 +432,9 @@ void net_forward(dath_net *n, const float *x, int B, const net_run *r) {
     streams_join(n, 0);
     size_t BD = (size_t)B * MODEL_HIDDEN;
     be->fuse_forward(n->f, n->st[0].f7, m->nstreams > 1 ? n->st[1].f7 : NULL, BD, n->ctx);
-    be->linear_forward(n->z, n->f, P(m->hash_w), P(m->hash_b), B, MODEL_HIDDEN, m->K, 0, n->ctx);
+    be->linear_forward(n->z, n->f, P(m->hash_w), P(m->hash_b), B, MODEL_HIDDEN, m->K, 0, NULL, n->ctx);
     be->tanh_forward(n->h, n->z, (size_t)B * m->K, n->ctx);
-    be->linear_forward(n->y, n->h, P(m->cls_w), P(m->cls_b), B, m->K, m->C, 0, n->ctx);
+    be->linear_forward(n->y, n->h, P(m->cls_w), P(m->cls_b), B, m->K, m->C, 0, NULL, n->ctx);
 }
 
 static void stream_backward(dath_net *n, net_stream *t, int s, const float *x, int B, const net_run *r) {
@@ -419,11 +444,14 @@ static void stream_backward(dath_net *n, net_stream *t, int s, const float *x, i
     int G = MODEL_C5 * MODEL_POOL * MODEL_POOL, D = MODEL_HIDDEN, C5 = MODEL_C5, N = n->N;
     const float *f6in = r->dropout ? t->f6d : t->f6, *gin = r->dropout ? t->gd : t->g;
     float *df6in = r->dropout ? t->df6d : t->df6, *dgin = r->dropout ? t->dgd : t->dg;
-    be->linear_backward(df6in, DP(sp->fc7_w), DP(sp->fc7_b), t->df7, f6in, P(sp->fc7_w), t->f7, B, D, D, 0, ctx);
+    linear_store l6, l7;
+    be->linear_backward(df6in, DP(sp->fc7_w), DP(sp->fc7_b), t->df7, f6in, P(sp->fc7_w), t->f7, B, D, D, 0,
+                        LS(&l7, sp->fc7_w, sp->fc7_b, DATH_STORE_F32), ctx);
     DONE(n, ctx, sp->fc7_w, sp->fc7_b);
     if (r->dropout)
         be->dropout_backward(t->df6, t->df6d, B, D, 0.5f, r->seed, dropout_tag(s, 1), r->step, r->sample0, ctx);
-    be->linear_backward(dgin, DP(sp->fc6_w), DP(sp->fc6_b), t->df6, gin, P(sp->fc6_w), t->f6, B, G, D, 1, ctx);
+    be->linear_backward(dgin, DP(sp->fc6_w), DP(sp->fc6_b), t->df6, gin, P(sp->fc6_w), t->f6, B, G, D, 1,
+                        LS(&l6, sp->fc6_w, sp->fc6_b, n->fstore), ctx);
     DONE(n, ctx, sp->fc6_w, sp->fc6_b);
     if (r->dropout)
         be->dropout_backward(t->dg, t->dgd, B, G, 0.5f, r->seed, dropout_tag(s, 0), r->step, r->sample0, ctx);
@@ -466,7 +494,7 @@ static void stream_backward(dath_net *n, net_stream *t, int s, const float *x, i
 
 void net_backward_head(dath_net *n, int B) {
     const dath_model *m = n->m;
-    n->be->linear_backward(n->dh, DP(m->cls_w), DP(m->cls_b), n->dy, n->h, P(m->cls_w), n->y, B, m->K, m->C, 0, n->ctx);
+    n->be->linear_backward(n->dh, DP(m->cls_w), DP(m->cls_b), n->dy, n->h, P(m->cls_w), n->y, B, m->K, m->C, 0, NULL, n->ctx);
     DONE(n, n->ctx, m->cls_w, m->cls_b);
 }
 
@@ -474,7 +502,7 @@ void net_backward_body(dath_net *n, const float *x, int B, const net_run *r) {
     const dath_backend *be = n->be;
     const dath_model *m = n->m;
     dath_ctx *ctx = n->ctx;
-    be->linear_backward(n->df, DP(m->hash_w), DP(m->hash_b), n->dz, n->f, P(m->hash_w), n->z, B, MODEL_HIDDEN, m->K, 0, ctx);
+    be->linear_backward(n->df, DP(m->hash_w), DP(m->hash_b), n->dz, n->f, P(m->hash_w), n->z, B, MODEL_HIDDEN, m->K, 0, NULL, ctx);
     DONE(n, ctx, m->hash_w, m->hash_b);
     size_t BD = (size_t)B * MODEL_HIDDEN;
     int two = m->nstreams > 1;

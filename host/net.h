@@ -38,6 +38,12 @@ const dath_model *net_model(const dath_net *n);
 /* How the convolution trunk's activations and their gradients (c1-c4, p1, p2: host/net.c) are stored:
  * DATH_STORE_BF16 where conv2d_store_bf16(ctx) held at net_create, else DATH_STORE_F32. */
 int net_storage(const dath_net *n);
+/* How fc6's and fc7's inputs and fc6's output are stored (host/net.c): DATH_STORE_BF16 where
+ * linear_store_bf16(ctx) held at net_create, else DATH_STORE_F32. */
+int net_fc_storage(const dath_net *n);
+/* [n] bf16 copy of theta the bf16 fc layers read (net_upload makes it, RMSProp keeps it:
+ * pass it to rmsprop_step), or NULL with fp32 fc storage. */
+dath_bf16 *net_wcopy(dath_net *n);
 dath_ctx *net_ctx(dath_net *n);        /* the context every op of this net runs on */
 int net_bmax(const dath_net *n);
 

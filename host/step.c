@@ -381,7 +381,7 @@ static int stepper_enqueue(dath_stepper *s, const float *x, const float *lab, in
      * global. */
     if (c->world > 1 && (stepper_reduce(s) || c->all_reduce_sum(c, s->loss + 1, 3, ctx))) return -1;
     if (update)
-        be->rmsprop_step(net_theta(n), net_rms(n), net_grad(n), m->n, cfg->lr, cfg->alpha, cfg->eps, cfg->wd,
+        be->rmsprop_step(net_theta(n), net_rms(n), net_wcopy(n), net_grad(n), m->n, cfg->lr, cfg->alpha, cfg->eps, cfg->wd,
                          s->loss, 3, ctx);
     return 0;
 }

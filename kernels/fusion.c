@@ -12,18 +12,18 @@ static float dropout_scale(float p) {
     return p >= 1.0f ? 0.0f : 1.0f / (1.0f - p);
 }
 
-void dropout_forward_cpu(float *y, const float *x, int B, int D, float p,
+void dropout_forward_cpu(void *y, const void *x, int B, int D, float p,
                          uint64_t seed, uint32_t tag, const uint32_t *step,
-                         uint32_t sample0, dath_ctx *ctx) {
+                         uint32_t sample0, int store, dath_ctx *ctx) {
     const float scale = dropout_scale(p);
     const uint32_t st = *step;
     #pragma omp parallel for schedule(static)
     for (int i = 0; i < B; i++) {
-        const float *xi = x + (size_t)i * D;         /* [D] */
-        float *yi = y + (size_t)i * D;               /* [D] */
         uint32_t sample = sample0 + (uint32_t)i;
+        const size_t r = (size_t)i * D;              /* row i, [D] */
         for (int j = 0; j < D; j++)
-            yi[j] = rng_keep(seed, tag, st, sample, (uint32_t)j, p) ? xi[j] * scale : 0.0f;
+            dath_store(y, r + j, rng_keep(seed, tag, st, sample, (uint32_t)j, p) ? dath_load(x, r + j, store) * scale : 0.0f,
+                       store);
     }
 }
 

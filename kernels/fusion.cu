@@ -15,6 +15,8 @@
  * graph that captured the launch sees the step the host wrote before each replay. */
 #include "cuda_common.cuh"
 
+#include <cuda_bf16.h>
+
 extern "C" {
 #include "fusion.h"
 #include "rng.h"
@@ -24,7 +26,14 @@ extern "C" {
  * as the reference. */
 static float fusion_dropout_scale(float p) { return p >= 1.0f ? 0.0f : 1.0f / (1.0f - p); }
 
-static __global__ void dropout_forward_kernel(float *y, const float *x, size_t n, int D, float p,
+__device__ __forceinline__ float drop_f(float v) { return v; }
+__device__ __forceinline__ float drop_f(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ void drop_put(float *p, float v) { *p = v; }
+__device__ __forceinline__ void drop_put(__nv_bfloat16 *p, float v) { *p = __float2bfloat16(v); }
+
+/* T: how x and y are stored (fusion.h's store) */
+template <typename T>
+static __global__ void dropout_forward_kernel(T *y, const T *x, size_t n, int D, float p,
                                               float scale, uint64_t seed, uint32_t tag,
                                               const uint32_t *__restrict__ step,
                                               uint32_t sample0) {
@@ -34,8 +43,8 @@ static __global__ void dropout_forward_kernel(float *y, const float *x, size_t n
          idx += (size_t)gridDim.x * blockDim.x) {
         uint32_t i = (uint32_t)(idx / (size_t)D), j = (uint32_t)(idx % (size_t)D);
         int keep = rng_keep(seed, tag, st, sample0 + i, j, p);
-        float xv = x[idx];
-        y[idx] = keep ? __fmul_rn(xv, scale) : 0.0f;
+        float xv = drop_f(x[idx]);
+        drop_put(&y[idx], keep ? __fmul_rn(xv, scale) : 0.0f);
     }
 }
 
@@ -52,13 +61,17 @@ static __global__ void dropout_backward_kernel(float *__restrict__ dx, const flo
     }
 }
 
-extern "C" void dropout_forward_cuda(float *y, const float *x, int B, int D, float p,
+extern "C" void dropout_forward_cuda(void *y, const void *x, int B, int D, float p,
                                      uint64_t seed, uint32_t tag, const uint32_t *step,
-                                     uint32_t sample0, dath_ctx *ctx) {
+                                     uint32_t sample0, int store, dath_ctx *ctx) {
     if (B <= 0 || D <= 0) return;
     size_t n = (size_t)B * D;
-    dropout_forward_kernel<<<grid_1d(n), BLOCK_1D, 0, DATH_STREAM(ctx)>>>(
-        y, x, n, D, p, fusion_dropout_scale(p), seed, tag, step, sample0);
+    if (store == DATH_STORE_BF16)
+        dropout_forward_kernel<__nv_bfloat16><<<grid_1d(n), BLOCK_1D, 0, DATH_STREAM(ctx)>>>(
+            (__nv_bfloat16 *)y, (const __nv_bfloat16 *)x, n, D, p, fusion_dropout_scale(p), seed, tag, step, sample0);
+    else
+        dropout_forward_kernel<float><<<grid_1d(n), BLOCK_1D, 0, DATH_STREAM(ctx)>>>(
+            (float *)y, (const float *)x, n, D, p, fusion_dropout_scale(p), seed, tag, step, sample0);
     CUDA_LAUNCH_CHECK();
 }
 

@@ -11,6 +11,10 @@
  * y and x may alias (in place). Backward: dx = dy * keep / (1 - p), written (=: in
  * DATH a dropout is its input gradient's only writer, so the step never zeroes it).
  *
+ * The forward's store (DATH_STORE_*, common.h) is how x and y are stored, fp32 or bf16
+ * (the fc layers' inputs with bf16 storage, linear.h): a bf16 y is the fp32 product x·scale
+ * rounded once. The gradients dx and dy are fp32.
+ *
  * Fusion: f [B,D] = relu(a) + relu(b); b == NULL means one stream, f = relu(a).
  * Backward: da = df * (a > 0), db = df * (b > 0), written (=, the streams' fc7 output
  * gradients have no other writer; db ignored when b is NULL). */
@@ -19,9 +23,9 @@
 
 #include "common.h"
 
-typedef void dropout_forward_fn(float *y, const float *x, int B, int D, float p,
+typedef void dropout_forward_fn(void *y, const void *x, int B, int D, float p,
                                 uint64_t seed, uint32_t tag, const uint32_t *step,
-                                uint32_t sample0, dath_ctx *ctx);
+                                uint32_t sample0, int store, dath_ctx *ctx);
 typedef void dropout_backward_fn(float *dx, const float *dy, int B, int D, float p,
                                  uint64_t seed, uint32_t tag, const uint32_t *step,
                                  uint32_t sample0, dath_ctx *ctx);

@@ -39,4 +39,17 @@ int gemm_rm_bias(dath_ctx *ctx, bool ta, bool tb, int M, int N, int K,
                  const float *A, int lda, const float *B, int ldb, float *C, int ldc,
                  const float *bias, int relu);
 
+/* The same with stored types: ab_bf16, A and B are bf16 (the product then on cuBLAS's
+ * CUBLAS_COMPUTE_32F: bf16 tensor cores, fp32 accumulation); c_bf16, C is bf16 (the
+ * epilogue's fp32 value rounded to nearest) and so is the bias (cuBLASLt's bias is of C's
+ * type), else both fp32. */
+int gemm_rm_bias_typed(dath_ctx *ctx, bool ta, bool tb, int M, int N, int K, const void *A, int lda,
+                       const void *B, int ldb, void *C, int ldc, const void *bias, int relu, int ab_bf16,
+                       int c_bf16);
+
+/* C [M,N] (fp32) = op(A)·op(B), β = 0, of bf16 A and B (cublasGemmEx, CUBLAS_COMPUTE_32F:
+ * bf16 tensor cores, fp32 accumulation; sm_80+). */
+void gemm_rm_bf16(dath_ctx *ctx, bool ta, bool tb, int M, int N, int K, const void *A, int lda,
+                  const void *B, int ldb, float *C, int ldc);
+
 #endif

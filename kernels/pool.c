@@ -61,13 +61,13 @@ void maxpool_backward_cpu(float *din, const float *dout, const maxpool_arg *idx,
     }
 }
 
-void avgpool_forward_cpu(float *out, const float *in,
-                         int BC, int H, int W, int Ho, int Wo, dath_ctx *ctx) {
+void avgpool_forward_cpu(void *out, const float *in,
+                         int BC, int H, int W, int Ho, int Wo, int out_store, dath_ctx *ctx) {
     if (Ho <= 0 || Wo <= 0) return;
     #pragma omp parallel for schedule(static)
     for (int pl = 0; pl < BC; pl++) {
         const float *x = in + (size_t)pl * H * W;                   /* [H, W] */
-        float *y = out + (size_t)pl * Ho * Wo;                      /* [Ho, Wo] */
+        const size_t y = (size_t)pl * Ho * Wo;                      /* [Ho, Wo] of out */
         for (int oy = 0; oy < Ho; oy++) {
             const int y0 = pool_bin_start(oy, H, Ho), y1 = pool_bin_end(oy, H, Ho);
             for (int ox = 0; ox < Wo; ox++) {
@@ -75,7 +75,7 @@ void avgpool_forward_cpu(float *out, const float *in,
                 double acc = 0.0;
                 for (int yy = y0; yy < y1; yy++)
                     for (int xx = x0; xx < x1; xx++) acc += x[(size_t)yy * W + xx];
-                y[oy * Wo + ox] = (float)(acc / ((double)(y1 - y0) * (x1 - x0)));
+                dath_store(out, y + oy * Wo + ox, (float)(acc / ((double)(y1 - y0) * (x1 - x0))), out_store);
             }
         }
     }

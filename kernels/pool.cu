@@ -82,7 +82,8 @@ __global__ void maxpool_backward_kernel(T *din, const T *dout, const maxpool_arg
 }
 
 /* out [BC, Ho, Wo] = mean of in [BC, H, W] over each adaptive bin (sum in double). */
-__global__ void avgpool_forward_kernel(float *out, const float *in,
+template <typename To>
+__global__ void avgpool_forward_kernel(To *out, const float *in,
                                        int BC, int H, int W, int Ho, int Wo) {
     const size_t total = (size_t)BC * Ho * Wo;
     for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total;
@@ -95,7 +96,7 @@ __global__ void avgpool_forward_kernel(float *out, const float *in,
         double acc = 0.0;
         for (int yy = y0; yy < y1; yy++)
             for (int xx = x0; xx < x1; xx++) acc += x[(size_t)yy * W + xx];
-        out[e] = (float)(acc / ((double)(y1 - y0) * (x1 - x0)));
+        out[e] = pool_t<To>((float)(acc / ((double)(y1 - y0) * (x1 - x0))));
     }
 }
 
@@ -156,12 +157,15 @@ extern "C" void maxpool_backward_cuda(float *din, const float *dout, const maxpo
     CUDA_LAUNCH_CHECK();
 }
 
-extern "C" void avgpool_forward_cuda(float *out, const float *in,
-                                     int BC, int H, int W, int Ho, int Wo, dath_ctx *ctx) {
+extern "C" void avgpool_forward_cuda(void *out, const float *in,
+                                     int BC, int H, int W, int Ho, int Wo, int out_store, dath_ctx *ctx) {
     if (Ho <= 0 || Wo <= 0 || BC <= 0) return;
     const size_t n = (size_t)BC * Ho * Wo;
-    avgpool_forward_kernel<<<grid_1d(n), BLOCK_1D, 0, DATH_STREAM(ctx)>>>(
-        out, in, BC, H, W, Ho, Wo);
+    if (out_store == DATH_STORE_BF16)
+        avgpool_forward_kernel<__nv_bfloat16><<<grid_1d(n), BLOCK_1D, 0, DATH_STREAM(ctx)>>>(
+            (__nv_bfloat16 *)out, in, BC, H, W, Ho, Wo);
+    else
+        avgpool_forward_kernel<float><<<grid_1d(n), BLOCK_1D, 0, DATH_STREAM(ctx)>>>((float *)out, in, BC, H, W, Ho, Wo);
     CUDA_LAUNCH_CHECK();
 }
 

@@ -19,7 +19,8 @@
  * maxpool's store (DATH_STORE_*, common.h) is how its tensors are stored, fp32 or bf16:
  * in and out (forward), dout, mask and din (backward; a gradient is stored as its tensor).
  * A window's max is one of its inputs, so a bf16 out is exact; din is summed in fp32 and
- * rounded once. idx is the byte above in both. */
+ * rounded once. idx is the byte above in both. avgpool's forward takes the store of its
+ * out (in is fp32; fc6's input with bf16 storage, linear.h), its mean rounded once. */
 #ifndef DATH_POOL_H
 #define DATH_POOL_H
 
@@ -37,8 +38,8 @@ typedef void maxpool_forward_fn(float *out, maxpool_arg *idx, const float *in,
                                 int BC, int H, int W, int store, dath_ctx *ctx);
 typedef void maxpool_backward_fn(float *din, const float *dout, const maxpool_arg *idx,
                                  const float *mask, int BC, int H, int W, int store, dath_ctx *ctx);
-typedef void avgpool_forward_fn(float *out, const float *in,
-                                int BC, int H, int W, int Ho, int Wo, dath_ctx *ctx);
+typedef void avgpool_forward_fn(void *out, const float *in,
+                                int BC, int H, int W, int Ho, int Wo, int out_store, dath_ctx *ctx);
 typedef void avgpool_backward_fn(float *din, const float *dout,
                                  int BC, int H, int W, int Ho, int Wo, dath_ctx *ctx);
 

@@ -13,8 +13,14 @@
  * The guard (the step's few loss values, device memory) is read by every thread at
  * the start of the kernel — nguard loads of the same addresses, served from cache —
  * and a thread that sees a NaN or ±inf writes nothing, so a non-finite step leaves
- * theta and v untouched in the same single launch, with no host round trip. */
+ * theta and v untouched in the same single launch, with no host round trip.
+ *
+ * With a bf16 copy (rmsprop.h) each thread also stores bf16(θ) of its new θs: 8 bytes
+ * (four bf16) a float4, __float2bfloat16's round to nearest even, the reference's bits
+ * (dath_bf16_from_float). rmsprop_narrow_kernel makes the copy alone, the same way. */
 #include "cuda_common.cuh"
+
+#include <cuda_bf16.h>
 
 extern "C" {
 #include "rmsprop.h"
@@ -29,10 +35,23 @@ static __device__ __forceinline__ float rmsprop_one(float th, float *v, float gr
     return __fadd_rn(th, __fdiv_rn(__fmul_rn(neg_lr, g), __fadd_rn(__fsqrt_rn(vi), eps)));
 }
 
-/* vec: the buffers are 16-byte aligned; the first n/4·4 elements go as float4 and the
+/* The 16 bits of bf16(f) (memcpy: __bfloat16_as_ushort is sm_80+ in CUDA 11). */
+static __device__ __forceinline__ unsigned rmsprop_bits(float f) {
+    const __nv_bfloat16 h = __float2bfloat16(f);
+    unsigned short u;
+    memcpy(&u, &h, sizeof u);
+    return u;
+}
+
+/* Four bf16 of four floats, packed as they lie in memory (element 0 in the low half). */
+static __device__ __forceinline__ uint2 rmsprop_pack4(float4 t) {
+    return make_uint2(rmsprop_bits(t.x) | (rmsprop_bits(t.y) << 16), rmsprop_bits(t.z) | (rmsprop_bits(t.w) << 16));
+}
+
+/* vec: the buffers are 16-byte aligned (the copy 8-byte); the first n/4·4 elements go as float4 and the
  * rest one by one. Otherwise every element one by one. */
 static __global__ void rmsprop_step_kernel(float *__restrict__ theta, float *__restrict__ v,
-                                           const float *__restrict__ grad, size_t n, float neg_lr,
+                                           __nv_bfloat16 *__restrict__ copy, const float *__restrict__ grad, size_t n, float neg_lr,
                                            float alpha, float oma, float eps, float wd, int vec,
                                            const float *__restrict__ guard, int nguard) {
     if (guard)
@@ -54,25 +73,50 @@ static __global__ void rmsprop_step_kernel(float *__restrict__ theta, float *__r
             t.w = rmsprop_one(t.w, &s.w, g.w, neg_lr, alpha, oma, eps, wd);
             t4[i] = t;
             v4[i] = s;
+            if (copy) reinterpret_cast<uint2 *>(copy)[i] = rmsprop_pack4(t);
         }
         done = n4 * 4;
     }
     for (size_t i = done + tid; i < n; i += stride) {
         float s = v[i];
-        theta[i] = rmsprop_one(theta[i], &s, grad[i], neg_lr, alpha, oma, eps, wd);
+        const float t = rmsprop_one(theta[i], &s, grad[i], neg_lr, alpha, oma, eps, wd);
+        theta[i] = t;
         v[i] = s;
+        if (copy) copy[i] = __float2bfloat16(t);
     }
 }
 
-extern "C" void rmsprop_step_cuda(float *theta, float *v, const float *grad, size_t n,
+static __global__ void rmsprop_narrow_kernel(__nv_bfloat16 *__restrict__ copy, const float *__restrict__ theta,
+                                             size_t n, int vec) {
+    const size_t tid = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    const size_t stride = (size_t)gridDim.x * blockDim.x;
+    size_t done = 0;
+    if (vec) {
+        const size_t n4 = n / 4;
+        for (size_t i = tid; i < n4; i += stride)
+            reinterpret_cast<uint2 *>(copy)[i] = rmsprop_pack4(reinterpret_cast<const float4 *>(theta)[i]);
+        done = n4 * 4;
+    }
+    for (size_t i = done + tid; i < n; i += stride) copy[i] = __float2bfloat16(theta[i]);
+}
+
+extern "C" void rmsprop_step_cuda(float *theta, float *v, dath_bf16 *copy, const float *grad, size_t n,
                                   float lr, float alpha, float eps, float wd,
                                   const float *guard, int nguard, dath_ctx *ctx) {
     if (n == 0) return;
     int vec = ((uintptr_t)theta % 16 == 0) && ((uintptr_t)v % 16 == 0) &&
-              ((uintptr_t)grad % 16 == 0);
+              ((uintptr_t)grad % 16 == 0) && ((uintptr_t)copy % 8 == 0);
     size_t work = vec ? (n + 3) / 4 : n;    /* items of the main loop */
     const float oma = 1.0f - alpha, neg_lr = -lr;   /* as the reference */
     rmsprop_step_kernel<<<grid_1d(work), BLOCK_1D, 0, DATH_STREAM(ctx)>>>(
-        theta, v, grad, n, neg_lr, alpha, oma, eps, wd, vec, guard, nguard);
+        theta, v, (__nv_bfloat16 *)copy, grad, n, neg_lr, alpha, oma, eps, wd, vec, guard, nguard);
+    CUDA_LAUNCH_CHECK();
+}
+
+extern "C" void rmsprop_narrow_cuda(dath_bf16 *copy, const float *theta, size_t n, dath_ctx *ctx) {
+    if (n == 0) return;
+    const int vec = ((uintptr_t)theta % 16 == 0) && ((uintptr_t)copy % 8 == 0);
+    rmsprop_narrow_kernel<<<grid_1d(vec ? (n + 3) / 4 : n), BLOCK_1D, 0, DATH_STREAM(ctx)>>>(
+        (__nv_bfloat16 *)copy, theta, n, vec);
     CUDA_LAUNCH_CHECK();
 }
