@@ -481,16 +481,16 @@ typedef struct attn_arg {
 static void attn_op(void *p) {
     attn_arg *t = p;
     if (t->cam) {
-        if (!t->bwd) be->cam_forward(t->out, t->a, t->o, t->x, t->gamma, t->B, t->C, t->N, &ctx);
-        else be->cam_backward(t->dx, t->dgamma, t->dout, t->x, t->a, t->o, t->gamma, t->B, t->C,
-                              t->N, 0, &ctx);
+        if (!t->bwd) be->cam_forward(t->out, t->a, t->o, NULL, t->x, t->gamma, t->B, t->C, t->N, NULL, &ctx);
+        else be->cam_backward(t->dx, t->dgamma, t->dout, t->x, NULL, t->a, t->o, t->gamma, t->B, t->C,
+                              t->N, 0, NULL, &ctx);
     } else if (!t->bwd) {
         be->pam_forward(t->out, t->q, t->k, t->v, t->a, t->o, t->x, t->wq, t->bq, t->wk, t->bk,
-                        t->wv, t->bv, t->gamma, t->B, t->C, t->Cq, t->N, &ctx);
+                        t->wv, t->bv, t->gamma, t->B, t->C, t->Cq, t->N, NULL, &ctx);
     } else {
         be->pam_backward(t->dx, t->dwq, t->dbq, t->dwk, t->dbk, t->dwv, t->dbv, t->dgamma,
                          t->dout, t->x, t->q, t->k, t->v, t->a, t->o, t->wq, t->wk, t->wv,
-                         t->gamma, t->B, t->C, t->Cq, t->N, 0, &ctx);
+                         t->gamma, t->B, t->C, t->Cq, t->N, 0, NULL, &ctx);
     }
 }
 static void bench_attention(int B, int C, int Cq, int N) {

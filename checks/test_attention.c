@@ -239,10 +239,10 @@ static void fwd_run(fwd_bufs *fb, const attn_case *ac, dath_ctx *ctx) {
         fb->q_d = dalloc(qn); fb->k_d = dalloc(qn); fb->v_d = dalloc(cn);
         pam_forward_cpu(fb->out, fb->q, fb->k, fb->v, fb->a, fb->o, t[PAM_X].f,
                         t[PAM_WQ].f, t[PAM_BQ].f, t[PAM_WK].f, t[PAM_BK].f, t[PAM_WV].f,
-                        t[PAM_BV].f, t[PAM_GAMMA].f, B, C, Cq, N, ctx);
+                        t[PAM_BV].f, t[PAM_GAMMA].f, B, C, Cq, N, NULL, ctx);
         ref_pam(fb->out_d, fb->q_d, fb->k_d, fb->v_d, fb->a_d, fb->o_d, t, B, C, Cq, N);
     } else {
-        cam_forward_cpu(fb->out, fb->a, fb->o, t[CAM_X].f, t[CAM_GAMMA].f, B, C, N, ctx);
+        cam_forward_cpu(fb->out, fb->a, fb->o, NULL, t[CAM_X].f, t[CAM_GAMMA].f, B, C, N, NULL, ctx);
         ref_cam(fb->out_d, fb->a_d, fb->o_d, t, B, C, N);
     }
 }
@@ -275,10 +275,10 @@ static void bwd_run_b(float **grads, const float *dout, const fwd_bufs *fb,
                          grads[PAM_BK], grads[PAM_WV], grads[PAM_BV], grads[PAM_GAMMA],
                          dout, t[PAM_X].f, fb->q, fb->k, fb->v, fb->a, fb->o,
                          t[PAM_WQ].f, t[PAM_WK].f, t[PAM_WV].f, t[PAM_GAMMA].f,
-                         B, ac->C, ac->Cq, ac->N, add, ctx);
+                         B, ac->C, ac->Cq, ac->N, add, NULL, ctx);
     else
-        cam_backward_cpu(grads[CAM_X], grads[CAM_GAMMA], dout, t[CAM_X].f, fb->a, fb->o,
-                         t[CAM_GAMMA].f, B, ac->C, ac->N, add, ctx);
+        cam_backward_cpu(grads[CAM_X], grads[CAM_GAMMA], dout, t[CAM_X].f, NULL, fb->a, fb->o,
+                         t[CAM_GAMMA].f, B, ac->C, ac->N, add, NULL, ctx);
 }
 
 static void bwd_run(float **grads, const float *dout, const fwd_bufs *fb,
@@ -404,8 +404,8 @@ static void run_cam_big(const char *label, int B, int C, int N, uint64_t seed) {
 
     /* the backward stays finite too */
     float *dx = falloc(cn), *dg = falloc(1);
-    cam_backward_cpu(dx, dg, ac.r.f, ac.t[CAM_X].f, fb.a, fb.o, ac.t[CAM_GAMMA].f,
-                     B, C, N, 0, &ctx);
+    cam_backward_cpu(dx, dg, ac.r.f, ac.t[CAM_X].f, NULL, fb.a, fb.o, ac.t[CAM_GAMMA].f,
+                     B, C, N, 0, NULL, &ctx);
     snprintf(name, sizeof name, "%s.backward finite", label);
     CHECK_TRUE(name, all_finite(dx, cn) && isfinite(dg[0]));
     free(dx); free(dg);

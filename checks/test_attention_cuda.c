@@ -48,7 +48,7 @@ static void test_pam(const char *op, int B, int C, int Cq, int N, int add) {
     float *out_r = xmalloc(nx * 4), *q_r = xmalloc(nq * 4), *k_r = xmalloc(nq * 4);
     float *v_r = xmalloc(nx * 4), *a_r = xmalloc(na * 4), *o_r = xmalloc(nx * 4);
     pam_forward_cpu(out_r, q_r, k_r, v_r, a_r, o_r, x, wq, bq_, wk, bk_, wv, bv_, gamma, B, C,
-                    Cq, N, &cctx);
+                    Cq, N, NULL, &cctx);
 
     float *d_x = dup_dev(x, nx * 4), *d_wq = dup_dev(wq, nwq * 4), *d_bq = dup_dev(bq_, Cq * 4);
     float *d_wk = dup_dev(wk, nwq * 4), *d_bk = dup_dev(bk_, Cq * 4);
@@ -60,7 +60,7 @@ static void test_pam(const char *op, int B, int C, int Cq, int N, int add) {
         poison(d_out, nx * 4); poison(d_q, nq * 4); poison(d_k, nq * 4);
         poison(d_v, nx * 4); poison(d_a, na * 4); poison(d_o, nx * 4);
         pam_forward_cuda(d_out, d_q, d_k, d_v, d_a, d_o, d_x, d_wq, d_bq, d_wk, d_bk, d_wv,
-                         d_bv, d_gamma, B, C, Cq, N, &gctx);
+                         d_bv, d_gamma, B, C, Cq, N, NULL, &gctx);
         gsync();
         go[r] = xmalloc(nx * 4); gq[r] = xmalloc(nq * 4); gk[r] = xmalloc(nq * 4);
         gv[r] = xmalloc(nx * 4); ga[r] = xmalloc(na * 4); gO[r] = xmalloc(nx * 4);
@@ -112,7 +112,7 @@ static void test_pam(const char *op, int B, int C, int Cq, int N, int add) {
     float *dwk_r = hcopy(dwk0, nwq), *dbk_r = hcopy(dbk0, Cq), *dwv_r = hcopy(dwv0, nwv);
     float *dbv_r = hcopy(dbv0, C), dg_r[1] = {dg0[0]};
     pam_backward_cpu(dx_r, dwq_r, dbq_r, dwk_r, dbk_r, dwv_r, dbv_r, dg_r, g, x, q_r, k_r,
-                     v_r, a_r, o_r, wq, wk, wv, gamma, B, C, Cq, N, add, &cctx);
+                     v_r, a_r, o_r, wq, wk, wv, gamma, B, C, Cq, N, add, NULL, &cctx);
 
     up(d_q, q_r, nq * 4); up(d_k, k_r, nq * 4); up(d_v, v_r, nx * 4);
     up(d_a, a_r, na * 4); up(d_o, o_r, nx * 4);
@@ -126,7 +126,7 @@ static void test_pam(const char *op, int B, int C, int Cq, int N, int add) {
         up(d_dwk, dwk0, nwq * 4); up(d_dbk, dbk0, Cq * 4); up(d_dwv, dwv0, nwv * 4);
         up(d_dbv, dbv0, C * 4); up(d_dg, dg0, 4);
         pam_backward_cuda(d_dx, d_dwq, d_dbq, d_dwk, d_dbk, d_dwv, d_dbv, d_dg, d_g, d_x, d_q,
-                          d_k, d_v, d_a, d_o, d_wq, d_wk, d_wv, d_gamma, B, C, Cq, N, add, &gctx);
+                          d_k, d_v, d_a, d_o, d_wq, d_wk, d_wv, d_gamma, B, C, Cq, N, add, NULL, &gctx);
         gsync();
         r_dx[r] = xmalloc(nx * 4); r_dwq[r] = xmalloc(nwq * 4); r_dbq[r] = xmalloc(Cq * 4);
         r_dwk[r] = xmalloc(nwq * 4); r_dbk[r] = xmalloc(Cq * 4); r_dwv[r] = xmalloc(nwv * 4);
@@ -239,14 +239,14 @@ static void test_cam(const char *op, int B, int C, int N, int add) {
     float *x = hrand(nx, 0.0f, 0.5f);                                   /* [B,C,N] */
     float gamma[1] = {0.6f};
     float *out_r = xmalloc(nx * 4), *a_r = xmalloc(na * 4), *o_r = xmalloc(nx * 4);
-    cam_forward_cpu(out_r, a_r, o_r, x, gamma, B, C, N, &cctx);
+    cam_forward_cpu(out_r, a_r, o_r, NULL, x, gamma, B, C, N, NULL, &cctx);
 
     float *d_x = dup_dev(x, nx * 4), *d_gamma = dup_dev(gamma, 4);
     float *d_out = dalloc(nx * 4), *d_a = dalloc(na * 4), *d_o = dalloc(nx * 4);
     float *go[2], *ga[2], *gO[2];
     for (int r = 0; r < 2; r++) {
         poison(d_out, nx * 4); poison(d_a, na * 4); poison(d_o, nx * 4);
-        cam_forward_cuda(d_out, d_a, d_o, d_x, d_gamma, B, C, N, &gctx);
+        cam_forward_cuda(d_out, d_a, d_o, NULL, d_x, d_gamma, B, C, N, NULL, &gctx);
         gsync();
         go[r] = xmalloc(nx * 4); ga[r] = xmalloc(na * 4); gO[r] = xmalloc(nx * 4);
         down(go[r], d_out, nx * 4); down(ga[r], d_a, na * 4); down(gO[r], d_o, nx * 4);
@@ -273,13 +273,13 @@ static void test_cam(const char *op, int B, int C, int N, int add) {
     float dg0[1] = {NAN};   /* written (=) */
     if (!add) check_fill_nan(dx0, nx);
     float *dx_r = hcopy(dx0, nx), dg_r[1] = {dg0[0]};
-    cam_backward_cpu(dx_r, dg_r, g, x, a_r, o_r, gamma, B, C, N, add, &cctx);
+    cam_backward_cpu(dx_r, dg_r, g, x, NULL, a_r, o_r, gamma, B, C, N, add, NULL, &cctx);
     up(d_a, a_r, na * 4); up(d_o, o_r, nx * 4);
     float *d_g = dup_dev(g, nx * 4), *d_dx = dalloc(nx * 4), *d_dg = dalloc(4);
     float *r_dx[2], r_dg[2];
     for (int r = 0; r < 2; r++) {
         up(d_dx, dx0, nx * 4); up(d_dg, dg0, 4);
-        cam_backward_cuda(d_dx, d_dg, d_g, d_x, d_a, d_o, d_gamma, B, C, N, add, &gctx);
+        cam_backward_cuda(d_dx, d_dg, d_g, d_x, NULL, d_a, d_o, d_gamma, B, C, N, add, NULL, &gctx);
         gsync();
         r_dx[r] = xmalloc(nx * 4);
         down(r_dx[r], d_dx, nx * 4); down(&r_dg[r], d_dg, 4);
@@ -314,6 +314,213 @@ static void test_cam(const char *op, int B, int C, int N, int add) {
     cudaFree(d_g); cudaFree(d_dx); cudaFree(d_dg);
 }
 
+/* ---- bf16 storage (attention.h's st) -------------------------------------------------- */
+
+static dath_bf16 *to16(const float *x, size_t n) {
+    dath_bf16 *h = xmalloc((n ? n : 1) * 2);
+    for (size_t i = 0; i < n; i++) h[i] = dath_bf16_from_float(x[i]);
+    return h;
+}
+
+/* Both sides round the same fp32 values at the same points (attention.h), from products
+ * of the same bf16 operands summed in other orders (~K·2^-24 relative apart): a stored
+ * value agrees bit for bit unless its fp32 value lies that close to a rounding boundary,
+ * then by one bf16 ulp (≤ 2^-7 relative), in a fraction ~K·2^-16 of the elements; what is
+ * computed from a flipped value moves by its share of a sum, far less. TOL16_FWD: a saved
+ * tensor within two ulps (a GPU's other summation orders: margin over the one ulp seen),
+ * plus 2^-12 of its largest value; TOL16_BWD: an fp32 gradient within 2^-7 relative plus
+ * 2^-10 of its largest value; out as tol16_out. On the
+ * emulator at the small shapes the worst errors are 0 for the stored tensors and ≤ 2e-5
+ * for the fp32 ones; at --full 0.02% of PAM's o are one ulp off (the table). dbk (0 in exact arithmetic, as the fp32 test's tol_dbk) is bounded by 2^-7
+ * of Σ|dk|: bf16 rounds dk before its sum. */
+static const tol TOL16_FWD = {0.0, 1.0 / 4096, 1.0 / 64};
+static const tol TOL16_BWD = {0.0, 1.0 / 1024, 1.0 / 128};
+
+/* out = γ·o + x, where o may be an ulp off (≤ 2^-7 of max|o|): γ times that, absolute
+ * (x + γ·o can cancel to near 0 where o moved), on top of TOL16_FWD. */
+static tol tol16_out(const dath_bf16 *o_ref, size_t n, float gamma) {
+    double mx = 0.0;
+    for (size_t i = 0; i < n; i++) mx = fmax(mx, fabs((double)dath_bf16_to_float(o_ref[i])));
+    tol t = TOL16_FWD;
+    t.atol_abs = fabs((double)gamma) * mx / 128;
+    return t;
+}
+
+/* The saved tensor widened, compared with the reference's. */
+static void cmp16(const char *op, const char *tensor, const dath_bf16 *got, const dath_bf16 *ref, size_t n, tol t) {
+    float *g = check_widen(got, n, DATH_STORE_BF16), *r = check_widen(ref, n, DATH_STORE_BF16);
+    cmp(op, tensor, g, r, n, t);
+    free(g); free(r);
+}
+
+static void test_pam16(const char *op, int B, int C, int Cq, int N, int add) {
+    size_t nx = (size_t)B * C * N, nq = (size_t)B * Cq * N, na = (size_t)B * N * N;
+    size_t nwq = (size_t)Cq * C, nwv = (size_t)C * C;
+    float bd = 1.0f / sqrtf((float)C);
+    float *x = hrand(nx, 0.0f, 1.0f);
+    float *wq = hrand(nwq, -bd, bd), *bq_ = hrand(Cq, -bd, bd), *wk = hrand(nwq, -bd, bd), *bk_ = hrand(Cq, -bd, bd);
+    float *wv = hrand(nwv, -bd, bd), *bv_ = hrand(C, -bd, bd);
+    float gamma[1] = {0.7f};
+    dath_bf16 *wq16 = to16(wq, nwq), *wk16 = to16(wk, nwq), *wv16 = to16(wv, nwv);
+    const attn_store hst = {wq16, wk16, wv16};
+    float *out_r = xmalloc(nx * 4);
+    dath_bf16 *q_r = xmalloc(nq * 2), *k_r = xmalloc(nq * 2), *v_r = xmalloc(nx * 2), *a_r = xmalloc(na * 2);
+    dath_bf16 *o_r = xmalloc(nx * 2);
+    pam_forward_cpu(out_r, q_r, k_r, v_r, a_r, o_r, x, wq, bq_, wk, bk_, wv, bv_, gamma, B, C, Cq, N, &hst, &cctx);
+
+    float *d_x = dup_dev(x, nx * 4), *d_wq = dup_dev(wq, nwq * 4), *d_bq = dup_dev(bq_, Cq * 4);
+    float *d_wk = dup_dev(wk, nwq * 4), *d_bk = dup_dev(bk_, Cq * 4), *d_wv = dup_dev(wv, nwv * 4);
+    float *d_bv = dup_dev(bv_, C * 4), *d_gamma = dup_dev(gamma, 4), *d_out = dalloc(nx * 4);
+    const attn_store dst = {dup_dev(wq16, nwq * 2), dup_dev(wk16, nwq * 2), dup_dev(wv16, nwv * 2)};
+    void *d_q = dalloc(nq * 2), *d_k = dalloc(nq * 2), *d_v = dalloc(nx * 2), *d_a = dalloc(na * 2);
+    void *d_o = dalloc(nx * 2);
+    float *go[2] = {xmalloc(nx * 4), xmalloc(nx * 4)};
+    dath_bf16 *gq = xmalloc(nq * 2), *gk = xmalloc(nq * 2), *gv = xmalloc(nx * 2), *ga = xmalloc(na * 2);
+    dath_bf16 *gO = xmalloc(nx * 2);
+    for (int r = 0; r < 2; r++) {
+        poison(d_out, nx * 4); poison(d_q, nq * 2); poison(d_k, nq * 2); poison(d_v, nx * 2);
+        poison(d_a, na * 2); poison(d_o, nx * 2);
+        pam_forward_cuda(d_out, d_q, d_k, d_v, d_a, d_o, d_x, d_wq, d_bq, d_wk, d_bk, d_wv, d_bv, d_gamma, B, C, Cq,
+                         N, &dst, &gctx);
+        gsync();
+        down(go[r], d_out, nx * 4);
+    }
+    down(gq, d_q, nq * 2); down(gk, d_k, nq * 2); down(gv, d_v, nx * 2); down(ga, d_a, na * 2);
+    down(gO, d_o, nx * 2);
+    cmp(op, "out", go[0], out_r, nx, tol16_out(o_r, nx, gamma[0])); same(op, "out", go[0], go[1], nx * 4);
+    cmp16(op, "q", gq, q_r, nq, TOL16_FWD);
+    cmp16(op, "k", gk, k_r, nq, TOL16_FWD);
+    cmp16(op, "v", gv, v_r, nx, TOL16_FWD);
+    cmp16(op, "a", ga, a_r, na, TOL16_FWD);
+    cmp16(op, "o", gO, o_r, nx, TOL16_FWD);
+
+    /* backward from the reference's saved tensors */
+    float *g = hrand(nx, -0.5f, 1.0f), *dx0 = hrand(nx, -0.1f, 0.1f);
+    if (!add) check_fill_nan(dx0, nx);
+    float *dx_r = hcopy(dx0, nx), *dwq_r = hzero(nwq), *dbq_r = hzero(Cq), *dwk_r = hzero(nwq), *dbk_r = hzero(Cq);
+    float *dwv_r = hzero(nwv), *dbv_r = hzero(C), dg_r[1];
+    pam_backward_cpu(dx_r, dwq_r, dbq_r, dwk_r, dbk_r, dwv_r, dbv_r, dg_r, g, x, q_r, k_r, v_r, a_r, o_r, wq, wk, wv,
+                     gamma, B, C, Cq, N, add, &hst, &cctx);
+    up(d_q, q_r, nq * 2); up(d_k, k_r, nq * 2); up(d_v, v_r, nx * 2); up(d_a, a_r, na * 2); up(d_o, o_r, nx * 2);
+    float *d_g = dup_dev(g, nx * 4), *d_dx = dalloc(nx * 4), *d_dwq = dalloc(nwq * 4), *d_dbq = dalloc(Cq * 4);
+    float *d_dwk = dalloc(nwq * 4), *d_dbk = dalloc(Cq * 4), *d_dwv = dalloc(nwv * 4), *d_dbv = dalloc(C * 4);
+    float *d_dg = dalloc(4);
+    float *r_dx[2], *r_dwq = xmalloc(nwq * 4), *r_dbq = xmalloc(Cq * 4), *r_dwk = xmalloc(nwq * 4);
+    float *r_dbk = xmalloc(Cq * 4), *r_dwv = xmalloc(nwv * 4), *r_dbv = xmalloc(C * 4), r_dg[2];
+    for (int r = 0; r < 2; r++) {
+        up(d_dx, dx0, nx * 4);
+        poison(d_dwq, nwq * 4); poison(d_dbq, Cq * 4); poison(d_dwk, nwq * 4); poison(d_dbk, Cq * 4);
+        poison(d_dwv, nwv * 4); poison(d_dbv, C * 4); poison(d_dg, 4);   /* written (=) */
+        pam_backward_cuda(d_dx, d_dwq, d_dbq, d_dwk, d_dbk, d_dwv, d_dbv, d_dg, d_g, d_x, d_q, d_k, d_v, d_a, d_o,
+                          d_wq, d_wk, d_wv, d_gamma, B, C, Cq, N, add, &dst, &gctx);
+        gsync();
+        r_dx[r] = xmalloc(nx * 4);
+        down(r_dx[r], d_dx, nx * 4); down(&r_dg[r], d_dg, 4);
+    }
+    down(r_dwq, d_dwq, nwq * 4); down(r_dbq, d_dbq, Cq * 4); down(r_dwk, d_dwk, nwq * 4);
+    down(r_dbk, d_dbk, Cq * 4); down(r_dwv, d_dwv, nwv * 4); down(r_dbv, d_dbv, C * 4);
+    cmp(op, "dx", r_dx[0], dx_r, nx, TOL16_BWD); same(op, "dx", r_dx[0], r_dx[1], nx * 4);
+    cmp(op, "dwq", r_dwq, dwq_r, nwq, TOL16_BWD);
+    cmp(op, "dbq", r_dbq, dbq_r, Cq, TOL16_BWD);
+    cmp(op, "dwk", r_dwk, dwk_r, nwq, TOL16_BWD);
+    {   /* dbk: rounding noise about 0 on both sides, bounded by Σ|dk| (of the reference's dk) */
+        double sk = 0.0;
+        float *dk = xmalloc(nq * 4), *de = xmalloc(na * 4), *qf = check_widen(q_r, nq, DATH_STORE_BF16);
+        float *af = check_widen(a_r, na, DATH_STORE_BF16), *vf = check_widen(v_r, nx, DATH_STORE_BF16);
+        float *gd = xmalloc(nx * 4), *da = xmalloc(na * 4);
+        const long long cn = (long long)C * N, qn = (long long)Cq * N, nn = (long long)N * N;
+        for (size_t i = 0; i < nx; i++) gd[i] = gamma[0] * g[i];
+        mm(da, true, false, N, N, C, gd, N, cn, vf, N, cn, N, nn, B);
+        softmax_bwd_values(de, af, da, (size_t)B * N, N, 1.0f);
+        mm(dk, false, false, Cq, N, N, qf, N, qn, de, N, nn, N, qn, B);
+        for (int c = 0; c < Cq; c++) {
+            double s = 0.0;
+            for (int b = 0; b < B; b++)
+                for (int n = 0; n < N; n++) s += fabs(dk[(size_t)b * qn + (size_t)c * N + n]);
+            sk = fmax(sk, s);
+        }
+        tol t = {sk / 128, 0.0, 0.0};
+        cmp(op, "dbk", r_dbk, dbk_r, Cq, t);
+        free(dk); free(de); free(qf); free(af); free(vf); free(gd); free(da);
+    }
+    cmp(op, "dwv", r_dwv, dwv_r, nwv, TOL16_BWD);
+    cmp(op, "dbv", r_dbv, dbv_r, C, TOL16_BWD);
+    {
+        float *of = check_widen(o_r, nx, DATH_STORE_BF16);
+        cmp(op, "dgamma", &r_dg[0], dg_r, 1, scalar_reduce_tol(g, of, nx));
+        free(of);
+    }
+    same(op, "dgamma", &r_dg[0], &r_dg[1], 4);
+
+    for (int r = 0; r < 2; r++) { free(go[r]); free(r_dx[r]); }
+    free(x); free(wq); free(bq_); free(wk); free(bk_); free(wv); free(bv_); free(wq16); free(wk16); free(wv16);
+    free(out_r); free(q_r); free(k_r); free(v_r); free(a_r); free(o_r); free(gq); free(gk); free(gv); free(ga);
+    free(gO); free(g); free(dx0); free(dx_r); free(dwq_r); free(dbq_r); free(dwk_r); free(dbk_r); free(dwv_r);
+    free(dbv_r); free(r_dwq); free(r_dbq); free(r_dwk); free(r_dbk); free(r_dwv); free(r_dbv);
+    cudaFree(d_x); cudaFree(d_wq); cudaFree(d_bq); cudaFree(d_wk); cudaFree(d_bk); cudaFree(d_wv); cudaFree(d_bv);
+    cudaFree(d_gamma); cudaFree(d_out); cudaFree((void *)dst.wq); cudaFree((void *)dst.wk); cudaFree((void *)dst.wv);
+    cudaFree(d_q); cudaFree(d_k); cudaFree(d_v); cudaFree(d_a); cudaFree(d_o); cudaFree(d_g); cudaFree(d_dx);
+    cudaFree(d_dwq); cudaFree(d_dbq); cudaFree(d_dwk); cudaFree(d_dbk); cudaFree(d_dwv); cudaFree(d_dbv);
+    cudaFree(d_dg);
+}
+
+static void test_cam16(const char *op, int B, int C, int N, int add) {
+    size_t nx = (size_t)B * C * N, na = (size_t)B * C * C;
+    float *x = hrand(nx, 0.0f, 0.5f);
+    float gamma[1] = {0.6f};
+    const attn_store st = {NULL, NULL, NULL};
+    float *out_r = xmalloc(nx * 4);
+    dath_bf16 *a_r = xmalloc(na * 2), *o_r = xmalloc(nx * 2), *x16_r = xmalloc(nx * 2);
+    cam_forward_cpu(out_r, a_r, o_r, x16_r, x, gamma, B, C, N, &st, &cctx);
+    float *d_x = dup_dev(x, nx * 4), *d_gamma = dup_dev(gamma, 4), *d_out = dalloc(nx * 4);
+    void *d_a = dalloc(na * 2), *d_o = dalloc(nx * 2), *d_x16 = dalloc(nx * 2);
+    float *go[2] = {xmalloc(nx * 4), xmalloc(nx * 4)};
+    dath_bf16 *ga = xmalloc(na * 2), *gO = xmalloc(nx * 2), *gx = xmalloc(nx * 2);
+    for (int r = 0; r < 2; r++) {
+        poison(d_out, nx * 4); poison(d_a, na * 2); poison(d_o, nx * 2); poison(d_x16, nx * 2);
+        cam_forward_cuda(d_out, d_a, d_o, d_x16, d_x, d_gamma, B, C, N, &st, &gctx);
+        gsync();
+        down(go[r], d_out, nx * 4);
+    }
+    down(ga, d_a, na * 2); down(gO, d_o, nx * 2); down(gx, d_x16, nx * 2);
+    {
+        char name[128];
+        snprintf(name, sizeof name, "%s.x16 = bf16(x), bit for bit", op);
+        const int ok = !memcmp(gx, x16_r, nx * 2);
+        table_add(op, "x16", nx, ok ? 0.0 : NAN, 0.0, check_true(name, ok));
+    }
+    cmp(op, "out", go[0], out_r, nx, tol16_out(o_r, nx, gamma[0])); same(op, "out", go[0], go[1], nx * 4);
+    cmp16(op, "a", ga, a_r, na, TOL16_FWD);
+    cmp16(op, "o", gO, o_r, nx, TOL16_FWD);
+
+    float *g = hrand(nx, -0.5f, 1.0f), *dx0 = hrand(nx, -0.1f, 0.1f);
+    if (!add) check_fill_nan(dx0, nx);
+    float *dx_r = hcopy(dx0, nx), dg_r[1];
+    cam_backward_cpu(dx_r, dg_r, g, x, x16_r, a_r, o_r, gamma, B, C, N, add, &st, &cctx);
+    up(d_a, a_r, na * 2); up(d_o, o_r, nx * 2); up(d_x16, x16_r, nx * 2);
+    float *d_g = dup_dev(g, nx * 4), *d_dx = dalloc(nx * 4), *d_dg = dalloc(4);
+    float *r_dx[2], r_dg[2];
+    for (int r = 0; r < 2; r++) {
+        up(d_dx, dx0, nx * 4); poison(d_dg, 4);
+        cam_backward_cuda(d_dx, d_dg, d_g, d_x, d_x16, d_a, d_o, d_gamma, B, C, N, add, &st, &gctx);
+        gsync();
+        r_dx[r] = xmalloc(nx * 4);
+        down(r_dx[r], d_dx, nx * 4); down(&r_dg[r], d_dg, 4);
+    }
+    cmp(op, "dx", r_dx[0], dx_r, nx, TOL16_BWD); same(op, "dx", r_dx[0], r_dx[1], nx * 4);
+    {
+        float *of = check_widen(o_r, nx, DATH_STORE_BF16);
+        cmp(op, "dgamma", &r_dg[0], dg_r, 1, scalar_reduce_tol(g, of, nx));
+        free(of);
+    }
+    same(op, "dgamma", &r_dg[0], &r_dg[1], 4);
+    for (int r = 0; r < 2; r++) { free(go[r]); free(r_dx[r]); }
+    free(x); free(out_r); free(a_r); free(o_r); free(x16_r); free(ga); free(gO); free(gx); free(g); free(dx0);
+    free(dx_r);
+    cudaFree(d_x); cudaFree(d_gamma); cudaFree(d_out); cudaFree(d_a); cudaFree(d_o); cudaFree(d_x16); cudaFree(d_g);
+    cudaFree(d_dx); cudaFree(d_dg);
+}
+
 int main(int argc, char **argv) {
     cuda_check_start(argc, argv);
     const int B = CS.B, S = CS.S, HID = CS.HID, C5 = CS.C5, CQ = CS.CQ, N = CS.N, P6 = CS.P6;
@@ -338,6 +545,28 @@ int main(int argc, char **argv) {
     test_cam("attention.cam", B, C5, N, 0);
     test_cam("attention.cam dx+=", B, C5, N, 1);   /* dath-1: after PAM */
     cuda_check_lap("attention", &t0);
+    /* bf16 storage where the context has it (precision bf16 on sm_80+), as host/net.c */
+    if (attn_store_bf16(&gctx)) {
+        test_pam16("attention.pam bf16", B, C5, CQ, N, 0);
+        test_cam16("attention.cam bf16", B, C5, N, 0);
+        test_cam16("attention.cam bf16 dx+=", B, C5, N, 1);
+        if (!full) {   /* chunks: a scratch of half the batch's images */
+            dath_ctx keep = gctx;
+            char err[256];
+            const size_t per = ATTN_BF16_PAM_BWD(32, 4, 64);
+            if (gpu->ctx_init(&gctx, (2048 + 7 * 64 + 4 * per + 100) * sizeof(float), precision, err, sizeof err)) {
+                printf("FAIL attention: ctx_init: %s\n", err);
+                exit(1);
+            }
+            test_pam16("attention.pam bf16 B8 8x8 2 chunks dx+=", 8, 32, 4, 64, 1);
+            gpu->ctx_free(&gctx);
+            gctx = keep;
+        }
+        cuda_check_lap("attention bf16 storage", &t0);
+    } else {
+        printf("attention bf16 storage: not at this precision and device (precision %s, sm %d; it needs bf16 on "
+               "sm_80+)\n", backend_precisions[gctx.precision], gctx.sm);
+    }
     return cuda_check_end();
 }
 

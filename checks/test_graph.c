@@ -179,37 +179,44 @@ REC_OP(avgp_b, (float *din, const float *dout, int P, int H, int W, int Ho, int 
        a->din = din; a->dout = dout; a->P = P; a->H = H; a->W = W; a->Ho = Ho; a->Wo = Wo; a->ctx = ctx,
        avgpool_backward_cpu(a->din, a->dout, a->P, a->H, a->W, a->Ho, a->Wo, a->ctx),
        float *din; const float *dout; int P, H, W, Ho, Wo; dath_ctx *ctx;)
-REC_OP(pam_f, (float *out, float *q, float *k, float *v, float *att, float *o, const float *x, const float *wq,
+REC_OP(pam_f, (float *out, void *q, void *k, void *v, void *att, void *o, const float *x, const float *wq,
                const float *bq, const float *wk, const float *bk, const float *wv, const float *bv, const float *g,
-               int Bn, int Cn, int Cq, int N, dath_ctx *ctx),
+               int Bn, int Cn, int Cq, int N, const attn_store *st, dath_ctx *ctx),
        a->out = out; a->q = q; a->k = k; a->v = v; a->att = att; a->o = o; a->x = x; a->wq = wq; a->bq = bq;
        a->wk = wk; a->bk = bk; a->wv = wv; a->bv = bv; a->g = g; a->Bn = Bn; a->Cn = Cn; a->Cq = Cq; a->N = N;
-       a->ctx = ctx,
+       a->has_st = st != NULL; if (st) a->st = *st; a->ctx = ctx,
        pam_forward_cpu(a->out, a->q, a->k, a->v, a->att, a->o, a->x, a->wq, a->bq, a->wk, a->bk, a->wv, a->bv,
-                       a->g, a->Bn, a->Cn, a->Cq, a->N, a->ctx),
-       float *out, *q, *k, *v, *att, *o; const float *x, *wq, *bq, *wk, *bk, *wv, *bv, *g; int Bn, Cn, Cq, N;
-       dath_ctx *ctx;)
+                       a->g, a->Bn, a->Cn, a->Cq, a->N, a->has_st ? &a->st : NULL, a->ctx),
+       float *out; void *q, *k, *v, *att, *o; const float *x, *wq, *bq, *wk, *bk, *wv, *bv, *g; int Bn, Cn, Cq, N;
+       int has_st; attn_store st; dath_ctx *ctx;)
 REC_OP(pam_b, (float *dx, float *dwq, float *dbq, float *dwk, float *dbk, float *dwv, float *dbv, float *dg,
-               const float *dout, const float *x, const float *q, const float *k, const float *v, const float *att,
-               const float *o, const float *wq, const float *wk, const float *wv, const float *g, int Bn, int Cn,
-               int Cq, int N, int add, dath_ctx *ctx),
+               const float *dout, const float *x, const void *q, const void *k, const void *v, const void *att,
+               const void *o, const float *wq, const float *wk, const float *wv, const float *g, int Bn, int Cn,
+               int Cq, int N, int add, const attn_store *st, dath_ctx *ctx),
        a->dx = dx; a->dwq = dwq; a->dbq = dbq; a->dwk = dwk; a->dbk = dbk; a->dwv = dwv; a->dbv = dbv; a->dg = dg;
        a->dout = dout; a->x = x; a->q = q; a->k = k; a->v = v; a->att = att; a->o = o; a->wq = wq; a->wk = wk;
-       a->wv = wv; a->g = g; a->Bn = Bn; a->Cn = Cn; a->Cq = Cq; a->N = N; a->add = add; a->ctx = ctx,
+       a->wv = wv; a->g = g; a->Bn = Bn; a->Cn = Cn; a->Cq = Cq; a->N = N; a->add = add;
+       a->has_st = st != NULL; if (st) a->st = *st; a->ctx = ctx,
        pam_backward_cpu(a->dx, a->dwq, a->dbq, a->dwk, a->dbk, a->dwv, a->dbv, a->dg, a->dout, a->x, a->q, a->k,
-                        a->v, a->att, a->o, a->wq, a->wk, a->wv, a->g, a->Bn, a->Cn, a->Cq, a->N, a->add, a->ctx),
-       float *dx, *dwq, *dbq, *dwk, *dbk, *dwv, *dbv, *dg; const float *dout, *x, *q, *k, *v, *att, *o, *wq, *wk,
-       *wv, *g; int Bn, Cn, Cq, N, add; dath_ctx *ctx;)
-REC_OP(cam_f, (float *out, float *att, float *o, const float *x, const float *g, int Bn, int Cn, int N, dath_ctx *ctx),
-       a->out = out; a->att = att; a->o = o; a->x = x; a->g = g; a->Bn = Bn; a->Cn = Cn; a->N = N; a->ctx = ctx,
-       cam_forward_cpu(a->out, a->att, a->o, a->x, a->g, a->Bn, a->Cn, a->N, a->ctx),
-       float *out, *att, *o; const float *x, *g; int Bn, Cn, N; dath_ctx *ctx;)
-REC_OP(cam_b, (float *dx, float *dg, const float *dout, const float *x, const float *att, const float *o,
-               const float *g, int Bn, int Cn, int N, int add, dath_ctx *ctx),
-       a->dx = dx; a->dg = dg; a->dout = dout; a->x = x; a->att = att; a->o = o; a->g = g; a->Bn = Bn; a->Cn = Cn;
-       a->N = N; a->add = add; a->ctx = ctx,
-       cam_backward_cpu(a->dx, a->dg, a->dout, a->x, a->att, a->o, a->g, a->Bn, a->Cn, a->N, a->add, a->ctx),
-       float *dx, *dg; const float *dout, *x, *att, *o, *g; int Bn, Cn, N, add; dath_ctx *ctx;)
+                        a->v, a->att, a->o, a->wq, a->wk, a->wv, a->g, a->Bn, a->Cn, a->Cq, a->N, a->add,
+                        a->has_st ? &a->st : NULL, a->ctx),
+       float *dx, *dwq, *dbq, *dwk, *dbk, *dwv, *dbv, *dg; const float *dout, *x; const void *q, *k, *v, *att, *o;
+       const float *wq, *wk, *wv, *g; int Bn, Cn, Cq, N, add, has_st; attn_store st; dath_ctx *ctx;)
+REC_OP(cam_f, (float *out, void *att, void *o, void *x16, const float *x, const float *g, int Bn, int Cn, int N,
+               const attn_store *st, dath_ctx *ctx),
+       a->out = out; a->att = att; a->o = o; a->x16 = x16; a->x = x; a->g = g; a->Bn = Bn; a->Cn = Cn; a->N = N;
+       a->has_st = st != NULL; if (st) a->st = *st; a->ctx = ctx,
+       cam_forward_cpu(a->out, a->att, a->o, a->x16, a->x, a->g, a->Bn, a->Cn, a->N, a->has_st ? &a->st : NULL,
+                       a->ctx),
+       float *out; void *att, *o, *x16; const float *x, *g; int Bn, Cn, N, has_st; attn_store st; dath_ctx *ctx;)
+REC_OP(cam_b, (float *dx, float *dg, const float *dout, const float *x, const void *x16, const void *att,
+               const void *o, const float *g, int Bn, int Cn, int N, int add, const attn_store *st, dath_ctx *ctx),
+       a->dx = dx; a->dg = dg; a->dout = dout; a->x = x; a->x16 = x16; a->att = att; a->o = o; a->g = g; a->Bn = Bn;
+       a->Cn = Cn; a->N = N; a->add = add; a->has_st = st != NULL; if (st) a->st = *st; a->ctx = ctx,
+       cam_backward_cpu(a->dx, a->dg, a->dout, a->x, a->x16, a->att, a->o, a->g, a->Bn, a->Cn, a->N, a->add,
+                        a->has_st ? &a->st : NULL, a->ctx),
+       float *dx, *dg; const float *dout, *x; const void *x16, *att, *o; const float *g; int Bn, Cn, N, add, has_st;
+       attn_store st; dath_ctx *ctx;)
 REC_OP(drop_f, (void *y, const void *x, int Bn, int D, float p, uint64_t seed, uint32_t tag, const uint32_t *step,
                 uint32_t s0, int st, dath_ctx *ctx),
        a->y = y; a->x = x; a->Bn = Bn; a->D = D; a->p = p; a->seed = seed; a->tag = tag; a->step = step; a->s0 = s0;

@@ -465,6 +465,16 @@ static void cost_gemm_batched(cost_trace *t, const char *family, int ta, int tb,
          ta ? " Aᵀ" : "", tb ? " Bᵀ" : "", beta ? " β=1" : "");
 }
 
+/* gemm_rm_batched_bf16: bf16 A and B, C fp32 or (c16) bf16 (2 bytes an element). */
+static void cost_gemm_batched_bf16(cost_trace *t, const char *family, int ta, int tb, int M, int N, int K, int beta,
+                                   int batch, int c16) {
+    if (M <= 0 || N <= 0 || batch <= 0) return;
+    double m = M, n = N, k = K, b = batch, ec = c16 ? 2 : 4;
+    emit(t, "cublasGemmStridedBatchedEx", family, COST_UNIT_GEMM, 2 * m * n * k * b,
+         b * (2 * (m * k + k * n) + (beta ? ec * m * n : 0)), ec * b * m * n, "%d×%d×%d ×%d%s%s%s bf16%s", M, N, K,
+         batch, ta ? " Aᵀ" : "", tb ? " Bᵀ" : "", beta ? " β=1" : "", c16 ? ", C bf16" : "");
+}
+
 /* ---- kernels/attention.cu ------------------------------------------------------------- */
 
 /* attn_align / attn_chunk_images: images per backward chunk after the dγ partials. */
@@ -515,14 +525,72 @@ static void attn_residual_backward(cost_trace *t, double n, int add) {
     emit(t, "attn_sum_partials_kernel", F_ATT_EW, COST_UNIT_CORE, G, 8 * G, 4, "%.0f partials", G);
 }
 
-static void cost_pam_forward(float *out, float *q, float *k, float *v, float *a, float *o, const float *x,
+/* The bf16 storage's kernels (kernels/attention.cu's *16), as their fp32 twins above but
+ * with the bf16 tensors at 2 bytes: softmax16 reads e (fp32) and writes a; its backward
+ * reads da (fp32) and a, writes de; residual16 reads o (bf16) and x; its backward reads o
+ * (bf16); scale16 writes bf16; transpose16 reads fp32 x and writes bf16; narrow16 reads
+ * fp32 and writes bf16; bias16 reads the fp32 product and b, writes bf16. */
+static void attn_softmax16(cost_trace *t, double R, double L) {
+    emit(t, "attn_softmax16_kernel", F_SOFTMAX, COST_UNIT_CORE, 6 * R * L + R, 4 * R * L, 2 * R * L,
+         "%.0f rows × %.0f, a bf16", R, L);
+}
+static void attn_softmax_backward16(cost_trace *t, double R, double L) {
+    emit(t, "attn_softmax_backward16_kernel", F_SOFTMAX, COST_UNIT_CORE, 5 * R * L, 6 * R * L, 2 * R * L,
+         "%.0f rows × %.0f, de bf16", R, L);
+}
+static void attn_residual16(cost_trace *t, double n) {
+    emit(t, "attn_residual16_kernel", F_ATT_EW, COST_UNIT_CORE, 2 * n, 6 * n + 4, 4 * n, "n %.0f, o bf16", n);
+}
+static void attn_residual_backward16(cost_trace *t, double n, int add) {
+    if (n == 0) return;
+    double G = cost_grid_1d(n);
+    if (G > ATTN_PARTIALS) G = ATTN_PARTIALS;
+    emit(t, "attn_residual_backward16_kernel", F_ATT_EW, COST_UNIT_CORE, (2 + add) * n, (6 + 4 * add) * n,
+         4 * n + 8 * G, "n %.0f, %.0f blocks%s, o bf16", n, G, add ? ", dx +=" : "");
+    emit(t, "attn_sum_partials_kernel", F_ATT_EW, COST_UNIT_CORE, G, 8 * G, 4, "%.0f partials", G);
+}
+
+static void cost_pam_forward16(const char *layer, int B, int C, int Cq, int N, dath_ctx *ctx) {
+    cost_trace *t = TRACE(ctx);
+    const double cn = (double)C * N, qn = (double)Cq * N, nn = (double)N * N;
+    const int chunk = attn_chunk(t, ctx, ATTN_BF16_PAM_FWD(C, Cq, N), 2, B, "pam_forward_cuda");
+    for (int b0 = 0; b0 < B; b0 += chunk) {
+        const int nb = B - b0 < chunk ? B - b0 : chunk;
+        const int Co[3] = {Cq, Cq, C};
+        emit(t, "attn_narrow16_kernel", F_ATT_EW, COST_UNIT_CORE, 0, 4 * nb * cn, 2 * nb * cn, "n %.0f, bf16", nb * cn);
+        for (int c = 0; c < 3; c++) {   /* the fp32 product of w16 and x16, then attn_bias16_kernel: bf16(acc + b) */
+            if (Co[c] <= 0) continue;
+            const double yn = (double)nb * Co[c] * N;
+            cost_gemm_batched_bf16(t, F_ATT_GEMM, 0, 0, Co[c], N, C, 0, nb, 0);
+            emit(t, "attn_bias16_kernel", F_BIAS, COST_UNIT_CORE, yn, 4 * (yn + Co[c]), 2 * yn, "%d×%d×%d, bf16",
+                 nb, Co[c], N);
+        }
+        cost_gemm_batched_bf16(t, F_ATT_GEMM, 1, 0, N, N, Cq, 0, nb, 0);   /* e = qᵀk, fp32 */
+        attn_softmax16(t, (double)nb * N, N);
+        cost_gemm_batched_bf16(t, F_ATT_GEMM, 0, 1, C, N, N, 0, nb, 1);    /* o = bf16(v·aᵀ) */
+        attn_residual16(t, nb * cn);
+    }
+    /* ideal: reads x, the weights' bf16 copies, the biases, γ; writes out; q, k, v, a, o
+     * in bf16 */
+    const double b = B;
+    op_end(t, 4 * (b * cn + 2.0 * Cq + C + 1 + b * cn) + 2 * (2.0 * Cq * C + (double)C * C) +
+                  2 * b * (2 * cn + 2 * qn + nn));
+    (void)layer;
+}
+
+static void cost_pam_forward(float *out, void *q, void *k, void *v, void *a, void *o, const float *x,
                              const float *wq, const float *bq, const float *wk, const float *bk,
                              const float *wv, const float *bv, const float *gamma, int B, int C, int Cq, int N,
-                             dath_ctx *ctx) {
+                             const attn_store *st, dath_ctx *ctx) {
     cost_trace *t = TRACE(ctx);
     char layer[64];
     if (!param_layer(t, wq, layer, sizeof layer)) snprintf(layer, sizeof layer, "pam");
     if (B <= 0 || C <= 0 || N <= 0 || !op_begin(t, "pam_forward", layer, COST_FORWARD)) return;
+    if (st) {
+        cost_pam_forward16(layer, B, C, Cq, N, ctx);
+        label_set(t, out, layer);
+        return;
+    }
     const double b = B, cn = (double)C * N, qn = (double)Cq * N, nn = (double)N * N;
     /* q, k [B,Cq,N] = w·x; v [B,C,N] = wv·x (weights with stride 0) */
     cost_gemm_batched(t, F_ATT_GEMM, 0, 0, Cq, N, C, 0, B);
@@ -543,15 +611,69 @@ static void cost_pam_forward(float *out, float *q, float *k, float *v, float *a,
     label_set(t, out, layer);
 }
 
+/* The R rows' sums of the PAM backward (attn_row_sum_kernel, attention.h's slices), rows
+ * of es bytes an element. */
+static void attn_row_sums(cost_trace *t, int R, double ld, int add, double es) {
+    if (R <= 0) return;
+    const int S = attn_row_sum_slices(R, (long long)ld);
+    if (S == 1)
+        emit(t, "attn_row_sum_kernel", F_BGRAD, COST_UNIT_CORE, R * (ld + add), es * R * ld + 4.0 * add * R, 4.0 * R,
+             "%d rows × %.0f%s", R, ld, es == 2 ? ", bf16" : "");
+    else {
+        emit(t, "attn_row_sum_kernel", F_BGRAD, COST_UNIT_CORE, R * ld, es * R * ld, 8.0 * R * S,
+             "%d rows × %.0f, %d slices%s", R, ld, S, es == 2 ? ", bf16" : "");
+        emit(t, "attn_row_sum_finish_kernel", F_BGRAD, COST_UNIT_CORE, (double)R * (S - 1 + add),
+             8.0 * R * S + 4.0 * add * R, 4.0 * R, "%d rows × %d slices", R, S);
+    }
+}
+
+static void cost_pam_backward16(int B, int C, int Cq, int N, int add, dath_ctx *ctx) {
+    cost_trace *t = TRACE(ctx);
+    const double cn = (double)C * N, qn = (double)Cq * N, nn = (double)N * N;
+    const int chunk = attn_chunk(t, ctx, ATTN_BF16_PAM_BWD(C, Cq, N), 7, B, "pam_backward_cuda");
+    attn_residual_backward16(t, (double)B * cn, add);
+    for (int b0 = 0; b0 < B; b0 += chunk) {
+        const int nb = B - b0 < chunk ? B - b0 : chunk;
+        const double ld = (double)nb * N;
+        emit(t, "attn_scale16_kernel", F_ATT_EW, COST_UNIT_CORE, nb * cn, 4 * (nb * cn + 1), 2 * nb * cn,
+             "n %.0f, bf16", nb * cn);
+        emit(t, "attn_transpose16_kernel", F_ATT_EW, COST_UNIT_CORE, 0, 4 * nb * cn, 2 * nb * cn, "%d×%d×%d, bf16", nb,
+             C, N);
+        cost_gemm_batched_bf16(t, F_ATT_GEMM, 0, 0, C, N, N, 0, nb, 1);    /* dv = bf16(gd·a) */
+        cost_gemm_batched_bf16(t, F_ATT_GEMM, 1, 0, N, N, C, 0, nb, 0);    /* da = gdᵀ·v */
+        attn_softmax_backward16(t, (double)nb * N, N);
+        cost_gemm_batched_bf16(t, F_ATT_GEMM, 0, 1, Cq, N, N, 0, nb, 1);   /* dq = bf16(k·deᵀ) */
+        cost_gemm_batched_bf16(t, F_ATT_GEMM, 0, 0, Cq, N, N, 0, nb, 1);   /* dk = bf16(q·de) */
+        const int Co[3] = {Cq, Cq, C}, acc = b0 > 0;
+        int R = 0;
+        for (int c = 0; c < 3; c++) {
+            if (Co[c] <= 0) continue;
+            R += Co[c];
+            cost_gemm_batched_bf16(t, F_ATT_GEMM, 0, 1, Co[c], C, (int)ld, acc, 1, 0);   /* dw (+)= dyT·xTᵀ */
+        }
+        attn_row_sums(t, R, ld, acc, 2);
+        for (int c = 0; c < 3; c++)
+            if (Co[c] > 0) cost_gemm_batched_bf16(t, F_ATT_GEMM, 1, 0, C, N, Co[c], 1, nb, 0);   /* dx += w16ᵀ·dy */
+    }
+    /* ideal: reads dout, x (fp32); q, k, v, a, o (bf16); the weights' bf16 copies, γ; writes
+     * dx, the 1×1-conv gradients and dγ */
+    const double bb = B, w = 2.0 * Cq * C + (double)C * C;
+    op_end(t, 4 * (2 * bb * cn) + 2 * bb * (2 * cn + 2 * qn + nn) + 2 * w + 4 + 4 * (bb * cn + w + 2.0 * Cq + C + 1));
+}
+
 static void cost_pam_backward(float *dx, float *dwq, float *dbq, float *dwk, float *dbk, float *dwv, float *dbv,
-                              float *dgamma, const float *dout, const float *x, const float *q, const float *k,
-                              const float *v, const float *a, const float *o, const float *wq, const float *wk,
+                              float *dgamma, const float *dout, const float *x, const void *q, const void *k,
+                              const void *v, const void *a, const void *o, const float *wq, const float *wk,
                               const float *wv, const float *gamma, int B, int C, int Cq, int N, int add,
-                              dath_ctx *ctx) {
+                              const attn_store *st, dath_ctx *ctx) {
     cost_trace *t = TRACE(ctx);
     char layer[64];
     if (!param_layer(t, wq, layer, sizeof layer)) snprintf(layer, sizeof layer, "pam");
     if (B <= 0 || C <= 0 || N <= 0 || !op_begin(t, "pam_backward", layer, COST_BACKWARD)) return;
+    if (st) {
+        cost_pam_backward16(B, C, Cq, N, add, ctx);
+        return;
+    }
     const double cn = (double)C * N, qn = (double)Cq * N, nn = (double)N * N;
     const int chunk = attn_chunk(t, ctx, 3 * cn + 2 * qn + nn, 6, B, "pam_backward_cuda");
     attn_residual_backward(t, (double)B * cn, add);
@@ -599,13 +721,27 @@ static void cost_pam_backward(float *dx, float *dwq, float *dbq, float *dwk, flo
     op_end(t, 4 * (bb * (4 * cn + 2 * qn + nn) + w + 1 + bb * cn + w + 2.0 * Cq + C + 1));
 }
 
-static void cost_cam_forward(float *out, float *a, float *o, const float *x, const float *gamma, int B, int C, int N,
-                             dath_ctx *ctx) {
+static void cost_cam_forward(float *out, void *a, void *o, void *x16, const float *x, const float *gamma, int B, int C,
+                             int N, const attn_store *st, dath_ctx *ctx) {
     cost_trace *t = TRACE(ctx);
     char layer[64];
     if (!param_layer(t, gamma, layer, sizeof layer)) snprintf(layer, sizeof layer, "cam");
     if (B <= 0 || C <= 0 || !op_begin(t, "cam_forward", layer, COST_FORWARD)) return;
     const double b = B, cn = (double)C * N, cc = (double)C * C;
+    if (st) {   /* x16 = bf16(x), then per chunk e (fp32), a, o (bf16), out */
+        emit(t, "attn_narrow16_kernel", F_ATT_EW, COST_UNIT_CORE, 0, 4 * b * cn, 2 * b * cn, "n %.0f, bf16", b * cn);
+        const int chunk = attn_chunk(t, ctx, ATTN_BF16_CAM_FWD(C, N), 1, B, "cam_forward_cuda");
+        for (int b0 = 0; b0 < B; b0 += chunk) {
+            const int nb = B - b0 < chunk ? B - b0 : chunk;
+            cost_gemm_batched_bf16(t, F_ATT_GEMM, 0, 1, C, C, N, 0, nb, 0);   /* e = x16·x16ᵀ */
+            attn_softmax16(t, (double)nb * C, C);
+            cost_gemm_batched_bf16(t, F_ATT_GEMM, 0, 0, C, N, C, 0, nb, 1);   /* o = bf16(a·x16) */
+            attn_residual16(t, nb * cn);
+        }
+        op_end(t, 4 * (b * cn + 1 + b * cn) + 2 * b * (2 * cn + cc));   /* reads x, γ; writes out; x16, a, o bf16 */
+        label_set(t, out, layer);
+        return;
+    }
     cost_gemm_batched(t, F_ATT_GEMM, 0, 1, C, C, N, 0, B);   /* e = x·xᵀ */
     attn_softmax(t, b * C, C);
     cost_gemm_batched(t, F_ATT_GEMM, 0, 0, C, N, C, 0, B);   /* o = a·x */
@@ -614,13 +750,31 @@ static void cost_cam_forward(float *out, float *a, float *o, const float *x, con
     label_set(t, out, layer);
 }
 
-static void cost_cam_backward(float *dx, float *dgamma, const float *dout, const float *x, const float *a,
-                              const float *o, const float *gamma, int B, int C, int N, int add, dath_ctx *ctx) {
+static void cost_cam_backward(float *dx, float *dgamma, const float *dout, const float *x, const void *x16,
+                              const void *a, const void *o, const float *gamma, int B, int C, int N, int add,
+                              const attn_store *st, dath_ctx *ctx) {
     cost_trace *t = TRACE(ctx);
     char layer[64];
     if (!param_layer(t, gamma, layer, sizeof layer)) snprintf(layer, sizeof layer, "cam");
     if (B <= 0 || C <= 0 || !op_begin(t, "cam_backward", layer, COST_BACKWARD)) return;
     const double cn = (double)C * N, cc = (double)C * C;
+    if (st) {
+        const int chunk = attn_chunk(t, ctx, ATTN_BF16_CAM_BWD(C, N), 3, B, "cam_backward_cuda");
+        attn_residual_backward16(t, (double)B * cn, add);
+        for (int b0 = 0; b0 < B; b0 += chunk) {
+            const int nb = B - b0 < chunk ? B - b0 : chunk;
+            emit(t, "attn_scale16_kernel", F_ATT_EW, COST_UNIT_CORE, nb * cn, 4 * (nb * cn + 1), 2 * nb * cn,
+                 "n %.0f, bf16", nb * cn);
+            cost_gemm_batched_bf16(t, F_ATT_GEMM, 0, 1, C, C, N, 0, nb, 0);   /* da = gd·x16ᵀ */
+            cost_gemm_batched_bf16(t, F_ATT_GEMM, 1, 0, C, N, C, 1, nb, 0);   /* dx += aᵀ·gd */
+            attn_softmax_backward16(t, (double)nb * C, C);
+            cost_gemm_batched_bf16(t, F_ATT_GEMM, 0, 0, C, N, C, 1, nb, 0);   /* dx += de·x16 */
+            cost_gemm_batched_bf16(t, F_ATT_GEMM, 1, 0, C, N, C, 1, nb, 0);   /* dx += deᵀ·x16 */
+        }
+        const double b = B;
+        op_end(t, 4 * b * cn + 2 * b * (2 * cn + cc) + 4 + 4 * (b * cn + 1));   /* reads dout; x16, a, o; γ; writes dx, dγ */
+        return;
+    }
     const int chunk = attn_chunk(t, ctx, cn + cc, 2, B, "cam_backward_cuda");
     attn_residual_backward(t, (double)B * cn, add);
     for (int b0 = 0; b0 < B; b0 += chunk) {

@@ -18,7 +18,10 @@
  * (their gradients fp32), and their GEMMs read wcopy, a bf16 copy of every parameter that
  * net_upload makes and RMSProp keeps (rmsprop.h): fc6 and fc7 are 95% of the weights, and
  * --precision bf16's GEMMs round the fp32 weights to bf16 anyway. The heads (hash, cls),
- * whose outputs the losses read, stay fp32.
+ * whose outputs the losses read, stay fp32. With the same condition the attention stores
+ * its saved tensors (q, k, v, pa, po; ca, co and CAM's x16 = bf16(c5)) in bf16
+ * (attention.h), its weights' GEMMs reading wcopy too; its input c5, output and
+ * gradients stay fp32.
  * Every activation has a gradient buffer of the same shape (prefix d), all in one
  * arena: first the two the losses accumulate into (+=: dy, J2's; dz, J3's with the tanh
  * backward), which net_zero_grad zeroes with one memset, then every other one, which its
@@ -44,6 +47,7 @@ typedef struct net_stream {
     maxpool_arg *i1, *i2, *i5;                  /* max-pool argmax, a byte a window */
     float *q, *k, *v, *pa, *po, *pout;          /* PAM: q,k [B,32,N], v,po,pout [B,256,N], pa [B,N,N] */
     float *ca, *co, *cout;                      /* CAM: ca [B,256,256], co, cout [B,256,N] */
+    void *cx16;                                 /* CAM with bf16 storage: bf16(c5) [B,256,N]; else NULL */
 } net_stream;
 
 struct dath_net {
@@ -120,18 +124,20 @@ static void net_layout(dath_net *n, arena *act, arena *dact, arena *dwr, arena *
         t->i2 = TAKEA(iact, sz[3]);
         t->i5 = TAKEA(iact, sz[8]);
         attn_kind at = t->sp->attn;
+        const size_t ea = dath_store_size(n->fstore);   /* the attention's saved tensors */
         if (at == ATTN_PAM || at == ATTN_BOTH) {
-            t->q = TAKEF(act, B * MODEL_CQ * N);
-            t->k = TAKEF(act, B * MODEL_CQ * N);
-            t->v = TAKEF(act, B * MODEL_C5 * N);
-            t->pa = TAKEF(act, B * N * N);
-            t->po = TAKEF(act, B * MODEL_C5 * N);
+            t->q = take(act, B * MODEL_CQ * N * ea);
+            t->k = take(act, B * MODEL_CQ * N * ea);
+            t->v = take(act, B * MODEL_C5 * N * ea);
+            t->pa = take(act, B * N * N * ea);
+            t->po = take(act, B * MODEL_C5 * N * ea);
             t->pout = at == ATTN_BOTH ? TAKEF(act, B * MODEL_C5 * N) : t->a5;
         }
         if (at == ATTN_CAM || at == ATTN_BOTH) {
-            t->ca = TAKEF(act, B * MODEL_C5 * MODEL_C5);
-            t->co = TAKEF(act, B * MODEL_C5 * N);
+            t->ca = take(act, B * MODEL_C5 * MODEL_C5 * ea);
+            t->co = take(act, B * MODEL_C5 * N * ea);
             t->cout = at == ATTN_BOTH ? TAKEF(act, B * MODEL_C5 * N) : t->a5;
+            t->cx16 = n->fstore == DATH_STORE_BF16 ? take(act, B * MODEL_C5 * N * sizeof(dath_bf16)) : NULL;
         }
     }
     n->f = TAKEF(act, B * D);
@@ -158,6 +164,15 @@ size_t net_work_bytes(const dath_model *m, int Bmax, int Bglobal) {
     size_t C = MODEL_C5, N = (size_t)side * side, Cq = MODEL_CQ, B = (size_t)Bmax, Bg = (size_t)Bglobal;
     size_t pam = 8192 + B * (3 * C * N + 2 * Cq * N + N * N) * sizeof(float);
     size_t cam = 8192 + B * (C * N + C * C) * sizeof(float);
+    /* the bf16 storage's (attention.h): the forwards use the scratch too */
+    size_t pam16 = 8192 + 7 * 256 + B * ATTN_BF16_PAM_BWD(C, Cq, N) * sizeof(float);
+    size_t cam16 = 8192 + 3 * 256 + B * ATTN_BF16_CAM_BWD(C, N) * sizeof(float);
+    size_t fwd16 = 8192 + 2 * 256 + B * (ATTN_BF16_PAM_FWD(C, Cq, N) > ATTN_BF16_CAM_FWD(C, N) ? ATTN_BF16_PAM_FWD(C, Cq, N)
+                                                                                           : ATTN_BF16_CAM_FWD(C, N)) *
+                                       sizeof(float);
+    if (pam16 > pam) pam = pam16;
+    if (cam16 > cam) cam = cam16;
+    if (fwd16 > pam) pam = fwd16;
     size_t j1 = 8 * (Bg * Bg + 2 * Bg) + 4096;
     if (pam > need) need = pam;
     if (cam > need) need = cam;
@@ -333,6 +348,13 @@ void net_zero_grad(dath_net *n) {
 
 #define P(i) (n->theta + n->m->params[(i)].offset)
 #define DP(i) (n->grad + n->m->params[(i)].offset)
+/* a stream's attention storage (attention.h): NULL with fp32 storage (CAM's fields unused:
+ * a dath-1 or CAM stream has them too where it has PAM's) */
+#define AS(as, sp)                                                                                 \
+    (n->wcopy ? (*(as) = (attn_store){(sp)->attn == ATTN_CAM ? NULL : n->wcopy + n->m->params[(sp)->wq].offset, \
+                                      (sp)->attn == ATTN_CAM ? NULL : n->wcopy + n->m->params[(sp)->wk].offset, \
+                                      (sp)->attn == ATTN_CAM ? NULL : n->wcopy + n->m->params[(sp)->wv].offset}, \
+                 (as)) : NULL)
 /* fc layer (w, b)'s storage (linear.h): NULL with fp32 fc storage */
 #define LS(ls, wi, bi, out)                                                                        \
     (n->wcopy ? (*(ls) = (linear_store){n->wcopy + n->m->params[(wi)].offset,                      \
@@ -362,11 +384,12 @@ static void stream_forward(dath_net *n, net_stream *t, int s, const float *x, in
     int C5 = MODEL_C5, N = n->N;
     /* attention (none: a5 is c5 itself); dath-1 runs both modules on the same conv5
      * output and sums their residual outputs */
+    attn_store as;
     if (sp->attn == ATTN_PAM || sp->attn == ATTN_BOTH)
         be->pam_forward(t->pout, t->q, t->k, t->v, t->pa, t->po, t->c5, P(sp->wq), P(sp->bq), P(sp->wk),
-                        P(sp->bk), P(sp->wv), P(sp->bv), P(sp->pam_gamma), B, C5, MODEL_CQ, N, ctx);
+                        P(sp->bk), P(sp->wv), P(sp->bv), P(sp->pam_gamma), B, C5, MODEL_CQ, N, AS(&as, sp), ctx);
     if (sp->attn == ATTN_CAM || sp->attn == ATTN_BOTH)
-        be->cam_forward(t->cout, t->ca, t->co, t->c5, P(sp->cam_gamma), B, C5, N, ctx);
+        be->cam_forward(t->cout, t->ca, t->co, t->cx16, t->c5, P(sp->cam_gamma), B, C5, N, AS(&as, sp), ctx);
     if (sp->attn == ATTN_BOTH) {
         be->copy(t->a5, t->pout, (size_t)B * C5 * N * sizeof(float), ctx);
         be->axpy(t->a5, t->cout, 1.0f, (size_t)B * C5 * N, ctx);
@@ -463,14 +486,15 @@ static void stream_backward(dath_net *n, net_stream *t, int s, const float *x, i
     /* attention: dc5 receives the residual and the attention path (no attention: da5
      * is dc5 itself); dath-1's sum of two residual branches sends da5 to both modules,
      * PAM writing dc5 and CAM adding to it */
+    attn_store as;
     if (sp->attn == ATTN_PAM || sp->attn == ATTN_BOTH)
         be->pam_backward(t->dc5, DP(sp->wq), DP(sp->bq), DP(sp->wk), DP(sp->bk), DP(sp->wv), DP(sp->bv),
                          DP(sp->pam_gamma), t->da5, t->c5, t->q, t->k, t->v, t->pa, t->po, P(sp->wq),
-                         P(sp->wk), P(sp->wv), P(sp->pam_gamma), B, C5, MODEL_CQ, N, 0, ctx);
+                         P(sp->wk), P(sp->wv), P(sp->pam_gamma), B, C5, MODEL_CQ, N, 0, AS(&as, sp), ctx);
     if (sp->attn == ATTN_PAM || sp->attn == ATTN_BOTH) DONE(n, ctx, sp->wq, sp->bq, sp->wk, sp->bk, sp->wv, sp->bv, sp->pam_gamma);
     if (sp->attn == ATTN_CAM || sp->attn == ATTN_BOTH) {
-        be->cam_backward(t->dc5, DP(sp->cam_gamma), t->da5, t->c5, t->ca, t->co, P(sp->cam_gamma), B, C5, N,
-                         sp->attn == ATTN_BOTH, ctx);   /* after PAM it adds */
+        be->cam_backward(t->dc5, DP(sp->cam_gamma), t->da5, t->c5, t->cx16, t->ca, t->co, P(sp->cam_gamma), B, C5,
+                         N, sp->attn == ATTN_BOTH, AS(&as, sp), ctx);   /* after PAM it adds */
         DONE(n, ctx, sp->cam_gamma);
     }
     (void)x;   /* conv1's backward runs for every stream in net_backward_body */

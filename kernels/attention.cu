@@ -21,9 +21,21 @@
  * bias-gradient row sums reuse them once dγ is summed: attention.h), then
  * per image (floats) PAM 3·C·N + 2·Cq·N + N², CAM C·N + C². Images go in chunks of as
  * many as fit (at 224 input the whole batch fits in what conv2d_work_bytes asks for);
- * a work buffer too small for one image is kernels/common.h's scratch policy. */
+ * a work buffer too small for one image is kernels/common.h's scratch policy.
+ *
+ * bf16 storage (attention.h's st): the same algebra with the saved tensors and the
+ * backward's GEMM operands in bf16 (the *16 kernels below and the *_bf16 launchers). A
+ * product that a later step rounds or reshapes first lands in fp32 scratch (the
+ * projections before their bias, e before the softmax, da before the softmax backward),
+ * so the forwards use the scratch too (attention.h's ATTN_BF16_* floats an image, in
+ * chunks as the backwards). Every GEMM of this path reads bf16 operands that dath rounded
+ * (to nearest): PAM's projections read the weights' bf16 copies (st) and x16 = bf16(x),
+ * made a chunk at a time in the scratch, and their bias pass becomes the rounding to bf16;
+ * CAM, whose GEMMs read x three times, rounds x into x16 once and saves it. */
 #include "cuda_common.cuh"
 #include "gemm.cuh"
+
+#include <cuda_bf16.h>
 
 extern "C" {
 #include "attention.h"
@@ -153,14 +165,20 @@ __global__ void attn_transpose_kernel(float *xT, const float *x, int nb, int C, 
     }
 }
 
-/* The rows whose sums the PAM backward needs: y[m] [Co[m], L], its sums into db[m]. */
+/* The rows whose sums the PAM backward needs: y[m] [Co[m], L] (fp32, or bf16 with bf16
+ * storage), its sums into db[m]. */
+template <typename T>
 struct attn_rows3 {
-    const float *y[3];
+    const T *y[3];
     float *db[3];
     int Co[3];
 };
 
-__device__ __forceinline__ int attn_rows_locate(const attn_rows3 &t, int r, int *m) {
+__device__ __forceinline__ float attn_f(float v) { return v; }
+__device__ __forceinline__ float attn_f(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+template <typename T>
+__device__ __forceinline__ int attn_rows_locate(const attn_rows3<T> &t, int r, int *m) {
     int i = 0;
     while (i < 2 && r >= t.Co[i]) r -= t.Co[i++];
     *m = i;
@@ -170,14 +188,15 @@ __device__ __forceinline__ int attn_rows_locate(const attn_rows3 &t, int r, int 
 /* Block (s, g): slice s of S of row g of the three sets (attn_row_sum_slices), summed
  * in double by a fixed tree; into partial[g·S + s], or, with S = 1 (partial NULL),
  * onto db (add: +=, else =). */
-__global__ void attn_row_sum_kernel(attn_rows3 t, double *partial, size_t L, int S, int add) {
+template <typename T>
+__global__ void attn_row_sum_kernel(attn_rows3<T> t, double *partial, size_t L, int S, int add) {
     __shared__ double part[BLOCK_1D];
     int m;
     const int g = blockIdx.y, s = blockIdx.x, r = attn_rows_locate(t, g, &m);
-    const float *row = t.y[m] + (size_t)r * L;   /* [L] */
+    const T *row = t.y[m] + (size_t)r * L;       /* [L] */
     const size_t lo = L * s / S, hi = L * (s + 1) / S;
     double acc = 0.0;
-    for (size_t j = lo + threadIdx.x; j < hi; j += BLOCK_1D) acc += row[j];
+    for (size_t j = lo + threadIdx.x; j < hi; j += BLOCK_1D) acc += attn_f(row[j]);
     part[threadIdx.x] = acc;
     __syncthreads();
     for (int h = BLOCK_1D / 2; h > 0; h >>= 1) {
@@ -190,7 +209,8 @@ __global__ void attn_row_sum_kernel(attn_rows3 t, double *partial, size_t L, int
 }
 
 /* db (+)= the S partials of each of the R rows, in slice order. */
-__global__ void attn_row_sum_finish_kernel(attn_rows3 t, const double *partial, int R, int S, int add) {
+template <typename T>
+__global__ void attn_row_sum_finish_kernel(attn_rows3<T> t, const double *partial, int R, int S, int add) {
     const int g = blockIdx.x * blockDim.x + threadIdx.x;
     if (g >= R) return;
     int m;
@@ -198,6 +218,104 @@ __global__ void attn_row_sum_finish_kernel(attn_rows3 t, const double *partial, 
     double v = partial[(size_t)g * S];
     for (int i = 1; i < S; i++) v += partial[(size_t)g * S + i];
     t.db[m][r] = (add ? t.db[m][r] : 0.0f) + (float)v;
+}
+
+/* ---- bf16 storage's kernels (attention.h) ------------------------------------------ */
+
+typedef __nv_bfloat16 bf16;
+
+/* y [B, Co, N] = bf16(acc + b[co]): a projection's bias, its fp32 product rounded once. */
+__global__ void attn_bias16_kernel(bf16 *y, const float *acc, const float *b, int B, int Co, int N) {
+    const size_t total = (size_t)B * Co * N;
+    for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total;
+         e += (size_t)gridDim.x * blockDim.x)
+        y[e] = __float2bfloat16(acc[e] + b[(e / N) % Co]);
+}
+
+/* a [R, L] = bf16(softmax(sign · e)) row by row, e fp32 (the scratch's): attn_softmax_kernel's
+ * arithmetic, each exp taken again in the last pass instead of stored. One warp a row. */
+__global__ void attn_softmax16_kernel(bf16 *a, const float *e, int R, int L, float sign) {
+    const int row = blockIdx.x * (BLOCK_ROWS / WARP) + threadIdx.x / WARP;
+    const int lane = threadIdx.x % WARP;
+    if (row >= R) return;
+    const float *r = e + (size_t)row * L;        /* [L] */
+    bf16 *ar = a + (size_t)row * L;
+    float m = -INFINITY;
+    for (int j = lane; j < L; j += WARP) m = fmaxf(m, sign * r[j]);
+    m = attn_warp_max(m);
+    float s = 0.0f;
+    for (int j = lane; j < L; j += WARP) s += expf(sign * r[j] - m);
+    const float inv = 1.0f / attn_warp_sum(s);
+    for (int j = lane; j < L; j += WARP) ar[j] = __float2bfloat16(expf(sign * r[j] - m) * inv);
+}
+
+/* de [R, L] = bf16(sign · a ⊙ (da − Σ_j a_j da_j)), da fp32, a bf16. One warp a row. */
+__global__ void attn_softmax_backward16_kernel(bf16 *de, const float *da, const bf16 *a, int R, int L,
+                                               float sign) {
+    const int row = blockIdx.x * (BLOCK_ROWS / WARP) + threadIdx.x / WARP;
+    const int lane = threadIdx.x % WARP;
+    if (row >= R) return;
+    const float *gr = da + (size_t)row * L;      /* [L] */
+    const bf16 *ar = a + (size_t)row * L;
+    bf16 *dr = de + (size_t)row * L;
+    float dot = 0.0f;
+    for (int j = lane; j < L; j += WARP) dot += __bfloat162float(ar[j]) * gr[j];
+    dot = attn_warp_sum(dot);
+    for (int j = lane; j < L; j += WARP) dr[j] = __float2bfloat16(sign * __bfloat162float(ar[j]) * (gr[j] - dot));
+}
+
+/* out [n] = gamma[0] · o + x, o bf16. */
+__global__ void attn_residual16_kernel(float *out, const bf16 *o, const float *x, const float *gamma, size_t n) {
+    const float g = gamma[0];
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        out[i] = g * __bfloat162float(o[i]) + x[i];
+}
+
+/* attn_residual_backward_kernel with o bf16. */
+__global__ void attn_residual_backward16_kernel(float *dx, double *partial, const float *dout, const bf16 *o,
+                                                size_t n, int add) {
+    __shared__ double part[BLOCK_1D];
+    double acc = 0.0;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        const float d = dout[i];
+        acc += (double)d * __bfloat162float(o[i]);
+        dx[i] = (add ? dx[i] : 0.0f) + d;
+    }
+    part[threadIdx.x] = acc;
+    __syncthreads();
+    for (int s = BLOCK_1D / 2; s > 0; s >>= 1) {
+        if ((int)threadIdx.x < s) part[threadIdx.x] += part[threadIdx.x + s];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) partial[blockIdx.x] = part[0];
+}
+
+/* gd [n] = bf16(gamma[0] · dout). */
+__global__ void attn_scale16_kernel(bf16 *gd, const float *dout, const float *gamma, size_t n) {
+    const float g = gamma[0];
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        gd[i] = __float2bfloat16(g * dout[i]);
+}
+
+/* xT [C, nb·N] = bf16(x [nb, C, N]) transposed as attn_transpose_kernel's. */
+__global__ void attn_transpose16_kernel(bf16 *xT, const float *x, int nb, int C, int N) {
+    const size_t total = (size_t)nb * C * N, ld = (size_t)nb * N;
+    for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total;
+         e += (size_t)gridDim.x * blockDim.x) {
+        const size_t n = e % N, t = e / N;
+        const size_t c = t % C, b = t / C;
+        xT[c * ld + b * N + n] = __float2bfloat16(x[e]);
+    }
+}
+
+/* y [n] = bf16(x): CAM's x16. */
+__global__ void attn_narrow16_kernel(bf16 *y, const float *x, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        y[i] = __float2bfloat16(x[i]);
 }
 
 /* ---- launchers ---------------------------------------------------------------- */
@@ -252,12 +370,234 @@ static int attn_chunk_images(size_t per_image, int nbuf, int B, const dath_ctx *
     return nb > (size_t)B ? B : (int)nb;
 }
 
-extern "C" void pam_forward_cuda(float *out, float *q, float *k, float *v, float *a, float *o,
+/* ---- bf16 storage's launchers -------------------------------------------------------- */
+
+/* The next `bytes` of a scratch carve, on an ATTN_ALIGN-float boundary. */
+static void *attn_take(char **p, size_t bytes) {
+    void *r = *p;
+    *p += attn_align((bytes + sizeof(float) - 1) / sizeof(float)) * sizeof(float);
+    return r;
+}
+
+/* The start of the images' scratch: after the dγ partials. */
+static char *attn_scratch_base(const dath_ctx *ctx) { return (char *)(ctx->work + attn_align(ATTN_PARTIALS * 2)); }
+
+static void attn_residual_backward16(float *dx, float *dgamma, const float *dout, const bf16 *o, size_t n, int add,
+                                     dath_ctx *ctx) {
+    cudaStream_t st = DATH_STREAM(ctx);
+    if (n == 0) {
+        CUDA_CHECK(cudaMemsetAsync(dgamma, 0, sizeof(float), st));
+        return;
+    }
+    double *partial = (double *)ctx->work;       /* [ATTN_PARTIALS] */
+    unsigned int G = grid_1d(n);
+    if (G > ATTN_PARTIALS) G = ATTN_PARTIALS;
+    attn_residual_backward16_kernel<<<G, BLOCK_1D, 0, st>>>(dx, partial, dout, o, n, add);
+    CUDA_LAUNCH_CHECK();
+    attn_sum_partials_kernel<<<1, BLOCK_1D, 0, st>>>(dgamma, partial, (int)G);
+    CUDA_LAUNCH_CHECK();
+}
+
+static void attn_softmax16(bf16 *a, const float *e, int R, int L, float sign, cudaStream_t st) {
+    attn_softmax16_kernel<<<ceil_div((size_t)R, BLOCK_ROWS / WARP), BLOCK_ROWS, 0, st>>>(a, e, R, L, sign);
+    CUDA_LAUNCH_CHECK();
+}
+
+static void attn_softmax_backward16(bf16 *de, const float *da, const bf16 *a, int R, int L, float sign,
+                                    cudaStream_t st) {
+    attn_softmax_backward16_kernel<<<ceil_div((size_t)R, BLOCK_ROWS / WARP), BLOCK_ROWS, 0, st>>>(de, da, a, R, L,
+                                                                                                 sign);
+    CUDA_LAUNCH_CHECK();
+}
+
+static void attn_residual16(float *out, const bf16 *o, const float *x, const float *gamma, size_t n, cudaStream_t st) {
+    attn_residual16_kernel<<<grid_1d(n), BLOCK_1D, 0, st>>>(out, o, x, gamma, n);
+    CUDA_LAUNCH_CHECK();
+}
+
+static void pam_forward_bf16(float *out, bf16 *q, bf16 *k, bf16 *v, bf16 *a, bf16 *o, const float *x,
+                             const attn_store *w16, const float *bq, const float *bk, const float *bv,
+                             const float *gamma, int B, int C, int Cq, int N, dath_ctx *ctx) {
+    cudaStream_t st = DATH_STREAM(ctx);
+    const size_t cn = (size_t)C * N, qn = (size_t)Cq * N, nn = (size_t)N * N;
+    const int chunk = attn_chunk_images(ATTN_BF16_PAM_FWD(C, Cq, N), 2, B, ctx, "pam_forward_cuda");
+    for (int b0 = 0; b0 < B; b0 += chunk) {
+        const int nb = B - b0 < chunk ? B - b0 : chunk;
+        const float *xc = x + (size_t)b0 * cn;
+        bf16 *qc = q + (size_t)b0 * qn, *kc = k + (size_t)b0 * qn, *vc = v + (size_t)b0 * cn;
+        bf16 *ac = a + (size_t)b0 * nn, *oc = o + (size_t)b0 * cn;
+        char *p = attn_scratch_base(ctx);
+        float *acc = (float *)attn_take(&p, nb * (cn > nn ? cn : nn) * 4);   /* a projection's product, then e */
+        bf16 *x16 = (bf16 *)attn_take(&p, nb * cn * 2);                      /* bf16(x) of the chunk */
+        attn_narrow16_kernel<<<grid_1d(nb * cn), BLOCK_1D, 0, st>>>(x16, xc, nb * cn);
+        CUDA_LAUNCH_CHECK();
+        /* q, k, v = bf16(w16·x16 + b): the fp32 product of the bf16 operands (rounded by
+         * these kernels and the optimiser, to nearest), then the bias and the rounding in
+         * one pass */
+        const struct { const dath_bf16 *w; const float *b; bf16 *y; int Co; } pr[3] = {
+            { w16->wq, bq, qc, Cq }, { w16->wk, bk, kc, Cq }, { w16->wv, bv, vc, C } };
+        for (int c = 0; c < 3; c++) {
+            if (pr[c].Co <= 0) continue;
+            const size_t yn = (size_t)pr[c].Co * N;
+            gemm_rm_batched_bf16(ctx, false, false, pr[c].Co, N, C, 1.0f, pr[c].w, C, 0, x16, N, (long long)cn, 0.0f,
+                                 acc, N, (long long)yn, nb, 0);
+            attn_bias16_kernel<<<grid_1d(nb * yn), BLOCK_1D, 0, st>>>(pr[c].y, acc, pr[c].b, nb, pr[c].Co, N);
+            CUDA_LAUNCH_CHECK();
+        }
+        /* e [nb,N,N] = qᵀ·k in fp32, a = bf16(softmax(e)), o = bf16(v·aᵀ) */
+        gemm_rm_batched_bf16(ctx, true, false, N, N, Cq, 1.0f, qc, N, (long long)qn, kc, N, (long long)qn, 0.0f, acc,
+                             N, (long long)nn, nb, 0);
+        attn_softmax16(ac, acc, nb * N, N, 1.0f, st);
+        gemm_rm_batched_bf16(ctx, false, true, C, N, N, 1.0f, vc, N, (long long)cn, ac, N, (long long)nn, 0.0f, oc,
+                             N, (long long)cn, nb, 1);
+        attn_residual16(out + (size_t)b0 * cn, oc, xc, gamma, nb * cn, st);
+    }
+}
+
+static void pam_backward_bf16(float *dx, float *dwq, float *dbq, float *dwk, float *dbk, float *dwv, float *dbv,
+                              float *dgamma, const float *dout, const float *x, const bf16 *q, const bf16 *k,
+                              const bf16 *v, const bf16 *a, const bf16 *o, const attn_store *w16,
+                              const float *gamma, int B, int C, int Cq, int N, int add, dath_ctx *ctx) {
+    cudaStream_t st = DATH_STREAM(ctx);
+    const size_t cn = (size_t)C * N, qn = (size_t)Cq * N, nn = (size_t)N * N;
+    const int chunk = attn_chunk_images(ATTN_BF16_PAM_BWD(C, Cq, N), 7, B, ctx, "pam_backward_cuda");
+
+    attn_residual_backward16(dx, dgamma, dout, o, (size_t)B * cn, add, ctx);
+
+    for (int b0 = 0; b0 < B; b0 += chunk) {
+        const int nb = B - b0 < chunk ? B - b0 : chunk;
+        const int ld = nb * N;                                  /* channel-major row length */
+        const float *doutc = dout + (size_t)b0 * cn, *xc = x + (size_t)b0 * cn;
+        const bf16 *qc = q + (size_t)b0 * qn, *kc = k + (size_t)b0 * qn, *vc = v + (size_t)b0 * cn;
+        const bf16 *ac = a + (size_t)b0 * nn;
+        float *dxc = dx + (size_t)b0 * cn;
+        char *p = attn_scratch_base(ctx);
+        bf16 *gd = (bf16 *)attn_take(&p, nb * cn * 2);          /* [nb,C,N] bf16(γ·dout) */
+        bf16 *xT = (bf16 *)attn_take(&p, nb * cn * 2);          /* [C, nb·N] */
+        bf16 *dvT = (bf16 *)attn_take(&p, nb * cn * 2);         /* [C, nb·N] */
+        bf16 *dqT = (bf16 *)attn_take(&p, nb * qn * 2);         /* [Cq, nb·N] */
+        bf16 *dkT = (bf16 *)attn_take(&p, nb * qn * 2);         /* [Cq, nb·N] */
+        float *da = (float *)attn_take(&p, nb * nn * 4);        /* [nb,N,N] */
+        bf16 *de = (bf16 *)attn_take(&p, nb * nn * 2);          /* [nb,N,N] */
+
+        attn_scale16_kernel<<<grid_1d(nb * cn), BLOCK_1D, 0, st>>>(gd, doutc, gamma, nb * cn);
+        CUDA_LAUNCH_CHECK();
+        attn_transpose16_kernel<<<grid_1d(nb * cn), BLOCK_1D, 0, st>>>(xT, xc, nb, C, N);
+        CUDA_LAUNCH_CHECK();
+        /* o = v·aᵀ: dv_b = bf16(gd_b·a_b) (into dvT), da_b = gd_bᵀ·v_b in fp32 */
+        gemm_rm_batched_bf16(ctx, false, false, C, N, N, 1.0f, gd, N, (long long)cn, ac, N, (long long)nn, 0.0f, dvT,
+                             ld, N, nb, 1);
+        gemm_rm_batched_bf16(ctx, true, false, N, N, C, 1.0f, gd, N, (long long)cn, vc, N, (long long)cn, 0.0f, da, N,
+                             (long long)nn, nb, 0);
+        attn_softmax_backward16(de, da, ac, nb * N, N, 1.0f, st);
+        /* e = qᵀk: dq_b = bf16(k_b·de_bᵀ), dk_b = bf16(q_b·de_b) (into dqT, dkT) */
+        gemm_rm_batched_bf16(ctx, false, true, Cq, N, N, 1.0f, kc, N, (long long)qn, de, N, (long long)nn, 0.0f, dqT,
+                             ld, N, nb, 1);
+        gemm_rm_batched_bf16(ctx, false, false, Cq, N, N, 1.0f, qc, N, (long long)qn, de, N, (long long)nn, 0.0f,
+                             dkT, ld, N, nb, 1);
+        /* the three 1×1 convolutions, as pam_backward_cuda's: dw (+)= dyT·xTᵀ, db (+)= row
+         * sums, dx_b += w16ᵀ·dy_b */
+        const struct { const bf16 *dyT; const dath_bf16 *w; float *dw, *db; int Co; } conv[3] = {
+            { dqT, w16->wq, dwq, dbq, Cq }, { dkT, w16->wk, dwk, dbk, Cq }, { dvT, w16->wv, dwv, dbv, C } };
+        attn_rows3<bf16> rows;
+        int R = 0;
+        for (int c = 0; c < 3; c++) {
+            rows.y[c] = conv[c].dyT;
+            rows.db[c] = conv[c].db;
+            rows.Co[c] = conv[c].Co > 0 ? conv[c].Co : 0;
+            R += rows.Co[c];
+            if (conv[c].Co <= 0) continue;
+            gemm_rm_batched_bf16(ctx, false, true, conv[c].Co, C, ld, 1.0f, conv[c].dyT, ld, 0, xT, ld, 0,
+                                 b0 ? 1.0f : 0.0f, conv[c].dw, C, 0, 1, 0);
+        }
+        if (R > 0) {
+            const int S = attn_row_sum_slices(R, ld);
+            double *partial = S > 1 ? (double *)ctx->work : NULL;
+            attn_row_sum_kernel<bf16><<<dim3((unsigned)S, (unsigned)R), BLOCK_1D, 0, st>>>(rows, partial, (size_t)ld,
+                                                                                          S, b0 > 0);
+            CUDA_LAUNCH_CHECK();
+            if (S > 1) {
+                attn_row_sum_finish_kernel<bf16><<<ceil_div((size_t)R, BLOCK_1D), BLOCK_1D, 0, st>>>(rows, partial, R,
+                                                                                                    S, b0 > 0);
+                CUDA_LAUNCH_CHECK();
+            }
+        }
+        for (int c = 0; c < 3; c++) {
+            if (conv[c].Co <= 0) continue;
+            gemm_rm_batched_bf16(ctx, true, false, C, N, conv[c].Co, 1.0f, conv[c].w, C, 0, conv[c].dyT, ld, N, 1.0f,
+                                 dxc, N, (long long)cn, nb, 0);
+        }
+    }
+}
+
+static void cam_forward_bf16(float *out, bf16 *a, bf16 *o, bf16 *x16, const float *x, const float *gamma, int B,
+                             int C, int N, dath_ctx *ctx) {
+    cudaStream_t st = DATH_STREAM(ctx);
+    const size_t cn = (size_t)C * N, cc = (size_t)C * C;
+    attn_narrow16_kernel<<<grid_1d((size_t)B * cn), BLOCK_1D, 0, st>>>(x16, x, (size_t)B * cn);
+    CUDA_LAUNCH_CHECK();
+    const int chunk = attn_chunk_images(ATTN_BF16_CAM_FWD(C, N), 1, B, ctx, "cam_forward_cuda");
+    float *e = (float *)attn_scratch_base(ctx);
+    for (int b0 = 0; b0 < B; b0 += chunk) {
+        const int nb = B - b0 < chunk ? B - b0 : chunk;
+        const bf16 *xc = x16 + (size_t)b0 * cn;
+        bf16 *ac = a + (size_t)b0 * cc, *oc = o + (size_t)b0 * cn;
+        /* e [nb,C,C] = x16·x16ᵀ in fp32, a = bf16(softmax(−e)), o = bf16(a·x16) */
+        gemm_rm_batched_bf16(ctx, false, true, C, C, N, 1.0f, xc, N, (long long)cn, xc, N, (long long)cn, 0.0f, e, C,
+                             (long long)cc, nb, 0);
+        attn_softmax16(ac, e, nb * C, C, -1.0f, st);
+        gemm_rm_batched_bf16(ctx, false, false, C, N, C, 1.0f, ac, C, (long long)cc, xc, N, (long long)cn, 0.0f, oc,
+                             N, (long long)cn, nb, 1);
+        attn_residual16(out + (size_t)b0 * cn, oc, x + (size_t)b0 * cn, gamma, nb * cn, st);
+    }
+}
+
+static void cam_backward_bf16(float *dx, float *dgamma, const float *dout, const bf16 *x16, const bf16 *a,
+                              const bf16 *o, const float *gamma, int B, int C, int N, int add, dath_ctx *ctx) {
+    cudaStream_t st = DATH_STREAM(ctx);
+    const size_t cn = (size_t)C * N, cc = (size_t)C * C;
+    const int chunk = attn_chunk_images(ATTN_BF16_CAM_BWD(C, N), 3, B, ctx, "cam_backward_cuda");
+
+    attn_residual_backward16(dx, dgamma, dout, o, (size_t)B * cn, add, ctx);
+
+    for (int b0 = 0; b0 < B; b0 += chunk) {
+        const int nb = B - b0 < chunk ? B - b0 : chunk;
+        const float *doutc = dout + (size_t)b0 * cn;
+        const bf16 *xc = x16 + (size_t)b0 * cn, *ac = a + (size_t)b0 * cc;
+        float *dxc = dx + (size_t)b0 * cn;
+        char *p = attn_scratch_base(ctx);
+        bf16 *gd = (bf16 *)attn_take(&p, nb * cn * 2);          /* [nb,C,N] bf16(γ·dout) */
+        float *da = (float *)attn_take(&p, nb * cc * 4);        /* [nb,C,C] */
+        bf16 *de = (bf16 *)attn_take(&p, nb * cc * 2);          /* [nb,C,C] */
+
+        attn_scale16_kernel<<<grid_1d(nb * cn), BLOCK_1D, 0, st>>>(gd, doutc, gamma, nb * cn);
+        CUDA_LAUNCH_CHECK();
+        /* o = a·x: da_b = gd_b·x_bᵀ in fp32, dx_b += a_bᵀ·gd_b */
+        gemm_rm_batched_bf16(ctx, false, true, C, C, N, 1.0f, gd, N, (long long)cn, xc, N, (long long)cn, 0.0f, da, C,
+                             (long long)cc, nb, 0);
+        gemm_rm_batched_bf16(ctx, true, false, C, N, C, 1.0f, ac, C, (long long)cc, gd, N, (long long)cn, 1.0f, dxc,
+                             N, (long long)cn, nb, 0);
+        attn_softmax_backward16(de, da, ac, nb * C, C, -1.0f, st);
+        /* e = x·xᵀ: dx_b += de_b·x_b + de_bᵀ·x_b */
+        gemm_rm_batched_bf16(ctx, false, false, C, N, C, 1.0f, de, C, (long long)cc, xc, N, (long long)cn, 1.0f, dxc,
+                             N, (long long)cn, nb, 0);
+        gemm_rm_batched_bf16(ctx, true, false, C, N, C, 1.0f, de, C, (long long)cc, xc, N, (long long)cn, 1.0f, dxc,
+                             N, (long long)cn, nb, 0);
+    }
+}
+
+extern "C" void pam_forward_cuda(float *out, void *q_, void *k_, void *v_, void *a_, void *o_,
                                  const float *x, const float *wq, const float *bq,
                                  const float *wk, const float *bk, const float *wv,
                                  const float *bv, const float *gamma,
-                                 int B, int C, int Cq, int N, dath_ctx *ctx) {
+                                 int B, int C, int Cq, int N, const attn_store *sto, dath_ctx *ctx) {
     if (B <= 0 || C <= 0 || N <= 0) return;
+    if (sto) {
+        pam_forward_bf16(out, (bf16 *)q_, (bf16 *)k_, (bf16 *)v_, (bf16 *)a_, (bf16 *)o_, x, sto, bq, bk, bv, gamma,
+                         B, C, Cq, N, ctx);
+        return;
+    }
+    float *q = (float *)q_, *k = (float *)k_, *v = (float *)v_, *a = (float *)a_, *o = (float *)o_;
     cudaStream_t st = DATH_STREAM(ctx);
     const long long cn = (long long)C * N, qn = (long long)Cq * N, nn = (long long)N * N;
     /* q [B,Cq,N] = wq·x + bq, k likewise, v [B,C,N] = wv·x + bv */
@@ -282,17 +622,25 @@ extern "C" void pam_forward_cuda(float *out, float *q, float *k, float *v, float
 
 extern "C" void pam_backward_cuda(float *dx, float *dwq, float *dbq, float *dwk, float *dbk,
                                   float *dwv, float *dbv, float *dgamma,
-                                  const float *dout, const float *x, const float *q,
-                                  const float *k, const float *v, const float *a, const float *o,
+                                  const float *dout, const float *x, const void *q_,
+                                  const void *k_, const void *v_, const void *a_, const void *o_,
                                   const float *wq, const float *wk, const float *wv,
-                                  const float *gamma, int B, int C, int Cq, int N, int add, dath_ctx *ctx) {
+                                  const float *gamma, int B, int C, int Cq, int N, int add,
+                                  const attn_store *sto, dath_ctx *ctx) {
     cudaStream_t st = DATH_STREAM(ctx);
+    const float *q = (const float *)q_, *k = (const float *)k_, *v = (const float *)v_, *a = (const float *)a_,
+                *o = (const float *)o_;
     if (B <= 0 || C <= 0 || N <= 0) {   /* an empty batch's gradients are zero */
         const struct { float *p; size_t n; } z[7] = {
             { dwq, (size_t)Cq * C }, { dbq, (size_t)Cq }, { dwk, (size_t)Cq * C }, { dbk, (size_t)Cq },
             { dwv, (size_t)C * C }, { dbv, (size_t)C }, { dgamma, 1 } };
         for (int i = 0; i < 7; i++)
             if (z[i].n) CUDA_CHECK(cudaMemsetAsync(z[i].p, 0, z[i].n * sizeof(float), st));
+        return;
+    }
+    if (sto) {
+        pam_backward_bf16(dx, dwq, dbq, dwk, dbk, dwv, dbv, dgamma, dout, x, (const bf16 *)q_, (const bf16 *)k_,
+                          (const bf16 *)v_, (const bf16 *)a_, (const bf16 *)o_, sto, gamma, B, C, Cq, N, add, ctx);
         return;
     }
     const size_t cn = (size_t)C * N, qn = (size_t)Cq * N, nn = (size_t)N * N;
@@ -336,7 +684,7 @@ extern "C" void pam_backward_cuda(float *dx, float *dwq, float *dbq, float *dwk,
          * the three (the first chunk writes, later ones add), dx_b += wᵀ·dy_b */
         const struct { const float *dyT, *w; float *dw, *db; int Co; } conv[3] = {
             { dqT, wq, dwq, dbq, Cq }, { dkT, wk, dwk, dbk, Cq }, { dvT, wv, dwv, dbv, C } };
-        attn_rows3 rows;
+        attn_rows3<float> rows;
         int R = 0;
         for (int c = 0; c < 3; c++) {
             rows.y[c] = conv[c].dyT;
@@ -350,12 +698,12 @@ extern "C" void pam_backward_cuda(float *dx, float *dwq, float *dbq, float *dwk,
         if (R > 0) {
             const int S = attn_row_sum_slices(R, ld);
             double *partial = S > 1 ? (double *)ctx->work : NULL;   /* the dγ partials' room, free again */
-            attn_row_sum_kernel<<<dim3((unsigned)S, (unsigned)R), BLOCK_1D, 0, st>>>(rows, partial, (size_t)ld, S,
-                                                                                    b0 > 0);
+            attn_row_sum_kernel<float><<<dim3((unsigned)S, (unsigned)R), BLOCK_1D, 0, st>>>(rows, partial,
+                                                                                           (size_t)ld, S, b0 > 0);
             CUDA_LAUNCH_CHECK();
             if (S > 1) {
-                attn_row_sum_finish_kernel<<<ceil_div((size_t)R, BLOCK_1D), BLOCK_1D, 0, st>>>(rows, partial, R, S,
-                                                                                              b0 > 0);
+                attn_row_sum_finish_kernel<float><<<ceil_div((size_t)R, BLOCK_1D), BLOCK_1D, 0, st>>>(rows, partial,
+                                                                                                     R, S, b0 > 0);
                 CUDA_LAUNCH_CHECK();
             }
         }
@@ -367,9 +715,14 @@ extern "C" void pam_backward_cuda(float *dx, float *dwq, float *dbq, float *dwk,
     }
 }
 
-extern "C" void cam_forward_cuda(float *out, float *a, float *o, const float *x,
-                                 const float *gamma, int B, int C, int N, dath_ctx *ctx) {
+extern "C" void cam_forward_cuda(float *out, void *a_, void *o_, void *x16, const float *x,
+                                 const float *gamma, int B, int C, int N, const attn_store *sto, dath_ctx *ctx) {
     if (B <= 0 || C <= 0) return;
+    if (sto) {
+        cam_forward_bf16(out, (bf16 *)a_, (bf16 *)o_, (bf16 *)x16, x, gamma, B, C, N, ctx);
+        return;
+    }
+    float *a = (float *)a_, *o = (float *)o_;
     cudaStream_t st = DATH_STREAM(ctx);
     const long long cn = (long long)C * N, cc = (long long)C * C;
     /* e [B,C,C] = x·xᵀ, then a = softmax(−e) row by row (shifted by −rowmin(e)) */
@@ -381,13 +734,19 @@ extern "C" void cam_forward_cuda(float *out, float *a, float *o, const float *x,
 }
 
 extern "C" void cam_backward_cuda(float *dx, float *dgamma, const float *dout, const float *x,
-                                  const float *a, const float *o, const float *gamma,
-                                  int B, int C, int N, int add, dath_ctx *ctx) {
+                                  const void *x16, const void *a_, const void *o_, const float *gamma,
+                                  int B, int C, int N, int add, const attn_store *sto, dath_ctx *ctx) {
     cudaStream_t st = DATH_STREAM(ctx);
     if (B <= 0 || C <= 0) {   /* an empty batch's gradient is zero */
         CUDA_CHECK(cudaMemsetAsync(dgamma, 0, sizeof(float), st));
         return;
     }
+    if (sto) {
+        cam_backward_bf16(dx, dgamma, dout, (const bf16 *)x16, (const bf16 *)a_, (const bf16 *)o_, gamma, B, C, N, add,
+                          ctx);
+        return;
+    }
+    const float *a = (const float *)a_, *o = (const float *)o_;
     const size_t cn = (size_t)C * N, cc = (size_t)C * C;
     const int chunk = attn_chunk_images(cn + cc, 2, B, ctx, "cam_backward_cuda");
 

@@ -60,6 +60,20 @@ void gemm_rm_bf16(dath_ctx *ctx, bool ta, bool tb, int M, int N, int K, const vo
                               CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
+void gemm_rm_batched_bf16(dath_ctx *ctx, bool ta, bool tb, int M, int N, int K, float alpha, const void *A,
+                          int lda, long long strideA, const void *B, int ldb, long long strideB, float beta,
+                          void *C, int ldc, long long strideC, int batch, int c_bf16) {
+    if (M <= 0 || N <= 0 || batch <= 0) return;
+    CUBLAS_CHECK(cublasGemmStridedBatchedEx(DATH_CUBLAS(ctx),
+                                            tb ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                            ta ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                            N, M, K, &alpha,
+                                            B, CUDA_R_16BF, ldb, strideB,
+                                            A, CUDA_R_16BF, lda, strideA, &beta,
+                                            C, c_bf16 ? CUDA_R_16BF : CUDA_R_32F, ldc, strideC, batch,
+                                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
 /* The row-major product as gemm_rm makes it column-major — D [N, M] = op(B) [N, K] ·
  * op(A) [K, M]: cuBLASLt's A is our B, its B our A — so the bias runs along D's N rows,
  * as CUBLASLT_EPILOGUE_BIAS wants (one value a row of D, broadcast over its columns). */

@@ -52,4 +52,10 @@ int gemm_rm_bias_typed(dath_ctx *ctx, bool ta, bool tb, int M, int N, int K, con
 void gemm_rm_bf16(dath_ctx *ctx, bool ta, bool tb, int M, int N, int K, const void *A, int lda,
                   const void *B, int ldb, float *C, int ldc);
 
+/* gemm_rm_batched on bf16 A and B (strides in elements), C fp32 or (c_bf16) bf16, the
+ * epilogue's fp32 alpha·AB + beta·C rounded to nearest once for a bf16 C. */
+void gemm_rm_batched_bf16(dath_ctx *ctx, bool ta, bool tb, int M, int N, int K, float alpha, const void *A,
+                          int lda, long long strideA, const void *B, int ldb, long long strideB, float beta,
+                          void *C, int ldc, long long strideC, int batch, int c_bf16);
+
 #endif
