@@ -477,6 +477,29 @@ static void cost_gemm_batched_bf16(cost_trace *t, const char *family, int ta, in
 
 /* ---- kernels/attention.cu ------------------------------------------------------------- */
 
+static void conv_forward_implicit(const conv2d_shape *s, int nw, dath_ctx *ctx);
+
+/* PAM's 1×1 convolution y [B, Co, N] = w·x + b on the implicit convolution kernel
+ * (kernels/attention.cu's attn_project: k = 1 on a 1 × N image, the bias in the epilogue,
+ * y stored as out_store), counted as conv2d_forward counts it; with --conv im2col and an
+ * fp32 y the cuBLAS GEMM and its bias pass. */
+static void attn_project(int B, int C, int Co, int N, int out_store, dath_ctx *ctx) {
+    if (Co <= 0) return;
+    if (ctx->conv_algo == DATH_CONV_IM2COL && out_store == DATH_STORE_F32) {
+        /* the cuBLAS GEMM (the weights with stride 0), then attn_bias_kernel: y += b (reads y
+         * and b, writes y; one add) */
+        const double yn = (double)B * Co * N;
+        cost_gemm_batched(TRACE(ctx), F_ATT_GEMM, 0, 0, Co, N, C, 0, B);
+        emit(TRACE(ctx), "attn_bias_kernel", F_BIAS, COST_UNIT_CORE, yn, 4 * (yn + Co), 4 * yn, "%d×%d×%d", B, Co, N);
+        return;
+    }
+    conv2d_shape s = conv2d_make_shape(B, C, 1, N, Co, 1, 1, 0);
+    s.out_store = out_store;
+    dath_ctx c = *ctx;
+    c.conv_algo = DATH_CONV_IMPLICIT;
+    conv_forward_implicit(&s, 1, &c);
+}
+
 /* attn_align / attn_chunk_images: images per backward chunk after the dγ partials. */
 static double attn_align(double n) { return ceil(n / ATTN_ALIGN) * ATTN_ALIGN; }
 
@@ -553,28 +576,20 @@ static void attn_residual_backward16(cost_trace *t, double n, int add) {
 static void cost_pam_forward16(const char *layer, int B, int C, int Cq, int N, dath_ctx *ctx) {
     cost_trace *t = TRACE(ctx);
     const double cn = (double)C * N, qn = (double)Cq * N, nn = (double)N * N;
-    const int chunk = attn_chunk(t, ctx, ATTN_BF16_PAM_FWD(C, Cq, N), 2, B, "pam_forward_cuda");
+    attn_project(B, C, Cq, N, DATH_STORE_BF16, ctx);   /* q, k, v = bf16(w·x + b) */
+    attn_project(B, C, Cq, N, DATH_STORE_BF16, ctx);
+    attn_project(B, C, C, N, DATH_STORE_BF16, ctx);
+    const int chunk = attn_chunk(t, ctx, ATTN_BF16_PAM_FWD(C, Cq, N), 1, B, "pam_forward_cuda");
     for (int b0 = 0; b0 < B; b0 += chunk) {
         const int nb = B - b0 < chunk ? B - b0 : chunk;
-        const int Co[3] = {Cq, Cq, C};
-        emit(t, "attn_narrow16_kernel", F_ATT_EW, COST_UNIT_CORE, 0, 4 * nb * cn, 2 * nb * cn, "n %.0f, bf16", nb * cn);
-        for (int c = 0; c < 3; c++) {   /* the fp32 product of w16 and x16, then attn_bias16_kernel: bf16(acc + b) */
-            if (Co[c] <= 0) continue;
-            const double yn = (double)nb * Co[c] * N;
-            cost_gemm_batched_bf16(t, F_ATT_GEMM, 0, 0, Co[c], N, C, 0, nb, 0);
-            emit(t, "attn_bias16_kernel", F_BIAS, COST_UNIT_CORE, yn, 4 * (yn + Co[c]), 2 * yn, "%d×%d×%d, bf16",
-                 nb, Co[c], N);
-        }
         cost_gemm_batched_bf16(t, F_ATT_GEMM, 1, 0, N, N, Cq, 0, nb, 0);   /* e = qᵀk, fp32 */
         attn_softmax16(t, (double)nb * N, N);
         cost_gemm_batched_bf16(t, F_ATT_GEMM, 0, 1, C, N, N, 0, nb, 1);    /* o = bf16(v·aᵀ) */
         attn_residual16(t, nb * cn);
     }
-    /* ideal: reads x, the weights' bf16 copies, the biases, γ; writes out; q, k, v, a, o
-     * in bf16 */
+    /* ideal: reads x, the six 1×1-conv tensors, γ; writes out; q, k, v, a, o in bf16 */
     const double b = B;
-    op_end(t, 4 * (b * cn + 2.0 * Cq + C + 1 + b * cn) + 2 * (2.0 * Cq * C + (double)C * C) +
-                  2 * b * (2 * cn + 2 * qn + nn));
+    op_end(t, 4 * (b * cn + 2.0 * Cq * C + 2.0 * Cq + (double)C * C + C + 1 + b * cn) + 2 * b * (2 * cn + 2 * qn + nn));
     (void)layer;
 }
 
@@ -592,16 +607,10 @@ static void cost_pam_forward(float *out, void *q, void *k, void *v, void *a, voi
         return;
     }
     const double b = B, cn = (double)C * N, qn = (double)Cq * N, nn = (double)N * N;
-    /* q, k [B,Cq,N] = w·x; v [B,C,N] = wv·x (weights with stride 0) */
-    cost_gemm_batched(t, F_ATT_GEMM, 0, 0, Cq, N, C, 0, B);
-    cost_gemm_batched(t, F_ATT_GEMM, 0, 0, Cq, N, C, 0, B);
-    cost_gemm_batched(t, F_ATT_GEMM, 0, 0, C, N, C, 0, B);
-    /* attn_bias_kernel: y += b (reads y and b, writes y; one add) for q, k, then v */
-    if (Cq > 0) {
-        emit(t, "attn_bias_kernel", F_BIAS, COST_UNIT_CORE, b * qn, 4 * (b * qn + Cq), 4 * b * qn, "%.0f×%d×%d", b, Cq, N);
-        emit(t, "attn_bias_kernel", F_BIAS, COST_UNIT_CORE, b * qn, 4 * (b * qn + Cq), 4 * b * qn, "%.0f×%d×%d", b, Cq, N);
-    }
-    emit(t, "attn_bias_kernel", F_BIAS, COST_UNIT_CORE, b * cn, 4 * (b * cn + C), 4 * b * cn, "%.0f×%d×%d", b, C, N);
+    /* q, k [B,Cq,N] = wq·x + bq, wk·x + bk; v [B,C,N] = wv·x + bv: the implicit kernel */
+    attn_project(B, C, Cq, N, DATH_STORE_F32, ctx);
+    attn_project(B, C, Cq, N, DATH_STORE_F32, ctx);
+    attn_project(B, C, C, N, DATH_STORE_F32, ctx);
     cost_gemm_batched(t, F_ATT_GEMM, 1, 0, N, N, Cq, 0, B);   /* e = qᵀk */
     attn_softmax(t, b * N, N);
     cost_gemm_batched(t, F_ATT_GEMM, 0, 1, C, N, N, 0, B);    /* o = v·aᵀ */

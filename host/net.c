@@ -170,6 +170,11 @@ size_t net_work_bytes(const dath_model *m, int Bmax, int Bglobal) {
     size_t fwd16 = 8192 + 2 * 256 + B * (ATTN_BF16_PAM_FWD(C, Cq, N) > ATTN_BF16_CAM_FWD(C, N) ? ATTN_BF16_PAM_FWD(C, Cq, N)
                                                                                            : ATTN_BF16_CAM_FWD(C, N)) *
                                        sizeof(float);
+    for (int co = 0; co < 2; co++) {   /* PAM's 1×1 convolutions on the implicit kernel (attention.cu) */
+        conv2d_shape pj = conv2d_make_shape(Bmax, (int)C, 1, (int)N, co ? (int)C : (int)Cq, 1, 1, 0);
+        size_t w = conv2d_work_bytes(&pj);
+        if (w > need) need = w;
+    }
     if (pam16 > pam) pam = pam16;
     if (cam16 > cam) cam = cam16;
     if (fwd16 > pam) pam = fwd16;

@@ -29,9 +29,10 @@
  * projections before their bias, e before the softmax, da before the softmax backward),
  * so the forwards use the scratch too (attention.h's ATTN_BF16_* floats an image, in
  * chunks as the backwards). Every GEMM of this path reads bf16 operands that dath rounded
- * (to nearest): PAM's projections read the weights' bf16 copies (st) and x16 = bf16(x),
- * made a chunk at a time in the scratch, and their bias pass becomes the rounding to bf16;
- * CAM, whose GEMMs read x three times, rounds x into x16 once and saves it. */
+ * to nearest: PAM's projections are the implicit convolution kernel's (below, both paths:
+ * the bias in its epilogue), whose bf16 tiles round x and w on the load and which stores
+ * q, k, v in bf16; the backward's GEMMs read the weights' bf16 copies (st); CAM, whose GEMMs
+ * read x three times, rounds x into x16 once and saves it. */
 #include "cuda_common.cuh"
 #include "gemm.cuh"
 
@@ -39,6 +40,7 @@
 
 extern "C" {
 #include "attention.h"
+#include "conv.h"
 }
 
 /* ATTN_PARTIALS (attention.h): blocks of the dγ partial reduction (at most; fewer when
@@ -59,7 +61,7 @@ __device__ __forceinline__ float attn_warp_max(float v) {
 
 /* ---- kernels ------------------------------------------------------------------ */
 
-/* y [B, Co, N] += b [Co] (the 1×1 convolutions' bias, after their GEMM). */
+/* y [B, Co, N] += b [Co]: the 1×1 convolutions' bias after their cuBLAS GEMM (--conv im2col). */
 __global__ void attn_bias_kernel(float *y, const float *b, int B, int Co, int N) {
     const size_t total = (size_t)B * Co * N;
     for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total;
@@ -224,14 +226,6 @@ __global__ void attn_row_sum_finish_kernel(attn_rows3<T> t, const double *partia
 
 typedef __nv_bfloat16 bf16;
 
-/* y [B, Co, N] = bf16(acc + b[co]): a projection's bias, its fp32 product rounded once. */
-__global__ void attn_bias16_kernel(bf16 *y, const float *acc, const float *b, int B, int Co, int N) {
-    const size_t total = (size_t)B * Co * N;
-    for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total;
-         e += (size_t)gridDim.x * blockDim.x)
-        y[e] = __float2bfloat16(acc[e] + b[(e / N) % Co]);
-}
-
 /* a [R, L] = bf16(softmax(sign · e)) row by row, e fp32 (the scratch's): attn_softmax_kernel's
  * arithmetic, each exp taken again in the last pass instead of stored. One warp a row. */
 __global__ void attn_softmax16_kernel(bf16 *a, const float *e, int R, int L, float sign) {
@@ -370,6 +364,28 @@ static int attn_chunk_images(size_t per_image, int nbuf, int B, const dath_ctx *
     return nb > (size_t)B ? B : (int)nb;
 }
 
+/* y [B, Co, N] = w [Co, C] · x [B, C, N] + b: the 1×1 convolution as the implicit
+ * convolution kernel runs it (kernels/conv.h: k = 1 on a 1 × N image), the bias in its
+ * epilogue and y stored as out_store. --conv im2col (the cuBLAS path) with an fp32 y: a
+ * cuBLAS GEMM and attn_bias_kernel, as the convolutions there; a bf16 y always takes the
+ * implicit kernel (the im2col path stores fp32 only). */
+static void attn_project(void *y, const float *x, const float *w, const float *b, int B, int C, int Co, int N,
+                         int out_store, dath_ctx *ctx) {
+    if (Co <= 0) return;
+    if (ctx->conv_algo == DATH_CONV_IM2COL && out_store == DATH_STORE_F32) {
+        const long long cn = (long long)C * N, yn = (long long)Co * N;
+        gemm_rm_batched(ctx, false, false, Co, N, C, 1.0f, w, C, 0, x, N, cn, 0.0f, (float *)y, N, yn, B);
+        attn_bias_kernel<<<grid_1d((size_t)B * yn), BLOCK_1D, 0, DATH_STREAM(ctx)>>>((float *)y, b, B, Co, N);
+        CUDA_LAUNCH_CHECK();
+        return;
+    }
+    conv2d_shape s = conv2d_make_shape(B, C, 1, N, Co, 1, 1, 0);
+    s.out_store = out_store;
+    dath_ctx c = *ctx;
+    c.conv_algo = DATH_CONV_IMPLICIT;
+    conv2d_forward_cuda((float *)y, x, w, b, &s, 0, &c);
+}
+
 /* ---- bf16 storage's launchers -------------------------------------------------------- */
 
 /* The next `bytes` of a scratch carve, on an ATTN_ALIGN-float boundary. */
@@ -416,41 +432,28 @@ static void attn_residual16(float *out, const bf16 *o, const float *x, const flo
 }
 
 static void pam_forward_bf16(float *out, bf16 *q, bf16 *k, bf16 *v, bf16 *a, bf16 *o, const float *x,
-                             const attn_store *w16, const float *bq, const float *bk, const float *bv,
-                             const float *gamma, int B, int C, int Cq, int N, dath_ctx *ctx) {
+                             const float *wq, const float *bq, const float *wk, const float *bk, const float *wv,
+                             const float *bv, const float *gamma, int B, int C, int Cq, int N, dath_ctx *ctx) {
     cudaStream_t st = DATH_STREAM(ctx);
     const size_t cn = (size_t)C * N, qn = (size_t)Cq * N, nn = (size_t)N * N;
-    const int chunk = attn_chunk_images(ATTN_BF16_PAM_FWD(C, Cq, N), 2, B, ctx, "pam_forward_cuda");
+    /* q, k, v = bf16(w·x + b): the implicit kernel's bf16 tiles round x and w to nearest on
+     * the load, the bias is added in fp32 and the sum rounded once when stored */
+    attn_project(q, x, wq, bq, B, C, Cq, N, DATH_STORE_BF16, ctx);
+    attn_project(k, x, wk, bk, B, C, Cq, N, DATH_STORE_BF16, ctx);
+    attn_project(v, x, wv, bv, B, C, C, N, DATH_STORE_BF16, ctx);
+    const int chunk = attn_chunk_images(ATTN_BF16_PAM_FWD(C, Cq, N), 1, B, ctx, "pam_forward_cuda");
+    float *e = (float *)attn_scratch_base(ctx);
     for (int b0 = 0; b0 < B; b0 += chunk) {
         const int nb = B - b0 < chunk ? B - b0 : chunk;
-        const float *xc = x + (size_t)b0 * cn;
-        bf16 *qc = q + (size_t)b0 * qn, *kc = k + (size_t)b0 * qn, *vc = v + (size_t)b0 * cn;
+        const bf16 *qc = q + (size_t)b0 * qn, *kc = k + (size_t)b0 * qn, *vc = v + (size_t)b0 * cn;
         bf16 *ac = a + (size_t)b0 * nn, *oc = o + (size_t)b0 * cn;
-        char *p = attn_scratch_base(ctx);
-        float *acc = (float *)attn_take(&p, nb * (cn > nn ? cn : nn) * 4);   /* a projection's product, then e */
-        bf16 *x16 = (bf16 *)attn_take(&p, nb * cn * 2);                      /* bf16(x) of the chunk */
-        attn_narrow16_kernel<<<grid_1d(nb * cn), BLOCK_1D, 0, st>>>(x16, xc, nb * cn);
-        CUDA_LAUNCH_CHECK();
-        /* q, k, v = bf16(w16·x16 + b): the fp32 product of the bf16 operands (rounded by
-         * these kernels and the optimiser, to nearest), then the bias and the rounding in
-         * one pass */
-        const struct { const dath_bf16 *w; const float *b; bf16 *y; int Co; } pr[3] = {
-            { w16->wq, bq, qc, Cq }, { w16->wk, bk, kc, Cq }, { w16->wv, bv, vc, C } };
-        for (int c = 0; c < 3; c++) {
-            if (pr[c].Co <= 0) continue;
-            const size_t yn = (size_t)pr[c].Co * N;
-            gemm_rm_batched_bf16(ctx, false, false, pr[c].Co, N, C, 1.0f, pr[c].w, C, 0, x16, N, (long long)cn, 0.0f,
-                                 acc, N, (long long)yn, nb, 0);
-            attn_bias16_kernel<<<grid_1d(nb * yn), BLOCK_1D, 0, st>>>(pr[c].y, acc, pr[c].b, nb, pr[c].Co, N);
-            CUDA_LAUNCH_CHECK();
-        }
         /* e [nb,N,N] = qᵀ·k in fp32, a = bf16(softmax(e)), o = bf16(v·aᵀ) */
-        gemm_rm_batched_bf16(ctx, true, false, N, N, Cq, 1.0f, qc, N, (long long)qn, kc, N, (long long)qn, 0.0f, acc,
-                             N, (long long)nn, nb, 0);
-        attn_softmax16(ac, acc, nb * N, N, 1.0f, st);
+        gemm_rm_batched_bf16(ctx, true, false, N, N, Cq, 1.0f, qc, N, (long long)qn, kc, N, (long long)qn, 0.0f, e, N,
+                             (long long)nn, nb, 0);
+        attn_softmax16(ac, e, nb * N, N, 1.0f, st);
         gemm_rm_batched_bf16(ctx, false, true, C, N, N, 1.0f, vc, N, (long long)cn, ac, N, (long long)nn, 0.0f, oc,
                              N, (long long)cn, nb, 1);
-        attn_residual16(out + (size_t)b0 * cn, oc, xc, gamma, nb * cn, st);
+        attn_residual16(out + (size_t)b0 * cn, oc, x + (size_t)b0 * cn, gamma, nb * cn, st);
     }
 }
 
@@ -593,25 +596,18 @@ extern "C" void pam_forward_cuda(float *out, void *q_, void *k_, void *v_, void 
                                  int B, int C, int Cq, int N, const attn_store *sto, dath_ctx *ctx) {
     if (B <= 0 || C <= 0 || N <= 0) return;
     if (sto) {
-        pam_forward_bf16(out, (bf16 *)q_, (bf16 *)k_, (bf16 *)v_, (bf16 *)a_, (bf16 *)o_, x, sto, bq, bk, bv, gamma,
-                         B, C, Cq, N, ctx);
+        pam_forward_bf16(out, (bf16 *)q_, (bf16 *)k_, (bf16 *)v_, (bf16 *)a_, (bf16 *)o_, x, wq, bq, wk, bk, wv, bv,
+                         gamma, B, C, Cq, N, ctx);
         return;
     }
     float *q = (float *)q_, *k = (float *)k_, *v = (float *)v_, *a = (float *)a_, *o = (float *)o_;
     cudaStream_t st = DATH_STREAM(ctx);
     const long long cn = (long long)C * N, qn = (long long)Cq * N, nn = (long long)N * N;
-    /* q [B,Cq,N] = wq·x + bq, k likewise, v [B,C,N] = wv·x + bv */
-    gemm_rm_batched(ctx, false, false, Cq, N, C, 1.0f, wq, C, 0, x, N, cn, 0.0f, q, N, qn, B);
-    gemm_rm_batched(ctx, false, false, Cq, N, C, 1.0f, wk, C, 0, x, N, cn, 0.0f, k, N, qn, B);
-    gemm_rm_batched(ctx, false, false, C, N, C, 1.0f, wv, C, 0, x, N, cn, 0.0f, v, N, cn, B);
-    if (Cq > 0) {
-        attn_bias_kernel<<<grid_1d((size_t)B * qn), BLOCK_1D, 0, st>>>(q, bq, B, Cq, N);
-        CUDA_LAUNCH_CHECK();
-        attn_bias_kernel<<<grid_1d((size_t)B * qn), BLOCK_1D, 0, st>>>(k, bk, B, Cq, N);
-        CUDA_LAUNCH_CHECK();
-    }
-    attn_bias_kernel<<<grid_1d((size_t)B * cn), BLOCK_1D, 0, st>>>(v, bv, B, C, N);
-    CUDA_LAUNCH_CHECK();
+    /* q [B,Cq,N] = wq·x + bq, k likewise, v [B,C,N] = wv·x + bv: the 1×1 convolutions,
+     * their bias in the implicit kernel's epilogue (attn_project) */
+    attn_project(q, x, wq, bq, B, C, Cq, N, DATH_STORE_F32, ctx);
+    attn_project(k, x, wk, bk, B, C, Cq, N, DATH_STORE_F32, ctx);
+    attn_project(v, x, wv, bv, B, C, C, N, DATH_STORE_F32, ctx);
     /* e [B,N,N] = qᵀ·k, then a = softmax(e) row by row */
     gemm_rm_batched(ctx, true, false, N, N, Cq, 1.0f, q, N, qn, k, N, qn, 0.0f, a, N, nn, B);
     attn_softmax(a, B * N, N, 1.0f, st);

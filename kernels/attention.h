@@ -2,7 +2,8 @@
  *
  * x [B, C, N] is conv5's output with N = H*W positions (C = 256 in DATH).
  *
- * PAM (Cq = C/8 query/key channels; wq, wk [Cq, C], wv [C, C] are the 1×1 convs):
+ * PAM (Cq = C/8 query/key channels; wq, wk [Cq, C], wv [C, C] are the 1×1 convs, which
+ * the CUDA op runs on the implicit convolution kernel, conv.h, with the bias in its epilogue):
  *   q = wq·x + bq [B,Cq,N]   k = wk·x + bk [B,Cq,N]   v = wv·x + bv [B,C,N]
  *   e = qᵀk [B,N,N]          a = softmax over each row of e      [B,N,N]
  *   o = v·aᵀ [B,C,N]         out = gamma[0]*o + x                [B,C,N]
@@ -26,7 +27,8 @@
  * intermediates that feed its GEMMs (γ·dout, dv, de, dq, dk, xᵀ); x, out, dout, dx, every
  * parameter gradient and dγ stay fp32, and every sum is in fp32 (the tensor cores') or
  * double. Each stored value is rounded once from its fp32 value:
- *   PAM  q, k, v = bf16(w16·bf16(x) + b) (w16: st->wq, wk, wv), e = qᵀk in fp32, a = bf16(softmax(e)), o = bf16(v·aᵀ);
+ *   PAM  q, k, v = bf16(bf16(w)·bf16(x) + b) (the implicit convolution kernel's bf16
+ *        tiles: attention.cu), e = qᵀk in fp32, a = bf16(softmax(e)), o = bf16(v·aᵀ);
  *        backward gd = bf16(γ·dout), dv = bf16(gd·a), da = gdᵀ·v in fp32,
  *        de = bf16(softmax'(da)), dq = bf16(k·deᵀ), dk = bf16(q·de), dw = dy·bf16(x)ᵀ,
  *        db = Σ dy, dx += w16ᵀ·dy, the w16 the bf16 copies of the weights (host/net.c's,
@@ -90,11 +92,10 @@ typedef void cam_backward_fn(float *dx, float *dgamma, const float *dout, const 
 /* 1 when a context stores the attention in bf16: precision bf16 on sm_80+ (CUDA). */
 int attn_store_bf16(const dath_ctx *ctx);
 /* The bf16 path's scratch, floats an image (kernels/attention.cu; host/cost.c): forward
- * PAM max(C·N, N²) (a projection's fp32 product, then e) + C·N/2 (bf16(x)), CAM C² (e); backward PAM
+ * PAM N² (e), CAM C² (e); backward PAM
  * (3·C·N + 2·Cq·N)/2 + N² + N²/2 (gd, xᵀ, dv, dq, dk in bf16, da fp32, de bf16), CAM
  * C·N/2 + C² + C²/2. */
-#define ATTN_BF16_PAM_FWD(C, Cq, N)                                                                 \
-    (((size_t)(C) * (N) > (size_t)(N) * (N) ? (size_t)(C) * (N) : (size_t)(N) * (N)) + ((size_t)(C) * (N) + 1) / 2)
+#define ATTN_BF16_PAM_FWD(C, Cq, N) ((size_t)(N) * (N))
 #define ATTN_BF16_CAM_FWD(C, N) ((size_t)(C) * (C))
 #define ATTN_BF16_PAM_BWD(C, Cq, N) ((3 * (size_t)(C) * (N) + 2 * (size_t)(Cq) * (N) + 1) / 2 + (size_t)(N) * (N) + ((size_t)(N) * (N) + 1) / 2)
 #define ATTN_BF16_CAM_BWD(C, N) (((size_t)(C) * (N) + 1) / 2 + (size_t)(C) * (C) + ((size_t)(C) * (C) + 1) / 2)
