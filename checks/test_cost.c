@@ -158,8 +158,9 @@ static double core_flops(dath_variant v, int K, int C, int B, int S, int multi, 
 }
 
 /* What the implicit path changes in core_flops' tally: no forward bias passes (the
- * epilogue adds them, uncounted as a GEMM's β), no col2im, and each GEMM whose K is split
- * gets a reduction of splits·M·N adds. The splits are the plan's, on the context the cost
+ * epilogue adds them, uncounted as a GEMM's β) — PAM's three 1×1 convolutions' included,
+ * which run on the same kernel (kernels/attention.cu) —, no col2im, and each GEMM whose K
+ * is split gets a reduction of splits·M·N adds. The splits are the plan's, on the context the cost
  * model builds (sm_80, the scratch of net_work_bytes). */
 static double implicit_core_delta(dath_variant v, int B, int S, int precision) {
     net_shape n;
@@ -181,6 +182,16 @@ static double implicit_core_delta(dath_variant v, int B, int S, int precision) {
             d -= b * c->Co * c->Ho * c->Wo;   /* bias pass */
             d -= b * c->Ci * taps_axis(c->H, c->k, c->stride, c->pad, c->Ho) * taps_axis(c->W, c->k, c->stride, c->pad, c->Wo);
         }
+    for (int s = 0; s < n.ns; s++) {
+        if (!n.pam[s]) continue;
+        const double N = n.N;
+        d -= 2 * b * MODEL_CQ * N + b * MODEL_C5 * N;   /* q's, k's and v's bias passes */
+        for (int c = 0; c < 3; c++) {
+            conv2d_shape pj = conv2d_make_shape(B, MODEL_C5, 1, n.N, c < 2 ? MODEL_CQ : MODEL_C5, 1, 1, 0);
+            conv2d_plan_t p;
+            if (conv2d_plan(&p, CONV_OP_FWD, &pj, 1, &ctx) == 0 && p.splits > 1) d += (double)p.splits * p.M * p.N;
+        }
+    }
     for (int i = 0; i < 5; i++) {
         const int sets = i == 0 ? n.ns : 1, reps = i == 0 ? 1 : n.ns;
         /* the bias gradient in slices: S − 1 adds a channel to sum the partials */
@@ -228,9 +239,11 @@ static void check_step_flops(void) {
                              batches[bi]);
                     CHECK_TRUE(name, im2col_fwd == 1 + 4 * n.ns);
                 } else {
-                    snprintf(name, sizeof name, "%s S%d B%d: one implicit GEMM a forward conv, no im2col", variant_name(vs[vi]),
-                             sizes[si], batches[bi]);
-                    CHECK_TRUE(name, igemm_fwd == 1 + 4 * n.ns && im2col_fwd == 0);
+                    snprintf(name, sizeof name, "%s S%d B%d: one implicit GEMM a forward conv (PAM's three 1×1 ones "
+                             "included), no im2col", variant_name(vs[vi]), sizes[si], batches[bi]);
+                    int npam = 0;
+                    for (int s = 0; s < n.ns; s++) npam += n.pam[s];
+                    CHECK_TRUE(name, igemm_fwd == 1 + 4 * n.ns + 3 * npam && im2col_fwd == 0);
                 }
                 snprintf(name, sizeof name, "%s %s S%d B%d GEMM FLOPs", an, variant_name(vs[vi]), sizes[si], batches[bi]);
                 const int padded = algo == DATH_CONV_IM2COL;
