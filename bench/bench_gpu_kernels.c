@@ -477,20 +477,22 @@ typedef struct attn_arg {
     int B, C, Cq, N, bwd, cam;
     float *x, *out, *q, *k, *v, *a, *o, *wq, *bq, *wk, *bk, *wv, *bv, *gamma;
     float *dx, *dwq, *dbq, *dwk, *dbk, *dwv, *dbv, *dgamma, *dout;
+    const attn_store *st;   /* bf16 storage: q .. o and x16 hold bf16 (attention.h) */
+    void *x16;
 } attn_arg;
 static void attn_op(void *p) {
     attn_arg *t = p;
     if (t->cam) {
-        if (!t->bwd) be->cam_forward(t->out, t->a, t->o, NULL, t->x, t->gamma, t->B, t->C, t->N, NULL, &ctx);
-        else be->cam_backward(t->dx, t->dgamma, t->dout, t->x, NULL, t->a, t->o, t->gamma, t->B, t->C,
-                              t->N, 0, NULL, &ctx);
+        if (!t->bwd) be->cam_forward(t->out, t->a, t->o, t->x16, t->x, t->gamma, t->B, t->C, t->N, t->st, &ctx);
+        else be->cam_backward(t->dx, t->dgamma, t->dout, t->x, t->x16, t->a, t->o, t->gamma, t->B, t->C,
+                              t->N, 0, t->st, &ctx);
     } else if (!t->bwd) {
         be->pam_forward(t->out, t->q, t->k, t->v, t->a, t->o, t->x, t->wq, t->bq, t->wk, t->bk,
-                        t->wv, t->bv, t->gamma, t->B, t->C, t->Cq, t->N, NULL, &ctx);
+                        t->wv, t->bv, t->gamma, t->B, t->C, t->Cq, t->N, t->st, &ctx);
     } else {
         be->pam_backward(t->dx, t->dwq, t->dbq, t->dwk, t->dbk, t->dwv, t->dbv, t->dgamma,
                          t->dout, t->x, t->q, t->k, t->v, t->a, t->o, t->wq, t->wk, t->wv,
-                         t->gamma, t->B, t->C, t->Cq, t->N, 0, NULL, &ctx);
+                         t->gamma, t->B, t->C, t->Cq, t->N, 0, t->st, &ctx);
     }
 }
 static void bench_attention(int B, int C, int Cq, int N) {
@@ -521,6 +523,31 @@ static void bench_attention(int B, int C, int Cq, int N) {
     report("cam fwd", shape, time_op(attn_op, &t), fc, 0, 1);
     t.bwd = 1;
     report("cam bwd", shape, time_op(attn_op, &t), 2 * fc, 0, 1);
+    /* bf16 storage (host/net.c's at --precision bf16 on sm_80+): the same four with the
+     * saved tensors in bf16 (in the first half of the same buffers) and the weights' bf16
+     * copies; the rows above are the fp32-stored path it replaces there */
+    if (attn_store_bf16(&ctx)) {
+        dath_bf16 *w16[3] = {dev((size_t)Cq * C * 2), dev((size_t)Cq * C * 2), dev((size_t)C * C * 2)};
+        be->rmsprop_narrow(w16[0], t.wq, (size_t)Cq * C, &ctx);
+        be->rmsprop_narrow(w16[1], t.wk, (size_t)Cq * C, &ctx);
+        be->rmsprop_narrow(w16[2], t.wv, (size_t)C * C, &ctx);
+        const attn_store st = {w16[0], w16[1], w16[2]};
+        t.st = &st;
+        t.x16 = dev(nx * 2);
+        t.cam = 0; t.bwd = 0;
+        snprintf(shape, sizeof shape, "B%d C%d Cq%d N%d", B, C, Cq, N);
+        report("pam fwd bf16-stored", shape, time_op(attn_op, &t), fp, 0, 1);
+        t.bwd = 1;
+        report("pam bwd bf16-stored", shape, time_op(attn_op, &t), 2 * fp, 0, 1);
+        t.cam = 1; t.bwd = 0;
+        snprintf(shape, sizeof shape, "B%d C%d N%d", B, C, N);
+        report("cam fwd bf16-stored", shape, time_op(attn_op, &t), fc, 0, 1);
+        t.bwd = 1;
+        report("cam bwd bf16-stored", shape, time_op(attn_op, &t), 2 * fc, 0, 1);
+        for (int i = 0; i < 3; i++) be->free(w16[i]);
+        be->free(t.x16);
+        t.st = NULL;
+    }
     float *bufs[] = {t.x, t.out, t.q, t.k, t.v, t.a, t.o, t.wq, t.bq, t.wk, t.bk, t.wv, t.bv,
                      t.gamma, t.dx, t.dwq, t.dbq, t.dwk, t.dbk, t.dwv, t.dbv, t.dgamma, t.dout};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) be->free(bufs[i]);
