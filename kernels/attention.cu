@@ -187,6 +187,17 @@ __device__ __forceinline__ int attn_rows_locate(const attn_rows3<T> &t, int r, i
     return r;
 }
 
+/* Set m's row pointer and sums, picked by selects: an index computed at run time into the
+ * by-value parameter would copy it to a stack frame (ptxas: 64 bytes). */
+template <typename T>
+__device__ __forceinline__ const T *attn_rows_y(const attn_rows3<T> &t, int m) {
+    return m == 0 ? t.y[0] : m == 1 ? t.y[1] : t.y[2];
+}
+template <typename T>
+__device__ __forceinline__ float *attn_rows_db(const attn_rows3<T> &t, int m) {
+    return m == 0 ? t.db[0] : m == 1 ? t.db[1] : t.db[2];
+}
+
 /* Block (s, g): slice s of S of row g of the three sets (attn_row_sum_slices), summed
  * in double by a fixed tree; into partial[g·S + s], or, with S = 1 (partial NULL),
  * onto db (add: +=, else =). */
@@ -195,7 +206,7 @@ __global__ void attn_row_sum_kernel(attn_rows3<T> t, double *partial, size_t L, 
     __shared__ double part[BLOCK_1D];
     int m;
     const int g = blockIdx.y, s = blockIdx.x, r = attn_rows_locate(t, g, &m);
-    const T *row = t.y[m] + (size_t)r * L;       /* [L] */
+    const T *row = attn_rows_y(t, m) + (size_t)r * L;       /* [L] */
     const size_t lo = L * s / S, hi = L * (s + 1) / S;
     double acc = 0.0;
     for (size_t j = lo + threadIdx.x; j < hi; j += BLOCK_1D) acc += attn_f(row[j]);
@@ -207,7 +218,10 @@ __global__ void attn_row_sum_kernel(attn_rows3<T> t, double *partial, size_t L, 
     }
     if (threadIdx.x != 0) return;
     if (partial) partial[(size_t)g * S + s] = part[0];
-    else t.db[m][r] = (add ? t.db[m][r] : 0.0f) + (float)part[0];
+    else {
+        float *db = attn_rows_db(t, m);
+        db[r] = (add ? db[r] : 0.0f) + (float)part[0];
+    }
 }
 
 /* db (+)= the S partials of each of the R rows, in slice order. */
@@ -219,7 +233,8 @@ __global__ void attn_row_sum_finish_kernel(attn_rows3<T> t, const double *partia
     const int r = attn_rows_locate(t, g, &m);
     double v = partial[(size_t)g * S];
     for (int i = 1; i < S; i++) v += partial[(size_t)g * S + i];
-    t.db[m][r] = (add ? t.db[m][r] : 0.0f) + (float)v;
+    float *db = attn_rows_db(t, m);
+    db[r] = (add ? db[r] : 0.0f) + (float)v;
 }
 
 /* ---- bf16 storage's kernels (attention.h) ------------------------------------------ */
