@@ -179,23 +179,17 @@ struct attn_rows3 {
 __device__ __forceinline__ float attn_f(float v) { return v; }
 __device__ __forceinline__ float attn_f(__nv_bfloat16 v) { return __bfloat162float(v); }
 
+/* Row g of the three sets: its row in its set (the return), that row's start in y (y + r·L)
+ * and its set's sums. The set's pointers are picked by selects: an index computed at run
+ * time into the by-value parameter would copy it to a stack frame (ptxas: 64 bytes). */
 template <typename T>
-__device__ __forceinline__ int attn_rows_locate(const attn_rows3<T> &t, int r, int *m) {
-    int i = 0;
-    while (i < 2 && r >= t.Co[i]) r -= t.Co[i++];
-    *m = i;
+__device__ __forceinline__ int attn_rows_locate(const attn_rows3<T> &t, int g, size_t L,
+                                                const T **row, float **db) {
+    int r = g;
+    const int m = r < t.Co[0] ? 0 : (r -= t.Co[0]) < t.Co[1] ? 1 : (r -= t.Co[1], 2);
+    *row = (m == 0 ? t.y[0] : m == 1 ? t.y[1] : t.y[2]) + (size_t)r * L;
+    *db = m == 0 ? t.db[0] : m == 1 ? t.db[1] : t.db[2];
     return r;
-}
-
-/* Set m's row pointer and sums, picked by selects: an index computed at run time into the
- * by-value parameter would copy it to a stack frame (ptxas: 64 bytes). */
-template <typename T>
-__device__ __forceinline__ const T *attn_rows_y(const attn_rows3<T> &t, int m) {
-    return m == 0 ? t.y[0] : m == 1 ? t.y[1] : t.y[2];
-}
-template <typename T>
-__device__ __forceinline__ float *attn_rows_db(const attn_rows3<T> &t, int m) {
-    return m == 0 ? t.db[0] : m == 1 ? t.db[1] : t.db[2];
 }
 
 /* Block (s, g): slice s of S of row g of the three sets (attn_row_sum_slices), summed
@@ -204,9 +198,9 @@ __device__ __forceinline__ float *attn_rows_db(const attn_rows3<T> &t, int m) {
 template <typename T>
 __global__ void attn_row_sum_kernel(attn_rows3<T> t, double *partial, size_t L, int S, int add) {
     __shared__ double part[BLOCK_1D];
-    int m;
-    const int g = blockIdx.y, s = blockIdx.x, r = attn_rows_locate(t, g, &m);
-    const T *row = attn_rows_y(t, m) + (size_t)r * L;       /* [L] */
+    const T *row;                                /* [L] */
+    float *db;
+    const int g = blockIdx.y, s = blockIdx.x, r = attn_rows_locate(t, g, L, &row, &db);
     const size_t lo = L * s / S, hi = L * (s + 1) / S;
     double acc = 0.0;
     for (size_t j = lo + threadIdx.x; j < hi; j += BLOCK_1D) acc += attn_f(row[j]);
@@ -218,10 +212,7 @@ __global__ void attn_row_sum_kernel(attn_rows3<T> t, double *partial, size_t L, 
     }
     if (threadIdx.x != 0) return;
     if (partial) partial[(size_t)g * S + s] = part[0];
-    else {
-        float *db = attn_rows_db(t, m);
-        db[r] = (add ? db[r] : 0.0f) + (float)part[0];
-    }
+    else db[r] = (add ? db[r] : 0.0f) + (float)part[0];
 }
 
 /* db (+)= the S partials of each of the R rows, in slice order. */
@@ -229,11 +220,11 @@ template <typename T>
 __global__ void attn_row_sum_finish_kernel(attn_rows3<T> t, const double *partial, int R, int S, int add) {
     const int g = blockIdx.x * blockDim.x + threadIdx.x;
     if (g >= R) return;
-    int m;
-    const int r = attn_rows_locate(t, g, &m);
+    const T *row;
+    float *db;
+    const int r = attn_rows_locate(t, g, 0, &row, &db);
     double v = partial[(size_t)g * S];
     for (int i = 1; i < S; i++) v += partial[(size_t)g * S + i];
-    float *db = attn_rows_db(t, m);
     db[r] = (add ? db[r] : 0.0f) + (float)v;
 }
 
